@@ -1,0 +1,300 @@
+//! The `deskgate` command: run the demo, serve in production, administer staff and tokens.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use deskgate_core::{ApiId, Role, Staff};
+use deskgate_server::{Clock, Config};
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+
+#[derive(Parser)]
+#[command(
+    name = "deskgate",
+    version,
+    about = "Verified, policy-driven, audited help-desk account recovery"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Seed a fictional organisation on embedded SQLite and serve it; messages go to DIR/outbox.jsonl.
+    Demo {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        #[arg(long, default_value = "deskgate-demo")]
+        data: PathBuf,
+        /// Database URL; defaults to SQLite in the data directory.
+        #[arg(long)]
+        database: Option<String>,
+    },
+    /// Serve with a TOML configuration; every key can be overridden by a DESKGATE_* variable.
+    Serve {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Administration.
+    Admin {
+        #[arg(long, global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Staff members.
+    Staff {
+        #[command(subcommand)]
+        command: StaffCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a bearer token for a staff member; it is printed once and stored hashed.
+    Create {
+        #[arg(long)]
+        staff: String,
+        #[arg(long, default_value = "cli")]
+        label: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum StaffCommand {
+    /// Add or update a staff member.
+    Add {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        name: String,
+        /// agent, supervisor, security_officer, auditor or admin
+        #[arg(long)]
+        role: String,
+        /// The staff member's own identity in the directory.
+        #[arg(long)]
+        subject: Option<String>,
+    },
+    List,
+}
+
+fn load_config(path: Option<&PathBuf>) -> Result<Config, String> {
+    let mut figment = Figment::from(Serialized::defaults(Config::default()));
+    if let Some(p) = path {
+        if !p.exists() {
+            return Err(format!("config file {} does not exist", p.display()));
+        }
+        figment = figment.merge(Toml::file(p));
+    }
+    figment
+        .merge(
+            Env::prefixed("DESKGATE_")
+                .filter(|key| !key.as_str().eq_ignore_ascii_case("log"))
+                .split("__"),
+        )
+        .extract()
+        .map_err(|e| format!("configuration: {e}"))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
+}
+
+async fn serve(config: Config) -> Result<(), String> {
+    let listen = config.listen.clone();
+    let service = deskgate_server::build(config, Clock::system())
+        .await
+        .map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    tracing::info!(%listen, store = service.store.backend(), "deskgate listening");
+    deskgate_server::serve(std::sync::Arc::new(service), listener, shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn demo(listen: SocketAddr, data: PathBuf, database: Option<String>) -> Result<(), String> {
+    let mut config = load_config(None)?;
+    config.listen = listen.to_string();
+    config.public_url = format!("http://{listen}");
+    config.data_dir = data.clone();
+    config.outbox_file = true;
+    if let Some(db) = database {
+        config.database = db;
+    }
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let service = deskgate_server::build(config.clone(), Clock::system())
+        .await
+        .map_err(|e| e.to_string())?;
+    let staff = deskgate_server::demo::seed(&service)
+        .await
+        .map_err(|e| e.message)?;
+    let outbox = data.join("outbox.jsonl");
+    let info = serde_json::json!({
+        "base_url": config.public_url,
+        "database": service.store.backend(),
+        "outbox": outbox,
+        "staff": staff,
+    });
+    let text = serde_json::to_string_pretty(&info).map_err(|e| e.to_string())?;
+    std::fs::write(data.join("demo.json"), &text).map_err(|e| e.to_string())?;
+    println!(
+        "Deskgate demo on {} (SQLite in {})",
+        config.public_url,
+        data.display()
+    );
+    println!(
+        "Staff tokens (also in {}):",
+        data.join("demo.json").display()
+    );
+    for s in &staff {
+        println!("  {:<14} {:<17} {}", s.name, s.role.api_id(), s.token);
+    }
+    println!("Outgoing messages are appended to {}", outbox.display());
+    println!(
+        "Try: curl -s {}/api/v1/subjects?q=alice -H 'Authorization: Bearer {}'",
+        config.public_url,
+        staff.first().map(|s| s.token.as_str()).unwrap_or_default()
+    );
+    deskgate_server::serve(std::sync::Arc::new(service), listener, shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn admin(config: Option<PathBuf>, command: AdminCommand) -> Result<(), String> {
+    let config = load_config(config.as_ref())?;
+    let service = deskgate_server::build(config, Clock::system())
+        .await
+        .map_err(|e| e.to_string())?;
+    match command {
+        AdminCommand::Token {
+            command: TokenCommand::Create { staff, label },
+        } => {
+            let token = service
+                .create_token(&staff, &label)
+                .await
+                .map_err(|e| e.message)?;
+            println!("{token}");
+        }
+        AdminCommand::Staff {
+            command:
+                StaffCommand::Add {
+                    id,
+                    name,
+                    role,
+                    subject,
+                },
+        } => {
+            let role = Role::from_api_id(&role).ok_or_else(|| {
+                format!(
+                    "role must be one of: {}",
+                    Role::all()
+                        .iter()
+                        .map(ApiId::api_id)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })?;
+            if let Some(s) = &subject
+                && service
+                    .store
+                    .subject(s)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .is_none()
+            {
+                return Err(format!("no subject {s} in the directory"));
+            }
+            service
+                .store
+                .upsert_staff(&Staff {
+                    id,
+                    name,
+                    role,
+                    subject_id: subject,
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("ok");
+        }
+        AdminCommand::Staff {
+            command: StaffCommand::List,
+        } => {
+            for s in service
+                .store
+                .list_staff()
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    s.id,
+                    s.name,
+                    s.role.api_id(),
+                    s.subject_id.unwrap_or_default()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("DESKGATE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Demo {
+            listen,
+            data,
+            database,
+        } => demo(listen, data, database).await,
+        Command::Serve { config } => match load_config(config.as_ref()) {
+            Ok(c) => serve(c).await,
+            Err(e) => Err(e),
+        },
+        Command::Admin { config, command } => admin(config, command).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("deskgate: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,529 @@
+//! The recovery case and its state machine. Every transition is decided here and nowhere else:
+//! callers load a case, call one method with `now`, and persist the result. An illegal move is an
+//! error value and leaves the case as it was.
+//!
+//! ```text
+//! open -> verifying -> approved -> executed -> closed
+//! any live state -> denied | cancelled | expired | escalated;  escalated -> verifying
+//! ```
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::api_ids;
+use crate::directory::{Action, Staff, Subject, SubjectStatus, Tier};
+use crate::evidence::{AttemptOutcome, Evidence, Method, Verification, VerificationState};
+use crate::requirements::{Progress, Requirements};
+use crate::risk::RiskAssessment;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    Phone,
+    Chat,
+    Ticket,
+    WalkIn,
+    SelfService,
+}
+api_ids!(Channel { Phone => "phone", Chat => "chat", Ticket => "ticket", WalkIn => "walk_in",
+    SelfService => "self_service" });
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaseState {
+    Open,
+    Verifying,
+    Approved,
+    Executed,
+    Closed,
+    Denied,
+    Cancelled,
+    Expired,
+    Escalated,
+}
+api_ids!(CaseState { Open => "open", Verifying => "verifying", Approved => "approved",
+    Executed => "executed", Closed => "closed", Denied => "denied", Cancelled => "cancelled",
+    Expired => "expired", Escalated => "escalated" });
+
+impl CaseState {
+    /// States in which the case can still move toward execution.
+    pub fn is_live(self) -> bool {
+        matches!(
+            self,
+            Self::Open | Self::Verifying | Self::Approved | Self::Escalated
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    Confirm,
+    Reject,
+}
+api_ids!(Decision { Confirm => "confirm", Reject => "reject" });
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApproverRole {
+    Manager,
+    Owner,
+    Supervisor,
+    SecurityOfficer,
+}
+
+/// A person's decision about a case, bound to a digest of what they were shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approval {
+    pub approver_id: String,
+    pub role: ApproverRole,
+    pub decision: Decision,
+    pub case_digest: String,
+    pub at: DateTime<Utc>,
+}
+
+/// Just-in-time permission: one agent, one case, one subject, one action, minutes long,
+/// consumed at most once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    pub id: String,
+    pub case_id: String,
+    pub agent_id: String,
+    pub subject_id: String,
+    pub action: Action,
+    pub issued_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub consumed_at: Option<DateTime<Utc>>,
+}
+
+/// Everything needed to open a case; the caller has loaded the subject and the agent.
+#[derive(Debug, Clone)]
+pub struct NewCase<'a> {
+    pub id: String,
+    pub subject: &'a Subject,
+    pub agent: &'a Staff,
+    /// The manager of the agent's own identity, to refuse acting on one's own manager.
+    pub agent_manager: Option<&'a str>,
+    pub action: Action,
+    pub channel: Channel,
+    pub caller_number: Option<String>,
+    pub ticket: Option<String>,
+    pub note: Option<String>,
+    /// The new address or number for `email_change` / `phone_change`.
+    pub new_contact: Option<String>,
+    pub risk: RiskAssessment,
+    pub requirements: Requirements,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Case {
+    pub id: String,
+    pub subject_id: String,
+    pub subject_tier: Tier,
+    pub action: Action,
+    pub channel: Channel,
+    pub agent_id: String,
+    pub caller_number: Option<String>,
+    pub ticket: Option<String>,
+    pub note: Option<String>,
+    pub new_contact: Option<String>,
+    pub state: CaseState,
+    pub opened_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub risk: RiskAssessment,
+    pub requirements: Requirements,
+    pub verifications: Vec<Verification>,
+    pub approvals: Vec<Approval>,
+    pub grant: Option<Grant>,
+    pub grants_minted: u32,
+    /// Why the case was denied, cancelled, expired or escalated.
+    pub outcome_reason: Option<String>,
+    pub executed_at: Option<DateTime<Utc>>,
+}
+
+/// Why a transition was refused. The case is unchanged whenever one of these is returned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CaseError {
+    #[error("nobody may open or work a recovery case about themselves")]
+    SelfService,
+    #[error("nobody may open a recovery case about their own manager")]
+    OwnManager,
+    #[error("the subject is {0}: recovery is refused")]
+    SubjectNotRecoverable(SubjectStatus),
+    #[error("{0} needs the new contact value")]
+    MissingNewContact(Action),
+    #[error("only email_change and phone_change take a new contact")]
+    UnexpectedNewContact,
+    #[error("the case is {0} and can no longer change")]
+    NotLive(CaseState),
+    #[error("a case that is {from} cannot become {to}")]
+    IllegalTransition { from: CaseState, to: CaseState },
+    #[error("no verification {0} in this case")]
+    UnknownVerification(String),
+    #[error("the verification is {0} and takes no more answers")]
+    VerificationNotPending(VerificationState),
+    #[error("{0} is not completed this way")]
+    WrongMethod(Method),
+    #[error("only the person the verification was sent to may answer it")]
+    NotRespondent,
+    #[error("the requirements are not met yet")]
+    RequirementsNotMet(Box<Progress>),
+    #[error("the grant belongs to another agent")]
+    NotGrantHolder,
+    #[error("the grant was already used")]
+    GrantConsumed,
+    #[error("the grant expired")]
+    GrantExpired,
+}
+
+impl Case {
+    /// Opens a case, refusing the guardrail violations that no evidence can cure.
+    pub fn open(new: NewCase<'_>, now: DateTime<Utc>) -> Result<Self, CaseError> {
+        let agent_subject = new.agent.subject_id.as_deref();
+        if agent_subject == Some(new.subject.id.as_str())
+            || new
+                .subject
+                .owners
+                .iter()
+                .any(|o| Some(o.as_str()) == agent_subject)
+        {
+            return Err(CaseError::SelfService);
+        }
+        if new.agent_manager == Some(new.subject.id.as_str()) {
+            return Err(CaseError::OwnManager);
+        }
+        if matches!(
+            new.subject.status,
+            SubjectStatus::Terminated | SubjectStatus::Disabled | SubjectStatus::OnLeave
+        ) {
+            return Err(CaseError::SubjectNotRecoverable(new.subject.status));
+        }
+        match (new.action.changed_contact_kind(), &new.new_contact) {
+            (Some(_), None) => return Err(CaseError::MissingNewContact(new.action)),
+            (None, Some(_)) => return Err(CaseError::UnexpectedNewContact),
+            _ => {}
+        }
+        Ok(Self {
+            id: new.id,
+            subject_id: new.subject.id.clone(),
+            subject_tier: new.subject.tier,
+            action: new.action,
+            channel: new.channel,
+            agent_id: new.agent.id.clone(),
+            caller_number: new.caller_number,
+            ticket: new.ticket,
+            note: new.note,
+            new_contact: new.new_contact,
+            state: CaseState::Open,
+            opened_at: now,
+            updated_at: now,
+            risk: new.risk,
+            requirements: new.requirements,
+            verifications: Vec::new(),
+            approvals: Vec::new(),
+            grant: None,
+            grants_minted: 0,
+            outcome_reason: None,
+            executed_at: None,
+        })
+    }
+
+    /// The passed verifications, as evidence.
+    pub fn evidence(&self) -> Vec<Evidence> {
+        self.verifications
+            .iter()
+            .filter_map(Option::<Evidence>::from)
+            .collect()
+    }
+
+    pub fn progress(&self, now: DateTime<Utc>) -> Progress {
+        self.requirements.evaluate(&self.evidence(), now)
+    }
+
+    pub fn verification(&self, id: &str) -> Option<&Verification> {
+        self.verifications.iter().find(|v| v.id == id)
+    }
+
+    fn verification_mut(&mut self, id: &str) -> Result<&mut Verification, CaseError> {
+        self.verifications
+            .iter_mut()
+            .find(|v| v.id == id)
+            .ok_or_else(|| CaseError::UnknownVerification(id.to_owned()))
+    }
+
+    fn ensure_live(&self) -> Result<(), CaseError> {
+        if self.state.is_live() {
+            Ok(())
+        } else {
+            Err(CaseError::NotLive(self.state))
+        }
+    }
+
+    /// Adds a started verification. A newer one of the same method supersedes a pending one,
+    /// so only the latest code sent can pass.
+    pub fn start_verification(
+        &mut self,
+        verification: Verification,
+        now: DateTime<Utc>,
+    ) -> Result<(), CaseError> {
+        match self.state {
+            CaseState::Open | CaseState::Verifying => {}
+            CaseState::Approved | CaseState::Escalated => {
+                return Err(CaseError::IllegalTransition {
+                    from: self.state,
+                    to: CaseState::Verifying,
+                });
+            }
+            other => return Err(CaseError::NotLive(other)),
+        }
+        for v in &mut self.verifications {
+            if v.method == verification.method && v.state == VerificationState::Pending {
+                v.state = VerificationState::Expired;
+                v.completed_at = Some(now);
+            }
+        }
+        self.verifications.push(verification);
+        self.state = CaseState::Verifying;
+        self.updated_at = now;
+        Ok(())
+    }
+
+    fn pending(&mut self, id: &str, now: DateTime<Utc>) -> Result<&mut Verification, CaseError> {
+        let state = self.state;
+        if state != CaseState::Verifying {
+            return Err(if state.is_live() {
+                CaseError::IllegalTransition {
+                    from: state,
+                    to: CaseState::Verifying,
+                }
+            } else {
+                CaseError::NotLive(state)
+            });
+        }
+        let v = self.verification_mut(id)?;
+        if v.state != VerificationState::Pending {
+            return Err(CaseError::VerificationNotPending(v.state));
+        }
+        if v.is_expired(now) {
+            return Err(CaseError::VerificationNotPending(
+                VerificationState::Expired,
+            ));
+        }
+        Ok(v)
+    }
+
+    /// Marks a pending verification whose lifetime ran out as expired. Returns whether it did.
+    pub fn expire_verification(&mut self, id: &str, now: DateTime<Utc>) -> bool {
+        match self.verifications.iter_mut().find(|v| v.id == id) {
+            Some(v) if v.state == VerificationState::Pending && v.is_expired(now) => {
+                v.state = VerificationState::Expired;
+                v.completed_at = Some(now);
+                self.updated_at = now;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Records one answer to a code verification; `matched` is the caller's constant-time
+    /// comparison of the answer with the stored hash.
+    pub fn answer_code(
+        &mut self,
+        id: &str,
+        matched: bool,
+        now: DateTime<Utc>,
+    ) -> Result<AttemptOutcome, CaseError> {
+        let v = self.pending(id, now)?;
+        if !v.method.is_code() {
+            return Err(CaseError::WrongMethod(v.method));
+        }
+        let outcome = if matched {
+            v.state = VerificationState::Passed;
+            v.completed_at = Some(now);
+            AttemptOutcome::Passed
+        } else {
+            v.attempts += 1;
+            if v.attempts >= v.max_attempts {
+                v.state = VerificationState::Locked;
+                v.completed_at = Some(now);
+                AttemptOutcome::Locked
+            } else {
+                AttemptOutcome::Failed {
+                    attempts_left: v.max_attempts - v.attempts,
+                }
+            }
+        };
+        self.updated_at = now;
+        self.refresh(now);
+        Ok(outcome)
+    }
+
+    /// Records the manager's (or owner's) attestation. A rejection denies the case: the person
+    /// who knows the subject says the request is not genuine.
+    pub fn attest(
+        &mut self,
+        id: &str,
+        approver_id: &str,
+        role: ApproverRole,
+        decision: Decision,
+        case_digest: String,
+        now: DateTime<Utc>,
+    ) -> Result<(), CaseError> {
+        if approver_id == self.agent_id || approver_id == self.subject_id {
+            return Err(CaseError::SelfService);
+        }
+        let v = self.pending(id, now)?;
+        if v.method != Method::ManagerAttestation {
+            return Err(CaseError::WrongMethod(v.method));
+        }
+        if v.respondent != approver_id {
+            return Err(CaseError::NotRespondent);
+        }
+        v.completed_at = Some(now);
+        v.state = match decision {
+            Decision::Confirm => VerificationState::Passed,
+            Decision::Reject => VerificationState::Rejected,
+        };
+        self.approvals.push(Approval {
+            approver_id: approver_id.to_owned(),
+            role,
+            decision,
+            case_digest,
+            at: now,
+        });
+        self.updated_at = now;
+        if decision == Decision::Reject {
+            self.state = CaseState::Denied;
+            self.outcome_reason = Some(format!("{approver_id} rejected the request"));
+            self.grant = None;
+        } else {
+            self.refresh(now);
+        }
+        Ok(())
+    }
+
+    /// Moves a verifying case whose requirements are met to `approved` and mints its grant.
+    fn refresh(&mut self, now: DateTime<Utc>) {
+        if self.state == CaseState::Verifying && self.progress(now).met {
+            self.grants_minted += 1;
+            self.grant = Some(Grant {
+                id: format!("{}-g{}", self.id, self.grants_minted),
+                case_id: self.id.clone(),
+                agent_id: self.agent_id.clone(),
+                subject_id: self.subject_id.clone(),
+                action: self.action,
+                issued_at: now,
+                expires_at: now + Duration::minutes(self.requirements.grant_minutes),
+                consumed_at: None,
+            });
+            self.state = CaseState::Approved;
+        }
+    }
+
+    /// Consumes the grant and marks the case executed. The caller performs the action only after
+    /// persisting this change, so a grant can never be used twice.
+    pub fn execute(&mut self, agent_id: &str, now: DateTime<Utc>) -> Result<Grant, CaseError> {
+        match self.state {
+            CaseState::Approved => {}
+            CaseState::Open | CaseState::Verifying => {
+                return Err(CaseError::RequirementsNotMet(Box::new(self.progress(now))));
+            }
+            CaseState::Executed | CaseState::Closed => return Err(CaseError::GrantConsumed),
+            other => return Err(CaseError::NotLive(other)),
+        }
+        // The grant was minted on evidence that may since have gone stale; check again.
+        let progress = self.progress(now);
+        if !progress.met {
+            return Err(CaseError::RequirementsNotMet(Box::new(progress)));
+        }
+        let grant = self
+            .grant
+            .as_mut()
+            .ok_or(CaseError::RequirementsNotMet(Box::new(progress)))?;
+        if grant.agent_id != agent_id {
+            return Err(CaseError::NotGrantHolder);
+        }
+        if grant.consumed_at.is_some() {
+            return Err(CaseError::GrantConsumed);
+        }
+        if now >= grant.expires_at {
+            return Err(CaseError::GrantExpired);
+        }
+        grant.consumed_at = Some(now);
+        let used = grant.clone();
+        self.state = CaseState::Executed;
+        self.executed_at = Some(now);
+        self.updated_at = now;
+        Ok(used)
+    }
+
+    fn end(&mut self, to: CaseState, reason: String, now: DateTime<Utc>) -> Result<(), CaseError> {
+        self.ensure_live()?;
+        self.state = to;
+        self.outcome_reason = Some(reason);
+        self.grant = None;
+        for v in &mut self.verifications {
+            if v.state == VerificationState::Pending {
+                v.state = VerificationState::Expired;
+                v.completed_at = Some(now);
+            }
+        }
+        self.updated_at = now;
+        Ok(())
+    }
+
+    pub fn deny(&mut self, reason: String, now: DateTime<Utc>) -> Result<(), CaseError> {
+        self.end(CaseState::Denied, reason, now)
+    }
+
+    pub fn cancel(&mut self, reason: String, now: DateTime<Utc>) -> Result<(), CaseError> {
+        self.end(CaseState::Cancelled, reason, now)
+    }
+
+    pub fn expire(&mut self, reason: String, now: DateTime<Utc>) -> Result<(), CaseError> {
+        self.end(CaseState::Expired, reason, now)
+    }
+
+    /// Hands the case to a security officer; any grant is withdrawn.
+    pub fn escalate(&mut self, reason: String, now: DateTime<Utc>) -> Result<(), CaseError> {
+        if self.state == CaseState::Escalated {
+            return Err(CaseError::IllegalTransition {
+                from: self.state,
+                to: CaseState::Escalated,
+            });
+        }
+        self.ensure_live()?;
+        self.state = CaseState::Escalated;
+        self.outcome_reason = Some(reason);
+        self.grant = None;
+        self.updated_at = now;
+        Ok(())
+    }
+
+    /// A security officer takes an escalated case back into verification.
+    pub fn resume(&mut self, now: DateTime<Utc>) -> Result<(), CaseError> {
+        if self.state != CaseState::Escalated {
+            return Err(CaseError::IllegalTransition {
+                from: self.state,
+                to: CaseState::Verifying,
+            });
+        }
+        self.state = CaseState::Verifying;
+        self.updated_at = now;
+        self.refresh(now);
+        Ok(())
+    }
+
+    pub fn close(&mut self, now: DateTime<Utc>) -> Result<(), CaseError> {
+        if self.state != CaseState::Executed {
+            return Err(CaseError::IllegalTransition {
+                from: self.state,
+                to: CaseState::Closed,
+            });
+        }
+        self.state = CaseState::Closed;
+        self.updated_at = now;
+        Ok(())
+    }
+}

@@ -1,0 +1,289 @@
+//! Who recovery is about (subjects, with their contacts and authenticators of record) and who does
+//! the recovering (staff, with roles).
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::api_ids;
+
+/// How much damage a takeover of the subject does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tier {
+    Standard,
+    Sensitive,
+    Privileged,
+    Executive,
+    Security,
+    Service,
+}
+api_ids!(Tier { Standard => "standard", Sensitive => "sensitive", Privileged => "privileged",
+    Executive => "executive", Security => "security", Service => "service" });
+
+impl Tier {
+    /// Tiers whose takeover hands an attacker the organisation: admins, executives, responders.
+    pub fn is_high_value(self) -> bool {
+        matches!(self, Self::Privileged | Self::Executive | Self::Security)
+    }
+}
+
+/// What the requester asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    PasswordReset,
+    MfaReset,
+    FactorRebind,
+    EmailChange,
+    PhoneChange,
+    AccountUnlock,
+    ServiceCredentialRotate,
+}
+api_ids!(Action { PasswordReset => "password_reset", MfaReset => "mfa_reset",
+    FactorRebind => "factor_rebind", EmailChange => "email_change", PhoneChange => "phone_change",
+    AccountUnlock => "account_unlock", ServiceCredentialRotate => "service_credential_rotate" });
+
+impl Action {
+    /// Actions that hand over or redirect a factor: the ones attackers chain into a takeover.
+    pub fn changes_factors_or_contacts(self) -> bool {
+        matches!(
+            self,
+            Self::MfaReset | Self::FactorRebind | Self::EmailChange | Self::PhoneChange
+        )
+    }
+
+    /// The contact kind an `email_change` / `phone_change` replaces.
+    pub fn changed_contact_kind(self) -> Option<ContactKind> {
+        match self {
+            Self::EmailChange => Some(ContactKind::Email),
+            Self::PhoneChange => Some(ContactKind::Phone),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubjectStatus {
+    Active,
+    Locked,
+    Disabled,
+    OnLeave,
+    Terminated,
+}
+api_ids!(SubjectStatus { Active => "active", Locked => "locked", Disabled => "disabled",
+    OnLeave => "on_leave", Terminated => "terminated" });
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContactKind {
+    Phone,
+    Email,
+}
+api_ids!(ContactKind { Phone => "phone", Email => "email" });
+
+/// A phone number or email address on record for a subject.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contact {
+    pub kind: ContactKind,
+    pub value: String,
+    /// When the subject last proved control of it; `None` means never verified.
+    pub verified_at: Option<DateTime<Utc>>,
+    /// When it was last set or changed. A recent change is what an attacker who already
+    /// redirected the contact leaves behind.
+    pub changed_at: DateTime<Utc>,
+}
+
+impl Contact {
+    /// True when the contact was changed less than `window` before `now`.
+    pub fn changed_within(&self, window: Duration, now: DateTime<Utc>) -> bool {
+        now - self.changed_at < window
+    }
+
+    /// The value with all but its last two characters hidden, e.g. `+1 *** *** 42`,
+    /// `a***@example.org` for emails.
+    pub fn masked(&self) -> String {
+        match self.kind {
+            ContactKind::Phone => {
+                let digits: Vec<char> = self.value.chars().filter(char::is_ascii_digit).collect();
+                let tail: String = digits.iter().rev().take(2).rev().collect();
+                let country: String = if self.value.starts_with('+') {
+                    let cc: String = self
+                        .value
+                        .chars()
+                        .skip(1)
+                        .take_while(char::is_ascii_digit)
+                        .take(3)
+                        .collect();
+                    // Only print a short country code; a number without spaces would leak.
+                    if cc.len() < digits.len().saturating_sub(4) && self.value.contains(' ') {
+                        format!("+{cc} ")
+                    } else {
+                        "+".to_owned()
+                    }
+                } else {
+                    String::new()
+                };
+                format!("{country}*** *** {tail}")
+            }
+            ContactKind::Email => match self.value.split_once('@') {
+                Some((local, domain)) => {
+                    let first: String = local.chars().take(1).collect();
+                    format!("{first}***@{domain}")
+                }
+                None => "***".to_owned(),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthenticatorKind {
+    Passkey,
+    Totp,
+    Push,
+}
+api_ids!(AuthenticatorKind { Passkey => "passkey", Totp => "totp", Push => "push" });
+
+/// An authenticator the subject enrolled: the "device of record".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Authenticator {
+    pub id: String,
+    pub kind: AuthenticatorKind,
+    pub label: String,
+    pub enrolled_at: DateTime<Utc>,
+}
+
+/// An identity whose access can be recovered: a person, or a non-human identity with owners.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subject {
+    pub id: String,
+    pub display_name: String,
+    pub tier: Tier,
+    pub status: SubjectStatus,
+    /// The subject id of the person's manager (persons only).
+    pub manager: Option<String>,
+    /// Human owners of a non-human identity.
+    pub owners: Vec<String>,
+    pub groups: Vec<String>,
+    pub contacts: Vec<Contact>,
+    pub authenticators: Vec<Authenticator>,
+    /// Set by the security team; every request about this subject is critical.
+    pub flagged: bool,
+    pub hired_at: Option<DateTime<Utc>>,
+}
+
+impl Subject {
+    /// The first contact of record of this kind.
+    pub fn contact(&self, kind: ContactKind) -> Option<&Contact> {
+        self.contacts.iter().find(|c| c.kind == kind)
+    }
+
+    pub fn is_non_human(&self) -> bool {
+        self.tier == Tier::Service
+    }
+
+    /// Who vouches for this subject out of band: the manager of a person, or the first owner
+    /// of a non-human identity who is not `excluding` (the requester, say).
+    pub fn voucher(&self, excluding: &[&str]) -> Option<&str> {
+        if self.is_non_human() {
+            self.owners
+                .iter()
+                .map(String::as_str)
+                .find(|o| !excluding.contains(o))
+        } else {
+            self.manager.as_deref().filter(|m| !excluding.contains(m))
+        }
+    }
+}
+
+/// What a staff member may do in Deskgate. Roles carry no standing rights on subjects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Agent,
+    Supervisor,
+    SecurityOfficer,
+    Auditor,
+    Admin,
+}
+api_ids!(Role { Agent => "agent", Supervisor => "supervisor",
+    SecurityOfficer => "security_officer", Auditor => "auditor", Admin => "admin" });
+
+impl Role {
+    /// Roles that may open and work recovery cases.
+    pub fn works_cases(self) -> bool {
+        matches!(self, Self::Agent | Self::Supervisor | Self::SecurityOfficer)
+    }
+
+    /// Roles that oversee every case (read all, deny any).
+    pub fn oversees_cases(self) -> bool {
+        matches!(self, Self::Supervisor | Self::SecurityOfficer)
+    }
+}
+
+/// A help-desk staff member. `subject_id` links them to their own identity in the directory,
+/// which is how "nobody acts on themselves" is enforced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Staff {
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+    pub subject_id: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn contact(kind: ContactKind, value: &str) -> Contact {
+        Contact {
+            kind,
+            value: value.to_owned(),
+            verified_at: None,
+            changed_at: Utc
+                .with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
+                .single()
+                .unwrap_or_default(),
+        }
+    }
+
+    #[test]
+    fn masks_phone_keeping_country_code_and_last_two_digits() {
+        assert_eq!(
+            contact(ContactKind::Phone, "+1 555 010 0142").masked(),
+            "+1 *** *** 42"
+        );
+        assert_eq!(
+            contact(ContactKind::Phone, "+15550100142").masked(),
+            "+*** *** 42"
+        );
+    }
+
+    #[test]
+    fn masks_email_keeping_first_letter_and_domain() {
+        assert_eq!(
+            contact(ContactKind::Email, "alice@example.org").masked(),
+            "a***@example.org"
+        );
+    }
+
+    #[test]
+    fn contact_changed_three_days_ago_is_within_fourteen_day_window() {
+        let c = contact(ContactKind::Phone, "+1 555 0100");
+        let now = c.changed_at + Duration::days(3);
+        assert!(c.changed_within(Duration::days(14), now));
+        assert!(!c.changed_within(Duration::days(14), c.changed_at + Duration::days(14)));
+    }
+
+    #[test]
+    fn api_ids_round_trip() {
+        use crate::ApiId;
+        for a in Action::all() {
+            assert_eq!(Action::from_api_id(a.api_id()), Some(*a));
+        }
+        assert_eq!(Tier::from_api_id("nope"), None);
+    }
+}

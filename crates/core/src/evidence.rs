@@ -1,0 +1,176 @@
+//! Verification methods, the independence class each belongs to, and the life of one
+//! verification attempt. The class names what an attacker must control to forge the evidence;
+//! requirements count classes, never methods, so two codes to the same phone count once.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::api_ids;
+use crate::directory::ContactKind;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    Passkey,
+    Push,
+    Totp,
+    SmsCode,
+    VoiceCode,
+    Callback,
+    EmailCode,
+    ManagerAttestation,
+    IdProofing,
+    RecoveryCode,
+    Knowledge,
+}
+api_ids!(Method { Passkey => "passkey", Push => "push", Totp => "totp", SmsCode => "sms_code",
+    VoiceCode => "voice_code", Callback => "callback", EmailCode => "email_code",
+    ManagerAttestation => "manager_attestation", IdProofing => "id_proofing",
+    RecoveryCode => "recovery_code", Knowledge => "knowledge" });
+
+impl Method {
+    pub fn class(self) -> IndependenceClass {
+        match self {
+            Self::Passkey | Self::Push | Self::Totp => IndependenceClass::DeviceOfRecord,
+            Self::SmsCode | Self::VoiceCode | Self::Callback => IndependenceClass::PhoneOfRecord,
+            Self::EmailCode => IndependenceClass::EmailOfRecord,
+            Self::ManagerAttestation => IndependenceClass::Manager,
+            Self::IdProofing => IndependenceClass::GovernmentId,
+            Self::RecoveryCode => IndependenceClass::RecoveryCode,
+            Self::Knowledge => IndependenceClass::Knowledge,
+        }
+    }
+
+    /// The contact of record a method sends to, if it sends to one.
+    pub fn contact_kind(self) -> Option<ContactKind> {
+        match self {
+            Self::SmsCode | Self::VoiceCode | Self::Callback => Some(ContactKind::Phone),
+            Self::EmailCode => Some(ContactKind::Email),
+            _ => None,
+        }
+    }
+
+    /// Methods completed by reading back a one-time code.
+    pub fn is_code(self) -> bool {
+        matches!(self, Self::SmsCode | Self::VoiceCode | Self::EmailCode)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IndependenceClass {
+    DeviceOfRecord,
+    PhoneOfRecord,
+    EmailOfRecord,
+    Manager,
+    GovernmentId,
+    RecoveryCode,
+    Knowledge,
+}
+api_ids!(IndependenceClass { DeviceOfRecord => "device_of_record",
+    PhoneOfRecord => "phone_of_record", EmailOfRecord => "email_of_record", Manager => "manager",
+    GovernmentId => "government_id", RecoveryCode => "recovery_code", Knowledge => "knowledge" });
+
+impl IndependenceClass {
+    /// Knowledge about a person is what impersonators research first: recorded, never counted.
+    pub fn counts(self) -> bool {
+        self != Self::Knowledge
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerificationState {
+    Pending,
+    Passed,
+    /// Too many wrong answers; the verification can never pass.
+    Locked,
+    Expired,
+    /// The person asked (a manager) said this request is not genuine.
+    Rejected,
+}
+api_ids!(VerificationState { Pending => "pending", Passed => "passed", Locked => "locked",
+    Expired => "expired", Rejected => "rejected" });
+
+/// One verification attempt of a case: a code sent, a link mailed, a device challenged.
+/// Secrets are never held here in clear: `secret_hash` is a keyed hash computed by the caller.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verification {
+    pub id: String,
+    pub method: Method,
+    pub state: VerificationState,
+    /// Masked destination, for display (`+1 *** *** 42`).
+    pub destination: Option<String>,
+    /// Who must answer: the subject, or for an attestation the manager / owner's subject id.
+    pub respondent: String,
+    /// When the contact the method used was last changed, for the freshness rule.
+    pub contact_changed_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_hash: Option<String>,
+    pub attempts: u32,
+    pub max_attempts: u32,
+    pub started_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+impl Verification {
+    pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
+        now >= self.expires_at
+    }
+}
+
+/// What happened to one answer to a pending verification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptOutcome {
+    Passed,
+    Failed { attempts_left: u32 },
+    Locked,
+}
+
+/// A passed verification as the requirement rules see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Evidence {
+    pub verification_id: String,
+    pub method: Method,
+    pub class: IndependenceClass,
+    pub passed_at: DateTime<Utc>,
+    pub contact_changed_at: Option<DateTime<Utc>>,
+}
+
+impl From<&Verification> for Option<Evidence> {
+    fn from(v: &Verification) -> Self {
+        (v.state == VerificationState::Passed).then(|| Evidence {
+            verification_id: v.id.clone(),
+            method: v.method,
+            class: v.method.class(),
+            passed_at: v.completed_at.unwrap_or(v.started_at),
+            contact_changed_at: v.contact_changed_at,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ApiId;
+
+    #[test]
+    fn knowledge_never_counts_and_every_other_class_does() {
+        for class in IndependenceClass::all() {
+            assert_eq!(
+                class.counts(),
+                *class != IndependenceClass::Knowledge,
+                "{class}"
+            );
+        }
+    }
+
+    #[test]
+    fn phone_methods_share_one_class() {
+        assert_eq!(Method::SmsCode.class(), Method::VoiceCode.class());
+        assert_eq!(Method::SmsCode.class(), Method::Callback.class());
+        assert_ne!(Method::SmsCode.class(), Method::EmailCode.class());
+    }
+}

@@ -1,0 +1,58 @@
+//! Deskgate's domain core: the vocabulary of DESIGN.md as plain data plus the rules that decide
+//! what may happen to a recovery case. Nothing here performs I/O, reads the clock or talks to a
+//! database: callers pass `now` and the facts they loaded, and get back a decision or an error value.
+
+pub mod case;
+pub mod directory;
+pub mod evidence;
+pub mod playbook;
+pub mod requirements;
+pub mod risk;
+
+pub use case::{
+    Approval, ApproverRole, Case, CaseError, CaseState, Channel, Decision, Grant, NewCase,
+};
+pub use directory::{
+    Action, Authenticator, AuthenticatorKind, Contact, ContactKind, Role, Staff, Subject,
+    SubjectStatus, Tier,
+};
+pub use evidence::{
+    AttemptOutcome, Evidence, IndependenceClass, Method, Verification, VerificationState,
+};
+pub use playbook::{PlaybookStep, StepKind};
+pub use requirements::{Progress, Requirements};
+pub use risk::{RiskAssessment, RiskLevel, RiskReason, Signals};
+
+/// Parses the API id of a vocabulary word (`"password_reset"`, `"phone"`, ...).
+pub trait ApiId: Sized {
+    /// The stable identifier used in the API, the store and the audit log.
+    fn api_id(&self) -> &'static str;
+    /// Every value, in declaration order.
+    fn all() -> &'static [Self];
+    /// The value whose API id is `id`.
+    fn from_api_id(id: &str) -> Option<Self>
+    where
+        Self: Copy + 'static,
+    {
+        Self::all().iter().copied().find(|v| v.api_id() == id)
+    }
+}
+
+macro_rules! api_ids {
+    ($ty:ty { $($variant:ident => $id:literal),+ $(,)? }) => {
+        impl $crate::ApiId for $ty {
+            fn api_id(&self) -> &'static str {
+                match self { $(Self::$variant => $id),+ }
+            }
+            fn all() -> &'static [Self] {
+                &[$(Self::$variant),+]
+            }
+        }
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str($crate::ApiId::api_id(self))
+            }
+        }
+    };
+}
+pub(crate) use api_ids;

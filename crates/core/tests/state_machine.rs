@@ -1,0 +1,277 @@
+//! Property test: random sequences of case events never reach `executed` without the
+//! requirements met by independently counted evidence, never count a class twice, and a refused
+//! event never changes the case.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use deskgate_core::risk::assess;
+use deskgate_core::{
+    Action, ApproverRole, Case, CaseState, Channel, Decision, IndependenceClass, Method, NewCase,
+    Requirements, Role, Signals, Staff, Subject, SubjectStatus, Tier, Verification,
+    VerificationState,
+};
+use proptest::prelude::*;
+
+const METHODS: [Method; 6] = [
+    Method::SmsCode,
+    Method::VoiceCode,
+    Method::EmailCode,
+    Method::ManagerAttestation,
+    Method::Knowledge,
+    Method::RecoveryCode,
+];
+
+#[derive(Debug, Clone)]
+enum Op {
+    Start {
+        method: usize,
+        stale_contact: bool,
+    },
+    Answer {
+        which: usize,
+        matched: bool,
+    },
+    Attest {
+        which: usize,
+        confirm: bool,
+        by_manager: bool,
+    },
+    Execute {
+        by_owner: bool,
+    },
+    Wait {
+        minutes: i64,
+    },
+    Deny,
+    Cancel,
+    Escalate,
+    Resume,
+    Close,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0..METHODS.len(), any::<bool>()).prop_map(|(method, stale_contact)| Op::Start { method, stale_contact }),
+        6 => (0..8usize, any::<bool>()).prop_map(|(which, matched)| Op::Answer { which, matched }),
+        3 => (0..8usize, any::<bool>(), any::<bool>()).prop_map(|(which, confirm, by_manager)| Op::Attest { which, confirm, by_manager }),
+        3 => any::<bool>().prop_map(|by_owner| Op::Execute { by_owner }),
+        2 => (1..30i64).prop_map(|minutes| Op::Wait { minutes }),
+        1 => Just(Op::Deny),
+        1 => Just(Op::Cancel),
+        1 => Just(Op::Escalate),
+        1 => Just(Op::Resume),
+        1 => Just(Op::Close),
+    ]
+}
+
+fn start() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 26, 9, 0, 0)
+        .single()
+        .unwrap()
+}
+
+fn subject(tier: Tier) -> Subject {
+    Subject {
+        id: "s-1".into(),
+        display_name: "Sam Subject".into(),
+        tier,
+        status: SubjectStatus::Active,
+        manager: Some("m-1".into()),
+        owners: vec![],
+        groups: vec![],
+        contacts: vec![],
+        authenticators: vec![],
+        flagged: false,
+        hired_at: None,
+    }
+}
+
+/// Counts evidence the way DESIGN.md states the rule, independently of `Requirements::evaluate`.
+fn independently_counted(case: &Case, now: DateTime<Utc>) -> BTreeSet<IndependenceClass> {
+    case.verifications
+        .iter()
+        .filter(|v| v.state == VerificationState::Passed)
+        .filter(|v| v.method != Method::Knowledge)
+        .filter(|v| {
+            v.contact_changed_at
+                .is_none_or(|c| now - c >= Duration::days(14))
+        })
+        .map(|v| v.method.class())
+        .collect()
+}
+
+fn requirements_hold(case: &Case, now: DateTime<Utc>) -> bool {
+    let counted = independently_counted(case, now);
+    let needs_manager = case.requirements.min_classes >= 2;
+    counted.len() >= case.requirements.min_classes as usize
+        && (!needs_manager || counted.contains(&IndependenceClass::Manager))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+    #[test]
+    fn no_sequence_executes_without_requirements(
+        tier in prop::sample::select(vec![Tier::Standard, Tier::Privileged, Tier::Executive]),
+        action in prop::sample::select(vec![Action::PasswordReset, Action::MfaReset, Action::AccountUnlock]),
+        ops in prop::collection::vec(op(), 1..40),
+    ) {
+        let subject = subject(tier);
+        let agent = Staff { id: "a-1".into(), name: "Agent".into(), role: Role::Agent, subject_id: Some("s-agent".into()) };
+        let mut now = start();
+        let mut case = Case::open(NewCase {
+            id: "c-1".into(), subject: &subject, agent: &agent, agent_manager: None, action,
+            channel: Channel::Phone, caller_number: None, ticket: None, note: None, new_contact: None,
+            risk: assess(tier, action, &Signals::default()),
+            requirements: Requirements::simple_rules(tier, action),
+        }, now).unwrap();
+        let mut next_id = 0;
+        for op in ops {
+            let before = case.clone();
+            let result: Result<(), deskgate_core::CaseError> = match op {
+                Op::Start { method, stale_contact } => {
+                    next_id += 1;
+                    let m = METHODS[method];
+                    case.start_verification(Verification {
+                        id: format!("v{next_id}"), method: m, state: VerificationState::Pending,
+                        destination: None,
+                        respondent: if m == Method::ManagerAttestation { "m-1".into() } else { "s-1".into() },
+                        contact_changed_at: m.contact_kind().map(|_| if stale_contact { now - Duration::days(3) } else { now - Duration::days(400) }),
+                        secret_hash: None, attempts: 0, max_attempts: 5, started_at: now,
+                        expires_at: now + Duration::minutes(10), completed_at: None,
+                    }, now)
+                }
+                Op::Answer { which, matched } => {
+                    let id = format!("v{which}");
+                    case.answer_code(&id, matched, now).map(|_| ())
+                }
+                Op::Attest { which, confirm, by_manager } => {
+                    let id = format!("v{which}");
+                    let by = if by_manager { "m-1" } else { "x-9" };
+                    let d = if confirm { Decision::Confirm } else { Decision::Reject };
+                    case.attest(&id, by, ApproverRole::Manager, d, "digest".into(), now)
+                }
+                Op::Execute { by_owner } => {
+                    let who = if by_owner { "a-1" } else { "a-2" };
+                    let executed = case.execute(who, now);
+                    if executed.is_ok() {
+                        prop_assert!(requirements_hold(&case, now), "executed without requirements: {case:#?}");
+                        prop_assert_eq!(who, "a-1");
+                    }
+                    executed.map(|_| ())
+                }
+                Op::Wait { minutes } => { now += Duration::minutes(minutes); Ok(()) }
+                Op::Deny => case.deny("denied".into(), now),
+                Op::Cancel => case.cancel("cancelled".into(), now),
+                Op::Escalate => case.escalate("escalated".into(), now),
+                Op::Resume => case.resume(now),
+                Op::Close => case.close(now),
+            };
+            if result.is_err() {
+                prop_assert_eq!(&case, &before, "a refused event changed the case");
+            }
+            let progress = case.progress(now);
+            let counted = independently_counted(&case, now);
+            prop_assert_eq!(&progress.counted_classes, &counted, "a class counted twice or wrongly");
+            if case.state == CaseState::Approved {
+                prop_assert!(case.grant.is_some());
+            }
+            if matches!(case.state, CaseState::Executed | CaseState::Closed) {
+                let g = case.grant.as_ref().unwrap();
+                prop_assert!(g.consumed_at.is_some());
+            }
+        }
+    }
+}
+
+#[test]
+fn two_codes_to_one_phone_do_not_meet_a_two_class_requirement() {
+    let subject = subject(Tier::Standard);
+    let agent = Staff {
+        id: "a-1".into(),
+        name: "Agent".into(),
+        role: Role::Agent,
+        subject_id: None,
+    };
+    let now = start();
+    let mut case = Case::open(
+        NewCase {
+            id: "c".into(),
+            subject: &subject,
+            agent: &agent,
+            agent_manager: None,
+            action: Action::MfaReset,
+            channel: Channel::Phone,
+            caller_number: None,
+            ticket: None,
+            note: None,
+            new_contact: None,
+            risk: assess(Tier::Standard, Action::MfaReset, &Signals::default()),
+            requirements: Requirements {
+                min_classes: 2,
+                required_any_of: vec![],
+                contact_freshness_days: 14,
+                grant_minutes: 10,
+            },
+        },
+        now,
+    )
+    .unwrap();
+    for (i, m) in [Method::SmsCode, Method::VoiceCode].into_iter().enumerate() {
+        case.start_verification(
+            Verification {
+                id: format!("v{i}"),
+                method: m,
+                state: VerificationState::Pending,
+                destination: None,
+                respondent: "s-1".into(),
+                contact_changed_at: None,
+                secret_hash: None,
+                attempts: 0,
+                max_attempts: 5,
+                started_at: now,
+                expires_at: now + Duration::minutes(10),
+                completed_at: None,
+            },
+            now,
+        )
+        .unwrap();
+        case.answer_code(&format!("v{i}"), true, now).unwrap();
+    }
+    assert_eq!(case.state, CaseState::Verifying);
+    assert!(matches!(
+        case.execute("a-1", now),
+        Err(deskgate_core::CaseError::RequirementsNotMet(_))
+    ));
+}
+
+#[test]
+fn agent_cannot_open_case_about_themselves() {
+    let subject = subject(Tier::Standard);
+    let agent = Staff {
+        id: "a-1".into(),
+        name: "Agent".into(),
+        role: Role::Agent,
+        subject_id: Some("s-1".into()),
+    };
+    let err = Case::open(
+        NewCase {
+            id: "c".into(),
+            subject: &subject,
+            agent: &agent,
+            agent_manager: None,
+            action: Action::PasswordReset,
+            channel: Channel::Phone,
+            caller_number: None,
+            ticket: None,
+            note: None,
+            new_contact: None,
+            risk: assess(Tier::Standard, Action::PasswordReset, &Signals::default()),
+            requirements: Requirements::simple_rules(Tier::Standard, Action::PasswordReset),
+        },
+        start(),
+    )
+    .unwrap_err();
+    assert_eq!(err, deskgate_core::CaseError::SelfService);
+}

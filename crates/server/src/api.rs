@@ -1,0 +1,342 @@
+//! HTTP routes under `/api/v1`, the manager's attestation link, and health checks. Handlers are
+//! thin: they authenticate, parse, call the service, and let [`ApiError`] shape failures.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use deskgate_core::{Action, CaseState, Channel, Decision, Method, Staff};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use crate::error::ApiError;
+use crate::service::{OpenCase, Service, parse_id};
+
+type AppState = Arc<Service>;
+
+/// A JSON body, with every way it can be wrong answered in the API's error shape.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(Self(v)),
+            Err(rejection) => Err(json_error(rejection)),
+        }
+    }
+}
+
+fn json_error(rejection: JsonRejection) -> ApiError {
+    match &rejection {
+        JsonRejection::JsonSyntaxError(_) => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            "the request body is not valid JSON",
+        ),
+        JsonRejection::JsonDataError(e) => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+            e.body_text(),
+        ),
+        JsonRejection::MissingJsonContentType(_) => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as application/json",
+        ),
+        _ if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            "the request body is too large",
+        ),
+        _ => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            rejection.body_text(),
+        ),
+    }
+}
+
+fn bearer(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+}
+
+/// The authenticated staff member behind a bearer token.
+pub struct Caller(pub Staff);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer(parts).ok_or_else(ApiError::unauthenticated)?;
+        Ok(Self(state.authenticate(token).await?))
+    }
+}
+
+/// Staff credentials if presented; a presented but invalid token is still refused.
+pub struct MaybeCaller(pub Option<Staff>);
+
+impl FromRequestParts<AppState> for MaybeCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if parts.headers.get(header::AUTHORIZATION).is_none() {
+            return Ok(Self(None));
+        }
+        let token = bearer(parts).ok_or_else(ApiError::unauthenticated)?;
+        Ok(Self(Some(state.authenticate(token).await?)))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OpenCaseBody {
+    subject: String,
+    action: Action,
+    channel: Channel,
+    caller_number: Option<String>,
+    ticket: Option<String>,
+    note: Option<String>,
+    new_contact: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StartVerificationBody {
+    method: Method,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AnswerBody {
+    code: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AttestBody {
+    decision: Decision,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReasonBody {
+    reason: String,
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+async fn readyz(State(s): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    s.store.ping().await?;
+    Ok(Json(
+        json!({ "status": "ready", "store": s.store.backend() }),
+    ))
+}
+
+async fn search_subjects(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<impl IntoResponse, ApiError> {
+    let query = q.get("q").map(String::as_str).unwrap_or_default();
+    Ok(Json(
+        json!({ "subjects": s.search_subjects(&caller, query).await? }),
+    ))
+}
+
+async fn open_case(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    ApiJson(body): ApiJson<OpenCaseBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    let view = s
+        .open_case(
+            &caller,
+            OpenCase {
+                subject: body.subject,
+                action: body.action,
+                channel: body.channel,
+                caller_number: body.caller_number,
+                ticket: body.ticket,
+                note: body.note,
+                new_contact: body.new_contact,
+            },
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+async fn list_cases(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<impl IntoResponse, ApiError> {
+    let state = q
+        .get("state")
+        .map(|v| parse_id::<CaseState>("state", v))
+        .transpose()?;
+    let mine = match q.get("mine").map(String::as_str) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => return Err(ApiError::invalid("mine must be true or false")),
+    };
+    Ok(Json(
+        json!({ "cases": s.list_cases(&caller, state, mine).await? }),
+    ))
+}
+
+async fn get_case(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(s.get_case(&caller, &id).await?))
+}
+
+async fn case_audit(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(
+        json!({ "entries": s.case_audit(&caller, &id).await? }),
+    ))
+}
+
+async fn start_verification(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<StartVerificationBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    let (vid, case) = s.start_verification(&caller, &id, body.method).await?;
+    let verification = case.verifications.iter().find(|v| v.id == vid);
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "verification": verification, "case": case })),
+    ))
+}
+
+async fn answer_verification(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Path((id, vid)): Path<(String, String)>,
+    ApiJson(body): ApiJson<AnswerBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(s.answer_code(&caller, &id, &vid, &body.code).await?))
+}
+
+async fn execute(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(s.execute(&caller, &id).await?))
+}
+
+async fn deny(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<ReasonBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(s.end_case(&caller, &id, true, &body.reason).await?))
+}
+
+async fn cancel(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<ReasonBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(s.end_case(&caller, &id, false, &body.reason).await?))
+}
+
+async fn attestation_view(
+    State(s): State<AppState>,
+    Path(token): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(s.attestation_view(&token).await?))
+}
+
+async fn attest(
+    State(s): State<AppState>,
+    MaybeCaller(presenter): MaybeCaller,
+    Path(token): Path<String>,
+    ApiJson(body): ApiJson<AttestBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    let case = s.attest(&token, body.decision, presenter.as_ref()).await?;
+    Ok(Json(json!({
+        "decision": body.decision,
+        "case_id": case.id,
+        "case_state": case.state,
+    })))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("route")
+}
+
+pub fn router(service: Arc<Service>) -> Router {
+    let limit = service.config.max_body_bytes;
+    let api = Router::new()
+        .route("/subjects", get(search_subjects))
+        .route("/cases", post(open_case).get(list_cases))
+        .route("/cases/{id}", get(get_case))
+        .route("/cases/{id}/audit", get(case_audit))
+        .route("/cases/{id}/verifications", post(start_verification))
+        .route("/cases/{id}/verifications/{vid}", post(answer_verification))
+        .route("/cases/{id}/execute", post(execute))
+        .route("/cases/{id}/deny", post(deny))
+        .route("/cases/{id}/cancel", post(cancel));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/attest/{token}", get(attestation_view).post(attest))
+        .nest("/api/v1", api)
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+        ))
+        .with_state(service)
+}
+
+impl IntoResponse for crate::views::CaseView {
+    fn into_response(self) -> Response {
+        Json(self).into_response()
+    }
+}

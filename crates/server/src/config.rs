@@ -1,0 +1,131 @@
+//! Server configuration: what `deskgate serve --config` reads from TOML and `DESKGATE_*`
+//! variables. Defaults are the safe values from the standards digest.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use deskgate_core::Tier;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: String,
+    /// The base URL people reach Deskgate at; links in messages start with it.
+    pub public_url: String,
+    /// `sqlite://PATH` or `postgres://...`; empty means `sqlite://DATA_DIR/deskgate.db`.
+    pub database: String,
+    /// Where the SQLite database, keys and the demo outbox live.
+    pub data_dir: PathBuf,
+    /// Append every outgoing message to `DATA_DIR/outbox.jsonl` instead of sending it.
+    pub outbox_file: bool,
+    pub codes: CodeConfig,
+    /// Directory group -> tier. A subject in several mapped groups gets the highest tier.
+    pub tier_groups: BTreeMap<String, Tier>,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+    /// How long a manager's attestation link stays valid.
+    pub attestation_ttl_minutes: i64,
+    /// Lifetime of a temporary access pass issued after an MFA reset.
+    pub tap_ttl_minutes: i64,
+    /// Look-back window for the "recent recovery" signal.
+    pub recent_recovery_days: i64,
+    /// A hire younger than this with no authenticator raises risk.
+    pub new_hire_days: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CodeConfig {
+    pub digits: u32,
+    pub phone_ttl_minutes: i64,
+    pub email_ttl_minutes: i64,
+    pub max_attempts: u32,
+}
+
+impl Default for CodeConfig {
+    fn default() -> Self {
+        Self {
+            digits: 6,
+            phone_ttl_minutes: 10,
+            email_ttl_minutes: 30,
+            max_attempts: 5,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".to_owned(),
+            public_url: "http://127.0.0.1:8080".to_owned(),
+            database: String::new(),
+            data_dir: PathBuf::from("deskgate-data"),
+            outbox_file: false,
+            codes: CodeConfig::default(),
+            tier_groups: default_tier_groups(),
+            max_body_bytes: 64 * 1024,
+            attestation_ttl_minutes: 240,
+            tap_ttl_minutes: 60,
+            recent_recovery_days: 30,
+            new_hire_days: 30,
+        }
+    }
+}
+
+fn default_tier_groups() -> BTreeMap<String, Tier> {
+    BTreeMap::from([
+        ("executives".to_owned(), Tier::Executive),
+        ("idp-admins".to_owned(), Tier::Privileged),
+        ("it-admins".to_owned(), Tier::Privileged),
+        ("incident-response".to_owned(), Tier::Security),
+        ("finance".to_owned(), Tier::Sensitive),
+        ("service-accounts".to_owned(), Tier::Service),
+    ])
+}
+
+impl Config {
+    /// The database URL, defaulting to the embedded SQLite file in the data directory.
+    pub fn database_url(&self) -> String {
+        if self.database.is_empty() {
+            format!("sqlite://{}", self.data_dir.join("deskgate.db").display())
+        } else {
+            self.database.clone()
+        }
+    }
+
+    /// The tier a set of directory groups maps to: the highest mapped one, else `standard`.
+    pub fn tier_for_groups(&self, groups: &[String]) -> Tier {
+        groups
+            .iter()
+            .filter_map(|g| self.tier_groups.get(g).copied())
+            .max_by_key(|t| tier_rank(*t))
+            .unwrap_or(Tier::Standard)
+    }
+}
+
+/// Precedence when a subject sits in several mapped groups.
+fn tier_rank(t: Tier) -> u8 {
+    match t {
+        Tier::Standard => 0,
+        Tier::Sensitive => 1,
+        Tier::Service => 2,
+        Tier::Privileged => 3,
+        Tier::Executive => 4,
+        Tier::Security => 5,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn highest_mapped_group_decides_the_tier() {
+        let c = Config::default();
+        let groups = vec!["finance".to_owned(), "idp-admins".to_owned()];
+        assert_eq!(c.tier_for_groups(&groups), Tier::Privileged);
+        assert_eq!(c.tier_for_groups(&["staff".to_owned()]), Tier::Standard);
+    }
+}

@@ -1,0 +1,122 @@
+//! Audit entries as the store appends them: canonical JSON (keys sorted, UTC times), RFC 9162 leaf
+//! hashes, and a hash chain over the leaves so that an edit, deletion or reordering shows.
+//! The tamper-evident Merkle log with signed checkpoints builds on these same leaf bytes.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Who did something, and how they proved it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    pub id: String,
+    pub role: String,
+    /// How the actor authenticated: `bearer_token`, `attestation_link`, `system`, ...
+    pub auth: String,
+}
+
+impl Actor {
+    pub fn system() -> Self {
+        Self {
+            id: "deskgate".to_owned(),
+            role: "system".to_owned(),
+            auth: "system".to_owned(),
+        }
+    }
+}
+
+/// An entry before the store gives it an index. `details` must never hold a secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewAuditEntry {
+    pub time: DateTime<Utc>,
+    pub actor: Actor,
+    pub case_id: Option<String>,
+    pub event: String,
+    pub details: serde_json::Value,
+}
+
+/// An appended entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    pub index: u64,
+    /// The canonical JSON the hashes cover.
+    pub body: String,
+    pub leaf_hash: String,
+    pub chain_hash: String,
+}
+
+impl AuditRecord {
+    pub fn entry(&self) -> serde_json::Result<serde_json::Value> {
+        serde_json::from_str(&self.body)
+    }
+}
+
+/// The canonical bytes of entry `index`: serde_json's map is ordered, so keys come out sorted at
+/// every level, and there is no insignificant whitespace.
+pub(crate) fn canonical_body(index: u64, e: &NewAuditEntry) -> serde_json::Result<String> {
+    let value = serde_json::json!({
+        "index": index,
+        "time": crate::time_text(e.time),
+        "actor": e.actor,
+        "case_id": e.case_id,
+        "event": e.event,
+        "details": e.details,
+    });
+    serde_json::to_string(&value)
+}
+
+/// RFC 9162 leaf hash: SHA-256(0x00 || body).
+pub(crate) fn leaf_hash(body: &[u8]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update([0u8]);
+    h.update(body);
+    h.finalize().into()
+}
+
+pub(crate) fn chain(prev: &[u8; 32], leaf: &[u8; 32]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(prev);
+    h.update(leaf);
+    h.finalize().into()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChainError {
+    #[error("entry at position {position} has index {found}")]
+    IndexOutOfPlace { position: u64, found: u64 },
+    #[error("entry {0}: leaf hash does not match its body")]
+    LeafMismatch(u64),
+    #[error("entry {0}: chain hash does not follow from the previous entry")]
+    ChainMismatch(u64),
+    #[error("entry {0}: stored hash is not hex")]
+    BadHex(u64),
+}
+
+/// Recomputes leaf and chain hashes from the first entry; names the first bad index.
+pub fn verify_chain(records: &[AuditRecord]) -> Result<(), ChainError> {
+    let mut prev = [0u8; 32];
+    for (position, r) in (0u64..).zip(records) {
+        if r.index != position {
+            return Err(ChainError::IndexOutOfPlace {
+                position,
+                found: r.index,
+            });
+        }
+        let leaf = leaf_hash(r.body.as_bytes());
+        if hex::encode(leaf) != r.leaf_hash {
+            return Err(ChainError::LeafMismatch(r.index));
+        }
+        let next = chain(&prev, &leaf);
+        if hex::encode(next) != r.chain_hash {
+            return Err(ChainError::ChainMismatch(r.index));
+        }
+        prev = next;
+    }
+    Ok(())
+}
+
+pub(crate) fn parse_hash(index: u64, text: &str) -> Result<[u8; 32], ChainError> {
+    let bytes = hex::decode(text).map_err(|_| ChainError::BadHex(index))?;
+    bytes.try_into().map_err(|_| ChainError::BadHex(index))
+}

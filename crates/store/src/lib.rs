@@ -1,0 +1,157 @@
+//! Persistence for Deskgate behind one trait, [`Store`], with one SQL implementation that runs on
+//! SQLite (the embedded default) and PostgreSQL. Backend differences live in this crate only.
+//!
+//! Every state change goes through [`Store::commit`]: the case, the directory, links, credentials
+//! and the audit entries describing the change are written in one transaction, or not at all.
+
+mod audit;
+mod sql;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use deskgate_core::{Case, CaseState, Staff, Subject};
+use serde::{Deserialize, Serialize};
+
+pub use audit::{Actor, AuditRecord, ChainError, NewAuditEntry, verify_chain};
+pub use sql::SqlStore;
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// Another writer changed the row first (stale version, link already used, ...).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The audit trail could not be appended; the whole change was rolled back.
+    #[error("audit append failed: {0}")]
+    AuditUnavailable(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("stored document is corrupt: {0}")]
+    Corrupt(String),
+    #[error("unsupported database URL: {0}")]
+    UnsupportedUrl(String),
+}
+
+/// A case as stored, with the version used for optimistic concurrency.
+#[derive(Debug, Clone)]
+pub struct StoredCase {
+    pub case: Case,
+    pub version: i64,
+}
+
+/// How a change writes its case.
+#[derive(Debug, Clone)]
+pub enum CaseWrite {
+    Insert(Case),
+    /// Fails with [`StoreError::Conflict`] unless the stored version is still `expected_version`.
+    Update {
+        case: Case,
+        expected_version: i64,
+    },
+}
+
+/// A single-use link; only the hash of its token is stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkToken {
+    pub token_hash: String,
+    pub kind: String,
+    pub case_id: String,
+    pub verification_id: String,
+    pub respondent: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub used_at: Option<DateTime<Utc>>,
+}
+
+/// A credential of the built-in directory (password, temporary access pass, service secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Credential {
+    pub subject_id: String,
+    pub kind: String,
+    pub hash: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub used_at: Option<DateTime<Utc>>,
+}
+
+/// Everything one request changes, committed atomically with its audit entries.
+#[derive(Debug, Clone, Default)]
+pub struct Change {
+    pub case: Option<CaseWrite>,
+    pub subjects: Vec<Subject>,
+    pub new_links: Vec<LinkToken>,
+    /// Link token hashes to mark used; an already used link makes the change conflict.
+    pub use_links: Vec<(String, DateTime<Utc>)>,
+    pub credentials: Vec<Credential>,
+    pub audit: Vec<NewAuditEntry>,
+}
+
+/// Which cases to list.
+#[derive(Debug, Clone, Default)]
+pub struct CaseFilter {
+    pub state: Option<CaseState>,
+    pub agent_id: Option<String>,
+    pub subject_id: Option<String>,
+    pub limit: u32,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// The backend name, for logs and `/readyz`.
+    fn backend(&self) -> &'static str;
+    async fn ping(&self) -> Result<()>;
+
+    async fn subject(&self, id: &str) -> Result<Option<Subject>>;
+    /// Subjects whose id, name or email contains `query` (case-insensitive).
+    async fn search_subjects(&self, query: &str, limit: u32) -> Result<Vec<Subject>>;
+    async fn subject_count(&self) -> Result<u64>;
+
+    async fn upsert_staff(&self, staff: &Staff) -> Result<()>;
+    async fn staff(&self, id: &str) -> Result<Option<Staff>>;
+    async fn staff_by_name(&self, name: &str) -> Result<Option<Staff>>;
+    async fn list_staff(&self) -> Result<Vec<Staff>>;
+    async fn add_api_token(
+        &self,
+        token_hash: &str,
+        staff_id: &str,
+        label: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+    async fn staff_for_token(&self, token_hash: &str) -> Result<Option<Staff>>;
+
+    async fn case(&self, id: &str) -> Result<Option<StoredCase>>;
+    async fn list_cases(&self, filter: &CaseFilter) -> Result<Vec<Case>>;
+    /// Live cases about a subject, and executions of it since `since`.
+    async fn subject_case_counts(
+        &self,
+        subject_id: &str,
+        since: DateTime<Utc>,
+    ) -> Result<(u32, u32)>;
+    async fn link(&self, token_hash: &str) -> Result<Option<LinkToken>>;
+    async fn credential(&self, subject_id: &str, kind: &str) -> Result<Option<Credential>>;
+
+    /// Writes the change and its audit entries in one transaction, returning the entries as
+    /// appended. On any error nothing is written.
+    async fn commit(&self, change: Change) -> Result<Vec<AuditRecord>>;
+
+    async fn audit_size(&self) -> Result<u64>;
+    /// Entries with `start <= index < end`.
+    async fn audit_entries(&self, start: u64, end: u64) -> Result<Vec<AuditRecord>>;
+    async fn audit_for_case(&self, case_id: &str) -> Result<Vec<AuditRecord>>;
+}
+
+/// Opens the store a URL names and brings its schema up to date: `sqlite://PATH` (created when
+/// missing, WAL) or `postgres://...`.
+pub async fn open(url: &str) -> Result<std::sync::Arc<dyn Store>> {
+    Ok(std::sync::Arc::new(SqlStore::open(url).await?))
+}
+
+pub(crate) fn time_text(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}

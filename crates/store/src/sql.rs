@@ -1,0 +1,662 @@
+//! The SQL implementation of [`Store`] for SQLite and PostgreSQL. Queries are written once with
+//! `$N` placeholders, which both backends accept, and run on whichever pool is configured.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use deskgate_core::{ApiId, Case, ContactKind, Staff, Subject};
+use sqlx::Row;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use tokio::sync::Mutex;
+
+use crate::audit::{AuditRecord, canonical_body, chain, leaf_hash, parse_hash};
+use crate::{
+    CaseFilter, CaseWrite, Change, Credential, LinkToken, Result, Store, StoreError, StoredCase,
+    time_text,
+};
+
+enum Backend {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$p` bound to whichever pool is configured; each arm is type-checked for its
+/// own backend, so one query text serves both.
+macro_rules! on_pool {
+    ($self:expr, |$p:ident| $body:expr) => {
+        match &$self.backend {
+            Backend::Sqlite($p) => $body,
+            Backend::Postgres($p) => $body,
+        }
+    };
+}
+
+pub struct SqlStore {
+    backend: Backend,
+    /// SQLite has one writer; serialising commits in-process avoids busy retries between our own
+    /// connections. PostgreSQL writers serialise on the locked sequencer row instead.
+    write_lock: Mutex<()>,
+}
+
+const LIVE_STATES: &str = "('open','verifying','approved','escalated')";
+
+fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+fn parse_time(text: &str) -> Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(corrupt)
+}
+
+fn parse_opt_time(text: Option<String>) -> Result<Option<DateTime<Utc>>> {
+    text.as_deref().map(parse_time).transpose()
+}
+
+fn like_pattern(query: &str) -> String {
+    let escaped = query
+        .to_lowercase()
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
+fn subject_email(s: &Subject) -> Option<String> {
+    s.contact(ContactKind::Email)
+        .map(|c| c.value.to_lowercase())
+}
+
+impl SqlStore {
+    pub async fn open(url: &str) -> Result<Self> {
+        let backend = if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                // FULL: an acknowledged commit survives power loss, not only a process crash.
+                .synchronous(SqliteSynchronous::Full)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true);
+            let pool = SqlitePoolOptions::new()
+                .max_connections(8)
+                .connect_with(options)
+                .await?;
+            sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+            Backend::Sqlite(pool)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let pool = PgPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect(url)
+                .await?;
+            sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+            Backend::Postgres(pool)
+        } else {
+            return Err(StoreError::UnsupportedUrl(
+                url.split(':').next().unwrap_or_default().to_owned(),
+            ));
+        };
+        Ok(Self {
+            backend,
+            write_lock: Mutex::new(()),
+        })
+    }
+
+    async fn docs(&self, sql: &str, binds: &[&str], limit: Option<i64>) -> Result<Vec<String>> {
+        on_pool!(self, |p| {
+            let mut q = sqlx::query(sql);
+            for b in binds {
+                q = q.bind(*b);
+            }
+            if let Some(l) = limit {
+                q = q.bind(l);
+            }
+            let rows = q.fetch_all(p).await?;
+            rows.iter()
+                .map(|r| r.try_get::<String, _>(0).map_err(StoreError::from))
+                .collect()
+        })
+    }
+
+    async fn count(&self, sql: &str, binds: &[&str]) -> Result<u64> {
+        let n: i64 = on_pool!(self, |p| {
+            let mut q = sqlx::query(sql);
+            for b in binds {
+                q = q.bind(*b);
+            }
+            q.fetch_one(p).await?.try_get::<i64, _>(0)?
+        });
+        u64::try_from(n).map_err(corrupt)
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(docs: Vec<String>) -> Result<Vec<T>> {
+    docs.iter()
+        .map(|d| serde_json::from_str(d).map_err(corrupt))
+        .collect()
+}
+
+fn json<T: serde::Serialize>(value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(corrupt)
+}
+
+/// One commit body, instantiated per backend: `$pre` runs first to take the writer's lock, then
+/// `$head` reads the sequencer row.
+macro_rules! commit_fn {
+    ($name:ident, $db:ty, $pre:expr, $head:expr) => {
+        async fn $name(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            change: &Change,
+        ) -> Result<Vec<AuditRecord>> {
+            for stmt in $pre {
+                sqlx::query(stmt).execute(&mut **tx).await?;
+            }
+            let head = sqlx::query($head).fetch_one(&mut **tx).await?;
+            let mut size: i64 = head.try_get(0)?;
+            let chain_text: String = head.try_get(1)?;
+            let mut prev = parse_hash(0, &chain_text).map_err(corrupt)?;
+
+            match &change.case {
+                Some(CaseWrite::Insert(case)) => {
+                    sqlx::query(
+                        "INSERT INTO cases (id, subject_id, agent_id, state, action, opened_at, \
+                         updated_at, executed_at, version, doc) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9)",
+                    )
+                    .bind(&case.id)
+                    .bind(&case.subject_id)
+                    .bind(&case.agent_id)
+                    .bind(case.state.api_id())
+                    .bind(case.action.api_id())
+                    .bind(time_text(case.opened_at))
+                    .bind(time_text(case.updated_at))
+                    .bind(case.executed_at.map(time_text))
+                    .bind(json(case)?)
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                Some(CaseWrite::Update {
+                    case,
+                    expected_version,
+                }) => {
+                    let done = sqlx::query(
+                        "UPDATE cases SET state = $1, updated_at = $2, executed_at = $3, \
+                         version = version + 1, doc = $4 WHERE id = $5 AND version = $6",
+                    )
+                    .bind(case.state.api_id())
+                    .bind(time_text(case.updated_at))
+                    .bind(case.executed_at.map(time_text))
+                    .bind(json(case)?)
+                    .bind(&case.id)
+                    .bind(*expected_version)
+                    .execute(&mut **tx)
+                    .await?;
+                    if done.rows_affected() != 1 {
+                        return Err(StoreError::Conflict(format!(
+                            "case {} changed concurrently",
+                            case.id
+                        )));
+                    }
+                }
+                None => {}
+            }
+            for s in &change.subjects {
+                sqlx::query(
+                    "INSERT INTO subjects (id, display_name, email, tier, status, doc, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO UPDATE SET \
+                     display_name = excluded.display_name, email = excluded.email, \
+                     tier = excluded.tier, status = excluded.status, doc = excluded.doc, \
+                     updated_at = excluded.updated_at",
+                )
+                .bind(&s.id)
+                .bind(&s.display_name)
+                .bind(subject_email(s))
+                .bind(s.tier.api_id())
+                .bind(s.status.api_id())
+                .bind(json(s)?)
+                .bind(time_text(Utc::now()))
+                .execute(&mut **tx)
+                .await?;
+            }
+            for l in &change.new_links {
+                sqlx::query(
+                    "INSERT INTO link_tokens (token_hash, kind, case_id, verification_id, \
+                     respondent, created_at, expires_at, used_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, NULL)",
+                )
+                .bind(&l.token_hash)
+                .bind(&l.kind)
+                .bind(&l.case_id)
+                .bind(&l.verification_id)
+                .bind(&l.respondent)
+                .bind(time_text(l.created_at))
+                .bind(time_text(l.expires_at))
+                .execute(&mut **tx)
+                .await?;
+            }
+            for (hash, at) in &change.use_links {
+                let done = sqlx::query(
+                    "UPDATE link_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL",
+                )
+                .bind(time_text(*at))
+                .bind(hash)
+                .execute(&mut **tx)
+                .await?;
+                if done.rows_affected() != 1 {
+                    return Err(StoreError::Conflict("the link was already used".to_owned()));
+                }
+            }
+            for c in &change.credentials {
+                sqlx::query(
+                    "INSERT INTO credentials (subject_id, kind, hash, created_at, expires_at, used_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (subject_id, kind) DO UPDATE SET \
+                     hash = excluded.hash, created_at = excluded.created_at, \
+                     expires_at = excluded.expires_at, used_at = excluded.used_at",
+                )
+                .bind(&c.subject_id)
+                .bind(&c.kind)
+                .bind(&c.hash)
+                .bind(time_text(c.created_at))
+                .bind(c.expires_at.map(time_text))
+                .bind(c.used_at.map(time_text))
+                .execute(&mut **tx)
+                .await?;
+            }
+            let mut appended = Vec::with_capacity(change.audit.len());
+            for entry in &change.audit {
+                let index = u64::try_from(size).map_err(corrupt)?;
+                let body = canonical_body(index, entry).map_err(corrupt)?;
+                let leaf = leaf_hash(body.as_bytes());
+                prev = chain(&prev, &leaf);
+                let record = AuditRecord {
+                    index,
+                    body,
+                    leaf_hash: hex::encode(leaf),
+                    chain_hash: hex::encode(prev),
+                };
+                sqlx::query(
+                    "INSERT INTO audit_log (idx, time, case_id, event, body, leaf_hash, chain_hash) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(size)
+                .bind(time_text(entry.time))
+                .bind(entry.case_id.as_deref())
+                .bind(&entry.event)
+                .bind(&record.body)
+                .bind(&record.leaf_hash)
+                .bind(&record.chain_hash)
+                .execute(&mut **tx)
+                .await
+                .map_err(|e| StoreError::AuditUnavailable(e.to_string()))?;
+                size += 1;
+                appended.push(record);
+            }
+            if !appended.is_empty() {
+                sqlx::query("UPDATE audit_head SET size = $1, chain_hash = $2 WHERE id = 1")
+                    .bind(size)
+                    .bind(hex::encode(prev))
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(|e| StoreError::AuditUnavailable(e.to_string()))?;
+            }
+            Ok(appended)
+        }
+    };
+}
+
+commit_fn!(
+    commit_sqlite,
+    sqlx::Sqlite,
+    // A write first makes this transaction the writer before it reads the sequencer, so no other
+    // process can append between the read and the write.
+    ["UPDATE audit_head SET size = size WHERE id = 1"],
+    "SELECT size, chain_hash FROM audit_head WHERE id = 1"
+);
+commit_fn!(
+    commit_postgres,
+    sqlx::Postgres,
+    [] as [&str; 0],
+    "SELECT size, chain_hash FROM audit_head WHERE id = 1 FOR UPDATE"
+);
+
+fn audit_rows<R: Row>(rows: Vec<R>) -> Result<Vec<AuditRecord>>
+where
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> &'r str: sqlx::ColumnIndex<R>,
+{
+    rows.iter()
+        .map(|r| {
+            Ok(AuditRecord {
+                index: u64::try_from(r.try_get::<i64, _>("idx")?).map_err(corrupt)?,
+                body: r.try_get("body")?,
+                leaf_hash: r.try_get("leaf_hash")?,
+                chain_hash: r.try_get("chain_hash")?,
+            })
+        })
+        .collect()
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    fn backend(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+
+    async fn ping(&self) -> Result<()> {
+        on_pool!(self, |p| {
+            sqlx::query("SELECT 1").execute(p).await?;
+        });
+        Ok(())
+    }
+
+    async fn subject(&self, id: &str) -> Result<Option<Subject>> {
+        let docs = self
+            .docs("SELECT doc FROM subjects WHERE id = $1", &[id], None)
+            .await?;
+        Ok(decode(docs)?.pop())
+    }
+
+    async fn search_subjects(&self, query: &str, limit: u32) -> Result<Vec<Subject>> {
+        let pattern = like_pattern(query);
+        let docs = self
+            .docs(
+                "SELECT doc FROM subjects WHERE lower(id) LIKE $1 ESCAPE '\\' \
+                 OR lower(display_name) LIKE $1 ESCAPE '\\' \
+                 OR lower(coalesce(email, '')) LIKE $1 ESCAPE '\\' \
+                 ORDER BY display_name, id LIMIT $2",
+                &[&pattern],
+                Some(i64::from(limit)),
+            )
+            .await?;
+        decode(docs)
+    }
+
+    async fn subject_count(&self) -> Result<u64> {
+        self.count("SELECT COUNT(*) FROM subjects", &[]).await
+    }
+
+    async fn upsert_staff(&self, staff: &Staff) -> Result<()> {
+        let doc = json(staff)?;
+        let _guard = self.write_lock.lock().await;
+        on_pool!(self, |p| {
+            sqlx::query(
+                "INSERT INTO staff (id, name, role, subject_id, doc) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (id) DO UPDATE SET name = excluded.name, role = excluded.role, \
+                 subject_id = excluded.subject_id, doc = excluded.doc",
+            )
+            .bind(&staff.id)
+            .bind(&staff.name)
+            .bind(staff.role.api_id())
+            .bind(staff.subject_id.as_deref())
+            .bind(&doc)
+            .execute(p)
+            .await?;
+        });
+        Ok(())
+    }
+
+    async fn staff(&self, id: &str) -> Result<Option<Staff>> {
+        let docs = self
+            .docs("SELECT doc FROM staff WHERE id = $1", &[id], None)
+            .await?;
+        Ok(decode(docs)?.pop())
+    }
+
+    async fn staff_by_name(&self, name: &str) -> Result<Option<Staff>> {
+        let docs = self
+            .docs("SELECT doc FROM staff WHERE name = $1", &[name], None)
+            .await?;
+        Ok(decode(docs)?.pop())
+    }
+
+    async fn list_staff(&self) -> Result<Vec<Staff>> {
+        let docs = self
+            .docs("SELECT doc FROM staff ORDER BY id", &[], None)
+            .await?;
+        decode(docs)
+    }
+
+    async fn add_api_token(
+        &self,
+        token_hash: &str,
+        staff_id: &str,
+        label: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let _guard = self.write_lock.lock().await;
+        on_pool!(self, |p| {
+            sqlx::query(
+                "INSERT INTO api_tokens (token_hash, staff_id, label, created_at) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(token_hash)
+            .bind(staff_id)
+            .bind(label)
+            .bind(time_text(now))
+            .execute(p)
+            .await?;
+        });
+        Ok(())
+    }
+
+    async fn staff_for_token(&self, token_hash: &str) -> Result<Option<Staff>> {
+        let docs = self
+            .docs(
+                "SELECT s.doc FROM api_tokens t JOIN staff s ON s.id = t.staff_id \
+                 WHERE t.token_hash = $1 AND t.revoked_at IS NULL",
+                &[token_hash],
+                None,
+            )
+            .await?;
+        Ok(decode(docs)?.pop())
+    }
+
+    async fn case(&self, id: &str) -> Result<Option<StoredCase>> {
+        let row: Option<(String, i64)> = on_pool!(self, |p| {
+            match sqlx::query("SELECT doc, version FROM cases WHERE id = $1")
+                .bind(id)
+                .fetch_optional(p)
+                .await?
+            {
+                Some(r) => Some((r.try_get(0)?, r.try_get(1)?)),
+                None => None,
+            }
+        });
+        row.map(|(doc, version)| {
+            Ok(StoredCase {
+                case: serde_json::from_str::<Case>(&doc).map_err(corrupt)?,
+                version,
+            })
+        })
+        .transpose()
+    }
+
+    async fn list_cases(&self, filter: &CaseFilter) -> Result<Vec<Case>> {
+        let mut sql = String::from("SELECT doc FROM cases WHERE 1 = 1");
+        let mut binds: Vec<&str> = Vec::new();
+        let state = filter.state.map(|s| s.api_id());
+        for (column, value) in [
+            ("state", state),
+            ("agent_id", filter.agent_id.as_deref()),
+            ("subject_id", filter.subject_id.as_deref()),
+        ] {
+            if let Some(v) = value {
+                binds.push(v);
+                sql.push_str(&format!(" AND {column} = ${}", binds.len()));
+            }
+        }
+        sql.push_str(&format!(
+            " ORDER BY opened_at DESC, id LIMIT ${}",
+            binds.len() + 1
+        ));
+        let limit = if filter.limit == 0 { 100 } else { filter.limit };
+        let docs = self.docs(&sql, &binds, Some(i64::from(limit))).await?;
+        decode(docs)
+    }
+
+    async fn subject_case_counts(
+        &self,
+        subject_id: &str,
+        since: DateTime<Utc>,
+    ) -> Result<(u32, u32)> {
+        let live = self
+            .count(
+                &format!(
+                    "SELECT COUNT(*) FROM cases WHERE subject_id = $1 AND state IN {LIVE_STATES}"
+                ),
+                &[subject_id],
+            )
+            .await?;
+        let since = time_text(since);
+        let executed = self
+            .count(
+                "SELECT COUNT(*) FROM cases WHERE subject_id = $1 AND executed_at >= $2",
+                &[subject_id, &since],
+            )
+            .await?;
+        Ok((
+            u32::try_from(live).unwrap_or(u32::MAX),
+            u32::try_from(executed).unwrap_or(u32::MAX),
+        ))
+    }
+
+    async fn link(&self, token_hash: &str) -> Result<Option<LinkToken>> {
+        type Row6 = (
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+            Option<String>,
+        );
+        let row: Option<Row6> = on_pool!(self, |p| {
+            match sqlx::query(
+                "SELECT kind, case_id, verification_id, respondent, created_at, expires_at, used_at \
+                 FROM link_tokens WHERE token_hash = $1",
+            )
+            .bind(token_hash)
+            .fetch_optional(p)
+            .await?
+            {
+                Some(r) => Some((
+                    r.try_get(0)?,
+                    r.try_get(1)?,
+                    r.try_get(2)?,
+                    r.try_get(3)?,
+                    r.try_get(4)?,
+                    r.try_get(5)?,
+                    r.try_get(6)?,
+                )),
+                None => None,
+            }
+        });
+        row.map(
+            |(kind, case_id, verification_id, respondent, created, expires, used)| {
+                Ok(LinkToken {
+                    token_hash: token_hash.to_owned(),
+                    kind,
+                    case_id,
+                    verification_id,
+                    respondent,
+                    created_at: parse_time(&created)?,
+                    expires_at: parse_time(&expires)?,
+                    used_at: parse_opt_time(used)?,
+                })
+            },
+        )
+        .transpose()
+    }
+
+    async fn credential(&self, subject_id: &str, kind: &str) -> Result<Option<Credential>> {
+        type Row4 = (String, String, Option<String>, Option<String>);
+        let row: Option<Row4> = on_pool!(self, |p| {
+            match sqlx::query(
+                "SELECT hash, created_at, expires_at, used_at FROM credentials \
+                 WHERE subject_id = $1 AND kind = $2",
+            )
+            .bind(subject_id)
+            .bind(kind)
+            .fetch_optional(p)
+            .await?
+            {
+                Some(r) => Some((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)),
+                None => None,
+            }
+        });
+        row.map(|(hash, created, expires, used)| {
+            Ok(Credential {
+                subject_id: subject_id.to_owned(),
+                kind: kind.to_owned(),
+                hash,
+                created_at: parse_time(&created)?,
+                expires_at: parse_opt_time(expires)?,
+                used_at: parse_opt_time(used)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn commit(&self, change: Change) -> Result<Vec<AuditRecord>> {
+        let _guard = self.write_lock.lock().await;
+        match &self.backend {
+            Backend::Sqlite(p) => {
+                let mut tx = p.begin().await?;
+                let appended = commit_sqlite(&mut tx, &change).await?;
+                tx.commit().await?;
+                Ok(appended)
+            }
+            Backend::Postgres(p) => {
+                drop(_guard);
+                let mut tx = p.begin().await?;
+                let appended = commit_postgres(&mut tx, &change).await?;
+                tx.commit().await?;
+                Ok(appended)
+            }
+        }
+    }
+
+    async fn audit_size(&self) -> Result<u64> {
+        self.count("SELECT size FROM audit_head WHERE id = 1", &[])
+            .await
+    }
+
+    async fn audit_entries(&self, start: u64, end: u64) -> Result<Vec<AuditRecord>> {
+        let start = i64::try_from(start).map_err(corrupt)?;
+        let end = i64::try_from(end).map_err(corrupt)?;
+        on_pool!(self, |p| {
+            let rows = sqlx::query(
+                "SELECT idx, body, leaf_hash, chain_hash FROM audit_log \
+                 WHERE idx >= $1 AND idx < $2 ORDER BY idx",
+            )
+            .bind(start)
+            .bind(end)
+            .fetch_all(p)
+            .await?;
+            audit_rows(rows)
+        })
+    }
+
+    async fn audit_for_case(&self, case_id: &str) -> Result<Vec<AuditRecord>> {
+        on_pool!(self, |p| {
+            let rows = sqlx::query(
+                "SELECT idx, body, leaf_hash, chain_hash FROM audit_log \
+                 WHERE case_id = $1 ORDER BY idx",
+            )
+            .bind(case_id)
+            .fetch_all(p)
+            .await?;
+            audit_rows(rows)
+        })
+    }
+}
