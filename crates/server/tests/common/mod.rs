@@ -1,0 +1,385 @@
+//! One helper for every integration test: a real Deskgate server on a random port, on SQLite or
+//! on a fresh PostgreSQL database, seeded with the demo organisation, talked to over HTTP.
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub
+)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use deskgate_server::demo::DemoStaff;
+use deskgate_server::{Clock, Config, Service};
+use deskgate_store::verify_chain;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs an async test body once per backend.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),+ $(,)?) => {
+        $(mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::common::Backend::Sqlite).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::common::Backend::Postgres).await;
+            }
+        })+
+    };
+}
+
+pub fn postgres_base_url() -> String {
+    std::env::var("DESKGATE_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+pub struct TestServer {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub service: Arc<Service>,
+    pub clock: Clock,
+    pub dir: tempfile::TempDir,
+    pub database_url: String,
+    pub backend: Backend,
+    staff: HashMap<String, DemoStaff>,
+    pg_database: Option<String>,
+}
+
+/// What must not change when a request is refused.
+#[derive(Debug, PartialEq)]
+pub struct Snapshot {
+    pub case: Option<Value>,
+    pub subject: Value,
+    pub audit_size: u64,
+    pub outbox_len: usize,
+}
+
+impl TestServer {
+    pub async fn start(backend: Backend) -> Self {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let dir = tempfile::tempdir().unwrap();
+        let (database_url, pg_database) = match backend {
+            Backend::Sqlite => (
+                format!("sqlite://{}", dir.path().join("deskgate.db").display()),
+                None,
+            ),
+            Backend::Postgres => {
+                let base = postgres_base_url();
+                let name = format!("dg_t_{}", uuid::Uuid::new_v4().simple());
+                let admin = sqlx::PgPool::connect(&base).await.expect(
+                    "PostgreSQL must run for the integration suite (see README: test command)",
+                );
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&admin)
+                    .await
+                    .unwrap();
+                admin.close().await;
+                let (prefix, _) = base.rsplit_once('/').unwrap();
+                (format!("{prefix}/{name}"), Some(name))
+            }
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let config = Config {
+            public_url: base.clone(),
+            database: database_url.clone(),
+            data_dir: dir.path().to_path_buf(),
+            outbox_file: true,
+            ..Config::default()
+        };
+        let clock = Clock::system();
+        let service = Arc::new(deskgate_server::build(config, clock.clone()).await.unwrap());
+        let staff = deskgate_server::demo::seed(&service)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| (s.name.clone(), s))
+            .collect();
+        let app = deskgate_server::router(service.clone());
+        tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Self {
+            base,
+            client: reqwest::Client::new(),
+            service,
+            clock,
+            dir,
+            database_url,
+            backend,
+            staff,
+            pg_database,
+        }
+    }
+
+    pub fn token(&self, staff_name: &str) -> String {
+        self.staff[staff_name].token.clone()
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> (StatusCode, Value) {
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, body)
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+        let mut req = self.client.get(format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        self.send(req).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
+        let mut req = self.client.post(format!("{}{path}", self.base)).json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        self.send(req).await
+    }
+
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: Vec<u8>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        self.send(req).await
+    }
+
+    /// Every message the demo outbox holds, oldest first.
+    pub fn outbox(&self) -> Vec<Value> {
+        match std::fs::read_to_string(self.dir.path().join("outbox.jsonl")) {
+            Ok(text) => text
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// The newest outbox message of `kind`.
+    pub fn last_message(&self, kind: &str) -> Value {
+        self.outbox()
+            .into_iter()
+            .rev()
+            .find(|m| m["kind"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} message in the outbox"))
+    }
+
+    /// Opens a case as `agent` and returns its JSON.
+    pub async fn open_case(&self, agent: &str, subject: &str, action: &str) -> Value {
+        let (status, body) = self
+            .post(
+                "/api/v1/cases",
+                Some(&self.token(agent)),
+                json!({ "subject": subject, "action": action, "channel": "phone", "ticket": "INC-1" }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body
+    }
+
+    /// Starts a code verification and returns (verification id, code from the outbox).
+    pub async fn send_code(&self, agent: &str, case_id: &str, method: &str) -> (String, String) {
+        let (status, body) = self
+            .post(
+                &format!("/api/v1/cases/{case_id}/verifications"),
+                Some(&self.token(agent)),
+                json!({ "method": method }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let vid = body["verification"]["id"].as_str().unwrap().to_owned();
+        let code = self.last_message("verification_code")["code"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        (vid, code)
+    }
+
+    pub async fn answer(
+        &self,
+        agent: &str,
+        case_id: &str,
+        vid: &str,
+        code: &str,
+    ) -> (StatusCode, Value) {
+        self.post(
+            &format!("/api/v1/cases/{case_id}/verifications/{vid}"),
+            Some(&self.token(agent)),
+            json!({ "code": code }),
+        )
+        .await
+    }
+
+    /// Starts a manager attestation and returns the link the manager received.
+    pub async fn request_attestation(&self, agent: &str, case_id: &str) -> String {
+        let (status, body) = self
+            .post(
+                &format!("/api/v1/cases/{case_id}/verifications"),
+                Some(&self.token(agent)),
+                json!({ "method": "manager_attestation" }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        self.last_message("attestation_link")["link"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// POSTs a decision to an attestation link (absolute URL).
+    pub async fn attest(
+        &self,
+        link: &str,
+        token: Option<&str>,
+        decision: &str,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .client
+            .post(link)
+            .json(&json!({ "decision": decision }));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        self.send(req).await
+    }
+
+    pub async fn execute(&self, agent: &str, case_id: &str) -> (StatusCode, Value) {
+        self.post(
+            &format!("/api/v1/cases/{case_id}/execute"),
+            Some(&self.token(agent)),
+            Value::Null,
+        )
+        .await
+    }
+
+    pub async fn snapshot(&self, case_id: Option<&str>, subject_id: &str) -> Snapshot {
+        let store = &self.service.store;
+        let case = match case_id {
+            Some(id) => store
+                .case(id)
+                .await
+                .unwrap()
+                .map(|c| serde_json::to_value(&c.case).unwrap()),
+            None => None,
+        };
+        Snapshot {
+            case,
+            subject: serde_json::to_value(store.subject(subject_id).await.unwrap().unwrap())
+                .unwrap(),
+            audit_size: store.audit_size().await.unwrap(),
+            outbox_len: self.outbox().len(),
+        }
+    }
+
+    /// Audit event names appended after index `from`.
+    pub async fn events_since(&self, from: u64) -> Vec<String> {
+        let store = &self.service.store;
+        let size = store.audit_size().await.unwrap();
+        store
+            .audit_entries(from, size)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.entry().unwrap()["event"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// Recomputes every hash of the audit trail.
+    pub async fn assert_audit_chain_intact(&self) {
+        let store = &self.service.store;
+        let size = store.audit_size().await.unwrap();
+        let records = store.audit_entries(0, size).await.unwrap();
+        assert_eq!(records.len() as u64, size);
+        verify_chain(&records).unwrap();
+        // Every secret that was ever delivered must be absent from every entry.
+        let secrets: Vec<String> = self
+            .outbox()
+            .iter()
+            .flat_map(|m| {
+                ["code", "password", "pass", "link"].map(|k| m[k].as_str().map(str::to_owned))
+            })
+            .flatten()
+            .collect();
+        for r in &records {
+            for secret in &secrets {
+                assert!(
+                    !r.body.contains(secret.as_str()),
+                    "audit entry {} holds a secret: {}",
+                    r.index,
+                    r.body
+                );
+            }
+            let token_part = secrets
+                .iter()
+                .filter_map(|l| l.rsplit_once("/attest/").map(|(_, t)| t.to_owned()));
+            for t in token_part {
+                assert!(
+                    !r.body.contains(&t),
+                    "audit entry {} holds a link token",
+                    r.index
+                );
+            }
+        }
+    }
+
+    /// Executes raw SQL against the server's database (fault injection).
+    pub async fn sql(&self, statements: &[&str]) {
+        match self.backend {
+            Backend::Sqlite => {
+                let pool = sqlx::SqlitePool::connect(&self.database_url).await.unwrap();
+                for s in statements {
+                    sqlx::query(s).execute(&pool).await.unwrap();
+                }
+                pool.close().await;
+            }
+            Backend::Postgres => {
+                let pool = sqlx::PgPool::connect(&self.database_url).await.unwrap();
+                for s in statements {
+                    sqlx::query(s).execute(&pool).await.unwrap();
+                }
+                pool.close().await;
+            }
+        }
+    }
+
+    /// Drops the per-test PostgreSQL database.
+    pub async fn finish(self) {
+        if let Some(name) = &self.pg_database
+            && let Ok(admin) = sqlx::PgPool::connect(&postgres_base_url()).await
+        {
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&admin)
+                .await;
+            admin.close().await;
+        }
+    }
+}

@@ -1,0 +1,270 @@
+//! End-to-end recoveries over HTTP on both databases: what must happen when everything is right,
+//! and that a failing audit append stops everything.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use argon2::PasswordVerifier;
+use common::{Backend, TestServer};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+const AGENT: &str = "sam.rivera";
+
+async fn password_reset_happy_path(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let case = s.open_case(AGENT, "u-dave", "password_reset").await;
+    let id = case["id"].as_str().unwrap();
+    assert_eq!(case["state"], "open");
+    assert_eq!(case["risk"]["level"], "low");
+    assert_eq!(case["playbook"][0]["kind"], "verify");
+    assert!(
+        case["playbook"][0]["script"]
+            .as_str()
+            .unwrap()
+            .contains("on record")
+    );
+
+    let (vid, code) = s.send_code(AGENT, id, "email_code").await;
+    let msg = s.last_message("verification_code");
+    assert_eq!(
+        msg["to"], "dave.whitfield@example.org",
+        "code goes to the email of record"
+    );
+    let (status, body) = s.answer(AGENT, id, &vid, &code).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["state"], "approved");
+    assert!(body["grant"]["expires_at"].is_string());
+    assert_eq!(body["playbook"][0]["kind"], "execute");
+
+    let (status, body) = s.execute(AGENT, id).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["case"]["state"], "executed");
+    let text = body.to_string();
+
+    // The temporary password went to the contact of record, matches the stored hash, and was
+    // never shown to the agent.
+    let delivered = s.last_message("temporary_password");
+    assert_eq!(delivered["to"], "dave.whitfield@example.org");
+    let password = delivered["password"].as_str().unwrap();
+    assert!(!text.contains(password));
+    let stored = s
+        .service
+        .store
+        .credential("u-dave", "password")
+        .await
+        .unwrap()
+        .unwrap();
+    let parsed = argon2::PasswordHash::new(&stored.hash).unwrap();
+    argon2::Argon2::default()
+        .verify_password(password.as_bytes(), &parsed)
+        .unwrap();
+
+    let notices: Vec<Value> = s
+        .outbox()
+        .into_iter()
+        .filter(|m| m["kind"] == "recovery_notice")
+        .collect();
+    let to: Vec<&str> = notices.iter().map(|m| m["to"].as_str().unwrap()).collect();
+    assert!(to.contains(&"dave.whitfield@example.org"));
+    assert!(to.contains(&"+1 555 010 0112"));
+    assert!(
+        to.contains(&"bob.kramer@example.org"),
+        "the manager is told: {to:?}"
+    );
+
+    let events = s.events_since(0).await;
+    for e in [
+        "case.opened",
+        "verification.started",
+        "verification.passed",
+        "case.approved",
+        "grant.minted",
+        "grant.consumed",
+        "execution.performed",
+    ] {
+        assert!(events.iter().any(|x| x == e), "missing {e} in {events:?}");
+    }
+    s.assert_audit_chain_intact().await;
+    s.finish().await;
+}
+
+async fn mfa_reset_with_code_and_manager_attestation(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let case = s.open_case(AGENT, "u-alice", "mfa_reset").await;
+    let id = case["id"].as_str().unwrap();
+    assert_eq!(case["requirements"]["min_classes"], 2);
+
+    let (vid, code) = s.send_code(AGENT, id, "sms_code").await;
+    assert_eq!(s.last_message("verification_code")["to"], "+1 555 010 0142");
+    let (status, body) = s.answer(AGENT, id, &vid, &code).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body["state"], "verifying",
+        "one class is not enough for an MFA reset"
+    );
+
+    let link = s.request_attestation(AGENT, id).await;
+    assert_eq!(
+        s.last_message("attestation_link")["to"],
+        "bob.kramer@example.org"
+    );
+    let (status, view) = s.get(&link.replace(&s.base, ""), None).await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    assert_eq!(view["subject"]["name"], "Alice Jensen");
+    assert_eq!(view["respondent"]["id"], "u-bob");
+    assert_eq!(view["action"], "mfa_reset");
+
+    let (status, body) = s.attest(&link, None, "confirm").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["case_state"], "approved");
+
+    let before = s.service.store.subject("u-alice").await.unwrap().unwrap();
+    assert!(!before.authenticators.is_empty());
+    let (status, body) = s.execute(AGENT, id).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let after = s.service.store.subject("u-alice").await.unwrap().unwrap();
+    assert!(after.authenticators.is_empty(), "factors removed");
+    let pass = s.last_message("temporary_access_pass");
+    assert_eq!(pass["to"], "alice.jensen@example.org");
+    assert!(!body.to_string().contains(pass["pass"].as_str().unwrap()));
+    let tap = s
+        .service
+        .store
+        .credential("u-alice", "temporary_access_pass")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(tap.expires_at.is_some());
+    let approvals = body["case"]["approvals"].as_array().unwrap();
+    assert_eq!(approvals.len(), 1);
+    assert_eq!(approvals[0]["approver_id"], "u-bob");
+    assert_eq!(approvals[0]["case_digest"].as_str().unwrap().len(), 64);
+    let events = s.events_since(0).await;
+    assert!(events.contains(&"attestation.confirmed".to_owned()));
+    s.assert_audit_chain_intact().await;
+    s.finish().await;
+}
+
+async fn failing_audit_append_executes_nothing(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let case = s.open_case(AGENT, "u-dave", "password_reset").await;
+    let id = case["id"].as_str().unwrap();
+    let (vid, code) = s.send_code(AGENT, id, "email_code").await;
+    assert_eq!(s.answer(AGENT, id, &vid, &code).await.0, StatusCode::OK);
+
+    // A real database-level failure of the audit insert, inside the same transaction.
+    match backend {
+        Backend::Sqlite => {
+            s.sql(&["CREATE TRIGGER audit_down BEFORE INSERT ON audit_log \
+                     BEGIN SELECT RAISE(ABORT, 'injected audit failure'); END"])
+                .await
+        }
+        Backend::Postgres => {
+            s.sql(&[
+                "CREATE FUNCTION audit_down() RETURNS trigger AS $$ BEGIN \
+                 RAISE EXCEPTION 'injected audit failure'; END $$ LANGUAGE plpgsql",
+                "CREATE TRIGGER audit_down BEFORE INSERT ON audit_log \
+                 FOR EACH ROW EXECUTE FUNCTION audit_down()",
+            ])
+            .await
+        }
+    }
+    let before = s.snapshot(Some(id), "u-dave").await;
+    let (status, body) = s.execute(AGENT, id).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"]["code"], "audit_unavailable");
+    assert_eq!(
+        s.snapshot(Some(id), "u-dave").await,
+        before,
+        "nothing changed, nothing sent"
+    );
+    assert!(
+        s.service
+            .store
+            .credential("u-dave", "password")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Opening a case is refused the same way: no case without its audit entry.
+    let (status, _) = s
+        .post(
+            "/api/v1/cases",
+            Some(&s.token(AGENT)),
+            serde_json::json!({"subject": "u-carol", "action": "password_reset", "channel": "phone"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let (_, list) = s.get("/api/v1/cases", Some(&s.token("morgan.lee"))).await;
+    assert_eq!(list["cases"].as_array().unwrap().len(), 1);
+
+    // Once the log is writable again the same grant works.
+    match backend {
+        Backend::Sqlite => s.sql(&["DROP TRIGGER audit_down"]).await,
+        Backend::Postgres => {
+            s.sql(&[
+                "DROP TRIGGER audit_down ON audit_log",
+                "DROP FUNCTION audit_down()",
+            ])
+            .await
+        }
+    }
+    let (status, body) = s.execute(AGENT, id).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    s.assert_audit_chain_intact().await;
+    s.finish().await;
+}
+
+async fn fifty_concurrent_executes_consume_the_grant_once(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let case = s.open_case(AGENT, "u-dave", "password_reset").await;
+    let id = case["id"].as_str().unwrap().to_owned();
+    let (vid, code) = s.send_code(AGENT, &id, "email_code").await;
+    assert_eq!(s.answer(AGENT, &id, &vid, &code).await.0, StatusCode::OK);
+    let s = std::sync::Arc::new(s);
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let s = s.clone();
+        let id = id.clone();
+        tasks.push(tokio::spawn(async move { s.execute(AGENT, &id).await }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        let (status, body) = t.await.unwrap();
+        if status == StatusCode::OK {
+            ok += 1;
+        } else {
+            assert_eq!(status, StatusCode::CONFLICT, "{body}");
+            let code = body["error"]["code"].as_str().unwrap();
+            assert!(code == "conflict" || code == "grant_consumed", "{code}");
+        }
+    }
+    assert_eq!(ok, 1, "exactly one execution");
+    let passwords = s
+        .outbox()
+        .into_iter()
+        .filter(|m| m["kind"] == "temporary_password")
+        .count();
+    assert_eq!(passwords, 1);
+    let events = s.events_since(0).await;
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| *e == "execution.performed")
+            .count(),
+        1
+    );
+    s.assert_audit_chain_intact().await;
+    if let Ok(s) = std::sync::Arc::try_unwrap(s) {
+        s.finish().await;
+    }
+}
+
+on_both_backends!(
+    password_reset_happy_path,
+    mfa_reset_with_code_and_manager_attestation,
+    failing_audit_append_executes_nothing,
+    fifty_concurrent_executes_consume_the_grant_once,
+);
