@@ -21,6 +21,7 @@ apt_install() {
 # --- toolchain and packages -------------------------------------------------------------
 missing=()
 command -v cc >/dev/null || missing+=(build-essential)
+command -v curl >/dev/null || missing+=(curl)
 command -v pg_ctl >/dev/null || [ -x "$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)/pg_ctl" ] || missing+=(postgresql)
 command -v psql >/dev/null || missing+=(postgresql-client)
 command -v python3 >/dev/null || missing+=(python3 python3-venv)
@@ -34,7 +35,8 @@ fi
 # Python peers used by the tests (a real SMTP server).
 if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
   log "installing aiosmtpd"
-  python3 -m pip install --quiet aiosmtpd || python3 -m pip install --quiet --break-system-packages aiosmtpd
+  python3 -m pip install --quiet aiosmtpd==1.4.6 \
+    || python3 -m pip install --quiet --break-system-packages aiosmtpd==1.4.6
 fi
 
 # --- PostgreSQL -----------------------------------------------------------------------------

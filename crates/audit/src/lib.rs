@@ -17,6 +17,7 @@ mod compact;
 mod entry;
 mod hash;
 mod memory;
+mod ocsf;
 mod tree;
 mod verify;
 
@@ -28,6 +29,7 @@ pub use compact::RootBuilder;
 pub use entry::{Actor, AuditEntry, EntryError, audit_time, canonical_bytes};
 pub use hash::{EMPTY_ROOT, Hash, HashParseError, leaf_hash, node_hash};
 pub use memory::MemoryLog;
+pub use ocsf::{OCSF_VERSION, to_ocsf};
 pub use tree::{
     HashReadError, HashReader, MAX_TREE_SIZE, ProofError, TreeError, append_reads,
     consistency_proof, consistency_proof_reads, inclusion_proof, inclusion_proof_reads,

@@ -1,4 +1,7 @@
-//! The `deskgate` command: run the demo, serve in production, administer staff and tokens.
+//! The `deskgate` command: run the demo, serve in production, administer staff and tokens,
+//! export and verify the audit log.
+
+mod audit;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -38,6 +41,13 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// The tamper-evident audit log.
+    Audit {
+        #[arg(long, global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Administration.
     Admin {
         #[arg(long, global = true)]
@@ -58,6 +68,37 @@ enum AdminCommand {
     Staff {
         #[command(subcommand)]
         command: StaffCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Print the checkpoint verifier key (note vkey form: name+keyid+base64 key).
+    Key,
+    /// Export entries, their leaf hashes, a fresh signed checkpoint and the verifier key.
+    Export {
+        #[arg(long)]
+        out: PathBuf,
+        /// `log` (entries.jsonl + checkpoint) or `ocsf` (OCSF 1.x JSON lines for SIEMs).
+        #[arg(long, default_value = "log")]
+        format: String,
+    },
+    /// Verify an export directory, or a running server with --url.
+    Verify {
+        /// Export directory.
+        dir: Option<PathBuf>,
+        /// Base URL of a running server.
+        #[arg(long, conflicts_with = "dir")]
+        url: Option<String>,
+        /// Verifier key, or a file holding it.
+        #[arg(long)]
+        key: String,
+        /// Bearer token of an auditor, for --url.
+        #[arg(long, env = "DESKGATE_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// An older checkpoint the log must be consistent with.
+        #[arg(long)]
+        previous: Option<PathBuf>,
     },
 }
 
@@ -145,7 +186,10 @@ async fn demo(listen: SocketAddr, data: PathBuf, database: Option<String>) -> Re
     config.listen = listen.to_string();
     config.public_url = format!("http://{listen}");
     config.data_dir = data.clone();
-    config.outbox_file = true;
+    config.delivery = deskgate_server::delivery::Config {
+        outbox_file: true,
+        ..Default::default()
+    };
     if let Some(db) = database {
         config.database = db;
     }
@@ -188,6 +232,45 @@ async fn demo(listen: SocketAddr, data: PathBuf, database: Option<String>) -> Re
     deskgate_server::serve(std::sync::Arc::new(service), listener, shutdown_signal())
         .await
         .map_err(|e| e.to_string())
+}
+
+async fn audit_command(config: Option<PathBuf>, command: AuditCommand) -> Result<(), String> {
+    if let AuditCommand::Verify {
+        dir,
+        url,
+        key,
+        token,
+        previous,
+    } = command
+    {
+        let report = match (dir, url) {
+            (Some(dir), None) => audit::verify_dir(&dir, &key, previous.as_ref())?,
+            (None, Some(url)) => {
+                let token = token.ok_or("--url needs an auditor's --token (or DESKGATE_TOKEN)")?;
+                audit::verify_url(&url, &key, &token, previous.as_ref()).await?
+            }
+            _ => return Err("give an export directory or --url".to_owned()),
+        };
+        println!("{report}");
+        return Ok(());
+    }
+    let config = load_config(config.as_ref())?;
+    let service = deskgate_server::build(config, Clock::system())
+        .await
+        .map_err(|e| e.to_string())?;
+    match command {
+        AuditCommand::Key => println!("{}", service.audit.verifier_key()),
+        AuditCommand::Export { out, format } => {
+            let ocsf = match format.as_str() {
+                "log" => false,
+                "ocsf" => true,
+                other => return Err(format!("unknown format {other}: use log or ocsf")),
+            };
+            println!("{}", audit::export(&service, &out, ocsf).await?);
+        }
+        AuditCommand::Verify { .. } => {}
+    }
+    Ok(())
 }
 
 async fn admin(config: Option<PathBuf>, command: AdminCommand) -> Result<(), String> {
@@ -277,6 +360,8 @@ async fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    // One TLS crypto provider for the process (reqwest is built without its own).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo {
@@ -289,6 +374,7 @@ async fn main() -> ExitCode {
             Err(e) => Err(e),
         },
         Command::Admin { config, command } => admin(config, command).await,
+        Command::Audit { config, command } => audit_command(config, command).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -289,6 +289,57 @@ async fn attest(
     })))
 }
 
+fn number(q: &HashMap<String, String>, key: &str) -> Result<u64, ApiError> {
+    q.get(key)
+        .ok_or_else(|| ApiError::invalid(format!("{key} is required")))?
+        .parse()
+        .map_err(|_| ApiError::invalid(format!("{key} must be a non-negative integer")))
+}
+
+async fn audit_checkpoint(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(s.audit_checkpoint(&caller, false).await?))
+}
+
+async fn cut_checkpoint(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(s.audit_checkpoint(&caller, true).await?))
+}
+
+async fn audit_entries(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<impl IntoResponse, ApiError> {
+    let start = number(&q, "start")?;
+    let end = number(&q, "end")?;
+    Ok(Json(s.audit_entries(&caller, start, end).await?))
+}
+
+async fn inclusion_proof(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<impl IntoResponse, ApiError> {
+    let index = number(&q, "index")?;
+    let size = number(&q, "size")?;
+    Ok(Json(s.audit_inclusion(&caller, index, size).await?))
+}
+
+async fn consistency_proof(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<impl IntoResponse, ApiError> {
+    let from = number(&q, "from")?;
+    let to = number(&q, "to")?;
+    Ok(Json(s.audit_consistency(&caller, from, to).await?))
+}
+
 async fn not_found() -> ApiError {
     ApiError::not_found("route")
 }
@@ -304,7 +355,14 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/cases/{id}/verifications/{vid}", post(answer_verification))
         .route("/cases/{id}/execute", post(execute))
         .route("/cases/{id}/deny", post(deny))
-        .route("/cases/{id}/cancel", post(cancel));
+        .route("/cases/{id}/cancel", post(cancel))
+        .route(
+            "/audit/checkpoint",
+            get(audit_checkpoint).post(cut_checkpoint),
+        )
+        .route("/audit/entries", get(audit_entries))
+        .route("/audit/proof/inclusion", get(inclusion_proof))
+        .route("/audit/proof/consistency", get(consistency_proof));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

@@ -18,8 +18,9 @@ pub struct Config {
     pub database: String,
     /// Where the SQLite database, keys and the demo outbox live.
     pub data_dir: PathBuf,
-    /// Append every outgoing message to `DATA_DIR/outbox.jsonl` instead of sending it.
-    pub outbox_file: bool,
+    /// How codes, links and notices leave Deskgate: the demo outbox file, SMTP, an SMS/voice
+    /// provider. With nothing configured every send fails, so nothing proceeds unsent.
+    pub delivery: deskgate_delivery::Config,
     pub codes: CodeConfig,
     /// Directory group -> tier. A subject in several mapped groups gets the highest tier.
     pub tier_groups: BTreeMap<String, Tier>,
@@ -33,6 +34,10 @@ pub struct Config {
     pub recent_recovery_days: i64,
     /// A hire younger than this with no authenticator raises risk.
     pub new_hire_days: i64,
+    /// The audit log's origin line and checkpoint key name (no spaces or `+`).
+    pub audit_origin: String,
+    /// How often a checkpoint is cut while entries arrive.
+    pub checkpoint_interval_seconds: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -62,7 +67,7 @@ impl Default for Config {
             public_url: "http://127.0.0.1:8080".to_owned(),
             database: String::new(),
             data_dir: PathBuf::from("deskgate-data"),
-            outbox_file: false,
+            delivery: deskgate_delivery::Config::default(),
             codes: CodeConfig::default(),
             tier_groups: default_tier_groups(),
             max_body_bytes: 64 * 1024,
@@ -70,6 +75,8 @@ impl Default for Config {
             tap_ttl_minutes: 60,
             recent_recovery_days: 30,
             new_hire_days: 30,
+            audit_origin: "deskgate.example/audit".to_owned(),
+            checkpoint_interval_seconds: 5,
         }
     }
 }

@@ -6,7 +6,7 @@ use chrono::{DateTime, Duration, Utc};
 use deskgate_core::{
     Authenticator, AuthenticatorKind, Contact, ContactKind, Role, Staff, Subject, SubjectStatus,
 };
-use deskgate_store::{Actor, Change, NewAuditEntry};
+use deskgate_store::{Change, NewAuditEntry, system_actor};
 use serde::Serialize;
 use serde_json::json;
 
@@ -351,13 +351,13 @@ pub async fn seed(service: &Service) -> Result<Vec<DemoStaff>, ApiError> {
             .store
             .commit(Change {
                 subjects,
-                audit: vec![NewAuditEntry {
-                    time: now,
-                    actor: Actor::system(),
-                    case_id: None,
-                    event: "directory.seeded".to_owned(),
-                    details: json!({ "subjects": count, "source": "demo" }),
-                }],
+                audit: vec![NewAuditEntry::new(
+                    now,
+                    system_actor(),
+                    None,
+                    "directory.seeded",
+                    json!({ "subjects": count, "source": "demo" }),
+                )],
                 ..Change::default()
             })
             .await?;

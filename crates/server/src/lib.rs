@@ -3,9 +3,9 @@
 //! audit entries, and only then do side effects (deliveries) happen.
 
 pub mod api;
+pub mod audit_log;
 pub mod clock;
 pub mod config;
-pub mod delivery;
 pub mod demo;
 pub mod directory;
 pub mod error;
@@ -15,6 +15,7 @@ pub mod views;
 
 pub use clock::Clock;
 pub use config::Config;
+pub use deskgate_delivery as delivery;
 pub use service::Service;
 
 use std::sync::Arc;
@@ -30,6 +31,10 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    service.audit.clone().spawn_checkpointer(
+        std::time::Duration::from_secs(service.config.checkpoint_interval_seconds.max(1)),
+        service.clock.clone(),
+    );
     axum::serve(listener, router(service))
         .with_graceful_shutdown(shutdown)
         .await
@@ -46,6 +51,10 @@ pub enum StartError {
     },
     #[error("store: {0}")]
     Store(#[from] deskgate_store::StoreError),
+    #[error("audit log: {0}")]
+    AuditLog(#[from] audit_log::AuditLogError),
+    #[error("delivery configuration: {0}")]
+    Delivery(#[from] delivery::ConfigError),
 }
 
 /// Opens the store, loads (or creates) the keys under the data directory and wires delivery.
@@ -58,13 +67,14 @@ pub async fn build(config: Config, clock: Clock) -> Result<Service, StartError> 
     std::fs::create_dir_all(&dir).map_err(io)?;
     let codes = secrets::CodeHasher::load_or_create(&dir.join("code.key")).map_err(io)?;
     let store = deskgate_store::open(&config.database_url()).await?;
-    let delivery: Arc<dyn delivery::Delivery> = if config.outbox_file {
-        Arc::new(delivery::OutboxFile::new(dir.join("outbox.jsonl")))
-    } else {
-        Arc::new(delivery::Unconfigured)
-    };
+    let signer = audit_log::load_or_create_signer(&dir.join("audit.key"), &config.audit_origin)?;
+    let audit = Arc::new(audit_log::AuditLog::new(store.clone(), signer));
+    // reqwest (Twilio) is built without a crypto provider of its own; install ring once.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let delivery = delivery::build(&config.delivery, &dir)?;
     Ok(Service {
         store,
+        audit,
         config,
         clock,
         codes,

@@ -14,7 +14,7 @@ use deskgate_core::{
     VerificationState,
 };
 use deskgate_store::{
-    Actor, CaseFilter, CaseWrite, Change, LinkToken, NewAuditEntry, Store, StoredCase,
+    Actor, CaseFilter, CaseWrite, Change, LinkToken, NewAuditEntry, Store, StoredCase, system_actor,
 };
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -33,6 +33,7 @@ type ApiResult<T> = Result<T, ApiError>;
 
 pub struct Service {
     pub store: Arc<dyn Store>,
+    pub audit: Arc<crate::audit_log::AuditLog>,
     pub config: Config,
     pub clock: Clock,
     pub codes: CodeHasher,
@@ -116,13 +117,7 @@ impl Service {
         event: &str,
         details: Value,
     ) -> NewAuditEntry {
-        NewAuditEntry {
-            time: self.now(),
-            actor: actor.clone(),
-            case_id: case_id.map(str::to_owned),
-            event: event.to_owned(),
-            details,
-        }
+        NewAuditEntry::new(self.now(), actor.clone(), case_id, event, details)
     }
 
     /// Resolves a bearer token to its staff member.
@@ -150,7 +145,7 @@ impl Service {
         self.store
             .commit(Change {
                 audit: vec![self.entry(
-                    &Actor::system(),
+                    &system_actor(),
                     None,
                     "staff.token_created",
                     json!({ "staff_id": staff.id, "label": label }),
@@ -409,12 +404,12 @@ impl Service {
             ));
             if let Some(g) = &case.grant {
                 out.push(self.entry(
-                    &Actor::system(),
+                    &system_actor(),
                     Some(&case.id),
                     "grant.minted",
                     json!({
                         "grant_id": g.id, "agent_id": g.agent_id, "subject_id": g.subject_id,
-                        "action": g.action, "expires_at": g.expires_at,
+                        "tier": case.subject_tier, "action": g.action, "expires_at": g.expires_at,
                     }),
                 ));
             }
@@ -934,16 +929,20 @@ impl Service {
                 &who,
                 Some(&case.id),
                 "grant.consumed",
-                json!({ "grant_id": grant.id, "agent_id": grant.agent_id, "subject_id": grant.subject_id, "action": grant.action }),
+                json!({
+                    "grant_id": grant.id, "agent_id": grant.agent_id, "subject_id": grant.subject_id,
+                    "tier": case.subject_tier, "action": grant.action,
+                }),
             ),
             self.entry(
-                &Actor::system(),
+                &system_actor(),
                 Some(&case.id),
                 "execution.performed",
                 json!({
                     "connector": "builtin",
                     "action": case.action,
                     "subject_id": case.subject_id,
+                    "tier": case.subject_tier,
                     "result": execution.details,
                     "notices": notices.iter().map(|n| json!({"channel": n.channel, "subject_id": n.subject_id})).collect::<Vec<_>>(),
                 }),
@@ -974,7 +973,7 @@ impl Service {
             self.store
                 .commit(Change {
                     audit: vec![self.entry(
-                        &Actor::system(),
+                        &system_actor(),
                         Some(&case.id),
                         "delivery.failed",
                         json!({ "messages": failures }),
@@ -1068,6 +1067,84 @@ impl Service {
                 Ok(entry)
             })
             .collect()
+    }
+}
+
+/// Who may read the audit log and its proofs.
+fn ensure_auditor(caller: &Staff) -> ApiResult<()> {
+    if matches!(caller.role, Role::Auditor | Role::SecurityOfficer) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(
+            "only auditors and security officers read the audit log",
+        ))
+    }
+}
+
+fn log_error(e: crate::audit_log::AuditLogError) -> ApiError {
+    match e {
+        crate::audit_log::AuditLogError::Range(m) => ApiError::invalid(m),
+        crate::audit_log::AuditLogError::Store(s) => s.into(),
+        other => {
+            tracing::error!(error = %other, "audit log failure");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "audit_unavailable",
+                "the audit log is unavailable",
+            )
+        }
+    }
+}
+
+impl Service {
+    pub async fn audit_checkpoint(&self, caller: &Staff, cut: bool) -> ApiResult<Value> {
+        ensure_auditor(caller)?;
+        let latest = match self.store.latest_checkpoint().await? {
+            Some(c) if !cut => c,
+            _ => self.audit.cut(self.now()).await.map_err(log_error)?,
+        };
+        Ok(json!({
+            "size": latest.size, "root": latest.root, "note": latest.note,
+            "created_at": latest.created_at, "verifier_key": self.audit.verifier_key(),
+        }))
+    }
+
+    pub async fn audit_entries(&self, caller: &Staff, start: u64, end: u64) -> ApiResult<Value> {
+        ensure_auditor(caller)?;
+        if end < start || end - start > 1000 {
+            return Err(ApiError::invalid(
+                "need start <= end and at most 1000 entries per call",
+            ));
+        }
+        let size = self.store.audit_size().await?;
+        let records = self.store.audit_entries(start, end.min(size)).await?;
+        Ok(json!({
+            "size": size,
+            "entries": records.iter().map(|r| json!({
+                "index": r.index, "canonical": r.body, "leaf_hash": r.leaf_hash,
+            })).collect::<Vec<_>>(),
+        }))
+    }
+
+    pub async fn audit_inclusion(&self, caller: &Staff, index: u64, size: u64) -> ApiResult<Value> {
+        ensure_auditor(caller)?;
+        let (proof, root) = self.audit.inclusion(index, size).await.map_err(log_error)?;
+        let leaf = self.store.audit_entries(index, index + 1).await?;
+        Ok(json!({
+            "index": index, "size": size, "root": root.to_hex(),
+            "leaf_hash": leaf.first().map(|r| r.leaf_hash.clone()),
+            "proof": proof.iter().map(|h| h.to_hex()).collect::<Vec<_>>(),
+        }))
+    }
+
+    pub async fn audit_consistency(&self, caller: &Staff, from: u64, to: u64) -> ApiResult<Value> {
+        ensure_auditor(caller)?;
+        let (proof, old_root, new_root) =
+            self.audit.consistency(from, to).await.map_err(log_error)?;
+        Ok(json!({
+            "from": from, "to": to, "old_root": old_root.to_hex(), "new_root": new_root.to_hex(),
+            "proof": proof.iter().map(|h| h.to_hex()).collect::<Vec<_>>(),
+        }))
     }
 }
 

@@ -6,22 +6,14 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-/// Who did something, and how they proved it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Actor {
-    pub id: String,
-    pub role: String,
-    /// How the actor authenticated: `bearer_token`, `attestation_link`, `system`, ...
-    pub auth: String,
-}
+pub use deskgate_audit::Actor;
 
-impl Actor {
-    pub fn system() -> Self {
-        Self {
-            id: "deskgate".to_owned(),
-            role: "system".to_owned(),
-            auth: "system".to_owned(),
-        }
+/// The actor for events Deskgate itself causes (grants minted, executions, seeding).
+pub fn system_actor() -> Actor {
+    Actor {
+        id: "deskgate".to_owned(),
+        role: "system".to_owned(),
+        auth: "system".to_owned(),
     }
 }
 
@@ -33,6 +25,30 @@ pub struct NewAuditEntry {
     pub case_id: Option<String>,
     pub event: String,
     pub details: serde_json::Value,
+    /// Digest of the policy bundle that decided, when a decision was made.
+    pub policy_digest: Option<String>,
+    /// Digests of the evidence the event relied on.
+    pub evidence_digests: Vec<String>,
+}
+
+impl NewAuditEntry {
+    pub fn new(
+        time: DateTime<Utc>,
+        actor: Actor,
+        case_id: Option<&str>,
+        event: &str,
+        details: serde_json::Value,
+    ) -> Self {
+        Self {
+            time,
+            actor,
+            case_id: case_id.map(str::to_owned),
+            event: event.to_owned(),
+            details,
+            policy_digest: None,
+            evidence_digests: Vec::new(),
+        }
+    }
 }
 
 /// An appended entry.
@@ -51,26 +67,26 @@ impl AuditRecord {
     }
 }
 
-/// The canonical bytes of entry `index`: serde_json's map is ordered, so keys come out sorted at
-/// every level, and there is no insignificant whitespace.
-pub(crate) fn canonical_body(index: u64, e: &NewAuditEntry) -> serde_json::Result<String> {
-    let value = serde_json::json!({
-        "index": index,
-        "time": crate::time_text(e.time),
-        "actor": e.actor,
-        "case_id": e.case_id,
-        "event": e.event,
-        "details": e.details,
-    });
-    serde_json::to_string(&value)
+/// The canonical bytes of entry `index`, exactly as the audit crate defines them, so an export
+/// verifies offline byte for byte.
+pub(crate) fn canonical_body(index: u64, e: &NewAuditEntry) -> String {
+    let entry = deskgate_audit::AuditEntry {
+        index,
+        time: deskgate_audit::audit_time(e.time),
+        actor: e.actor.clone(),
+        case_id: e.case_id.clone(),
+        event: e.event.clone(),
+        details: e.details.clone(),
+        policy_digest: e.policy_digest.clone(),
+        evidence_digests: e.evidence_digests.clone(),
+    };
+    // canonical_bytes writes JSON from Rust strings: always UTF-8.
+    String::from_utf8_lossy(&deskgate_audit::canonical_bytes(&entry)).into_owned()
 }
 
-/// RFC 9162 leaf hash: SHA-256(0x00 || body).
+/// RFC 9162 leaf hash of an entry body.
 pub(crate) fn leaf_hash(body: &[u8]) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update([0u8]);
-    h.update(body);
-    h.finalize().into()
+    deskgate_audit::leaf_hash(body).0
 }
 
 pub(crate) fn chain(prev: &[u8; 32], leaf: &[u8; 32]) -> [u8; 32] {

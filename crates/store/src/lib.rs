@@ -12,7 +12,8 @@ use chrono::{DateTime, Utc};
 use deskgate_core::{Case, CaseState, Staff, Subject};
 use serde::{Deserialize, Serialize};
 
-pub use audit::{Actor, AuditRecord, ChainError, NewAuditEntry, verify_chain};
+pub use audit::{Actor, AuditRecord, ChainError, NewAuditEntry, system_actor, verify_chain};
+pub use deskgate_audit::Hash;
 pub use sql::SqlStore;
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -34,6 +35,8 @@ pub enum StoreError {
     Migration(#[from] sqlx::migrate::MigrateError),
     #[error("stored document is corrupt: {0}")]
     Corrupt(String),
+    #[error("audit log: {0}")]
+    Log(#[from] deskgate_audit::TreeError),
     #[error("unsupported database URL: {0}")]
     UnsupportedUrl(String),
 }
@@ -144,6 +147,19 @@ pub trait Store: Send + Sync {
     /// Entries with `start <= index < end`.
     async fn audit_entries(&self, start: u64, end: u64) -> Result<Vec<AuditRecord>>;
     async fn audit_for_case(&self, case_id: &str) -> Result<Vec<AuditRecord>>;
+    /// Stored Merkle hashes by stored-hash index, in the order asked.
+    async fn audit_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>>;
+    async fn save_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<()>;
+    async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>>;
+}
+
+/// A signed checkpoint as kept by the store: the note text is what clients verify.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredCheckpoint {
+    pub size: u64,
+    pub root: String,
+    pub note: String,
+    pub created_at: DateTime<Utc>,
 }
 
 /// Opens the store a URL names and brings its schema up to date: `sqlite://PATH` (created when

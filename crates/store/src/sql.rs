@@ -1,6 +1,7 @@
 //! The SQL implementation of [`Store`] for SQLite and PostgreSQL. Queries are written once with
 //! `$N` placeholders, which both backends accept, and run on whichever pool is configured.
 
+use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -16,8 +17,8 @@ use tokio::sync::Mutex;
 
 use crate::audit::{AuditRecord, canonical_body, chain, leaf_hash, parse_hash};
 use crate::{
-    CaseFilter, CaseWrite, Change, Credential, LinkToken, Result, Store, StoreError, StoredCase,
-    time_text,
+    CaseFilter, CaseWrite, Change, Credential, Hash, LinkToken, Result, Store, StoreError,
+    StoredCase, StoredCheckpoint, time_text,
 };
 
 enum Backend {
@@ -269,9 +270,45 @@ macro_rules! commit_fn {
                 .await?;
             }
             let mut appended = Vec::with_capacity(change.audit.len());
+            // Stored hashes written earlier in this transaction, which the next append may read.
+            let mut fresh: BTreeMap<u64, Hash> = BTreeMap::new();
             for entry in &change.audit {
                 let index = u64::try_from(size).map_err(corrupt)?;
-                let body = canonical_body(index, entry).map_err(corrupt)?;
+                let body = canonical_body(index, entry);
+                let needed: Vec<u64> = deskgate_audit::append_reads(index)
+                    .map_err(|e| StoreError::AuditUnavailable(e.to_string()))?
+                    .into_iter()
+                    .filter(|i| !fresh.contains_key(i))
+                    .collect();
+                if !needed.is_empty() {
+                    let list = needed.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(",");
+                    let rows = sqlx::query(&format!(
+                        "SELECT idx, hash FROM audit_hashes WHERE idx IN ({list})"
+                    ))
+                    .fetch_all(&mut **tx)
+                    .await
+                    .map_err(|e| StoreError::AuditUnavailable(e.to_string()))?;
+                    for r in rows {
+                        let idx: i64 = r.try_get(0)?;
+                        let text: String = r.try_get(1)?;
+                        let hash = Hash::from_hex(&text).map_err(corrupt)?;
+                        fresh.insert(u64::try_from(idx).map_err(corrupt)?, hash);
+                    }
+                }
+                let new_hashes =
+                    deskgate_audit::stored_hashes_for_append(index, body.as_bytes(), &fresh)
+                        .map_err(|e| StoreError::AuditUnavailable(e.to_string()))?;
+                let first = deskgate_audit::stored_hash_count(index)
+                    .map_err(|e| StoreError::AuditUnavailable(e.to_string()))?;
+                for (at, hash) in (first..).zip(new_hashes) {
+                    sqlx::query("INSERT INTO audit_hashes (idx, hash) VALUES ($1, $2)")
+                        .bind(i64::try_from(at).map_err(corrupt)?)
+                        .bind(hash.to_hex())
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(|e| StoreError::AuditUnavailable(e.to_string()))?;
+                    fresh.insert(at, hash);
+                }
                 let leaf = leaf_hash(body.as_bytes());
                 prev = chain(&prev, &leaf);
                 let record = AuditRecord {
@@ -645,6 +682,81 @@ impl Store for SqlStore {
             .await?;
             audit_rows(rows)
         })
+    }
+
+    async fn audit_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>> {
+        let mut found: BTreeMap<u64, Hash> = BTreeMap::new();
+        // Chunked so a large proof never builds an oversized statement.
+        for chunk in indexes.chunks(500) {
+            let list = chunk
+                .iter()
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+                .join(",");
+            let sql = format!("SELECT idx, hash FROM audit_hashes WHERE idx IN ({list})");
+            let rows: Vec<(i64, String)> = on_pool!(self, |p| {
+                let rows = sqlx::query(&sql).fetch_all(p).await?;
+                rows.iter()
+                    .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+                    .collect::<Result<Vec<_>>>()?
+            });
+            for (idx, text) in rows {
+                found.insert(
+                    u64::try_from(idx).map_err(corrupt)?,
+                    Hash::from_hex(&text).map_err(corrupt)?,
+                );
+            }
+        }
+        indexes
+            .iter()
+            .map(|i| {
+                found
+                    .get(i)
+                    .copied()
+                    .ok_or_else(|| StoreError::NotFound(format!("stored hash {i}")))
+            })
+            .collect()
+    }
+
+    async fn save_checkpoint(&self, c: &StoredCheckpoint) -> Result<()> {
+        let size = i64::try_from(c.size).map_err(corrupt)?;
+        on_pool!(self, |p| {
+            sqlx::query(
+                "INSERT INTO audit_checkpoints (size, root, note, created_at) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (size) DO NOTHING",
+            )
+            .bind(size)
+            .bind(&c.root)
+            .bind(&c.note)
+            .bind(time_text(c.created_at))
+            .execute(p)
+            .await?;
+        });
+        Ok(())
+    }
+
+    async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>> {
+        let row: Option<(i64, String, String, String)> = on_pool!(self, |p| {
+            match sqlx::query(
+                "SELECT size, root, note, created_at FROM audit_checkpoints \
+                 ORDER BY size DESC LIMIT 1",
+            )
+            .fetch_optional(p)
+            .await?
+            {
+                Some(r) => Some((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)),
+                None => None,
+            }
+        });
+        row.map(|(size, root, note, created)| {
+            Ok(StoredCheckpoint {
+                size: u64::try_from(size).map_err(corrupt)?,
+                root,
+                note,
+                created_at: parse_time(&created)?,
+            })
+        })
+        .transpose()
     }
 
     async fn audit_for_case(&self, case_id: &str) -> Result<Vec<AuditRecord>> {

@@ -68,6 +68,11 @@ pub struct Snapshot {
 
 impl TestServer {
     pub async fn start(backend: Backend) -> Self {
+        Self::start_with(backend, |_| {}).await
+    }
+
+    /// Starts a server whose configuration `adjust` may change (delivery, lifetimes...).
+    pub async fn start_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::tempdir().unwrap();
         let (database_url, pg_database) = match backend {
@@ -92,13 +97,17 @@ impl TestServer {
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let config = Config {
+        let mut config = Config {
             public_url: base.clone(),
             database: database_url.clone(),
             data_dir: dir.path().to_path_buf(),
-            outbox_file: true,
+            delivery: deskgate_server::delivery::Config {
+                outbox_file: true,
+                ..Default::default()
+            },
             ..Config::default()
         };
+        adjust(&mut config);
         let clock = Clock::system();
         let service = Arc::new(deskgate_server::build(config, clock.clone()).await.unwrap());
         let staff = deskgate_server::demo::seed(&service)
