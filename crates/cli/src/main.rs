@@ -139,10 +139,19 @@ fn load_config(path: Option<&PathBuf>) -> Result<Config, String> {
         }
         figment = figment.merge(Toml::file(p));
     }
+    // Only variables naming a configuration key are configuration: DESKGATE_LOG, DESKGATE_TOKEN
+    // and the test suite's variables share the prefix but are not.
+    let known: Vec<String> = serde_json::to_value(Config::default())
+        .ok()
+        .and_then(|v| v.as_object().map(|o| o.keys().cloned().collect()))
+        .unwrap_or_default();
     figment
         .merge(
             Env::prefixed("DESKGATE_")
-                .filter(|key| !key.as_str().eq_ignore_ascii_case("log"))
+                .filter(move |key| {
+                    let top = key.as_str().split("__").next().unwrap_or_default();
+                    known.iter().any(|k| k.eq_ignore_ascii_case(top))
+                })
                 .split("__"),
         )
         .extract()

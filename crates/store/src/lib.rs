@@ -35,6 +35,9 @@ pub enum StoreError {
     Migration(#[from] sqlx::migrate::MigrateError),
     #[error("stored document is corrupt: {0}")]
     Corrupt(String),
+    /// The transaction holding the change could not commit; nothing in it was written.
+    #[error("commit failed: {0}")]
+    Commit(String),
     #[error("audit log: {0}")]
     Log(#[from] deskgate_audit::TreeError),
     #[error("unsupported database URL: {0}")]
@@ -93,6 +96,17 @@ pub struct Change {
     pub use_links: Vec<(String, DateTime<Utc>)>,
     pub credentials: Vec<Credential>,
     pub audit: Vec<NewAuditEntry>,
+}
+
+impl Change {
+    /// Whether the change writes anything besides audit entries.
+    pub fn has_writes(&self) -> bool {
+        self.case.is_some()
+            || !self.subjects.is_empty()
+            || !self.new_links.is_empty()
+            || !self.use_links.is_empty()
+            || !self.credentials.is_empty()
+    }
 }
 
 /// Which cases to list.

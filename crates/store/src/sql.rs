@@ -13,12 +13,12 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use tokio::sync::Mutex;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::audit::{AuditRecord, canonical_body, chain, leaf_hash, parse_hash};
 use crate::{
-    CaseFilter, CaseWrite, Change, Credential, Hash, LinkToken, Result, Store, StoreError,
-    StoredCase, StoredCheckpoint, time_text,
+    CaseFilter, CaseWrite, Change, Credential, Hash, LinkToken, NewAuditEntry, Result, Store,
+    StoreError, StoredCase, StoredCheckpoint, time_text,
 };
 
 enum Backend {
@@ -39,9 +39,121 @@ macro_rules! on_pool {
 
 pub struct SqlStore {
     backend: Backend,
-    /// SQLite has one writer; serialising commits in-process avoids busy retries between our own
-    /// connections. PostgreSQL writers serialise on the locked sequencer row instead.
-    write_lock: Mutex<()>,
+    /// SQLite has one writer: commits go to a single task that group-commits whatever is queued
+    /// (one fsync for many changes, each in its own savepoint). PostgreSQL writers serialise on the
+    /// locked sequencer row instead.
+    sqlite_writer: Option<mpsc::Sender<Job>>,
+}
+
+/// One queued commit and where to answer once it is durable (or refused).
+struct Job {
+    change: Change,
+    reply: oneshot::Sender<Result<Vec<AuditRecord>>>,
+}
+
+/// Most changes one group commit takes; bounds the latency of the first one queued.
+const MAX_GROUP: usize = 512;
+
+/// Stored Merkle hashes the next appends will read (the tree's right edge), kept by the single
+/// SQLite writer between group commits so an append reads nothing back from disk. `next_size` is
+/// the log size the cache was built for: if another process appended meanwhile, it is dropped.
+#[derive(Default)]
+struct Frontier {
+    next_size: i64,
+    hashes: BTreeMap<u64, Hash>,
+}
+
+/// The SQLite writer: takes the first queued change and everything else already waiting, applies
+/// each change's writes in its own savepoint (so a stale version or a used link refuses that change
+/// alone), appends all accepted changes' audit entries with multi-row inserts, and commits once.
+/// Callers are answered only after COMMIT. If the audit append fails, nothing in the group is
+/// written: no change without its audit entries.
+async fn sqlite_writer(pool: SqlitePool, mut jobs: mpsc::Receiver<Job>) {
+    let mut frontier = Frontier::default();
+    while let Some(first) = jobs.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_GROUP {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let outcomes = match group_commit(&pool, &batch, &mut frontier).await {
+            Ok(outcomes) => outcomes,
+            Err(e) => {
+                frontier = Frontier::default();
+                tracing::error!(error = %e, "group commit failed; nothing in it was written");
+                let audit = matches!(e, StoreError::AuditUnavailable(_));
+                let reason = e.to_string();
+                batch
+                    .iter()
+                    .map(|_| {
+                        Err(if audit {
+                            StoreError::AuditUnavailable(reason.clone())
+                        } else {
+                            StoreError::Commit(reason.clone())
+                        })
+                    })
+                    .collect()
+            }
+        };
+        for (job, outcome) in batch.into_iter().zip(outcomes) {
+            let _ = job.reply.send(outcome);
+        }
+    }
+}
+
+async fn group_commit(
+    pool: &SqlitePool,
+    batch: &[Job],
+    frontier: &mut Frontier,
+) -> Result<Vec<Result<Vec<AuditRecord>>>> {
+    let mut tx = pool.begin().await?;
+    // A write first makes this transaction the writer before it reads the sequencer, so no other
+    // process can append between the read and the write.
+    sqlx::query("UPDATE audit_head SET size = size WHERE id = 1")
+        .execute(&mut *tx)
+        .await?;
+    let mut head = read_head_sqlite(&mut tx).await?;
+    if head.size != frontier.next_size {
+        frontier.hashes.clear();
+    }
+    let mut outcomes: Vec<Option<Result<Vec<AuditRecord>>>> = Vec::with_capacity(batch.len());
+    for job in batch {
+        if !job.change.has_writes() {
+            outcomes.push(None);
+            continue;
+        }
+        let mut savepoint = sqlx::Connection::begin(&mut *tx).await?;
+        match writes_sqlite(&mut savepoint, &job.change).await {
+            Ok(()) => {
+                savepoint.commit().await?;
+                outcomes.push(None);
+            }
+            Err(e) => {
+                savepoint.rollback().await?;
+                outcomes.push(Some(Err(e)));
+            }
+        }
+    }
+    let entries: Vec<&NewAuditEntry> = batch
+        .iter()
+        .zip(&outcomes)
+        .filter(|(_, o)| o.is_none())
+        .flat_map(|(job, _)| job.change.audit.iter())
+        .collect();
+    let mut records = append_sqlite(&mut tx, &entries, &mut head, &mut frontier.hashes)
+        .await?
+        .into_iter();
+    tx.commit().await?;
+    frontier.next_size = head.size;
+    Ok(batch
+        .iter()
+        .zip(outcomes)
+        .map(|(job, outcome)| {
+            outcome.unwrap_or_else(|| Ok(records.by_ref().take(job.change.audit.len()).collect()))
+        })
+        .collect())
 }
 
 const LIVE_STATES: &str = "('open','verifying','approved','escalated')";
@@ -76,6 +188,7 @@ fn subject_email(s: &Subject) -> Option<String> {
 
 impl SqlStore {
     pub async fn open(url: &str) -> Result<Self> {
+        let mut writer = None;
         let backend = if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)?
                 .create_if_missing(true)
@@ -89,6 +202,9 @@ impl SqlStore {
                 .connect_with(options)
                 .await?;
             sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+            let (tx, rx) = mpsc::channel(4 * MAX_GROUP);
+            tokio::spawn(sqlite_writer(pool.clone(), rx));
+            writer = Some(tx);
             Backend::Sqlite(pool)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let pool = PgPoolOptions::new()
@@ -105,7 +221,7 @@ impl SqlStore {
         };
         Ok(Self {
             backend,
-            write_lock: Mutex::new(()),
+            sqlite_writer: writer,
         })
     }
 
@@ -147,22 +263,19 @@ fn json<T: serde::Serialize>(value: &T) -> Result<String> {
     serde_json::to_string(value).map_err(corrupt)
 }
 
-/// One commit body, instantiated per backend: `$pre` runs first to take the writer's lock, then
-/// `$head` reads the sequencer row.
-macro_rules! commit_fn {
-    ($name:ident, $db:ty, $pre:expr, $head:expr) => {
-        async fn $name(
-            tx: &mut sqlx::Transaction<'_, $db>,
-            change: &Change,
-        ) -> Result<Vec<AuditRecord>> {
-            for stmt in $pre {
-                sqlx::query(stmt).execute(&mut **tx).await?;
-            }
-            let head = sqlx::query($head).fetch_one(&mut **tx).await?;
-            let mut size: i64 = head.try_get(0)?;
-            let chain_text: String = head.try_get(1)?;
-            let mut prev = parse_hash(0, &chain_text).map_err(corrupt)?;
+/// The sequencer row as read inside a writer's transaction.
+struct Head {
+    size: i64,
+    chain: [u8; 32],
+}
 
+/// Rows per multi-row insert: well under SQLite's and PostgreSQL's bind-parameter limits.
+const ROWS_PER_INSERT: usize = 200;
+
+/// The non-audit writes of one change, instantiated per backend.
+macro_rules! writes_fn {
+    ($name:ident, $conn:ty) => {
+        async fn $name(tx: &mut $conn, change: &Change) -> Result<()> {
             match &change.case {
                 Some(CaseWrite::Insert(case)) => {
                     sqlx::query(
@@ -179,7 +292,7 @@ macro_rules! commit_fn {
                     .bind(time_text(case.updated_at))
                     .bind(case.executed_at.map(time_text))
                     .bind(json(case)?)
-                    .execute(&mut **tx)
+                    .execute(&mut *tx)
                     .await?;
                 }
                 Some(CaseWrite::Update {
@@ -196,7 +309,7 @@ macro_rules! commit_fn {
                     .bind(json(case)?)
                     .bind(&case.id)
                     .bind(*expected_version)
-                    .execute(&mut **tx)
+                    .execute(&mut *tx)
                     .await?;
                     if done.rows_affected() != 1 {
                         return Err(StoreError::Conflict(format!(
@@ -222,7 +335,7 @@ macro_rules! commit_fn {
                 .bind(s.status.api_id())
                 .bind(json(s)?)
                 .bind(time_text(Utc::now()))
-                .execute(&mut **tx)
+                .execute(&mut *tx)
                 .await?;
             }
             for l in &change.new_links {
@@ -238,7 +351,7 @@ macro_rules! commit_fn {
                 .bind(&l.respondent)
                 .bind(time_text(l.created_at))
                 .bind(time_text(l.expires_at))
-                .execute(&mut **tx)
+                .execute(&mut *tx)
                 .await?;
             }
             for (hash, at) in &change.use_links {
@@ -247,7 +360,7 @@ macro_rules! commit_fn {
                 )
                 .bind(time_text(*at))
                 .bind(hash)
-                .execute(&mut **tx)
+                .execute(&mut *tx)
                 .await?;
                 if done.rows_affected() != 1 {
                     return Err(StoreError::Conflict("the link was already used".to_owned()));
@@ -266,99 +379,173 @@ macro_rules! commit_fn {
                 .bind(time_text(c.created_at))
                 .bind(c.expires_at.map(time_text))
                 .bind(c.used_at.map(time_text))
-                .execute(&mut **tx)
+                .execute(&mut *tx)
                 .await?;
             }
-            let mut appended = Vec::with_capacity(change.audit.len());
-            // Stored hashes written earlier in this transaction, which the next append may read.
-            let mut fresh: BTreeMap<u64, Hash> = BTreeMap::new();
-            for entry in &change.audit {
-                let index = u64::try_from(size).map_err(corrupt)?;
-                let body = canonical_body(index, entry);
-                let needed: Vec<u64> = deskgate_audit::append_reads(index)
-                    .map_err(|e| StoreError::AuditUnavailable(e.to_string()))?
-                    .into_iter()
-                    .filter(|i| !fresh.contains_key(i))
-                    .collect();
-                if !needed.is_empty() {
-                    let list = needed.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(",");
-                    let rows = sqlx::query(&format!(
-                        "SELECT idx, hash FROM audit_hashes WHERE idx IN ({list})"
-                    ))
-                    .fetch_all(&mut **tx)
-                    .await
-                    .map_err(|e| StoreError::AuditUnavailable(e.to_string()))?;
-                    for r in rows {
-                        let idx: i64 = r.try_get(0)?;
-                        let text: String = r.try_get(1)?;
-                        let hash = Hash::from_hex(&text).map_err(corrupt)?;
-                        fresh.insert(u64::try_from(idx).map_err(corrupt)?, hash);
-                    }
-                }
-                let new_hashes =
-                    deskgate_audit::stored_hashes_for_append(index, body.as_bytes(), &fresh)
-                        .map_err(|e| StoreError::AuditUnavailable(e.to_string()))?;
-                let first = deskgate_audit::stored_hash_count(index)
-                    .map_err(|e| StoreError::AuditUnavailable(e.to_string()))?;
-                for (at, hash) in (first..).zip(new_hashes) {
-                    sqlx::query("INSERT INTO audit_hashes (idx, hash) VALUES ($1, $2)")
-                        .bind(i64::try_from(at).map_err(corrupt)?)
-                        .bind(hash.to_hex())
-                        .execute(&mut **tx)
-                        .await
-                        .map_err(|e| StoreError::AuditUnavailable(e.to_string()))?;
-                    fresh.insert(at, hash);
-                }
-                let leaf = leaf_hash(body.as_bytes());
-                prev = chain(&prev, &leaf);
-                let record = AuditRecord {
-                    index,
-                    body,
-                    leaf_hash: hex::encode(leaf),
-                    chain_hash: hex::encode(prev),
-                };
-                sqlx::query(
-                    "INSERT INTO audit_log (idx, time, case_id, event, body, leaf_hash, chain_hash) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                )
-                .bind(size)
-                .bind(time_text(entry.time))
-                .bind(entry.case_id.as_deref())
-                .bind(&entry.event)
-                .bind(&record.body)
-                .bind(&record.leaf_hash)
-                .bind(&record.chain_hash)
-                .execute(&mut **tx)
-                .await
-                .map_err(|e| StoreError::AuditUnavailable(e.to_string()))?;
-                size += 1;
-                appended.push(record);
-            }
-            if !appended.is_empty() {
-                sqlx::query("UPDATE audit_head SET size = $1, chain_hash = $2 WHERE id = 1")
-                    .bind(size)
-                    .bind(hex::encode(prev))
-                    .execute(&mut **tx)
-                    .await
-                    .map_err(|e| StoreError::AuditUnavailable(e.to_string()))?;
-            }
-            Ok(appended)
+            Ok(())
         }
     };
 }
 
-commit_fn!(
-    commit_sqlite,
-    sqlx::Sqlite,
-    // A write first makes this transaction the writer before it reads the sequencer, so no other
-    // process can append between the read and the write.
-    ["UPDATE audit_head SET size = size WHERE id = 1"],
+/// Appends audit entries after `head`: canonical bodies, chain hashes, the Merkle tree's new
+/// stored hashes (reading the ones it needs from `cache`, else from the table), all with
+/// multi-row inserts, and the sequencer row once. Every failure is an audit failure.
+macro_rules! append_fn {
+    ($name:ident, $db:ty, $conn:ty) => {
+        async fn $name(
+            tx: &mut $conn,
+            entries: &[&NewAuditEntry],
+            head: &mut Head,
+            cache: &mut BTreeMap<u64, Hash>,
+        ) -> Result<Vec<AuditRecord>> {
+            let audit_err =
+                |e: &dyn std::fmt::Display| StoreError::AuditUnavailable(e.to_string());
+            let mut records = Vec::with_capacity(entries.len());
+            let mut times = Vec::with_capacity(entries.len());
+            let mut hash_rows: Vec<(i64, String)> = Vec::new();
+            for entry in entries {
+                let index = u64::try_from(head.size).map_err(corrupt)?;
+                let body = canonical_body(index, entry);
+                let needed: Vec<u64> = deskgate_audit::append_reads(index)
+                    .map_err(|e| audit_err(&e))?
+                    .into_iter()
+                    .filter(|i| !cache.contains_key(i))
+                    .collect();
+                if !needed.is_empty() {
+                    let list = needed
+                        .iter()
+                        .map(u64::to_string)
+                        .collect::<Vec<_>>()
+                        .join(",");
+                    let rows = sqlx::query(&format!(
+                        "SELECT idx, hash FROM audit_hashes WHERE idx IN ({list})"
+                    ))
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(|e| audit_err(&e))?;
+                    for r in rows {
+                        let idx: i64 = r.try_get(0)?;
+                        let text: String = r.try_get(1)?;
+                        cache.insert(
+                            u64::try_from(idx).map_err(corrupt)?,
+                            Hash::from_hex(&text).map_err(corrupt)?,
+                        );
+                    }
+                }
+                let new_hashes =
+                    deskgate_audit::stored_hashes_for_append(index, body.as_bytes(), &*cache)
+                        .map_err(|e| audit_err(&e))?;
+                let first =
+                    deskgate_audit::stored_hash_count(index).map_err(|e| audit_err(&e))?;
+                for (at, hash) in (first..).zip(new_hashes) {
+                    hash_rows.push((i64::try_from(at).map_err(corrupt)?, hash.to_hex()));
+                    cache.insert(at, hash);
+                }
+                let leaf = leaf_hash(body.as_bytes());
+                head.chain = chain(&head.chain, &leaf);
+                records.push(AuditRecord {
+                    index,
+                    body,
+                    leaf_hash: hex::encode(leaf),
+                    chain_hash: hex::encode(head.chain),
+                });
+                times.push(time_text(entry.time));
+                head.size += 1;
+            }
+            for chunk in hash_rows.chunks(ROWS_PER_INSERT) {
+                let values = (0..chunk.len())
+                    .map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let sql = format!("INSERT INTO audit_hashes (idx, hash) VALUES {values}");
+                let mut q = sqlx::query::<$db>(&sql);
+                for (idx, hash) in chunk {
+                    q = q.bind(*idx).bind(hash);
+                }
+                q.execute(&mut *tx).await.map_err(|e| audit_err(&e))?;
+            }
+            for (chunk_no, chunk) in records.chunks(ROWS_PER_INSERT).enumerate() {
+                let values = (0..chunk.len())
+                    .map(|i| {
+                        let b = 7 * i;
+                        format!(
+                            "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                            b + 1,
+                            b + 2,
+                            b + 3,
+                            b + 4,
+                            b + 5,
+                            b + 6,
+                            b + 7
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let sql = format!(
+                    "INSERT INTO audit_log (idx, time, case_id, event, body, leaf_hash, chain_hash) \
+                     VALUES {values}"
+                );
+                let mut q = sqlx::query::<$db>(&sql);
+                for (i, record) in chunk.iter().enumerate() {
+                    let at = chunk_no * ROWS_PER_INSERT + i;
+                    let entry = entries[at];
+                    q = q
+                        .bind(i64::try_from(record.index).map_err(corrupt)?)
+                        .bind(&times[at])
+                        .bind(entry.case_id.as_deref())
+                        .bind(&entry.event)
+                        .bind(&record.body)
+                        .bind(&record.leaf_hash)
+                        .bind(&record.chain_hash);
+                }
+                q.execute(&mut *tx).await.map_err(|e| audit_err(&e))?;
+            }
+            if !records.is_empty() {
+                sqlx::query("UPDATE audit_head SET size = $1, chain_hash = $2 WHERE id = 1")
+                    .bind(head.size)
+                    .bind(hex::encode(head.chain))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| audit_err(&e))?;
+                // Keep only what the next append reads: the right edge of the tree.
+                let next = u64::try_from(head.size).map_err(corrupt)?;
+                let keep: std::collections::BTreeSet<u64> = deskgate_audit::append_reads(next)
+                    .map_err(|e| audit_err(&e))?
+                    .into_iter()
+                    .collect();
+                cache.retain(|k, _| keep.contains(k));
+            }
+            Ok(records)
+        }
+    };
+}
+
+macro_rules! read_head_fn {
+    ($name:ident, $conn:ty, $sql:expr) => {
+        async fn $name(tx: &mut $conn) -> Result<Head> {
+            let row = sqlx::query($sql).fetch_one(&mut *tx).await?;
+            let size: i64 = row.try_get(0)?;
+            let text: String = row.try_get(1)?;
+            Ok(Head {
+                size,
+                chain: parse_hash(0, &text).map_err(corrupt)?,
+            })
+        }
+    };
+}
+
+writes_fn!(writes_sqlite, sqlx::SqliteConnection);
+writes_fn!(writes_postgres, sqlx::PgConnection);
+append_fn!(append_sqlite, sqlx::Sqlite, sqlx::SqliteConnection);
+append_fn!(append_postgres, sqlx::Postgres, sqlx::PgConnection);
+read_head_fn!(
+    read_head_sqlite,
+    sqlx::SqliteConnection,
     "SELECT size, chain_hash FROM audit_head WHERE id = 1"
 );
-commit_fn!(
-    commit_postgres,
-    sqlx::Postgres,
-    [] as [&str; 0],
+read_head_fn!(
+    read_head_postgres,
+    sqlx::PgConnection,
     "SELECT size, chain_hash FROM audit_head WHERE id = 1 FOR UPDATE"
 );
 
@@ -424,7 +611,6 @@ impl Store for SqlStore {
 
     async fn upsert_staff(&self, staff: &Staff) -> Result<()> {
         let doc = json(staff)?;
-        let _guard = self.write_lock.lock().await;
         on_pool!(self, |p| {
             sqlx::query(
                 "INSERT INTO staff (id, name, role, subject_id, doc) VALUES ($1, $2, $3, $4, $5) \
@@ -470,7 +656,6 @@ impl Store for SqlStore {
         label: &str,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let _guard = self.write_lock.lock().await;
         on_pool!(self, |p| {
             sqlx::query(
                 "INSERT INTO api_tokens (token_hash, staff_id, label, created_at) \
@@ -645,18 +830,26 @@ impl Store for SqlStore {
     }
 
     async fn commit(&self, change: Change) -> Result<Vec<AuditRecord>> {
-        let _guard = self.write_lock.lock().await;
-        match &self.backend {
-            Backend::Sqlite(p) => {
-                let mut tx = p.begin().await?;
-                let appended = commit_sqlite(&mut tx, &change).await?;
-                tx.commit().await?;
-                Ok(appended)
+        match (&self.backend, &self.sqlite_writer) {
+            (Backend::Sqlite(_), Some(writer)) => {
+                let (reply, answer) = oneshot::channel();
+                writer
+                    .send(Job { change, reply })
+                    .await
+                    .map_err(|_| StoreError::Commit("the writer has stopped".to_owned()))?;
+                answer
+                    .await
+                    .map_err(|_| StoreError::Commit("the writer has stopped".to_owned()))?
             }
-            Backend::Postgres(p) => {
-                drop(_guard);
+            (Backend::Sqlite(_), None) => Err(StoreError::Commit("no writer".to_owned())),
+            (Backend::Postgres(p), _) => {
                 let mut tx = p.begin().await?;
-                let appended = commit_postgres(&mut tx, &change).await?;
+                let mut head = read_head_postgres(&mut tx).await?;
+                writes_postgres(&mut tx, &change).await?;
+                let entries: Vec<&NewAuditEntry> = change.audit.iter().collect();
+                // Several instances may share the database: read the right edge from the table.
+                let mut cache = BTreeMap::new();
+                let appended = append_postgres(&mut tx, &entries, &mut head, &mut cache).await?;
                 tx.commit().await?;
                 Ok(appended)
             }

@@ -43,6 +43,8 @@ impl Demo {
             .args(["demo", "--listen", &format!("127.0.0.1:{port}"), "--data"])
             .arg(data)
             .env("DESKGATE_LOG", "warn")
+            // Variables that share the prefix but name no configuration key must be ignored.
+            .env("DESKGATE_UNRELATED_SETTING", "1")
             .stdout(Stdio::null())
             .spawn()
             .unwrap();
