@@ -22,6 +22,7 @@ apt_install() {
 missing=()
 command -v cc >/dev/null || missing+=(build-essential)
 command -v curl >/dev/null || missing+=(curl)
+[ -x /usr/sbin/slapd ] || missing+=(slapd ldap-utils)
 command -v pg_ctl >/dev/null || [ -x "$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)/pg_ctl" ] || missing+=(postgresql)
 command -v psql >/dev/null || missing+=(postgresql-client)
 command -v python3 >/dev/null || missing+=(python3 python3-venv)
