@@ -9,8 +9,9 @@
 //! checks an exported log against one offline.
 //!
 //! Hashing, proofs and the note format come from `tlog_tiles` and `signed_note`; what is written
-//! by hand here is the streaming [`RootBuilder`] (no crate offers it) and the canonical JSON
-//! encoding (see each module's documentation for why).
+//! by hand here is the streaming [`RootBuilder`] (no crate offers it), the canonical JSON
+//! encoding and a scanner that checks it fast when verifying exports (see each module's
+//! documentation for why).
 
 mod checkpoint;
 mod compact;
@@ -18,6 +19,7 @@ mod entry;
 mod hash;
 mod memory;
 mod ocsf;
+mod scan;
 mod tree;
 mod verify;
 
