@@ -2,6 +2,7 @@
 //! export and verify the audit log.
 
 mod audit;
+mod policy;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -41,6 +42,11 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// The policy bundle: check, test, explain, diff.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
     /// The tamper-evident audit log.
     Audit {
         #[arg(long, global = true)]
@@ -69,6 +75,31 @@ enum AdminCommand {
         #[command(subcommand)]
         command: StaffCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Load and validate a bundle (strict Cedar validation); default: the built-in pack.
+    Check { dir: Option<PathBuf> },
+    /// Run the bundle's table-driven cases (tests/*.toml) through both policy layers.
+    Test { dir: Option<PathBuf> },
+    /// Show the playbook, risk and Cedar verdict for an action on a subject of the directory.
+    Explain {
+        #[arg(long)]
+        subject: String,
+        #[arg(long)]
+        action: String,
+        /// Independence classes already collected (repeatable).
+        #[arg(long)]
+        evidence: Vec<String>,
+        /// Bundle directory; default: the configured one, else the built-in pack.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Run both bundles over their test cases and print every case whose outcome changes.
+    Diff { old: PathBuf, new: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -243,6 +274,36 @@ async fn demo(listen: SocketAddr, data: PathBuf, database: Option<String>) -> Re
         .map_err(|e| e.to_string())
 }
 
+async fn policy_command(command: PolicyCommand) -> Result<(), String> {
+    let out = match command {
+        PolicyCommand::Check { dir } => policy::check(dir.as_deref())?,
+        PolicyCommand::Test { dir } => policy::test(dir.as_deref())?,
+        PolicyCommand::Diff { old, new } => policy::compare(&old, &new)?,
+        PolicyCommand::Explain {
+            subject,
+            action,
+            evidence,
+            dir,
+            config,
+        } => {
+            let config = load_config(config.as_ref())?;
+            let dir = dir.or_else(|| config.policy_dir.clone());
+            let service = deskgate_server::build(config, Clock::system())
+                .await
+                .map_err(|e| e.to_string())?;
+            let found = service
+                .store
+                .subject(&subject)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("no subject {subject} in the directory"))?;
+            policy::explain(dir.as_deref(), &found, &action, &evidence)?
+        }
+    };
+    println!("{out}");
+    Ok(())
+}
+
 async fn audit_command(config: Option<PathBuf>, command: AuditCommand) -> Result<(), String> {
     if let AuditCommand::Verify {
         dir,
@@ -333,6 +394,9 @@ async fn admin(config: Option<PathBuf>, command: AdminCommand) -> Result<(), Str
                     name,
                     role,
                     subject_id: subject,
+                    team: String::new(),
+                    region: String::new(),
+                    shift: String::new(),
                 })
                 .await
                 .map_err(|e| e.to_string())?;
@@ -384,6 +448,7 @@ async fn main() -> ExitCode {
         },
         Command::Admin { config, command } => admin(config, command).await,
         Command::Audit { config, command } => audit_command(config, command).await,
+        Command::Policy { command } => policy_command(command).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -63,13 +63,28 @@ pub enum Decision {
 }
 api_ids!(Decision { Confirm => "confirm", Reject => "reject" });
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ApproverRole {
     Manager,
     Owner,
     Supervisor,
     SecurityOfficer,
+}
+api_ids!(ApproverRole { Manager => "manager", Owner => "owner", Supervisor => "supervisor",
+    SecurityOfficer => "security_officer" });
+
+/// A policy decision the case depends on, pinned to the bundle that made it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyPin {
+    /// `open`, `approve` or `execute`.
+    pub stage: String,
+    /// `allow`, `deny` or `escalate`.
+    pub outcome: String,
+    pub bundle_digest: String,
+    pub policy_ids: Vec<String>,
+    pub reasons: Vec<String>,
+    pub at: DateTime<Utc>,
 }
 
 /// A person's decision about a case, bound to a digest of what they were shown.
@@ -92,6 +107,9 @@ pub struct Grant {
     pub subject_id: String,
     pub action: Action,
     pub issued_at: DateTime<Utc>,
+    /// The end of the cooling-off delay; the grant cannot be used before it.
+    #[serde(default)]
+    pub not_before: Option<DateTime<Utc>>,
     pub expires_at: DateTime<Utc>,
     pub consumed_at: Option<DateTime<Utc>>,
 }
@@ -111,6 +129,8 @@ pub struct NewCase<'a> {
     pub note: Option<String>,
     /// The new address or number for `email_change` / `phone_change`.
     pub new_contact: Option<String>,
+    /// Who the caller claims to be when not the subject (an owner of a service account).
+    pub requester: Option<String>,
     pub risk: RiskAssessment,
     pub requirements: Requirements,
 }
@@ -127,6 +147,8 @@ pub struct Case {
     pub ticket: Option<String>,
     pub note: Option<String>,
     pub new_contact: Option<String>,
+    #[serde(default)]
+    pub requester: Option<String>,
     pub state: CaseState,
     pub opened_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -139,6 +161,9 @@ pub struct Case {
     /// Why the case was denied, cancelled, expired or escalated.
     pub outcome_reason: Option<String>,
     pub executed_at: Option<DateTime<Utc>>,
+    /// The policy decisions taken on this case, oldest first.
+    #[serde(default)]
+    pub decisions: Vec<PolicyPin>,
 }
 
 /// Why a transition was refused. The case is unchanged whenever one of these is returned.
@@ -175,6 +200,10 @@ pub enum CaseError {
     GrantConsumed,
     #[error("the grant expired")]
     GrantExpired,
+    #[error("the cooling-off delay runs until {0}")]
+    CoolingOff(DateTime<Utc>),
+    #[error("this person has already approved the case")]
+    AlreadyApproved,
 }
 
 impl Case {
@@ -215,6 +244,7 @@ impl Case {
             ticket: new.ticket,
             note: new.note,
             new_contact: new.new_contact,
+            requester: new.requester,
             state: CaseState::Open,
             opened_at: now,
             updated_at: now,
@@ -226,6 +256,7 @@ impl Case {
             grants_minted: 0,
             outcome_reason: None,
             executed_at: None,
+            decisions: Vec::new(),
         })
     }
 
@@ -238,7 +269,8 @@ impl Case {
     }
 
     pub fn progress(&self, now: DateTime<Utc>) -> Progress {
-        self.requirements.evaluate(&self.evidence(), now)
+        self.requirements
+            .evaluate(&self.evidence(), &self.approvals, now)
     }
 
     pub fn verification(&self, id: &str) -> Option<&Verification> {
@@ -335,7 +367,7 @@ impl Case {
         now: DateTime<Utc>,
     ) -> Result<AttemptOutcome, CaseError> {
         let v = self.pending(id, now)?;
-        if !v.method.is_code() {
+        if !v.method.is_answered() {
             return Err(CaseError::WrongMethod(v.method));
         }
         let outcome = if matched {
@@ -403,10 +435,65 @@ impl Case {
         Ok(())
     }
 
+    /// Records a staff approval (supervisor, security officer, owner). Nobody approves a case they
+    /// work or one about themselves, and one person approves a case once. A rejection denies it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn approve(
+        &mut self,
+        approver_id: &str,
+        approver_subject: Option<&str>,
+        role: ApproverRole,
+        decision: Decision,
+        case_digest: String,
+        now: DateTime<Utc>,
+    ) -> Result<(), CaseError> {
+        if approver_id == self.agent_id || approver_subject == Some(self.subject_id.as_str()) {
+            return Err(CaseError::SelfService);
+        }
+        match self.state {
+            CaseState::Open | CaseState::Verifying | CaseState::Approved => {}
+            other if other.is_live() => {
+                return Err(CaseError::IllegalTransition {
+                    from: other,
+                    to: CaseState::Approved,
+                });
+            }
+            other => return Err(CaseError::NotLive(other)),
+        }
+        if self.approvals.iter().any(|a| a.approver_id == approver_id) {
+            return Err(CaseError::AlreadyApproved);
+        }
+        self.approvals.push(Approval {
+            approver_id: approver_id.to_owned(),
+            role,
+            decision,
+            case_digest,
+            at: now,
+        });
+        self.updated_at = now;
+        if decision == Decision::Reject {
+            self.state = CaseState::Denied;
+            self.outcome_reason = Some(format!("{approver_id} ({role}) rejected the request"));
+            self.grant = None;
+            return Ok(());
+        }
+        if self.state == CaseState::Open {
+            self.state = CaseState::Verifying;
+        }
+        self.refresh(now);
+        Ok(())
+    }
+
+    /// Pins a policy decision to the case.
+    pub fn record_decision(&mut self, pin: PolicyPin) {
+        self.decisions.push(pin);
+    }
+
     /// Moves a verifying case whose requirements are met to `approved` and mints its grant.
     fn refresh(&mut self, now: DateTime<Utc>) {
         if self.state == CaseState::Verifying && self.progress(now).met {
             self.grants_minted += 1;
+            let usable_from = now + Duration::minutes(self.requirements.cooling_off_minutes);
             self.grant = Some(Grant {
                 id: format!("{}-g{}", self.id, self.grants_minted),
                 case_id: self.id.clone(),
@@ -414,7 +501,8 @@ impl Case {
                 subject_id: self.subject_id.clone(),
                 action: self.action,
                 issued_at: now,
-                expires_at: now + Duration::minutes(self.requirements.grant_minutes),
+                not_before: (usable_from > now).then_some(usable_from),
+                expires_at: usable_from + Duration::minutes(self.requirements.grant_minutes),
                 consumed_at: None,
             });
             self.state = CaseState::Approved;
@@ -446,6 +534,11 @@ impl Case {
         }
         if grant.consumed_at.is_some() {
             return Err(CaseError::GrantConsumed);
+        }
+        if let Some(from) = grant.not_before
+            && now < from
+        {
+            return Err(CaseError::CoolingOff(from));
         }
         if now >= grant.expires_at {
             return Err(CaseError::GrantExpired);

@@ -172,6 +172,18 @@ pub struct Subject {
     /// Set by the security team; every request about this subject is critical.
     pub flagged: bool,
     pub hired_at: Option<DateTime<Utc>>,
+    /// The subject's usual UTC offset, for the off-hours signal.
+    #[serde(default)]
+    pub utc_offset_minutes: Option<i32>,
+    /// Set after an executed recovery: until then further high-risk changes escalate.
+    #[serde(default)]
+    pub probation_until: Option<DateTime<Utc>>,
+}
+
+impl Subject {
+    pub fn on_probation(&self, now: DateTime<Utc>) -> bool {
+        self.probation_until.is_some_and(|until| now < until)
+    }
 }
 
 impl Subject {
@@ -231,6 +243,13 @@ pub struct Staff {
     pub name: String,
     pub role: Role,
     pub subject_id: Option<String>,
+    /// Team, region and shift, for policies that differ by them and for drift reports.
+    #[serde(default)]
+    pub team: String,
+    #[serde(default)]
+    pub region: String,
+    #[serde(default)]
+    pub shift: String,
 }
 
 #[cfg(test)]

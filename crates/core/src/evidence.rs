@@ -50,9 +50,14 @@ impl Method {
         }
     }
 
-    /// Methods completed by reading back a one-time code.
+    /// Methods completed by reading back a one-time code Deskgate sent.
     pub fn is_code(self) -> bool {
         matches!(self, Self::SmsCode | Self::VoiceCode | Self::EmailCode)
+    }
+
+    /// Methods completed by the caller reading out a secret: a sent code or a saved one.
+    pub fn is_answered(self) -> bool {
+        self.is_code() || self == Self::RecoveryCode
     }
 }
 

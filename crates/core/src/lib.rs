@@ -11,6 +11,7 @@ pub mod risk;
 
 pub use case::{
     Approval, ApproverRole, Case, CaseError, CaseState, Channel, Decision, Grant, NewCase,
+    PolicyPin,
 };
 pub use directory::{
     Action, Authenticator, AuthenticatorKind, Contact, ContactKind, Role, Staff, Subject,

@@ -13,6 +13,8 @@ pub enum StepKind {
     Verify,
     /// Wait for a person who was sent a link.
     AwaitAttestation,
+    /// Obtain a staff member's approval in Deskgate.
+    Approval,
     /// Press execute; Deskgate performs the action.
     Execute,
 }
@@ -94,6 +96,21 @@ pub fn remaining_steps(
         return steps;
     }
     if case.state == CaseState::Approved {
+        if let Some(from) = case.grant.as_ref().and_then(|g| g.not_before)
+            && now < from
+        {
+            push(
+                StepKind::Execute,
+                "Wait for the cooling-off delay to end".to_owned(),
+                format!(
+                    "Execution is possible from {}. Say: \"For your protection the change takes \
+                     effect after a short delay; you will be notified on your contacts of record.\"",
+                    from.format("%H:%M UTC")
+                ),
+                Vec::new(),
+            );
+            return steps;
+        }
         push(
             StepKind::Execute,
             "Execute the recovery".to_owned(),
@@ -174,6 +191,17 @@ pub fn remaining_steps(
             ),
             script,
             methods,
+        );
+    }
+    for role in &progress.approvals_missing {
+        push(
+            StepKind::Approval,
+            format!("Approval by a {role}"),
+            format!(
+                "Request the {role}'s approval in Deskgate. Say: \"This change needs a second \
+                 person's sign-off; I cannot speed this up.\""
+            ),
+            Vec::new(),
         );
     }
     steps

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::case::{Approval, ApproverRole, Decision};
 use crate::directory::{Action, Tier};
 use crate::evidence::{Evidence, IndependenceClass};
 
@@ -20,6 +21,26 @@ pub struct Requirements {
     pub contact_freshness_days: i64,
     /// Lifetime of the grant minted when the case is approved.
     pub grant_minutes: i64,
+    /// Staff approvals needed besides the evidence (a role listed twice needs two people).
+    #[serde(default)]
+    pub approvals: Vec<ApproverRole>,
+    /// Delay between the requirements being met and the grant becoming usable.
+    #[serde(default)]
+    pub cooling_off_minutes: i64,
+    /// Lifetime of a temporary access pass issued by this case.
+    #[serde(default = "default_tap_minutes")]
+    pub tap_minutes: i64,
+    /// How long the subject stays on probation after execution.
+    #[serde(default = "default_probation_hours")]
+    pub probation_hours: i64,
+}
+
+fn default_tap_minutes() -> i64 {
+    60
+}
+
+fn default_probation_hours() -> i64 {
+    72
 }
 
 impl Requirements {
@@ -28,20 +49,20 @@ impl Requirements {
     pub fn simple_rules(tier: Tier, action: Action) -> Self {
         let light = matches!(tier, Tier::Standard | Tier::Sensitive)
             && matches!(action, Action::PasswordReset | Action::AccountUnlock);
-        if light {
-            Self {
-                min_classes: 1,
-                required_any_of: Vec::new(),
-                contact_freshness_days: 14,
-                grant_minutes: 10,
-            }
+        let (min_classes, required_any_of) = if light {
+            (1, Vec::new())
         } else {
-            Self {
-                min_classes: 2,
-                required_any_of: vec![BTreeSet::from([IndependenceClass::Manager])],
-                contact_freshness_days: 14,
-                grant_minutes: 10,
-            }
+            (2, vec![BTreeSet::from([IndependenceClass::Manager])])
+        };
+        Self {
+            min_classes,
+            required_any_of,
+            contact_freshness_days: 14,
+            grant_minutes: 10,
+            approvals: Vec::new(),
+            cooling_off_minutes: 0,
+            tap_minutes: default_tap_minutes(),
+            probation_hours: default_probation_hours(),
         }
     }
 
@@ -67,8 +88,33 @@ impl Requirements {
         }
     }
 
-    /// Counts `evidence` at `now`: each class at most once, stale contacts and knowledge never.
-    pub fn evaluate(&self, evidence: &[Evidence], now: DateTime<Utc>) -> Progress {
+    /// Staff approvals still missing: each confirmed approval fills one listed role, and one
+    /// person's approval never counts twice. Manager attestations are evidence, not approvals.
+    pub fn missing_approvals(&self, approvals: &[Approval]) -> Vec<ApproverRole> {
+        let mut used: Vec<&str> = Vec::new();
+        let mut missing = Vec::new();
+        for role in &self.approvals {
+            let found = approvals.iter().find(|a| {
+                a.role == *role
+                    && a.decision == Decision::Confirm
+                    && !used.contains(&a.approver_id.as_str())
+            });
+            match found {
+                Some(a) => used.push(&a.approver_id),
+                None => missing.push(*role),
+            }
+        }
+        missing
+    }
+
+    /// Counts `evidence` and `approvals` at `now`: each class at most once, stale contacts and
+    /// knowledge never, each approver once.
+    pub fn evaluate(
+        &self,
+        evidence: &[Evidence],
+        approvals: &[Approval],
+        now: DateTime<Utc>,
+    ) -> Progress {
         let counted: BTreeSet<IndependenceClass> = evidence
             .iter()
             .filter(|e| self.discount_reason(e, now).is_none())
@@ -82,11 +128,13 @@ impl Requirements {
             .collect();
         let count = u32::try_from(counted.len()).unwrap_or(u32::MAX);
         let classes_short = self.min_classes.saturating_sub(count);
+        let approvals_missing = self.missing_approvals(approvals);
         Progress {
-            met: classes_short == 0 && missing_any_of.is_empty(),
+            met: classes_short == 0 && missing_any_of.is_empty() && approvals_missing.is_empty(),
             counted_classes: counted,
             classes_short,
             missing_any_of,
+            approvals_missing,
         }
     }
 }
@@ -100,6 +148,8 @@ pub struct Progress {
     pub classes_short: u32,
     /// Required class sets not yet hit.
     pub missing_any_of: Vec<BTreeSet<IndependenceClass>>,
+    /// Staff approvals not yet given.
+    pub approvals_missing: Vec<ApproverRole>,
 }
 
 #[cfg(test)]
@@ -127,8 +177,11 @@ mod tests {
     #[test]
     fn standard_password_reset_needs_one_class() {
         let r = Requirements::simple_rules(Tier::Standard, Action::PasswordReset);
-        assert!(!r.evaluate(&[], now()).met);
-        assert!(r.evaluate(&[ev(Method::EmailCode, Some(400))], now()).met);
+        assert!(!r.evaluate(&[], &[], now()).met);
+        assert!(
+            r.evaluate(&[ev(Method::EmailCode, Some(400))], &[], now())
+                .met
+        );
     }
 
     #[test]
@@ -138,7 +191,7 @@ mod tests {
             ev(Method::EmailCode, Some(400)),
             ev(Method::SmsCode, Some(400)),
         ];
-        let p = r.evaluate(&two_without_manager, now());
+        let p = r.evaluate(&two_without_manager, &[], now());
         assert!(!p.met);
         assert_eq!(p.classes_short, 0);
         assert_eq!(p.missing_any_of.len(), 1);
@@ -146,7 +199,7 @@ mod tests {
             ev(Method::SmsCode, Some(400)),
             ev(Method::ManagerAttestation, None),
         ];
-        assert!(r.evaluate(&with_manager, now()).met);
+        assert!(r.evaluate(&with_manager, &[], now()).met);
     }
 
     #[test]
@@ -160,6 +213,7 @@ mod tests {
         let r = Requirements::simple_rules(Tier::Standard, Action::MfaReset);
         let p = r.evaluate(
             &[ev(Method::SmsCode, None), ev(Method::VoiceCode, None)],
+            &[],
             now(),
         );
         assert_eq!(p.counted_classes.len(), 1);
@@ -171,12 +225,46 @@ mod tests {
         let r = Requirements::simple_rules(Tier::Standard, Action::PasswordReset);
         let stale = ev(Method::SmsCode, Some(3));
         assert!(r.discount_reason(&stale, now()).is_some());
-        assert!(!r.evaluate(&[stale], now()).met);
+        assert!(!r.evaluate(&[stale], &[], now()).met);
+    }
+
+    fn approval(id: &str, role: ApproverRole) -> Approval {
+        Approval {
+            approver_id: id.to_owned(),
+            role,
+            decision: Decision::Confirm,
+            case_digest: String::new(),
+            at: now(),
+        }
+    }
+
+    #[test]
+    fn one_person_never_fills_two_approvals() {
+        let r = Requirements {
+            approvals: vec![ApproverRole::SecurityOfficer, ApproverRole::SecurityOfficer],
+            ..Requirements::simple_rules(Tier::Standard, Action::PasswordReset)
+        };
+        let same = [
+            approval("s1", ApproverRole::SecurityOfficer),
+            approval("s1", ApproverRole::SecurityOfficer),
+        ];
+        assert_eq!(
+            r.missing_approvals(&same),
+            vec![ApproverRole::SecurityOfficer]
+        );
+        let two = [
+            approval("s1", ApproverRole::SecurityOfficer),
+            approval("s2", ApproverRole::SecurityOfficer),
+        ];
+        assert!(r.missing_approvals(&two).is_empty());
+        let e = [ev(Method::EmailCode, Some(400))];
+        assert!(!r.evaluate(&e, &same, now()).met);
+        assert!(r.evaluate(&e, &two, now()).met);
     }
 
     #[test]
     fn knowledge_never_counts() {
         let r = Requirements::simple_rules(Tier::Standard, Action::PasswordReset);
-        assert!(!r.evaluate(&[ev(Method::Knowledge, None)], now()).met);
+        assert!(!r.evaluate(&[ev(Method::Knowledge, None)], &[], now()).met);
     }
 }

@@ -85,6 +85,8 @@ fn subject(tier: Tier) -> Subject {
         authenticators: vec![],
         flagged: false,
         hired_at: None,
+        utc_offset_minutes: None,
+        probation_until: None,
     }
 }
 
@@ -118,11 +120,12 @@ proptest! {
         ops in prop::collection::vec(op(), 1..40),
     ) {
         let subject = subject(tier);
-        let agent = Staff { id: "a-1".into(), name: "Agent".into(), role: Role::Agent, subject_id: Some("s-agent".into()) };
+        let agent = Staff { id: "a-1".into(), name: "Agent".into(), role: Role::Agent, subject_id: Some("s-agent".into()), team: String::new(), region: String::new(), shift: String::new() };
         let mut now = start();
         let mut case = Case::open(NewCase {
             id: "c-1".into(), subject: &subject, agent: &agent, agent_manager: None, action,
             channel: Channel::Phone, caller_number: None, ticket: None, note: None, new_contact: None,
+            requester: None,
             risk: assess(tier, action, &Signals::default()),
             requirements: Requirements::simple_rules(tier, action),
         }, now).unwrap();
@@ -193,6 +196,9 @@ fn two_codes_to_one_phone_do_not_meet_a_two_class_requirement() {
         name: "Agent".into(),
         role: Role::Agent,
         subject_id: None,
+        team: String::new(),
+        region: String::new(),
+        shift: String::new(),
     };
     let now = start();
     let mut case = Case::open(
@@ -207,12 +213,12 @@ fn two_codes_to_one_phone_do_not_meet_a_two_class_requirement() {
             ticket: None,
             note: None,
             new_contact: None,
+            requester: None,
             risk: assess(Tier::Standard, Action::MfaReset, &Signals::default()),
             requirements: Requirements {
                 min_classes: 2,
                 required_any_of: vec![],
-                contact_freshness_days: 14,
-                grant_minutes: 10,
+                ..Requirements::simple_rules(Tier::Standard, Action::MfaReset)
             },
         },
         now,
@@ -254,6 +260,9 @@ fn agent_cannot_open_case_about_themselves() {
         name: "Agent".into(),
         role: Role::Agent,
         subject_id: Some("s-1".into()),
+        team: String::new(),
+        region: String::new(),
+        shift: String::new(),
     };
     let err = Case::open(
         NewCase {
@@ -267,6 +276,7 @@ fn agent_cannot_open_case_about_themselves() {
             ticket: None,
             note: None,
             new_contact: None,
+            requester: None,
             risk: assess(Tier::Standard, Action::PasswordReset, &Signals::default()),
             requirements: Requirements::simple_rules(Tier::Standard, Action::PasswordReset),
         },

@@ -61,14 +61,17 @@ pub struct PlaybookRequirements {
 }
 
 impl PlaybookRequirements {
-    /// The evidence part, in the core's terms. Approvals, waits and lifetimes other than the
-    /// grant's are not expressible there yet.
+    /// The requirements in the core's terms: evidence, approvals, waits and lifetimes.
     pub fn to_core_requirements(&self) -> Requirements {
         Requirements {
             min_classes: self.min_classes,
             required_any_of: self.required_any_of.clone(),
             contact_freshness_days: i64::from(self.contact_freshness_days),
             grant_minutes: i64::from(self.grant_minutes),
+            approvals: self.approvals.clone(),
+            cooling_off_minutes: i64::from(self.cooling_off_minutes),
+            tap_minutes: i64::from(self.temporary_access_pass_minutes),
+            probation_hours: i64::from(self.probation_hours),
         }
     }
 

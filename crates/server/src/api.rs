@@ -112,6 +112,7 @@ struct OpenCaseBody {
     ticket: Option<String>,
     note: Option<String>,
     new_contact: Option<String>,
+    requester: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -130,6 +131,13 @@ struct AnswerBody {
 #[serde(deny_unknown_fields)]
 struct AttestBody {
     decision: Decision,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApprovalBody {
+    decision: Decision,
+    reason: String,
 }
 
 #[derive(Deserialize)]
@@ -176,6 +184,7 @@ async fn open_case(
                 ticket: body.ticket,
                 note: body.note,
                 new_contact: body.new_contact,
+                requester: body.requester,
             },
         )
         .await?;
@@ -268,6 +277,41 @@ async fn cancel(
     Ok(Json(s.end_case(&caller, &id, false, &body.reason).await?))
 }
 
+async fn approve(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<ApprovalBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(
+        s.approve(&caller, &id, body.decision, &body.reason).await?,
+    ))
+}
+
+async fn pending_approvals(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(
+        json!({ "cases": s.pending_approvals(&caller).await? }),
+    ))
+}
+
+async fn resume(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(s.resume(&caller, &id).await?))
+}
+
+async fn reload_policy(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(s.reload_policy(Some(&caller)).await?))
+}
+
 async fn attestation_view(
     State(s): State<AppState>,
     Path(token): Path<String>,
@@ -356,6 +400,10 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/cases/{id}/execute", post(execute))
         .route("/cases/{id}/deny", post(deny))
         .route("/cases/{id}/cancel", post(cancel))
+        .route("/cases/{id}/approvals", post(approve))
+        .route("/cases/{id}/resume", post(resume))
+        .route("/approvals", get(pending_approvals))
+        .route("/admin/policy/reload", post(reload_policy))
         .route(
             "/audit/checkpoint",
             get(audit_checkpoint).post(cut_checkpoint),

@@ -28,12 +28,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// How long a manager's attestation link stays valid.
     pub attestation_ttl_minutes: i64,
-    /// Lifetime of a temporary access pass issued after an MFA reset.
-    pub tap_ttl_minutes: i64,
-    /// Look-back window for the "recent recovery" signal.
-    pub recent_recovery_days: i64,
-    /// A hire younger than this with no authenticator raises risk.
-    pub new_hire_days: i64,
+    /// A policy bundle directory replacing the default pack compiled into the binary.
+    pub policy_dir: Option<PathBuf>,
     /// The audit log's origin line and checkpoint key name (no spaces or `+`).
     pub audit_origin: String,
     /// How often a checkpoint is cut while entries arrive.
@@ -72,9 +68,7 @@ impl Default for Config {
             tier_groups: default_tier_groups(),
             max_body_bytes: 64 * 1024,
             attestation_ttl_minutes: 240,
-            tap_ttl_minutes: 60,
-            recent_recovery_days: 30,
-            new_hire_days: 30,
+            policy_dir: None,
             audit_origin: "deskgate.example/audit".to_owned(),
             checkpoint_interval_seconds: 5,
         }

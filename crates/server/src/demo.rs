@@ -328,6 +328,9 @@ fn subject_of(service: &Service, p: &Person, now: DateTime<Utc>) -> Subject {
         authenticators,
         flagged: false,
         hired_at: Some(now - Duration::days(p.hired_days)),
+        // No time zone: the off-hours signal would make the demo behave differently by the hour.
+        utc_offset_minutes: None,
+        probation_until: None,
     }
 }
 
@@ -361,6 +364,16 @@ pub async fn seed(service: &Service) -> Result<Vec<DemoStaff>, ApiError> {
                 ..Change::default()
             })
             .await?;
+        // Everyone saved recovery codes at enrolment; the demo outbox shows them.
+        for p in PEOPLE
+            .iter()
+            .filter(|p| p.status == SubjectStatus::Active && !p.id.starts_with("svc-"))
+        {
+            // A demo whose mail relay is down still starts; those subjects just have no codes.
+            if let Err(e) = service.issue_recovery_codes(p.id, &system_actor()).await {
+                tracing::warn!(subject = p.id, error = %e.message, "recovery codes not issued");
+            }
+        }
     }
     let mut out = Vec::new();
     for (id, name, role, subject_id) in STAFF {
@@ -371,6 +384,9 @@ pub async fn seed(service: &Service) -> Result<Vec<DemoStaff>, ApiError> {
                 name: (*name).to_owned(),
                 role: *role,
                 subject_id: Some((*subject_id).to_owned()),
+                team: "service-desk".to_owned(),
+                region: "us-east".to_owned(),
+                shift: "day".to_owned(),
             })
             .await?;
         let token = service.create_token(name, "demo").await?;

@@ -114,6 +114,11 @@ impl From<CaseError> for ApiError {
             }
             CaseError::GrantConsumed => Self::new(StatusCode::CONFLICT, "grant_consumed", message),
             CaseError::GrantExpired => Self::new(StatusCode::CONFLICT, "grant_expired", message),
+            CaseError::CoolingOff(until) => Self::new(StatusCode::CONFLICT, "cooling_off", message)
+                .with_details(json!({ "until": until })),
+            CaseError::AlreadyApproved => {
+                Self::new(StatusCode::CONFLICT, "already_approved", message)
+            }
             CaseError::NotLive(_) | CaseError::IllegalTransition { .. } => {
                 Self::new(StatusCode::CONFLICT, "illegal_transition", message)
             }

@@ -9,6 +9,7 @@ pub mod config;
 pub mod demo;
 pub mod directory;
 pub mod error;
+pub mod policy_gate;
 pub mod secrets;
 pub mod service;
 pub mod views;
@@ -35,6 +36,22 @@ pub async fn serve(
         std::time::Duration::from_secs(service.config.checkpoint_interval_seconds.max(1)),
         service.clock.clone(),
     );
+    #[cfg(unix)]
+    {
+        let reloader = service.clone();
+        tokio::spawn(async move {
+            let Ok(mut hup) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            else {
+                return;
+            };
+            while hup.recv().await.is_some() {
+                if let Err(e) = reloader.reload_policy(None).await {
+                    tracing::warn!(error = %e.message, "policy reload on SIGHUP refused");
+                }
+            }
+        });
+    }
     axum::serve(listener, router(service))
         .with_graceful_shutdown(shutdown)
         .await
@@ -53,6 +70,8 @@ pub enum StartError {
     Store(#[from] deskgate_store::StoreError),
     #[error("audit log: {0}")]
     AuditLog(#[from] audit_log::AuditLogError),
+    #[error("policy bundle: {0}")]
+    Policy(#[from] deskgate_policy::BundleError),
     #[error("delivery configuration: {0}")]
     Delivery(#[from] delivery::ConfigError),
 }
@@ -72,7 +91,10 @@ pub async fn build(config: Config, clock: Clock) -> Result<Service, StartError> 
     // reqwest (Twilio) is built without a crypto provider of its own; install ring once.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let delivery = delivery::build(&config.delivery, &dir)?;
+    let bundle = policy_gate::load(config.policy_dir.as_deref())?;
+    tracing::info!(digest = bundle.digest(), "policy bundle loaded");
     Ok(Service {
+        policy: std::sync::RwLock::new(Arc::new(bundle)),
         store,
         audit,
         config,

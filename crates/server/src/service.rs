@@ -7,12 +7,12 @@ use std::sync::Arc;
 
 use axum::http::StatusCode;
 use chrono::{DateTime, Duration, Utc};
-use deskgate_core::risk::assess;
 use deskgate_core::{
     Action, ApiId, ApproverRole, AttemptOutcome, Case, CaseState, Channel, ContactKind, Decision,
-    Method, NewCase, Requirements, Role, Signals, Staff, Subject, SubjectStatus, Verification,
+    Method, NewCase, PolicyPin, Role, Staff, Subject, SubjectStatus, Verification,
     VerificationState,
 };
+use deskgate_policy::{Bundle, Outcome, Stage};
 use deskgate_store::{
     Actor, CaseFilter, CaseWrite, Change, LinkToken, NewAuditEntry, Store, StoredCase, system_actor,
 };
@@ -24,6 +24,7 @@ use crate::config::Config;
 use crate::delivery::{Delivery, Message, Secret};
 use crate::directory::{self, trusted_contact};
 use crate::error::ApiError;
+use crate::policy_gate::{self, StoreFacts};
 use crate::secrets::{self, CodeHasher};
 use crate::views::{
     AttestationView, CaseSummary, CaseView, ExecutionView, SubjectRef, SubjectView,
@@ -32,6 +33,8 @@ use crate::views::{
 type ApiResult<T> = Result<T, ApiError>;
 
 pub struct Service {
+    /// The policy bundle in force; replaced whole on reload.
+    pub policy: std::sync::RwLock<Arc<Bundle>>,
     pub store: Arc<dyn Store>,
     pub audit: Arc<crate::audit_log::AuditLog>,
     pub config: Config,
@@ -50,16 +53,46 @@ pub struct OpenCase {
     pub ticket: Option<String>,
     pub note: Option<String>,
     pub new_contact: Option<String>,
+    /// Who the caller claims to be, when not the subject (a service account's owner).
+    pub requester: Option<String>,
 }
 
 /// Methods this deployment can run today. The others exist in the vocabulary and are refused
 /// with a clear error until their adapters land.
-const RUNNABLE: [Method; 4] = [
+const RUNNABLE: [Method; 5] = [
+    Method::RecoveryCode,
     Method::SmsCode,
     Method::VoiceCode,
     Method::EmailCode,
     Method::ManagerAttestation,
 ];
+
+/// The credential kind holding the hashes of a subject's unused recovery codes.
+const RECOVERY_CODES: &str = "recovery_codes";
+
+/// A saved recovery code as typed: 16 base32 characters (80 bits), dashes and case ignored.
+fn normalise_recovery_code(answer: &str) -> Option<String> {
+    let code: String = answer
+        .chars()
+        .filter(|c| !matches!(c, '-' | ' '))
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    (code.len() == 16 && code.chars().all(|c| matches!(c, 'A'..='Z' | '2'..='7'))).then_some(code)
+}
+
+type PolicyDecision = deskgate_policy::Decision;
+
+/// A refusal by the policy: the reasons and the policies that decided, never a silent no.
+fn policy_refusal(pin: &PolicyPin) -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "policy_denied",
+        format!("the policy refuses this: {}", pin.reasons.join("; ")),
+    )
+    .with_details(json!({
+        "reasons": pin.reasons, "policy_ids": pin.policy_ids, "bundle_digest": pin.bundle_digest,
+    }))
+}
 
 fn actor(staff: &Staff) -> Actor {
     Actor {
@@ -118,6 +151,12 @@ impl Service {
         details: Value,
     ) -> NewAuditEntry {
         NewAuditEntry::new(self.now(), actor.clone(), case_id, event, details)
+    }
+
+    /// Marks an audit entry with the bundle digest of the decision it records.
+    fn pinned(&self, mut entry: NewAuditEntry, pin: &PolicyPin) -> NewAuditEntry {
+        entry.policy_digest = Some(pin.bundle_digest.clone());
+        entry
     }
 
     /// Resolves a bearer token to its staff member.
@@ -199,24 +238,120 @@ impl Service {
         Ok(())
     }
 
-    fn freshness(&self) -> Duration {
-        Duration::days(
-            Requirements::simple_rules(deskgate_core::Tier::Standard, Action::PasswordReset)
-                .contact_freshness_days,
-        )
-    }
-
     /// Methods the agent can use for this subject now, in the order the playbook offers them.
-    pub fn offered_methods(&self, subject: &Subject, case: &Case) -> Vec<Method> {
+    pub async fn offered_methods(&self, subject: &Subject, case: &Case) -> ApiResult<Vec<Method>> {
         let now = self.now();
         let fresh = case.requirements.freshness();
-        RUNNABLE
+        let has_codes = !self.recovery_hashes(&subject.id).await?.is_empty();
+        Ok(RUNNABLE
             .into_iter()
-            .filter(|m| match m.contact_kind() {
-                Some(kind) => trusted_contact(subject, kind, fresh, now).is_some(),
-                None => subject.voucher(&[&case.subject_id]).is_some(),
+            .filter(|m| match (m, m.contact_kind()) {
+                (Method::RecoveryCode, _) => has_codes,
+                (_, Some(kind)) => trusted_contact(subject, kind, fresh, now).is_some(),
+                (_, None) => subject.voucher(&[&case.subject_id]).is_some(),
             })
-            .collect()
+            .collect())
+    }
+
+    /// Hashes of the subject's unused recovery codes.
+    async fn recovery_hashes(&self, subject_id: &str) -> ApiResult<Vec<String>> {
+        match self.store.credential(subject_id, RECOVERY_CODES).await? {
+            Some(c) => serde_json::from_str(&c.hash).map_err(|_| {
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "corrupt_credential",
+                    "stored recovery codes are unreadable",
+                )
+            }),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    fn recovery_credential(
+        subject_id: &str,
+        hashes: &[String],
+        now: DateTime<Utc>,
+    ) -> deskgate_store::Credential {
+        deskgate_store::Credential {
+            subject_id: subject_id.to_owned(),
+            kind: RECOVERY_CODES.to_owned(),
+            hash: serde_json::to_string(hashes).unwrap_or_else(|_| "[]".to_owned()),
+            created_at: now,
+            expires_at: None,
+            used_at: None,
+        }
+    }
+
+    /// Issues ten new recovery codes (replacing any old ones), stores only their keyed hashes,
+    /// and sends them to the subject's email of record, which is also the notice that they
+    /// changed.
+    pub async fn issue_recovery_codes(&self, subject_id: &str, by: &Actor) -> ApiResult<usize> {
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+        let subject = self
+            .subject_or(subject_id, StatusCode::NOT_FOUND, "not_found")
+            .await?;
+        let email = subject.contact(ContactKind::Email).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "no_contact_of_record",
+                "the subject has no email of record to receive recovery codes",
+            )
+        })?;
+        let now = self.now();
+        let codes: Vec<String> = (0..10)
+            .map(|_| {
+                let raw: Vec<u8> = (0..16)
+                    .map(|_| {
+                        ALPHABET[rand::Rng::gen_range(&mut rand::rngs::OsRng, 0..ALPHABET.len())]
+                    })
+                    .collect();
+                raw.chunks(4)
+                    .map(|c| String::from_utf8_lossy(c).into_owned())
+                    .collect::<Vec<_>>()
+                    .join("-")
+            })
+            .collect();
+        let context = format!("recovery:{}", subject.id);
+        let hashes: Vec<String> = codes
+            .iter()
+            .filter_map(|c| normalise_recovery_code(c))
+            .map(|c| self.codes.hash(&context, &c))
+            .collect();
+        self.delivery
+            .send(&Message {
+                to: email.value.clone(),
+                channel: "email".to_owned(),
+                kind: "recovery_codes".to_owned(),
+                subject_id: subject.id.clone(),
+                case_id: None,
+                body: format!(
+                    "New recovery codes were issued for your account; any earlier ones no longer \
+                     work. Keep them somewhere safe, each works once: {}",
+                    codes.join(" ")
+                ),
+                secret: Some(Secret::Code(codes.join(","))),
+            })
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "delivery_failed",
+                    "the recovery codes could not be delivered; nothing was changed",
+                )
+            })?;
+        self.store
+            .commit(Change {
+                credentials: vec![Self::recovery_credential(&subject.id, &hashes, now)],
+                audit: vec![self.entry(
+                    by,
+                    None,
+                    "recovery_codes.issued",
+                    json!({ "subject_id": subject.id, "count": hashes.len(), "delivered_to": email.masked() }),
+                )],
+                ..Change::default()
+            })
+            .await?;
+        Ok(hashes.len())
     }
 
     async fn view(&self, case: &Case) -> ApiResult<CaseView> {
@@ -225,7 +360,7 @@ impl Service {
             .subject(&case.subject_id)
             .await?
             .ok_or_else(|| ApiError::not_found("subject"))?;
-        let offered = self.offered_methods(&subject, case);
+        let offered = self.offered_methods(&subject, case).await?;
         Ok(CaseView::build(case, &subject, &offered, self.now()))
     }
 
@@ -247,38 +382,69 @@ impl Service {
         Ok(found.iter().map(SubjectView::from).collect())
     }
 
-    async fn signals(&self, subject: &Subject, caller_number: Option<&str>) -> ApiResult<Signals> {
+    /// The store's half of the risk signals. `exclude` names a case already counted that must
+    /// not count against itself (at execute, the case being executed).
+    async fn store_facts(
+        &self,
+        subject: &Subject,
+        caller_number: Option<&str>,
+        agent_id: &str,
+        exclude: Option<&Case>,
+    ) -> ApiResult<StoreFacts> {
         let now = self.now();
-        let fresh = self.freshness();
-        let (open, recent) = self
+        let thresholds = self.bundle().thresholds().clone();
+        let recent = now - Duration::days(i64::from(thresholds.recent_recovery_days));
+        let (open, executed) = self.store.subject_case_counts(&subject.id, recent).await?;
+        let window = now - Duration::minutes(i64::from(thresholds.velocity.window_minutes));
+        let (for_subject, from_number, by_agent) = self
             .store
-            .subject_case_counts(
-                &subject.id,
-                now - Duration::days(self.config.recent_recovery_days),
-            )
+            .velocity_counts(&subject.id, caller_number, agent_id, window)
             .await?;
-        let phone = subject.contact(ContactKind::Phone);
-        Ok(Signals {
-            recently_changed_contacts: subject
-                .contacts
-                .iter()
-                .filter(|c| c.changed_within(fresh, now))
-                .map(|c| (c.kind, (now - c.changed_at).num_days()))
-                .collect(),
-            recent_recoveries: recent,
-            open_cases_for_subject: open,
-            caller_number_differs: match (caller_number, phone) {
-                (Some(given), Some(record)) => phone_digits(given) != phone_digits(&record.value),
-                (Some(_), None) => true,
-                _ => false,
-            },
-            new_hire_without_factors: subject.authenticators.is_empty()
-                && subject
-                    .hired_at
-                    .is_some_and(|h| now - h < Duration::days(self.config.new_hire_days)),
-            subject_flagged: subject.flagged,
-            subject_status: Some(subject.status),
+        let own = |counted: bool| u32::from(counted);
+        let (live, in_window, same_number) = match exclude {
+            Some(c) => (
+                c.state.is_live(),
+                c.opened_at >= window,
+                c.opened_at >= window && c.caller_number.is_some() && caller_number.is_some(),
+            ),
+            None => (false, false, false),
+        };
+        Ok(StoreFacts {
+            recent_recoveries: executed,
+            open_cases_for_subject: open.saturating_sub(own(live)),
+            requests_for_subject: for_subject.saturating_sub(own(in_window)),
+            requests_from_caller_number: from_number.saturating_sub(own(same_number)),
+            requests_by_agent: by_agent.saturating_sub(own(in_window)),
         })
+    }
+
+    /// The bundle in force.
+    pub fn bundle(&self) -> Arc<Bundle> {
+        match self.policy.read() {
+            Ok(b) => b.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    async fn own_manager(&self, staff: &Staff) -> ApiResult<Option<String>> {
+        Ok(match &staff.subject_id {
+            Some(id) => self.store.subject(id).await?.and_then(|s| s.manager),
+            None => None,
+        })
+    }
+
+    /// Asks the bundle; an evaluation failure denies.
+    fn decide(&self, ask: policy_gate::Ask<'_>) -> ApiResult<PolicyDecision> {
+        self.bundle()
+            .evaluate(&policy_gate::request(ask))
+            .map_err(|e| {
+                tracing::error!(error = %e, "policy evaluation failed; denying");
+                ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "policy_denied",
+                    format!("the policy could not be evaluated, so the request is denied: {e}"),
+                )
+            })
     }
 
     pub async fn open_case(&self, caller: &Staff, req: OpenCase) -> ApiResult<CaseView> {
@@ -314,15 +480,29 @@ impl Service {
                 "unknown_subject",
             )
             .await?;
-        let agent_manager = match &caller.subject_id {
-            Some(id) => self.store.subject(id).await?.and_then(|s| s.manager),
-            None => None,
-        };
-        let signals = self.signals(&subject, req.caller_number.as_deref()).await?;
-        let risk = assess(subject.tier, req.action, &signals);
-        let requirements = Requirements::simple_rules(subject.tier, req.action);
+        let agent_manager = self.own_manager(caller).await?;
         let now = self.now();
-        let case = Case::open(
+        let facts = self
+            .store_facts(&subject, req.caller_number.as_deref(), &caller.id, None)
+            .await?;
+        let requester_is_owner = req
+            .requester
+            .as_ref()
+            .is_some_and(|r| subject.owners.contains(r));
+        let decision = self.decide(policy_gate::Ask {
+            stage: Stage::Open,
+            principal: policy_gate::staff_info(caller, agent_manager.clone()),
+            case_agent_id: caller.id.clone(),
+            subject: &subject,
+            action: req.action,
+            signals: policy_gate::signals(&subject, req.caller_number.as_deref(), &facts, now),
+            case: None,
+            requester_is_owner,
+            now,
+        })?;
+        let risk = decision.risk.clone();
+        let requirements = decision.playbook.requirements.to_core_requirements();
+        let mut case = Case::open(
             NewCase {
                 id: format!("c-{}", uuid::Uuid::new_v4().simple()),
                 subject: &subject,
@@ -334,11 +514,41 @@ impl Service {
                 ticket: req.ticket,
                 note: req.note,
                 new_contact: req.new_contact,
+                requester: req.requester,
                 risk,
                 requirements,
             },
             now,
         )?;
+        let pin = policy_gate::pin(&decision, now);
+        match decision.outcome {
+            Outcome::Deny => {
+                self.store
+                    .commit(Change {
+                        audit: vec![self.pinned(
+                            self.entry(
+                                &actor(caller),
+                                None,
+                                "case.refused",
+                                json!({
+                                    "subject_id": case.subject_id, "action": case.action,
+                                    "tier": case.subject_tier, "reasons": pin.reasons,
+                                    "policy_ids": pin.policy_ids,
+                                }),
+                            ),
+                            &pin,
+                        )],
+                        ..Change::default()
+                    })
+                    .await?;
+                return Err(policy_refusal(&pin));
+            }
+            Outcome::Escalate => {
+                case.escalate(pin.reasons.join("; "), now)?;
+            }
+            Outcome::Allow => {}
+        }
+        case.record_decision(pin.clone());
         let details = json!({
             "subject_id": case.subject_id,
             "tier": case.subject_tier,
@@ -348,16 +558,22 @@ impl Service {
             "risk": case.risk.level,
             "risk_reasons": case.risk.reasons.iter().map(|r| r.code.clone()).collect::<Vec<_>>(),
             "requirements": case.requirements,
+            "state": case.state,
+            "policy_ids": pin.policy_ids,
+            "playbook_rows": decision.playbook.rows,
         });
         self.store
             .commit(Change {
-                audit: vec![self.entry(&actor(caller), Some(&case.id), "case.opened", details)],
+                audit: vec![self.pinned(
+                    self.entry(&actor(caller), Some(&case.id), "case.opened", details),
+                    &pin,
+                )],
                 case: Some(CaseWrite::Insert(case.clone())),
                 ..Change::default()
             })
             .await?;
         tracing::info!(case = %case.id, action = %case.action, tier = %case.subject_tier, "case opened");
-        let offered = self.offered_methods(&subject, &case);
+        let offered = self.offered_methods(&subject, &case).await?;
         Ok(CaseView::build(&case, &subject, &offered, now))
     }
 
@@ -448,6 +664,47 @@ impl Service {
         let now = self.now();
         let fresh = case.requirements.freshness();
         let vid = format!("v-{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
+        if method == Method::RecoveryCode {
+            // Nothing is sent: the caller reads one of the codes they saved.
+            if self.recovery_hashes(&subject.id).await?.is_empty() {
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "no_recovery_codes",
+                    "the subject has no unused recovery codes",
+                ));
+            }
+            let v = Verification {
+                id: vid.clone(),
+                method,
+                state: VerificationState::Pending,
+                destination: None,
+                respondent: subject.id.clone(),
+                contact_changed_at: None,
+                secret_hash: None,
+                attempts: 0,
+                max_attempts: self.config.codes.max_attempts,
+                started_at: now,
+                expires_at: now + Duration::minutes(self.config.codes.phone_ttl_minutes),
+                completed_at: None,
+            };
+            case.start_verification(v, now)?;
+            self.store
+                .commit(Change {
+                    case: Some(CaseWrite::Update {
+                        case: case.clone(),
+                        expected_version: stored.version,
+                    }),
+                    audit: vec![self.entry(
+                        &actor(caller),
+                        Some(&case.id),
+                        "verification.started",
+                        json!({ "verification_id": vid, "method": method, "class": method.class() }),
+                    )],
+                    ..Change::default()
+                })
+                .await?;
+            return Ok((vid, self.view(&case).await?));
+        }
         let (verification, message, link) = if let Some(kind) = method.contact_kind() {
             let contact = subject.contact(kind).ok_or_else(|| {
                 ApiError::new(
@@ -633,16 +890,26 @@ impl Service {
     ) -> ApiResult<CaseView> {
         let stored = self.load_case(case_id).await?;
         Self::ensure_can_work(caller, &stored.case)?;
-        let code = code.trim();
-        if !(6..=12).contains(&code.len()) || !code.chars().all(|c| c.is_ascii_digit()) {
-            return Err(ApiError::invalid("code must be 6 to 12 digits"));
-        }
         let mut case = stored.case.clone();
         let now = self.now();
         let verification = case
             .verification(vid)
             .ok_or_else(|| ApiError::not_found("verification"))?
             .clone();
+        let code = code.trim();
+        let recovery = verification.method == Method::RecoveryCode;
+        let recovery_code = if recovery {
+            Some(normalise_recovery_code(code).ok_or_else(|| {
+                ApiError::invalid(
+                    "a recovery code is 16 letters and digits, like ABCD-EFGH-JKLM-NPQR",
+                )
+            })?)
+        } else {
+            if !(6..=12).contains(&code.len()) || !code.chars().all(|c| c.is_ascii_digit()) {
+                return Err(ApiError::invalid("code must be 6 to 12 digits"));
+            }
+            None
+        };
         let who = actor(caller);
         if case.expire_verification(vid, now) {
             self.store
@@ -666,10 +933,31 @@ impl Service {
                 "the code expired; start a new verification",
             ));
         }
-        let matched = verification
-            .secret_hash
-            .as_deref()
-            .is_some_and(|h| self.codes.matches(vid, code, h));
+        // A recovery code is checked against every unused code (each compare in constant time)
+        // and, when it matches, removed in the same commit: single use.
+        let mut credentials = Vec::new();
+        let matched = match &recovery_code {
+            Some(answer) => {
+                let hashes = self.recovery_hashes(&case.subject_id).await?;
+                let context = format!("recovery:{}", case.subject_id);
+                let mut hit = None;
+                for (i, h) in hashes.iter().enumerate() {
+                    if self.codes.matches(&context, answer, h) {
+                        hit = Some(i);
+                    }
+                }
+                if let Some(i) = hit {
+                    let mut remaining = hashes.clone();
+                    remaining.remove(i);
+                    credentials.push(Self::recovery_credential(&case.subject_id, &remaining, now));
+                }
+                hit.is_some()
+            }
+            None => verification
+                .secret_hash
+                .as_deref()
+                .is_some_and(|h| self.codes.matches(vid, code, h)),
+        };
         let before = case.state;
         let outcome = case.answer_code(vid, matched, now)?;
         let base = json!({ "verification_id": vid, "method": verification.method, "class": verification.method.class() });
@@ -689,6 +977,7 @@ impl Service {
                     case: case.clone(),
                     expected_version: stored.version,
                 }),
+                credentials,
                 audit,
                 ..Change::default()
             })
@@ -899,6 +1188,80 @@ impl Service {
         let subject = self
             .subject_or(&case.subject_id, StatusCode::NOT_FOUND, "not_found")
             .await?;
+        // Cedar is the final gate, asked with the evidence actually collected.
+        let facts = self
+            .store_facts(
+                &subject,
+                stored.case.caller_number.as_deref(),
+                &stored.case.agent_id,
+                Some(&stored.case),
+            )
+            .await?;
+        let decision = self.decide(policy_gate::Ask {
+            stage: Stage::Execute,
+            principal: policy_gate::staff_info(caller, self.own_manager(caller).await?),
+            case_agent_id: stored.case.agent_id.clone(),
+            subject: &subject,
+            action: stored.case.action,
+            signals: policy_gate::signals(
+                &subject,
+                stored.case.caller_number.as_deref(),
+                &facts,
+                now,
+            ),
+            case: Some(&stored.case),
+            requester_is_owner: stored
+                .case
+                .requester
+                .as_ref()
+                .is_some_and(|r| subject.owners.contains(r)),
+            now,
+        })?;
+        let pin = policy_gate::pin(&decision, now);
+        if decision.outcome != Outcome::Allow {
+            let mut refused = stored.case.clone();
+            let escalate = decision.outcome == Outcome::Escalate;
+            if escalate {
+                refused.escalate(pin.reasons.join("; "), now)?;
+            }
+            refused.record_decision(pin.clone());
+            self.store
+                .commit(Change {
+                    case: Some(CaseWrite::Update {
+                        case: refused,
+                        expected_version: stored.version,
+                    }),
+                    audit: vec![self.pinned(
+                        self.entry(
+                            &who,
+                            Some(case_id),
+                            if escalate {
+                                "case.escalated"
+                            } else {
+                                "execution.refused"
+                            },
+                            json!({ "reasons": pin.reasons, "policy_ids": pin.policy_ids }),
+                        ),
+                        &pin,
+                    )],
+                    ..Change::default()
+                })
+                .await?;
+            return Err(if escalate {
+                ApiError::new(
+                    StatusCode::CONFLICT,
+                    "escalated",
+                    format!(
+                        "the case was escalated to a security officer: {}",
+                        pin.reasons.join("; ")
+                    ),
+                )
+                .with_details(json!({ "reasons": pin.reasons, "policy_ids": pin.policy_ids }))
+            } else {
+                policy_refusal(&pin)
+            });
+        }
+        case.record_decision(pin.clone());
         let manager = match &subject.manager {
             Some(m) => self.store.subject(m).await?,
             None => None,
@@ -913,15 +1276,18 @@ impl Service {
             Some(id) if subject.is_non_human() => self.store.subject(&id).await?,
             _ => None,
         };
-        let tap_ttl = Duration::minutes(self.config.tap_ttl_minutes);
-        let execution =
-            directory::execute(&case, &subject, owner.as_ref(), tap_ttl, now).map_err(|e| {
+        let tap_ttl = Duration::minutes(case.requirements.tap_minutes);
+        let mut execution = directory::execute(&case, &subject, owner.as_ref(), tap_ttl, now)
+            .map_err(|e| {
                 ApiError::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     "execution_refused",
                     e.to_string(),
                 )
             })?;
+        // Further high-risk changes escalate while the subject is on probation.
+        execution.subject.probation_until =
+            Some(now + Duration::hours(case.requirements.probation_hours));
         let notices =
             directory::notices(&case, &subject, &execution.subject, manager.as_ref(), now);
         let audit = vec![
@@ -1042,6 +1408,247 @@ impl Service {
             })
             .await?;
         self.view(&case).await
+    }
+
+    /// A staff approval (supervisor, security officer, or an owner of a service account), bound
+    /// to a digest of the case and its evidence at this moment.
+    pub async fn approve(
+        &self,
+        caller: &Staff,
+        case_id: &str,
+        decision: Decision,
+        reason: &str,
+    ) -> ApiResult<CaseView> {
+        let reason = reason.trim();
+        if reason.is_empty()
+            || reason.chars().count() > 1000
+            || reason.chars().any(char::is_control)
+        {
+            return Err(ApiError::invalid(
+                "reason must be 1 to 1000 printable characters",
+            ));
+        }
+        let stored = self.load_case(case_id).await?;
+        let subject = self
+            .subject_or(&stored.case.subject_id, StatusCode::NOT_FOUND, "not_found")
+            .await?;
+        let role = match caller.role {
+            Role::Supervisor => ApproverRole::Supervisor,
+            Role::SecurityOfficer => ApproverRole::SecurityOfficer,
+            _ if caller
+                .subject_id
+                .as_ref()
+                .is_some_and(|s| subject.owners.contains(s)) =>
+            {
+                ApproverRole::Owner
+            }
+            _ => {
+                return Err(ApiError::forbidden(
+                    "only supervisors, security officers and registered owners approve cases",
+                ));
+            }
+        };
+        let now = self.now();
+        let facts = self
+            .store_facts(
+                &subject,
+                stored.case.caller_number.as_deref(),
+                &stored.case.agent_id,
+                Some(&stored.case),
+            )
+            .await?;
+        let policy = self.decide(policy_gate::Ask {
+            stage: Stage::Approve,
+            principal: policy_gate::staff_info(caller, self.own_manager(caller).await?),
+            case_agent_id: stored.case.agent_id.clone(),
+            subject: &subject,
+            action: stored.case.action,
+            signals: policy_gate::signals(
+                &subject,
+                stored.case.caller_number.as_deref(),
+                &facts,
+                now,
+            ),
+            case: Some(&stored.case),
+            requester_is_owner: stored
+                .case
+                .requester
+                .as_ref()
+                .is_some_and(|r| subject.owners.contains(r)),
+            now,
+        })?;
+        let pin = policy_gate::pin(&policy, now);
+        if policy.outcome != Outcome::Allow {
+            return Err(policy_refusal(&pin));
+        }
+        let mut case = stored.case.clone();
+        let digest = Self::case_digest(&case);
+        let before = case.state;
+        case.approve(
+            &caller.id,
+            caller.subject_id.as_deref(),
+            role,
+            decision,
+            digest.clone(),
+            now,
+        )?;
+        case.record_decision(pin.clone());
+        let who = actor(caller);
+        let mut audit = vec![self.pinned(
+            self.entry(
+                &who,
+                Some(&case.id),
+                "approval.recorded",
+                json!({ "role": role, "decision": decision, "reason": reason, "case_digest": digest }),
+            ),
+            &pin,
+        )];
+        if case.state == CaseState::Denied {
+            audit.push(self.entry(
+                &who,
+                Some(&case.id),
+                "case.denied",
+                json!({ "reason": case.outcome_reason }),
+            ));
+        }
+        audit.extend(self.approval_entries(&who, before, &case));
+        self.store
+            .commit(Change {
+                case: Some(CaseWrite::Update {
+                    case: case.clone(),
+                    expected_version: stored.version,
+                }),
+                audit,
+                ..Change::default()
+            })
+            .await?;
+        self.view(&case).await
+    }
+
+    /// Live cases waiting for an approval the caller's role can give.
+    pub async fn pending_approvals(&self, caller: &Staff) -> ApiResult<Vec<CaseSummary>> {
+        let role = match caller.role {
+            Role::Supervisor => ApproverRole::Supervisor,
+            Role::SecurityOfficer => ApproverRole::SecurityOfficer,
+            _ => {
+                return Err(ApiError::forbidden(
+                    "only supervisors and security officers have an approval queue",
+                ));
+            }
+        };
+        let mut out = Vec::new();
+        for state in [CaseState::Open, CaseState::Verifying] {
+            let cases = self
+                .store
+                .list_cases(&CaseFilter {
+                    state: Some(state),
+                    limit: 500,
+                    ..CaseFilter::default()
+                })
+                .await?;
+            out.extend(
+                cases
+                    .iter()
+                    .filter(|c| c.agent_id != caller.id)
+                    .filter(|c| caller.subject_id.as_deref() != Some(c.subject_id.as_str()))
+                    .filter(|c| !c.approvals.iter().any(|a| a.approver_id == caller.id))
+                    .filter(|c| {
+                        c.requirements
+                            .missing_approvals(&c.approvals)
+                            .contains(&role)
+                    })
+                    .map(CaseSummary::from),
+            );
+        }
+        Ok(out)
+    }
+
+    /// A security officer takes an escalated case back into verification and works it.
+    pub async fn resume(&self, caller: &Staff, case_id: &str) -> ApiResult<CaseView> {
+        if caller.role != Role::SecurityOfficer {
+            return Err(ApiError::forbidden(
+                "only a security officer resumes an escalated case",
+            ));
+        }
+        let stored = self.load_case(case_id).await?;
+        Self::ensure_can_work(caller, &stored.case)?;
+        let mut case = stored.case.clone();
+        let now = self.now();
+        case.resume(now)?;
+        // The officer now owns the case: the grant, when there is one, names them.
+        case.agent_id = caller.id.clone();
+        self.store
+            .commit(Change {
+                case: Some(CaseWrite::Update {
+                    case: case.clone(),
+                    expected_version: stored.version,
+                }),
+                audit: vec![self.entry(
+                    &actor(caller),
+                    Some(&case.id),
+                    "case.resumed",
+                    json!({ "previous_agent": stored.case.agent_id, "reason": stored.case.outcome_reason }),
+                )],
+                ..Change::default()
+            })
+            .await?;
+        self.view(&case).await
+    }
+
+    /// Reloads the policy bundle (admin API, or SIGHUP when `by` is `None`). A bundle that fails
+    /// to load is refused with its file:line problems and the running one stays in force.
+    pub async fn reload_policy(&self, by: Option<&Staff>) -> ApiResult<Value> {
+        if let Some(staff) = by
+            && staff.role != Role::Admin
+        {
+            return Err(ApiError::forbidden("only admins reload the policy bundle"));
+        }
+        let who = by.map(actor).unwrap_or_else(system_actor);
+        let old = self.bundle().digest().to_owned();
+        let loaded = policy_gate::load(self.config.policy_dir.as_deref());
+        let bundle = match loaded {
+            Ok(b) => b,
+            Err(e) => {
+                let problems = e.to_string();
+                self.store
+                    .commit(Change {
+                        audit: vec![self.entry(
+                            &who,
+                            None,
+                            "policy.reload_refused",
+                            json!({ "current_digest": old, "problems": problems }),
+                        )],
+                        ..Change::default()
+                    })
+                    .await?;
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "policy_invalid",
+                    format!("the bundle was refused; {old} stays in force: {problems}"),
+                ));
+            }
+        };
+        let new = bundle.digest().to_owned();
+        let mut entry = self.entry(
+            &who,
+            None,
+            "policy.reloaded",
+            json!({ "old_digest": old, "new_digest": new, "policies": bundle.policy_count() }),
+        );
+        entry.policy_digest = Some(new.clone());
+        // Audited before it takes effect: no decision under a bundle the log does not name.
+        self.store
+            .commit(Change {
+                audit: vec![entry],
+                ..Change::default()
+            })
+            .await?;
+        match self.policy.write() {
+            Ok(mut current) => *current = Arc::new(bundle),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(bundle),
+        }
+        tracing::info!(old = %old, new = %new, "policy bundle reloaded");
+        Ok(json!({ "old_digest": old, "new_digest": new }))
     }
 
     /// Audit entries of one case, for people who may see the case.

@@ -110,6 +110,8 @@ pub struct CaseView {
     pub playbook: Vec<PlaybookStep>,
     pub outcome_reason: Option<String>,
     pub executed_at: Option<DateTime<Utc>>,
+    /// The policy decisions on this case, each pinned to its bundle digest and policy ids.
+    pub decisions: Vec<deskgate_core::PolicyPin>,
 }
 
 impl CaseView {
@@ -169,6 +171,7 @@ impl CaseView {
             playbook: deskgate_core::playbook::remaining_steps(case, offered, now),
             outcome_reason: case.outcome_reason.clone(),
             executed_at: case.executed_at,
+            decisions: case.decisions.clone(),
         }
     }
 }

@@ -95,7 +95,7 @@ async fn checkpoints_and_proofs_verify(backend: Backend) {
         }
     }
 
-    password_reset(&s, "u-carol").await;
+    password_reset(&s, "u-bob").await;
     let (_, cp2) = s
         .post("/api/v1/audit/checkpoint", Some(&auditor), Value::Null)
         .await;

@@ -18,11 +18,10 @@ async fn password_reset_happy_path(backend: Backend) {
     assert_eq!(case["state"], "open");
     assert_eq!(case["risk"]["level"], "low");
     assert_eq!(case["playbook"][0]["kind"], "verify");
+    let offered = case["playbook"][0]["methods"].as_array().unwrap();
     assert!(
-        case["playbook"][0]["script"]
-            .as_str()
-            .unwrap()
-            .contains("on record")
+        offered.contains(&serde_json::json!("email_code")),
+        "{offered:?}"
     );
 
     let (vid, code) = s.send_code(AGENT, id, "email_code").await;
@@ -117,7 +116,25 @@ async fn mfa_reset_with_code_and_manager_attestation(backend: Backend) {
 
     let (status, body) = s.attest(&link, None, "confirm").await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["case_state"], "approved");
+    assert_eq!(
+        body["case_state"], "verifying",
+        "phone and manager are two classes, but none an attacker is unlikely to hold"
+    );
+
+    // A recovery code Alice saved at enrolment completes the playbook.
+    let saved = s.recovery_codes("alice.jensen@example.org");
+    let (rid, _) = s.start_method(AGENT, id, "recovery_code").await;
+    let (status, body) = s.answer(AGENT, id, &rid, &saved[0].to_lowercase()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["state"], "approved");
+    assert_eq!(body["decisions"][0]["stage"], "open");
+    assert_eq!(
+        body["decisions"][0]["bundle_digest"]
+            .as_str()
+            .unwrap()
+            .len(),
+        64
+    );
 
     let before = s.service.store.subject("u-alice").await.unwrap().unwrap();
     assert!(!before.authenticators.is_empty());
@@ -136,6 +153,17 @@ async fn mfa_reset_with_code_and_manager_attestation(backend: Backend) {
         .unwrap()
         .unwrap();
     assert!(tap.expires_at.is_some());
+    // The code is used up: the same code fails on a new case.
+    let again = s
+        .open_case("jordan.blake", "u-alice", "password_reset")
+        .await;
+    let again_id = again["id"].as_str().unwrap();
+    let (rid, _) = s
+        .start_method("jordan.blake", again_id, "recovery_code")
+        .await;
+    let (status, body2) = s.answer("jordan.blake", again_id, &rid, &saved[0]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body2}");
+    assert_eq!(body2["error"]["code"], "wrong_code");
     let approvals = body["case"]["approvals"].as_array().unwrap();
     assert_eq!(approvals.len(), 1);
     assert_eq!(approvals[0]["approver_id"], "u-bob");

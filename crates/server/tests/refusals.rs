@@ -152,7 +152,8 @@ async fn execute_before_requirements_met(backend: Backend) {
     assert_eq!(code_of(&body), "requirements_not_met");
     assert_eq!(
         body["error"]["details"]["missing_any_of"],
-        json!([["manager"]])
+        json!([["device_of_record", "government_id", "recovery_code"]]),
+        "an MFA reset needs a factor an attacker is unlikely to hold"
     );
     assert_eq!(s.snapshot(Some(&id), "u-alice").await, before);
     s.finish().await;
@@ -174,7 +175,7 @@ async fn grant_expires(backend: Backend) {
     let s = TestServer::start(backend).await;
     let id = approved_password_reset(&s).await;
     s.clock
-        .advance(Duration::minutes(10) + Duration::seconds(1));
+        .advance(Duration::minutes(15) + Duration::seconds(1));
     let before = s.snapshot(Some(&id), "u-dave").await;
     let (status, body) = s.execute(AGENT, &id).await;
     assert_eq!(status, StatusCode::CONFLICT);

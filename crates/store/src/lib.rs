@@ -150,6 +150,14 @@ pub trait Store: Send + Sync {
         subject_id: &str,
         since: DateTime<Utc>,
     ) -> Result<(u32, u32)>;
+    /// Cases opened since `since` about the subject, from the caller number, by the agent.
+    async fn velocity_counts(
+        &self,
+        subject_id: &str,
+        caller_number: Option<&str>,
+        agent_id: &str,
+        since: DateTime<Utc>,
+    ) -> Result<(u32, u32, u32)>;
     async fn link(&self, token_hash: &str) -> Result<Option<LinkToken>>;
     async fn credential(&self, subject_id: &str, kind: &str) -> Result<Option<Credential>>;
 

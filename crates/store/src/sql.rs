@@ -280,8 +280,8 @@ macro_rules! writes_fn {
                 Some(CaseWrite::Insert(case)) => {
                     sqlx::query(
                         "INSERT INTO cases (id, subject_id, agent_id, state, action, opened_at, \
-                         updated_at, executed_at, version, doc) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9)",
+                         updated_at, executed_at, version, doc, caller_number) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $10)",
                     )
                     .bind(&case.id)
                     .bind(&case.subject_id)
@@ -292,6 +292,7 @@ macro_rules! writes_fn {
                     .bind(time_text(case.updated_at))
                     .bind(case.executed_at.map(time_text))
                     .bind(json(case)?)
+                    .bind(case.caller_number.as_deref())
                     .execute(&mut *tx)
                     .await?;
                 }
@@ -750,6 +751,40 @@ impl Store for SqlStore {
             u32::try_from(live).unwrap_or(u32::MAX),
             u32::try_from(executed).unwrap_or(u32::MAX),
         ))
+    }
+
+    async fn velocity_counts(
+        &self,
+        subject_id: &str,
+        caller_number: Option<&str>,
+        agent_id: &str,
+        since: DateTime<Utc>,
+    ) -> Result<(u32, u32, u32)> {
+        let since = time_text(since);
+        let per = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+        let subject = self
+            .count(
+                "SELECT COUNT(*) FROM cases WHERE subject_id = $1 AND opened_at >= $2",
+                &[subject_id, &since],
+            )
+            .await?;
+        let caller = match caller_number {
+            Some(n) => {
+                self.count(
+                    "SELECT COUNT(*) FROM cases WHERE caller_number = $1 AND opened_at >= $2",
+                    &[n, &since],
+                )
+                .await?
+            }
+            None => 0,
+        };
+        let agent = self
+            .count(
+                "SELECT COUNT(*) FROM cases WHERE agent_id = $1 AND opened_at >= $2",
+                &[agent_id, &since],
+            )
+            .await?;
+        Ok((per(subject), per(caller), per(agent)))
     }
 
     async fn link(&self, token_hash: &str) -> Result<Option<LinkToken>> {

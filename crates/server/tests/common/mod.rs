@@ -248,6 +248,36 @@ impl TestServer {
         .await
     }
 
+    /// Starts a verification that sends nothing (a recovery code) and returns its id and the case.
+    pub async fn start_method(&self, agent: &str, case_id: &str, method: &str) -> (String, Value) {
+        let (status, body) = self
+            .post(
+                &format!("/api/v1/cases/{case_id}/verifications"),
+                Some(&self.token(agent)),
+                json!({ "method": method }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        (
+            body["verification"]["id"].as_str().unwrap().to_owned(),
+            body,
+        )
+    }
+
+    /// The recovery codes the demo mailed to `email` at enrolment.
+    pub fn recovery_codes(&self, email: &str) -> Vec<String> {
+        self.outbox()
+            .iter()
+            .rev()
+            .find(|m| m["kind"] == "recovery_codes" && m["to"] == email)
+            .unwrap_or_else(|| panic!("no recovery codes for {email}"))["code"]
+            .as_str()
+            .unwrap()
+            .split(',')
+            .map(str::to_owned)
+            .collect()
+    }
+
     /// Starts a manager attestation and returns the link the manager received.
     pub async fn request_attestation(&self, agent: &str, case_id: &str) -> String {
         let (status, body) = self
