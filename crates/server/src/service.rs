@@ -608,15 +608,40 @@ impl Service {
         Ok(cases.iter().map(CaseSummary::from).collect())
     }
 
+    /// Digests of the evidence collected on a case, so an entry names exactly which verified
+    /// facts a decision relied on without repeating them.
+    fn evidence_digests(case: &Case) -> Vec<String> {
+        case.evidence()
+            .iter()
+            .map(|e| {
+                let fact = json!({
+                    "case_id": case.id, "verification_id": e.verification_id, "method": e.method,
+                    "class": e.class, "passed_at": e.passed_at,
+                    "contact_changed_at": e.contact_changed_at,
+                });
+                hex::encode(Sha256::digest(fact.to_string().as_bytes()))
+            })
+            .collect()
+    }
+
+    /// The entry, marked with the digests of the evidence the case holds.
+    fn on_evidence(mut entry: NewAuditEntry, case: &Case) -> NewAuditEntry {
+        entry.evidence_digests = Self::evidence_digests(case);
+        entry
+    }
+
     fn approval_entries(&self, who: &Actor, before: CaseState, case: &Case) -> Vec<NewAuditEntry> {
         let mut out = Vec::new();
         if before != CaseState::Approved && case.state == CaseState::Approved {
             let progress = case.progress(self.now());
-            out.push(self.entry(
-                who,
-                Some(&case.id),
-                "case.approved",
-                json!({ "counted_classes": progress.counted_classes }),
+            out.push(Self::on_evidence(
+                self.entry(
+                    who,
+                    Some(&case.id),
+                    "case.approved",
+                    json!({ "counted_classes": progress.counted_classes }),
+                ),
+                case,
             ));
             if let Some(g) = &case.grant {
                 out.push(self.entry(
@@ -969,7 +994,17 @@ impl Service {
             ),
             AttemptOutcome::Locked => ("verification.locked", base),
         };
-        let mut audit = vec![self.entry(&who, Some(&case.id), event, details)];
+        let mut first = self.entry(&who, Some(&case.id), event, details);
+        if outcome == AttemptOutcome::Passed {
+            // This verification's own evidence digest: the last one the case holds.
+            first.evidence_digests = Self::evidence_digests(&case)
+                .into_iter()
+                .zip(case.evidence())
+                .filter(|(_, e)| e.verification_id == vid)
+                .map(|(d, _)| d)
+                .collect();
+        }
+        let mut audit = vec![first];
         audit.extend(self.approval_entries(&who, before, &case));
         self.store
             .commit(Change {
@@ -1122,14 +1157,17 @@ impl Service {
             role: "manager".to_owned(),
             auth: "attestation_link".to_owned(),
         };
-        let mut audit = vec![self.entry(
-            &who,
-            Some(&case.id),
-            match decision {
-                Decision::Confirm => "attestation.confirmed",
-                Decision::Reject => "attestation.rejected",
-            },
-            json!({ "verification_id": link.verification_id, "case_digest": digest }),
+        let mut audit = vec![Self::on_evidence(
+            self.entry(
+                &who,
+                Some(&case.id),
+                match decision {
+                    Decision::Confirm => "attestation.confirmed",
+                    Decision::Reject => "attestation.rejected",
+                },
+                json!({ "verification_id": link.verification_id, "case_digest": digest }),
+            ),
+            &case,
         )];
         if case.state == CaseState::Denied {
             audit.push(self.entry(
@@ -1291,7 +1329,7 @@ impl Service {
         let notices =
             directory::notices(&case, &subject, &execution.subject, manager.as_ref(), now);
         let audit = vec![
-            self.entry(
+            Self::on_evidence(self.entry(
                 &who,
                 Some(&case.id),
                 "grant.consumed",
@@ -1299,8 +1337,8 @@ impl Service {
                     "grant_id": grant.id, "agent_id": grant.agent_id, "subject_id": grant.subject_id,
                     "tier": case.subject_tier, "action": grant.action,
                 }),
-            ),
-            self.entry(
+            ), &case),
+            self.pinned(Self::on_evidence(self.entry(
                 &system_actor(),
                 Some(&case.id),
                 "execution.performed",
@@ -1312,7 +1350,7 @@ impl Service {
                     "result": execution.details,
                     "notices": notices.iter().map(|n| json!({"channel": n.channel, "subject_id": n.subject_id})).collect::<Vec<_>>(),
                 }),
-            ),
+            ), &case), &pin),
         ];
         self.store
             .commit(Change {
@@ -1495,11 +1533,14 @@ impl Service {
         case.record_decision(pin.clone());
         let who = actor(caller);
         let mut audit = vec![self.pinned(
-            self.entry(
-                &who,
-                Some(&case.id),
-                "approval.recorded",
-                json!({ "role": role, "decision": decision, "reason": reason, "case_digest": digest }),
+            Self::on_evidence(
+                self.entry(
+                    &who,
+                    Some(&case.id),
+                    "approval.recorded",
+                    json!({ "role": role, "decision": decision, "reason": reason, "case_digest": digest }),
+                ),
+                &case,
             ),
             &pin,
         )];

@@ -84,6 +84,24 @@ async fn password_reset_happy_path(backend: Backend) {
     ] {
         assert!(events.iter().any(|x| x == e), "missing {e} in {events:?}");
     }
+    // Entries name the evidence they relied on (by digest) and the bundle that decided.
+    let size = s.service.store.audit_size().await.unwrap();
+    let entries: Vec<Value> = s
+        .service
+        .store
+        .audit_entries(0, size)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.entry().unwrap())
+        .collect();
+    let find = |event: &str| entries.iter().find(|e| e["event"] == event).unwrap().clone();
+    let passed = find("verification.passed");
+    let executed = find("execution.performed");
+    assert_eq!(passed["evidence_digests"].as_array().unwrap().len(), 1);
+    assert_eq!(executed["evidence_digests"], passed["evidence_digests"]);
+    assert_eq!(executed["policy_digest"], s.service.bundle().digest());
+    assert_eq!(find("case.opened")["policy_digest"], s.service.bundle().digest());
     s.assert_audit_chain_intact().await;
     s.finish().await;
 }
