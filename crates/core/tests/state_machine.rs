@@ -38,6 +38,10 @@ enum Op {
         confirm: bool,
         by_manager: bool,
     },
+    Approve {
+        who: usize,
+        confirm: bool,
+    },
     Execute {
         by_owner: bool,
     },
@@ -53,11 +57,12 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        4 => (0..METHODS.len(), any::<bool>()).prop_map(|(method, stale_contact)| Op::Start { method, stale_contact }),
-        6 => (0..8usize, any::<bool>()).prop_map(|(which, matched)| Op::Answer { which, matched }),
-        3 => (0..8usize, any::<bool>(), any::<bool>()).prop_map(|(which, confirm, by_manager)| Op::Attest { which, confirm, by_manager }),
-        3 => any::<bool>().prop_map(|by_owner| Op::Execute { by_owner }),
-        2 => (1..30i64).prop_map(|minutes| Op::Wait { minutes }),
+        16 => (0..METHODS.len(), prop::bool::weighted(0.2)).prop_map(|(method, stale_contact)| Op::Start { method, stale_contact }),
+        24 => (0..8usize, prop::bool::weighted(0.8)).prop_map(|(which, matched)| Op::Answer { which, matched }),
+        12 => (0..8usize, prop::bool::weighted(0.95), prop::bool::weighted(0.9)).prop_map(|(which, confirm, by_manager)| Op::Attest { which, confirm, by_manager }),
+        12 => (0..4usize, prop::bool::weighted(0.95)).prop_map(|(who, confirm)| Op::Approve { who, confirm }),
+        12 => prop::bool::weighted(0.8).prop_map(|by_owner| Op::Execute { by_owner }),
+        6 => (1..25i64).prop_map(|minutes| Op::Wait { minutes }),
         1 => Just(Op::Deny),
         1 => Just(Op::Cancel),
         1 => Just(Op::Escalate),
@@ -104,11 +109,37 @@ fn independently_counted(case: &Case, now: DateTime<Utc>) -> BTreeSet<Independen
         .collect()
 }
 
+/// The id of an existing verification for most `which`, an unknown one for the rest.
+fn pick(case: &Case, which: usize) -> String {
+    match case.verifications.len() {
+        0 => format!("v{which}"),
+        n if which < 7 => case.verifications[which % n].id.clone(),
+        _ => "v-unknown".to_owned(),
+    }
+}
+
+/// Approvers the test can act as: (staff id, their own subject id). The agent and the subject
+/// themselves must never count.
+const APPROVERS: [(&str, Option<&str>); 4] = [
+    ("sup-1", None),
+    ("sup-2", None),
+    ("a-1", None),
+    ("sup-3", Some("s-1")),
+];
+
 fn requirements_hold(case: &Case, now: DateTime<Utc>) -> bool {
     let counted = independently_counted(case, now);
     let needs_manager = case.requirements.min_classes >= 2;
+    let approvers: BTreeSet<&str> = case
+        .approvals
+        .iter()
+        .filter(|a| a.decision == Decision::Confirm && a.role == ApproverRole::Supervisor)
+        .map(|a| a.approver_id.as_str())
+        .filter(|id| *id != case.agent_id && *id != "sup-3")
+        .collect();
     counted.len() >= case.requirements.min_classes as usize
         && (!needs_manager || counted.contains(&IndependenceClass::Manager))
+        && approvers.len() >= case.requirements.approvals.len()
 }
 
 proptest! {
@@ -117,7 +148,7 @@ proptest! {
     fn no_sequence_executes_without_requirements(
         tier in prop::sample::select(vec![Tier::Standard, Tier::Privileged, Tier::Executive]),
         action in prop::sample::select(vec![Action::PasswordReset, Action::MfaReset, Action::AccountUnlock]),
-        ops in prop::collection::vec(op(), 1..40),
+        ops in prop::collection::vec(op(), 1..60),
     ) {
         let subject = subject(tier);
         let agent = Staff { id: "a-1".into(), name: "Agent".into(), role: Role::Agent, subject_id: Some("s-agent".into()), team: String::new(), region: String::new(), shift: String::new() };
@@ -127,7 +158,15 @@ proptest! {
             channel: Channel::Phone, caller_number: None, ticket: None, note: None, new_contact: None,
             requester: None,
             risk: assess(tier, action, &Signals::default()),
-            requirements: Requirements::simple_rules(tier, action),
+            requirements: if tier == Tier::Standard {
+                Requirements::simple_rules(tier, action)
+            } else {
+                Requirements {
+                    approvals: vec![ApproverRole::Supervisor, ApproverRole::Supervisor],
+                    cooling_off_minutes: if action == Action::MfaReset { 20 } else { 0 },
+                    ..Requirements::simple_rules(tier, action)
+                }
+            },
         }, now).unwrap();
         let mut next_id = 0;
         for op in ops {
@@ -146,18 +185,27 @@ proptest! {
                     }, now)
                 }
                 Op::Answer { which, matched } => {
-                    let id = format!("v{which}");
+                    // Mostly an existing verification, sometimes an unknown id.
+                    let id = pick(&case, which);
                     case.answer_code(&id, matched, now).map(|_| ())
                 }
                 Op::Attest { which, confirm, by_manager } => {
-                    let id = format!("v{which}");
+                    let id = pick(&case, which);
                     let by = if by_manager { "m-1" } else { "x-9" };
                     let d = if confirm { Decision::Confirm } else { Decision::Reject };
                     case.attest(&id, by, ApproverRole::Manager, d, "digest".into(), now)
                 }
+                Op::Approve { who, confirm } => {
+                    let (id, own_subject) = APPROVERS[who];
+                    let d = if confirm { Decision::Confirm } else { Decision::Reject };
+                    case.approve(id, own_subject, ApproverRole::Supervisor, d, "digest".into(), now)
+                }
                 Op::Execute { by_owner } => {
                     let who = if by_owner { "a-1" } else { "a-2" };
                     let executed = case.execute(who, now);
+                    if let Ok(grant) = &executed {
+                        prop_assert!(grant.not_before.is_none_or(|t| now >= t), "executed during the cooling-off");
+                    }
                     if executed.is_ok() {
                         prop_assert!(requirements_hold(&case, now), "executed without requirements: {case:#?}");
                         prop_assert_eq!(who, "a-1");
