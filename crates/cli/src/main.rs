@@ -226,6 +226,7 @@ async fn demo(listen: SocketAddr, data: PathBuf, database: Option<String>) -> Re
     config.listen = listen.to_string();
     config.public_url = format!("http://{listen}");
     config.data_dir = data.clone();
+    config.demo_sign_in = true;
     config.delivery = deskgate_server::delivery::Config {
         outbox_file: true,
         ..Default::default()
@@ -264,6 +265,10 @@ async fn demo(listen: SocketAddr, data: PathBuf, database: Option<String>) -> Re
         println!("  {:<14} {:<17} {}", s.name, s.role.api_id(), s.token);
     }
     println!("Outgoing messages are appended to {}", outbox.display());
+    println!(
+        "Web console (demo sign-in): {}/console/sign-in",
+        config.public_url
+    );
     println!(
         "Try: curl -s {}/api/v1/subjects?q=alice -H 'Authorization: Bearer {}'",
         config.public_url,

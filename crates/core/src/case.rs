@@ -391,6 +391,29 @@ impl Case {
         Ok(outcome)
     }
 
+    /// Completes a verification whose answer comes from outside (an identity-verification vendor):
+    /// passed counts its class, failed closes it without counting.
+    pub fn complete_external(
+        &mut self,
+        id: &str,
+        passed: bool,
+        now: DateTime<Utc>,
+    ) -> Result<(), CaseError> {
+        let v = self.pending(id, now)?;
+        if v.method != Method::IdProofing {
+            return Err(CaseError::WrongMethod(v.method));
+        }
+        v.state = if passed {
+            VerificationState::Passed
+        } else {
+            VerificationState::Rejected
+        };
+        v.completed_at = Some(now);
+        self.updated_at = now;
+        self.refresh(now);
+        Ok(())
+    }
+
     /// Records the manager's (or owner's) attestation. A rejection denies the case: the person
     /// who knows the subject says the request is not genuine.
     pub fn attest(

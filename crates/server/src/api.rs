@@ -312,11 +312,32 @@ async fn reload_policy(
     Ok(Json(s.reload_policy(Some(&caller)).await?))
 }
 
+/// JSON for integrations; a person's browser following the emailed link goes to the page.
 async fn attestation_view(
     State(s): State<AppState>,
     Path(token): Path<String>,
-) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(s.attestation_view(&token).await?))
+    headers: axum::http::HeaderMap,
+) -> Result<Response, ApiError> {
+    let wants_page = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"));
+    // Tokens are URL-safe base64; anything else cannot be a link we sent (and must not reach a
+    // Location header).
+    let well_formed = !token.is_empty()
+        && token.len() <= 128
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !well_formed {
+        return Err(ApiError::not_found("link"));
+    }
+    if wants_page {
+        return Ok(
+            axum::response::Redirect::to(&format!("/console/attest/{token}")).into_response(),
+        );
+    }
+    Ok(Json(s.attestation_view(&token).await?).into_response())
 }
 
 async fn attest(
@@ -384,6 +405,15 @@ async fn consistency_proof(
     Ok(Json(s.audit_consistency(&caller, from, to).await?))
 }
 
+async fn idv_webhook(
+    State(s): State<AppState>,
+    Path(vendor): Path<String>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(s.idv_webhook(&vendor, &headers, &body).await?))
+}
+
 async fn not_found() -> ApiError {
     ApiError::not_found("route")
 }
@@ -404,6 +434,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/cases/{id}/resume", post(resume))
         .route("/approvals", get(pending_approvals))
         .route("/admin/policy/reload", post(reload_policy))
+        .route("/webhooks/idv/{vendor}", post(idv_webhook))
         .route(
             "/audit/checkpoint",
             get(audit_checkpoint).post(cut_checkpoint),
@@ -416,6 +447,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/readyz", get(readyz))
         .route("/attest/{token}", get(attestation_view).post(attest))
         .nest("/api/v1", api)
+        .merge(crate::console::router(service.clone()))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
         .layer(SetResponseHeaderLayer::overriding(

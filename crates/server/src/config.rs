@@ -28,6 +28,10 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// How long a manager's attestation link stays valid.
     pub attestation_ttl_minutes: i64,
+    /// Offer one-click console sign-in as any staff member. Only `deskgate demo` sets it.
+    pub demo_sign_in: bool,
+    /// Identity-verification vendors whose signed webhooks count as `government_id`.
+    pub idv: IdvConfig,
     /// A policy bundle directory replacing the default pack compiled into the binary.
     pub policy_dir: Option<PathBuf>,
     /// The audit log's origin line and checkpoint key name (no spaces or `+`).
@@ -43,6 +47,9 @@ pub struct CodeConfig {
     pub phone_ttl_minutes: i64,
     pub email_ttl_minutes: i64,
     pub max_attempts: u32,
+    /// At most this many codes to one contact of record per `send_window_minutes`.
+    pub max_sends_per_contact: u32,
+    pub send_window_minutes: i64,
 }
 
 impl Default for CodeConfig {
@@ -52,6 +59,42 @@ impl Default for CodeConfig {
             phone_ttl_minutes: 10,
             email_ttl_minutes: 30,
             max_attempts: 5,
+            max_sends_per_contact: 3,
+            send_window_minutes: 10,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdvConfig {
+    /// Path segment (`persona`, `standard-webhooks`) -> webhook secret.
+    pub vendors: BTreeMap<String, IdvVendor>,
+    /// Where the subject starts an inquiry; `{reference}` is replaced by the case reference the
+    /// vendor must send back.
+    pub inquiry_url: String,
+    /// How long a pending identity verification waits for the vendor.
+    pub ttl_minutes: i64,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdvVendor {
+    pub secret: String,
+}
+
+impl std::fmt::Debug for IdvVendor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IdvVendor { secret: <redacted> }")
+    }
+}
+
+impl Default for IdvConfig {
+    fn default() -> Self {
+        Self {
+            vendors: BTreeMap::new(),
+            inquiry_url: "https://idv.example/inquiries/new?reference-id={reference}".to_owned(),
+            ttl_minutes: 24 * 60,
         }
     }
 }
@@ -69,6 +112,8 @@ impl Default for Config {
             max_body_bytes: 64 * 1024,
             attestation_ttl_minutes: 240,
             policy_dir: None,
+            demo_sign_in: false,
+            idv: IdvConfig::default(),
             audit_origin: "deskgate.example/audit".to_owned(),
             checkpoint_interval_seconds: 5,
         }

@@ -6,12 +6,15 @@ pub mod api;
 pub mod audit_log;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod demo;
 pub mod directory;
 pub mod error;
+pub mod idv;
 pub mod policy_gate;
 pub mod secrets;
 pub mod service;
+pub mod totp;
 pub mod views;
 
 pub use clock::Clock;

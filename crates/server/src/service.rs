@@ -59,7 +59,8 @@ pub struct OpenCase {
 
 /// Methods this deployment can run today. The others exist in the vocabulary and are refused
 /// with a clear error until their adapters land.
-const RUNNABLE: [Method; 5] = [
+const RUNNABLE: [Method; 6] = [
+    Method::IdProofing,
     Method::RecoveryCode,
     Method::SmsCode,
     Method::VoiceCode,
@@ -81,6 +82,18 @@ fn normalise_recovery_code(answer: &str) -> Option<String> {
 }
 
 type PolicyDecision = deskgate_policy::Decision;
+
+/// A webhook delivery processed before is a replay, whatever else conflicted.
+fn replay_error(e: deskgate_store::StoreError) -> ApiError {
+    match e {
+        deskgate_store::StoreError::Conflict(_) => ApiError::new(
+            StatusCode::CONFLICT,
+            "replayed",
+            "this delivery was already processed",
+        ),
+        other => other.into(),
+    }
+}
 
 /// A refusal by the policy: the reasons and the policies that decided, never a silent no.
 fn policy_refusal(pin: &PolicyPin) -> ApiError {
@@ -247,6 +260,10 @@ impl Service {
             .into_iter()
             .filter(|m| match (m, m.contact_kind()) {
                 (Method::RecoveryCode, _) => has_codes,
+                (Method::IdProofing, _) => {
+                    !self.config.idv.vendors.is_empty()
+                        && trusted_contact(subject, ContactKind::Email, fresh, now).is_some()
+                }
                 (_, Some(kind)) => trusted_contact(subject, kind, fresh, now).is_some(),
                 (_, None) => subject.voucher(&[&case.subject_id]).is_some(),
             })
@@ -689,6 +706,9 @@ impl Service {
         let now = self.now();
         let fresh = case.requirements.freshness();
         let vid = format!("v-{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
+        if method == Method::IdProofing {
+            return self.start_id_proofing(caller, stored, subject, vid).await;
+        }
         if method == Method::RecoveryCode {
             // Nothing is sent: the caller reads one of the codes they saved.
             if self.recovery_hashes(&subject.id).await?.is_empty() {
@@ -730,6 +750,7 @@ impl Service {
                 .await?;
             return Ok((vid, self.view(&case).await?));
         }
+        let mut code_send = None;
         let (verification, message, link) = if let Some(kind) = method.contact_kind() {
             let contact = subject.contact(kind).ok_or_else(|| {
                 ApiError::new(
@@ -754,6 +775,21 @@ impl Service {
                     format!("the {kind} of record {why}; it cannot carry a verification"),
                 ));
             }
+            // Bounded sends per contact, across cases: a flood of codes is itself an attack.
+            let contact_hash = self.codes.hash("contact", &contact.value.to_lowercase());
+            let window = now - Duration::minutes(self.config.codes.send_window_minutes);
+            let sent = self.store.code_sends_since(&contact_hash, window).await?;
+            if sent >= self.config.codes.max_sends_per_contact {
+                return Err(ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_sends",
+                    format!(
+                        "{sent} codes were sent to this {kind} of record in the last {} minutes; wait before sending another",
+                        self.config.codes.send_window_minutes
+                    ),
+                ));
+            }
+            code_send = Some((contact_hash, now));
             let code = CodeHasher::generate_code(self.config.codes.digits);
             let ttl = if kind == ContactKind::Email {
                 self.config.codes.email_ttl_minutes
@@ -898,11 +934,212 @@ impl Service {
                     expected_version: stored.version,
                 }),
                 new_links: link.into_iter().collect(),
+                code_sends: code_send.into_iter().collect(),
                 audit,
                 ..Change::default()
             })
             .await?;
         Ok((vid, self.view(&case).await?))
+    }
+
+    /// Sends the subject (at the email of record) a link to the identity-verification vendor; the
+    /// vendor's signed webhook completes the verification later.
+    async fn start_id_proofing(
+        &self,
+        caller: &Staff,
+        stored: StoredCase,
+        subject: Subject,
+        vid: String,
+    ) -> ApiResult<(String, CaseView)> {
+        let now = self.now();
+        let mut case = stored.case.clone();
+        if self.config.idv.vendors.is_empty() {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "method_not_available",
+                "no identity-verification vendor is configured",
+            ));
+        }
+        let fresh = case.requirements.freshness();
+        let email = trusted_contact(&subject, ContactKind::Email, fresh, now).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "contact_not_trusted",
+                "the email of record is missing, unverified or recently changed",
+            )
+        })?;
+        let reference = format!("{}/{vid}", case.id);
+        let url = self
+            .config
+            .idv
+            .inquiry_url
+            .replace("{reference}", &reference);
+        let v = Verification {
+            id: vid.clone(),
+            method: Method::IdProofing,
+            state: VerificationState::Pending,
+            destination: Some(email.masked()),
+            respondent: subject.id.clone(),
+            contact_changed_at: None,
+            secret_hash: None,
+            attempts: 0,
+            max_attempts: 1,
+            started_at: now,
+            expires_at: now + Duration::minutes(self.config.idv.ttl_minutes),
+            completed_at: None,
+        };
+        case.start_verification(v, now)?;
+        let message = Message {
+            to: email.value.clone(),
+            channel: "email".to_owned(),
+            kind: "idv_link".to_owned(),
+            subject_id: subject.id.clone(),
+            case_id: Some(case.id.clone()),
+            body: format!(
+                "The help desk asks you to prove your identity with a government ID and a selfie. \
+                 Open {url} on your own device; the link is for you alone."
+            ),
+            secret: Some(Secret::Link(url)),
+        };
+        self.delivery.send(&message).await.map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "delivery_failed",
+                "the message could not be delivered; nothing was recorded, try again",
+            )
+        })?;
+        self.store
+            .commit(Change {
+                case: Some(CaseWrite::Update {
+                    case: case.clone(),
+                    expected_version: stored.version,
+                }),
+                audit: vec![self.entry(
+                    &actor(caller),
+                    Some(&case.id),
+                    "verification.started",
+                    json!({
+                        "verification_id": vid, "method": Method::IdProofing,
+                        "class": Method::IdProofing.class(), "destination": email.masked(),
+                    }),
+                )],
+                ..Change::default()
+            })
+            .await?;
+        Ok((vid, self.view(&case).await?))
+    }
+
+    /// An identity-verification vendor's signed result. Only an approved inquiry with document,
+    /// selfie and liveness checks counts as `government_id`; a delivery is processed once.
+    pub async fn idv_webhook(
+        &self,
+        vendor: &str,
+        headers: &axum::http::HeaderMap,
+        body: &[u8],
+    ) -> ApiResult<Value> {
+        use crate::idv::{IdvError, IdvStatus, Vendor, WebhookVerifier};
+        let unknown = || ApiError::not_found("identity-verification vendor");
+        let kind = Vendor::from_path_segment(vendor).map_err(|_| unknown())?;
+        let secret = self.config.idv.vendors.get(vendor).ok_or_else(unknown)?;
+        let verifier = WebhookVerifier::new(kind, &secret.secret).map_err(|_| {
+            tracing::error!(vendor, "the configured webhook secret is malformed");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "idv_misconfigured",
+                "the vendor is misconfigured",
+            )
+        })?;
+        let now = self.now();
+        let delivery = verifier.verify(headers, body, now).map_err(|e| match e {
+            IdvError::Stale { .. } | IdvError::FromTheFuture { .. } => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "stale_delivery",
+                "the delivery's timestamp is outside the 5-minute window",
+            ),
+            IdvError::MalformedBody(m) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "malformed_body", m)
+            }
+            _ => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "bad_signature",
+                "the delivery is not signed by the configured vendor",
+            ),
+        })?;
+        let who = Actor {
+            id: kind.as_str().to_owned(),
+            role: "idv_vendor".to_owned(),
+            auth: "webhook_signature".to_owned(),
+        };
+        // Checked here for a clear answer; the unique key in the commit settles races.
+        if self
+            .store
+            .webhook_seen(kind.as_str(), &delivery.delivery_id)
+            .await?
+        {
+            return Err(replay_error(deskgate_store::StoreError::Conflict(
+                String::new(),
+            )));
+        }
+        let seen = vec![(kind.as_str().to_owned(), delivery.delivery_id.clone(), now)];
+        let Some(result) = delivery.result else {
+            self.store
+                .commit(Change {
+                    webhook_deliveries: seen,
+                    ..Change::default()
+                })
+                .await
+                .map_err(replay_error)?;
+            return Ok(
+                json!({ "accepted": true, "counted": false, "reason": "no inquiry result in this event" }),
+            );
+        };
+        let reference = result.reference_id.clone().unwrap_or_default();
+        let (case_id, vid) = reference
+            .split_once('/')
+            .ok_or_else(|| ApiError::not_found("verification for this inquiry"))?;
+        let stored = self.load_case(case_id).await?;
+        let mut case = stored.case.clone();
+        match case.verification(vid) {
+            Some(v) if v.method == Method::IdProofing => {}
+            _ => return Err(ApiError::not_found("verification for this inquiry")),
+        }
+        let details = json!({
+            "verification_id": vid, "inquiry_id": result.inquiry_id,
+            "status": format!("{:?}", result.status).to_lowercase(),
+            "checks": { "document": result.checks.document, "selfie": result.checks.selfie, "liveness": result.checks.liveness },
+        });
+        let final_answer = matches!(result.status, IdvStatus::Approved | IdvStatus::Declined);
+        let before = case.state;
+        let counted = result.counts_as_government_id();
+        let event = if !final_answer {
+            "idv.pending"
+        } else {
+            case.complete_external(vid, counted, now)?;
+            if counted {
+                "verification.passed"
+            } else {
+                "verification.failed"
+            }
+        };
+        let mut entry = self.entry(&who, Some(&case.id), event, details);
+        if counted {
+            entry = Self::on_evidence(entry, &case);
+        }
+        let mut audit = vec![entry];
+        audit.extend(self.approval_entries(&who, before, &case));
+        self.store
+            .commit(Change {
+                case: final_answer.then(|| CaseWrite::Update {
+                    case: case.clone(),
+                    expected_version: stored.version,
+                }),
+                webhook_deliveries: seen,
+                audit,
+                ..Change::default()
+            })
+            .await
+            .map_err(replay_error)?;
+        Ok(json!({ "accepted": true, "counted": counted, "case_state": case.state }))
     }
 
     /// Checks a code read back by the caller.

@@ -95,13 +95,22 @@ async fn password_reset_happy_path(backend: Backend) {
         .iter()
         .map(|r| r.entry().unwrap())
         .collect();
-    let find = |event: &str| entries.iter().find(|e| e["event"] == event).unwrap().clone();
+    let find = |event: &str| {
+        entries
+            .iter()
+            .find(|e| e["event"] == event)
+            .unwrap()
+            .clone()
+    };
     let passed = find("verification.passed");
     let executed = find("execution.performed");
     assert_eq!(passed["evidence_digests"].as_array().unwrap().len(), 1);
     assert_eq!(executed["evidence_digests"], passed["evidence_digests"]);
     assert_eq!(executed["policy_digest"], s.service.bundle().digest());
-    assert_eq!(find("case.opened")["policy_digest"], s.service.bundle().digest());
+    assert_eq!(
+        find("case.opened")["policy_digest"],
+        s.service.bundle().digest()
+    );
     s.assert_audit_chain_intact().await;
     s.finish().await;
 }

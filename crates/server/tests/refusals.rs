@@ -541,7 +541,83 @@ async fn subject_search_masks_contacts(backend: Backend) {
     s.finish().await;
 }
 
+async fn at_most_three_codes_per_contact_in_ten_minutes(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let a = s.open_case(AGENT, "u-dave", "password_reset").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let b = s
+        .open_case("jordan.blake", "u-dave", "password_reset")
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for _ in 0..2 {
+        s.send_code(AGENT, &a, "email_code").await;
+    }
+    // The limit is per contact, across cases and agents.
+    s.send_code("jordan.blake", &b, "email_code").await;
+    let before = s.snapshot(Some(&b), "u-dave").await;
+    let (status, body) = s
+        .post(
+            &format!("/api/v1/cases/{b}/verifications"),
+            Some(&s.token("jordan.blake")),
+            json!({"method": "email_code"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(code_of(&body), "too_many_sends");
+    assert_eq!(
+        s.snapshot(Some(&b), "u-dave").await,
+        before,
+        "nothing sent, nothing recorded"
+    );
+    // Another contact of record is not affected, and the window passes.
+    s.send_code("jordan.blake", &b, "sms_code").await;
+    s.clock
+        .advance(Duration::minutes(10) + Duration::seconds(1));
+    s.send_code("jordan.blake", &b, "email_code").await;
+    s.finish().await;
+}
+
+async fn a_browser_following_the_link_gets_the_page(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let id = s.open_case(AGENT, "u-alice", "mfa_reset").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let link = s.request_attestation(AGENT, &id).await;
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let resp = no_redirects
+        .get(&link)
+        .header("accept", "text/html,application/xhtml+xml")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let token = link.rsplit_once("/attest/").unwrap().1;
+    assert_eq!(
+        resp.headers()["location"],
+        format!("/console/attest/{token}").as_str()
+    );
+    // Something that cannot be a token we sent never reaches a Location header.
+    let resp = no_redirects
+        .get(format!("{}/attest/bad%0d%0aSet-Cookie:x=1", s.base))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    s.finish().await;
+}
+
 on_both_backends!(
+    a_browser_following_the_link_gets_the_page,
+    at_most_three_codes_per_contact_in_ten_minutes,
     wrong_code,
     five_wrong_codes_lock,
     replayed_code,

@@ -95,6 +95,10 @@ pub struct Change {
     /// Link token hashes to mark used; an already used link makes the change conflict.
     pub use_links: Vec<(String, DateTime<Utc>)>,
     pub credentials: Vec<Credential>,
+    /// Codes sent: (hash of the destination, when).
+    pub code_sends: Vec<(String, DateTime<Utc>)>,
+    /// Webhook deliveries processed: (vendor, delivery id, when); a repeat makes the change conflict.
+    pub webhook_deliveries: Vec<(String, String, DateTime<Utc>)>,
     pub audit: Vec<NewAuditEntry>,
 }
 
@@ -106,6 +110,8 @@ impl Change {
             || !self.new_links.is_empty()
             || !self.use_links.is_empty()
             || !self.credentials.is_empty()
+            || !self.code_sends.is_empty()
+            || !self.webhook_deliveries.is_empty()
     }
 }
 
@@ -159,6 +165,10 @@ pub trait Store: Send + Sync {
         since: DateTime<Utc>,
     ) -> Result<(u32, u32, u32)>;
     async fn link(&self, token_hash: &str) -> Result<Option<LinkToken>>;
+    /// Whether this webhook delivery was processed already.
+    async fn webhook_seen(&self, vendor: &str, delivery_id: &str) -> Result<bool>;
+    /// Codes sent to the destination with this hash since `since`.
+    async fn code_sends_since(&self, contact_hash: &str, since: DateTime<Utc>) -> Result<u32>;
     async fn credential(&self, subject_id: &str, kind: &str) -> Result<Option<Credential>>;
 
     /// Writes the change and its audit entries in one transaction, returning the entries as

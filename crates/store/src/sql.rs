@@ -367,6 +367,29 @@ macro_rules! writes_fn {
                     return Err(StoreError::Conflict("the link was already used".to_owned()));
                 }
             }
+            for (hash, at) in &change.code_sends {
+                sqlx::query("INSERT INTO code_sends (contact_hash, sent_at) VALUES ($1, $2)")
+                    .bind(hash)
+                    .bind(time_text(*at))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            for (vendor, id, at) in &change.webhook_deliveries {
+                let done = sqlx::query(
+                    "INSERT INTO webhook_deliveries (vendor, delivery_id, received_at) \
+                     VALUES ($1, $2, $3) ON CONFLICT (vendor, delivery_id) DO NOTHING",
+                )
+                .bind(vendor)
+                .bind(id)
+                .bind(time_text(*at))
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() != 1 {
+                    return Err(StoreError::Conflict(format!(
+                        "webhook delivery {id} was already processed"
+                    )));
+                }
+            }
             for c in &change.credentials {
                 sqlx::query(
                     "INSERT INTO credentials (subject_id, kind, hash, created_at, expires_at, used_at) \
@@ -785,6 +808,27 @@ impl Store for SqlStore {
             )
             .await?;
         Ok((per(subject), per(caller), per(agent)))
+    }
+
+    async fn webhook_seen(&self, vendor: &str, delivery_id: &str) -> Result<bool> {
+        let n = self
+            .count(
+                "SELECT COUNT(*) FROM webhook_deliveries WHERE vendor = $1 AND delivery_id = $2",
+                &[vendor, delivery_id],
+            )
+            .await?;
+        Ok(n > 0)
+    }
+
+    async fn code_sends_since(&self, contact_hash: &str, since: DateTime<Utc>) -> Result<u32> {
+        let since = time_text(since);
+        let n = self
+            .count(
+                "SELECT COUNT(*) FROM code_sends WHERE contact_hash = $1 AND sent_at >= $2",
+                &[contact_hash, &since],
+            )
+            .await?;
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
     }
 
     async fn link(&self, token_hash: &str) -> Result<Option<LinkToken>> {

@@ -1,0 +1,199 @@
+//! The web console: server-rendered pages for help-desk staff, managers and auditors. Every page
+//! is a thin view over [`Service`]: the console authenticates the session cookie through
+//! [`Service::authenticate`], calls the same methods as the JSON API, and renders the result, so
+//! no business rule lives here. htmx only enhances (live case status); every form posts without it.
+
+mod approvals;
+mod attest;
+mod audit;
+mod cases;
+mod session;
+
+use std::fmt::Display;
+use std::sync::Arc;
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::Router;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use chrono::{DateTime, Utc};
+use deskgate_core::{Role, Staff};
+use tower_http::csrf::CsrfLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use crate::error::ApiError;
+use crate::service::Service;
+
+/// The environment variable that turns on one-click demo sign-in (`1` enables it). It is read
+/// once, when the router is built, because the demo command starts the server in its own process.
+pub const DEMO_SIGN_IN_ENV: &str = "DESKGATE_DEMO_SIGNIN";
+
+/// Pages may load scripts, styles and images from this origin only, never inline: an injected
+/// `<script>` or `style=` attribute does nothing. Forms may only post back here, and no other site
+/// may frame the console (clickjacking of the execute button).
+const CONSOLE_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; \
+     connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'";
+
+/// What every console handler shares.
+#[derive(Clone)]
+pub(crate) struct Console {
+    service: Arc<Service>,
+    /// One-click sign-in as any staff member; only for the demo.
+    demo_sign_in: bool,
+}
+
+/// The console's routes, with one-click demo sign-in when `DESKGATE_DEMO_SIGNIN=1`. The state is
+/// applied here, so the router merges into a router of any state (the API's included).
+pub fn router<S: Clone + Send + Sync + 'static>(service: Arc<Service>) -> Router<S> {
+    let demo_sign_in =
+        service.config.demo_sign_in || std::env::var(DEMO_SIGN_IN_ENV).is_ok_and(|v| v == "1");
+    router_with(service, demo_sign_in)
+}
+
+/// The console's routes with demo sign-in chosen by the caller (the demo command and tests).
+pub fn router_with<S: Clone + Send + Sync + 'static>(
+    service: Arc<Service>,
+    demo_sign_in: bool,
+) -> Router<S> {
+    let console = Console {
+        service,
+        demo_sign_in,
+    };
+    Router::new()
+        .route("/console", get(cases::queue))
+        .route(
+            "/console/sign-in",
+            get(session::sign_in_page).post(session::sign_in),
+        )
+        .route("/console/sign-in/demo", post(session::demo_sign_in))
+        .route("/console/sign-out", post(session::sign_out))
+        .route("/console/cases/new", get(cases::new_case))
+        .route("/console/cases", post(cases::open_case))
+        .route("/console/cases/{id}", get(cases::case_page))
+        .route("/console/cases/{id}/live", get(cases::live))
+        .route(
+            "/console/cases/{id}/verifications",
+            post(cases::start_verification),
+        )
+        .route(
+            "/console/cases/{id}/verifications/{vid}",
+            post(cases::answer_code),
+        )
+        .route("/console/cases/{id}/execute", post(cases::execute))
+        .route("/console/cases/{id}/end", post(cases::end_case))
+        .route("/console/cases/{id}/approvals", post(approvals::decide))
+        .route("/console/approvals", get(approvals::queue))
+        .route(
+            "/console/attest/{token}",
+            get(attest::attestation_page).post(attest::attest),
+        )
+        .route("/console/audit", get(audit::audit_page))
+        .route("/console/audit/checkpoint", post(audit::cut_checkpoint))
+        .route("/console/static/console.css", get(stylesheet))
+        .route("/console/static/htmx.min.js", get(htmx))
+        // Token-less CSRF protection: a browser marks every request with Sec-Fetch-Site or
+        // Origin, and a cross-site POST is refused before any handler runs.
+        .layer(CsrfLayer::new())
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CONSOLE_CSP),
+        ))
+        .with_state(console)
+}
+
+/// Static files are compiled in, so the console works wherever the binary runs.
+async fn stylesheet() -> Response {
+    asset(
+        "text/css; charset=utf-8",
+        include_str!("../../static/console.css"),
+    )
+}
+
+async fn htmx() -> Response {
+    asset(
+        "text/javascript; charset=utf-8",
+        include_str!("../../static/htmx.min.js"),
+    )
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
+}
+
+/// What the navigation shows: who is signed in and the pages their role has.
+pub(crate) struct Nav {
+    name: String,
+    role: String,
+    works_cases: bool,
+    approves: bool,
+    audits: bool,
+}
+
+impl Nav {
+    fn of(staff: &Staff) -> Self {
+        Self {
+            name: staff.name.clone(),
+            role: words(staff.role),
+            works_cases: staff.role.works_cases(),
+            approves: staff.role.oversees_cases(),
+            audits: matches!(staff.role, Role::Auditor | Role::SecurityOfficer),
+        }
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "console/error.html")]
+struct ErrorPage {
+    nav: Option<Nav>,
+    status: u16,
+    message: String,
+}
+
+/// A failed console request. A missing or bad session sends the browser to sign in; anything else
+/// is shown as a page carrying the service's own message and status.
+pub(crate) struct Failure(ApiError);
+
+impl From<ApiError> for Failure {
+    fn from(e: ApiError) -> Self {
+        Self(e)
+    }
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        if self.0.status == StatusCode::UNAUTHORIZED {
+            return Redirect::to("/console/sign-in").into_response();
+        }
+        error_page(None, &self.0)
+    }
+}
+
+fn error_page(nav: Option<Nav>, e: &ApiError) -> Response {
+    (
+        e.status,
+        ErrorPage {
+            nav,
+            status: e.status.as_u16(),
+            message: e.message.clone(),
+        },
+    )
+        .into_response()
+}
+
+/// An API id in words for people: `mfa_reset` -> `mfa reset`.
+fn words(id: impl Display) -> String {
+    id.to_string().replace('_', " ")
+}
+
+/// One time format on every page; UTC, because agents, managers and auditors sit in different
+/// time zones and the audit log is in UTC.
+fn at(time: DateTime<Utc>) -> String {
+    time.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+/// An optional form field: blank means absent.
+fn optional(value: Option<String>) -> Option<String> {
+    value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}

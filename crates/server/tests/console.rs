@@ -1,0 +1,506 @@
+//! The web console, driven in a real browser (Debian's chromium + chromium-driver through the
+//! W3C WebDriver protocol) against a real server, plus its security headers over plain HTTP.
+//! Screenshots of every page land in docs/screenshots/.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{Backend, TestServer};
+use reqwest::StatusCode;
+use reqwest::header::{CONTENT_SECURITY_POLICY, LOCATION, SET_COOKIE};
+use thirtyfour::prelude::*;
+
+const AGENT: &str = "sam.rivera";
+const SUPERVISOR: &str = "morgan.lee";
+const AUDITOR: &str = "avery.stone";
+const INSTALL: &str = "the console browser test needs Debian's chromium and chromium-driver: \
+    `apt-get install -y chromium chromium-driver` (the README's test command, ./scripts/test.sh, \
+    installs them)";
+
+/// A chromedriver process on a free port, killed when dropped.
+struct Chromedriver {
+    child: Child,
+    url: String,
+}
+
+impl Chromedriver {
+    async fn start() -> Self {
+        assert!(
+            ["/usr/bin/chromium", "/usr/lib/chromium/chromium"]
+                .iter()
+                .any(|p| std::path::Path::new(p).exists()),
+            "chromium is not installed: {INSTALL}"
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("chromedriver could not start ({e}): {INSTALL}"));
+        // Owned from here on, so it is killed and reaped even if it never becomes ready.
+        let driver = Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let client = reqwest::Client::new();
+        for _ in 0..100 {
+            if let Ok(resp) = client.get(format!("{}/status", driver.url)).send().await
+                && let Ok(body) = resp.json::<serde_json::Value>().await
+                && body["value"]["ready"] == true
+            {
+                return driver;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "chromedriver did not become ready on {}: {INSTALL}",
+            driver.url
+        );
+    }
+
+    /// A fresh headless browser with its own profile (no shared cookies between sessions).
+    async fn browser(&self, profile: &tempfile::TempDir) -> WebDriver {
+        let mut caps = DesiredCapabilities::chrome();
+        for arg in [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--no-first-run",
+            "--disable-sync",
+            "--window-size=1280,1100",
+        ] {
+            caps.add_arg(arg).unwrap();
+        }
+        caps.add_arg(&format!("--user-data-dir={}", profile.path().display()))
+            .unwrap();
+        WebDriver::new(self.url.clone(), caps)
+            .await
+            .unwrap_or_else(|e| panic!("no browser session ({e}): {INSTALL}"))
+    }
+}
+
+impl Drop for Chromedriver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn screenshots() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn shoot(driver: &WebDriver, name: &str) {
+    driver
+        .screenshot(&screenshots().join(format!("{name}.png")))
+        .await
+        .unwrap();
+}
+
+/// Waits until the element shows `want` (ignoring case: CSS upper-cases states), and returns
+/// its text.
+async fn wait_text(driver: &WebDriver, by: By, want: &str) -> String {
+    let mut last = String::new();
+    for _ in 0..150 {
+        if let Ok(element) = driver.find(by.clone()).await
+            && let Ok(text) = element.text().await
+        {
+            if text.to_lowercase().contains(&want.to_lowercase()) {
+                return text;
+            }
+            last = text;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let page = driver.source().await.unwrap_or_default();
+    panic!("{by:?} never showed {want:?}; last text {last:?}; page:\n{page}");
+}
+
+async fn click(driver: &WebDriver, css: &str) {
+    driver
+        .find(By::Css(css))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+async fn type_into(driver: &WebDriver, css: &str, text: &str) {
+    driver
+        .find(By::Css(css))
+        .await
+        .unwrap()
+        .send_keys(text)
+        .await
+        .unwrap();
+}
+
+async fn sign_in(driver: &WebDriver, base: &str, token: &str) {
+    driver
+        .goto(format!("{base}/console/sign-in"))
+        .await
+        .unwrap();
+    type_into(driver, "#token", token).await;
+    click(driver, "form[action='/console/sign-in'] button").await;
+    wait_text(driver, By::Css("header .who"), "Sign out").await;
+}
+
+/// The state cell of the verification row for `method` in the live status panel.
+fn verification_state(method: &str) -> By {
+    By::XPath(format!(
+        "//section[@id='live']//tr[td[1][normalize-space()='{method}']]/td[4]"
+    ))
+}
+
+/// The issue's walkthrough in a browser: an agent opens an MFA reset for Alice, sends a code,
+/// enters a wrong code then the right one, asks Alice's manager, who confirms from the link in a
+/// second browser (the agent's page updates by itself), uses a recovery code, executes; a
+/// supervisor decides an approval; the auditor sees the entries with verified proofs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_recovers_mfa_in_the_browser_and_the_auditor_verifies_the_log() {
+    // The server first: it installs the TLS crypto provider the WebDriver client needs.
+    let s = TestServer::start(Backend::Sqlite).await;
+    let chromedriver = Chromedriver::start().await;
+    // WebAuthn (next increment) needs a host name, and Chromium treats localhost as secure, so
+    // the Secure session cookie is kept over plain HTTP.
+    let base = s.base.replace("127.0.0.1", "localhost");
+    let (agent_profile, other_profile) =
+        (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let agent = chromedriver.browser(&agent_profile).await;
+
+    // Unsigned visitors are sent to sign in.
+    agent.goto(format!("{base}/console")).await.unwrap();
+    wait_text(&agent, By::Tag("h1"), "Sign in").await;
+    shoot(&agent, "sign-in").await;
+    sign_in(&agent, &base, &s.token(AGENT)).await;
+    wait_text(&agent, By::Tag("h1"), "My queue").await;
+
+    // New case: search the directory, pick Alice, MFA reset by phone.
+    agent
+        .goto(format!("{base}/console/cases/new"))
+        .await
+        .unwrap();
+    type_into(&agent, "#q", "alice").await;
+    click(&agent, "form[role='search'] button").await;
+    wait_text(
+        &agent,
+        By::Css("label[for='subject-u-alice']"),
+        "Alice Jensen",
+    )
+    .await;
+    click(&agent, "#subject-u-alice").await;
+    click(&agent, "#action option[value='mfa_reset']").await;
+    click(&agent, "#channel option[value='phone']").await;
+    type_into(&agent, "#ticket", "INC-1042").await;
+    shoot(&agent, "new-case").await;
+    click(
+        &agent,
+        "form[action='/console/cases'] button[type='submit']",
+    )
+    .await;
+    wait_text(&agent, By::Id("case-state"), "open").await;
+    let case_id = agent
+        .current_url()
+        .await
+        .unwrap()
+        .path()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    // The page shows the playbook's exact words, as the API gives them.
+    let (_, api_case) = s
+        .get(&format!("/api/v1/cases/{case_id}"), Some(&s.token(AGENT)))
+        .await;
+    let shown = agent.find(By::Css(".playbook .script")).await.unwrap();
+    assert_eq!(
+        shown.text().await.unwrap(),
+        api_case["playbook"][0]["script"].as_str().unwrap()
+    );
+    shoot(&agent, "case-open").await;
+
+    // A code by text to the phone of record, and the manager asked by link while the caller
+    // waits for the text.
+    click(&agent, "#start-sms_code").await;
+    wait_text(&agent, By::Css(".notice"), "Verification started").await;
+    let code = s.last_message("verification_code")["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    click(&agent, "#start-manager_attestation").await;
+    wait_text(&agent, verification_state("manager attestation"), "pending").await;
+    let link = s.last_message("attestation_link")["link"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // A wrong code first: refused with the tries left, then the right one.
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    type_into(&agent, "form.code input[name='code']", wrong).await;
+    click(&agent, "form.code button").await;
+    wait_text(&agent, By::Id("case-error"), "wrong").await;
+    shoot(&agent, "case-wrong-code").await;
+    type_into(&agent, "form.code input[name='code']", &code).await;
+    click(&agent, "form.code button").await;
+    wait_text(&agent, By::Css(".notice"), "Code accepted").await;
+    wait_text(&agent, verification_state("sms code"), "passed").await;
+    wait_text(&agent, By::Id("case-state"), "verifying").await;
+
+    // The manager confirms from the link in their own browser.
+    let (_, token) = link.rsplit_once("/attest/").unwrap();
+    let other = chromedriver.browser(&other_profile).await;
+    other
+        .goto(format!("{base}/console/attest/{token}"))
+        .await
+        .unwrap();
+    wait_text(&other, By::Id("question"), "Alice Jensen").await;
+    shoot(&other, "manager-attestation").await;
+    click(&other, "#confirm").await;
+    wait_text(&other, By::Css(".notice"), "You confirmed").await;
+    shoot(&other, "manager-attested").await;
+    // The agent's page learns of it by polling, without a reload.
+    wait_text(&agent, verification_state("manager attestation"), "passed").await;
+    wait_text(&agent, By::Id("case-state"), "verifying").await;
+
+    // A saved recovery code completes the playbook; the grant and execute button appear.
+    click(&agent, "#start-recovery_code").await;
+    wait_text(&agent, By::Css(".notice"), "Verification started").await;
+    let saved = s.recovery_codes("alice.jensen@example.org");
+    type_into(&agent, "form.code input[name='code']", &saved[0]).await;
+    click(&agent, "form.code button").await;
+    wait_text(&agent, By::Id("case-state"), "approved").await;
+    wait_text(&agent, By::Css(".grant"), "Grant valid until").await;
+    shoot(&agent, "case-approved").await;
+    click(&agent, "#execute").await;
+    wait_text(&agent, By::Id("case-state"), "executed").await;
+    assert!(agent.find(By::Id("execute")).await.is_err());
+    shoot(&agent, "case-executed").await;
+    agent.goto(format!("{base}/console")).await.unwrap();
+    wait_text(&agent, By::Tag("main"), "No live cases").await;
+    shoot(&agent, "queue").await;
+
+    // A supervisor approves a privileged case waiting for them.
+    let privileged = s.open_case(AGENT, "u-quinn", "password_reset").await;
+    let privileged_id = privileged["id"].as_str().unwrap();
+    sign_in(&other, &base, &s.token(SUPERVISOR)).await;
+    other
+        .goto(format!("{base}/console/approvals"))
+        .await
+        .unwrap();
+    wait_text(&other, By::Tag("main"), privileged_id).await;
+    shoot(&other, "approvals").await;
+    type_into(
+        &other,
+        &format!("#reason-{privileged_id}"),
+        "Checked the ticket with the caller's team lead",
+    )
+    .await;
+    click(&other, "button[name='decision'][value='confirm']").await;
+    wait_text(&other, By::Css(".notice"), "Decision recorded").await;
+
+    // The auditor signs in, cuts a checkpoint and sees every listed entry verified.
+    click(&other, "header .who button").await;
+    wait_text(&other, By::Tag("h1"), "Sign in").await;
+    sign_in(&other, &base, &s.token(AUDITOR)).await;
+    other.goto(format!("{base}/console/audit")).await.unwrap();
+    click(&other, "#cut-checkpoint").await;
+    wait_text(&other, By::Id("checkpoint-status"), "Signature verified").await;
+    let size = s.service.store.audit_size().await.unwrap();
+    wait_text(
+        &other,
+        By::Id("checkpoint-size"),
+        &format!("{size} of {size} entries"),
+    )
+    .await;
+    let rows = other
+        .find_all(By::Css("table.entries tbody tr"))
+        .await
+        .unwrap();
+    let verified = other
+        .find_all(By::Css("table.entries td.verified"))
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 20.min(size as usize));
+    assert_eq!(verified.len(), rows.len(), "every listed entry is verified");
+    let events = other
+        .find(By::Css("table.entries"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(events.contains("execution.performed"), "{events}");
+    assert!(events.contains(&case_id), "{events}");
+    shoot(&other, "audit").await;
+
+    other.quit().await.unwrap();
+    agent.quit().await.unwrap();
+    s.assert_audit_chain_intact().await;
+}
+
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_pages_forbid_inline_code_and_framing() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    let resp = s
+        .client
+        .get(format!("{}/console/sign-in", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let csp = resp.headers()[CONTENT_SECURITY_POLICY].to_str().unwrap();
+    for directive in [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "frame-ancestors 'none'",
+        "form-action 'self'",
+    ] {
+        assert!(csp.contains(directive), "{csp}");
+    }
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    let page = resp.text().await.unwrap();
+    assert!(!page.contains("style="), "no inline style attributes");
+    assert!(!page.contains("<script>"), "no inline scripts");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_sets_a_strict_console_cookie_that_authenticates_like_a_token() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    let client = no_redirects();
+    let resp = client
+        .get(format!("{}/console", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(resp.headers()[LOCATION], "/console/sign-in");
+
+    let resp = client
+        .post(format!("{}/console/sign-in", s.base))
+        .form(&[("token", "not-a-token")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+
+    let resp = client
+        .post(format!("{}/console/sign-in", s.base))
+        .form(&[("token", s.token(AGENT))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let cookie = resp.headers()[SET_COOKIE].to_str().unwrap().to_owned();
+    for attribute in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/console"] {
+        assert!(cookie.contains(attribute), "{cookie}");
+    }
+    let session = cookie.split(';').next().unwrap().to_owned();
+    let (_, minted) = session.split_once('=').unwrap();
+    assert_ne!(minted, s.token(AGENT), "the console mints its own token");
+    // The minted token is an ordinary API token: it authenticates through the same path.
+    let (status, _) = s.get("/api/v1/cases?mine=true", Some(minted)).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let resp = client
+        .get(format!("{}/console", s.base))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp.text().await.unwrap().contains(AGENT));
+
+    let resp = client
+        .post(format!("{}/console/sign-out", s.base))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    let cleared = resp.headers()[SET_COOKIE].to_str().unwrap();
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cross_site_form_posts_are_refused() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    let before = s.service.store.audit_size().await.unwrap();
+    let resp = no_redirects()
+        .post(format!("{}/console/sign-in", s.base))
+        .header("sec-fetch-site", "cross-site")
+        .header("origin", "https://attacker.example")
+        .form(&[("token", s.token(AGENT))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    assert!(resp.headers().get(SET_COOKIE).is_none());
+    assert_eq!(
+        s.service.store.audit_size().await.unwrap(),
+        before,
+        "no token was minted"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_sign_in_exists_only_when_enabled() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    let client = no_redirects();
+    let resp = client
+        .post(format!("{}/console/sign-in/demo", s.base))
+        .form(&[("name", AGENT)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+
+    // The demo command's router: same service, one-click sign-in on.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let demo = format!("http://{}", listener.local_addr().unwrap());
+    let app: axum::Router = deskgate_server::console::router_with(s.service.clone(), true);
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let page = client
+        .get(format!("{demo}/console/sign-in"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("DEMO: sign in as sam.rivera"), "{page}");
+    let resp = client
+        .post(format!("{demo}/console/sign-in/demo"))
+        .form(&[("name", AGENT)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert!(
+        resp.headers()[SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .contains("HttpOnly")
+    );
+}
