@@ -42,6 +42,13 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Play a subject's enrolled device (demo): print the code their authenticator app shows now.
+    Device {
+        #[arg(long, global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: DeviceCommand,
+    },
     /// The policy bundle: check, test, explain, diff.
     Policy {
         #[command(subcommand)]
@@ -74,6 +81,15 @@ enum AdminCommand {
     Staff {
         #[command(subcommand)]
         command: StaffCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DeviceCommand {
+    /// The current TOTP code of the subject's enrolled authenticator app.
+    Totp {
+        #[arg(long)]
+        subject: String,
     },
 }
 
@@ -279,6 +295,25 @@ async fn demo(listen: SocketAddr, data: PathBuf, database: Option<String>) -> Re
         .map_err(|e| e.to_string())
 }
 
+async fn device_command(config: Option<PathBuf>, command: DeviceCommand) -> Result<(), String> {
+    let config = load_config(config.as_ref())?;
+    let service = deskgate_server::build(config, Clock::system())
+        .await
+        .map_err(|e| e.to_string())?;
+    match command {
+        DeviceCommand::Totp { subject } => {
+            println!(
+                "{}",
+                service
+                    .current_totp(&subject)
+                    .await
+                    .map_err(|e| e.message)?
+            );
+        }
+    }
+    Ok(())
+}
+
 async fn policy_command(command: PolicyCommand) -> Result<(), String> {
     let out = match command {
         PolicyCommand::Check { dir } => policy::check(dir.as_deref())?,
@@ -454,6 +489,7 @@ async fn main() -> ExitCode {
         Command::Admin { config, command } => admin(config, command).await,
         Command::Audit { config, command } => audit_command(config, command).await,
         Command::Policy { command } => policy_command(command).await,
+        Command::Device { config, command } => device_command(config, command).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -211,6 +211,19 @@ fn running_server_proofs_verify_and_ocsf_exports() {
     let data = dir.path().join("demo");
     let demo = Demo::start(&data);
     run_walkthrough(&demo);
+    // The demo's stand-in device: Dave's app shows a code; Alice's app was removed by her MFA reset.
+    let code = deskgate(&data, &["device", "totp", "--subject", "u-dave"]);
+    assert!(code.status.success(), "{}", stderr(&code));
+    let code = stdout(&code).trim().to_owned();
+    assert!(
+        code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()),
+        "{code}"
+    );
+    assert!(
+        !deskgate(&data, &["device", "totp", "--subject", "u-alice"])
+            .status
+            .success()
+    );
     let key = stdout(&deskgate(&data, &["audit", "key"]))
         .trim()
         .to_owned();

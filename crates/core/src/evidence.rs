@@ -55,9 +55,10 @@ impl Method {
         matches!(self, Self::SmsCode | Self::VoiceCode | Self::EmailCode)
     }
 
-    /// Methods completed by the caller reading out a secret: a sent code or a saved one.
+    /// Methods completed by the caller reading out a secret: a sent code, a saved one, or the
+    /// code their enrolled authenticator app shows.
     pub fn is_answered(self) -> bool {
-        self.is_code() || self == Self::RecoveryCode
+        self.is_code() || matches!(self, Self::RecoveryCode | Self::Totp)
     }
 }
 

@@ -373,6 +373,11 @@ pub async fn seed(service: &Service) -> Result<Vec<DemoStaff>, ApiError> {
             if let Err(e) = service.issue_recovery_codes(p.id, &system_actor()).await {
                 tracing::warn!(subject = p.id, error = %e.message, "recovery codes not issued");
             }
+            if p.factors
+                && let Err(e) = service.enroll_totp(p.id, &system_actor()).await
+            {
+                tracing::warn!(subject = p.id, error = %e.message, "authenticator app not enrolled");
+            }
         }
     }
     let mut out = Vec::new();

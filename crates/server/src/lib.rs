@@ -88,6 +88,7 @@ pub async fn build(config: Config, clock: Clock) -> Result<Service, StartError> 
     };
     std::fs::create_dir_all(&dir).map_err(io)?;
     let codes = secrets::CodeHasher::load_or_create(&dir.join("code.key")).map_err(io)?;
+    let sealer = secrets::Sealer::load_or_create(&dir.join("sealing.key")).map_err(io)?;
     let store = deskgate_store::open(&config.database_url()).await?;
     let signer = audit_log::load_or_create_signer(&dir.join("audit.key"), &config.audit_origin)?;
     let audit = Arc::new(audit_log::AuditLog::new(store.clone(), signer));
@@ -97,6 +98,7 @@ pub async fn build(config: Config, clock: Clock) -> Result<Service, StartError> 
     let bundle = policy_gate::load(config.policy_dir.as_deref())?;
     tracing::info!(digest = bundle.digest(), "policy bundle loaded");
     Ok(Service {
+        sealer,
         policy: std::sync::RwLock::new(Arc::new(bundle)),
         store,
         audit,

@@ -125,6 +125,82 @@ impl CodeHasher {
     }
 }
 
+/// Seals secrets the server must be able to read back (TOTP seeds) with XChaCha20-Poly1305 under
+/// a key kept beside the database, never in it; the associated data binds each sealed value to
+/// its owner so a value cannot be moved to another subject.
+#[derive(Clone)]
+pub struct Sealer {
+    key: [u8; 32],
+}
+
+impl std::fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sealer(..)")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SealError {
+    #[error("the sealed value is malformed or was sealed for another owner or key")]
+    Invalid,
+}
+
+impl Sealer {
+    pub fn random() -> Self {
+        let mut key = [0u8; 32];
+        OsRng.fill(&mut key);
+        Self { key }
+    }
+
+    /// Loads the key from `path`, creating it (mode 0600) on first start.
+    pub fn load_or_create(path: &Path) -> std::io::Result<Self> {
+        let hasher = CodeHasher::load_or_create(path)?;
+        Ok(Self { key: hasher.key })
+    }
+
+    /// `base64(nonce || ciphertext)`.
+    pub fn seal(&self, owner: &str, plaintext: &[u8]) -> Result<String, SealError> {
+        use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+        let cipher = chacha20poly1305::XChaCha20Poly1305::new((&self.key).into());
+        let mut nonce = [0u8; 24];
+        OsRng.fill(&mut nonce);
+        let sealed = cipher
+            .encrypt(
+                (&nonce).into(),
+                Payload {
+                    msg: plaintext,
+                    aad: owner.as_bytes(),
+                },
+            )
+            .map_err(|_| SealError::Invalid)?;
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&sealed);
+        Ok(URL_SAFE_NO_PAD.encode(out))
+    }
+
+    pub fn open(&self, owner: &str, sealed: &str) -> Result<Vec<u8>, SealError> {
+        use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+        let bytes = URL_SAFE_NO_PAD
+            .decode(sealed)
+            .map_err(|_| SealError::Invalid)?;
+        if bytes.len() < 24 {
+            return Err(SealError::Invalid);
+        }
+        let (nonce, body) = bytes.split_at(24);
+        let cipher = chacha20poly1305::XChaCha20Poly1305::new((&self.key).into());
+        cipher
+            .decrypt(
+                chacha20poly1305::XNonce::from_slice(nonce),
+                Payload {
+                    msg: body,
+                    aad: owner.as_bytes(),
+                },
+            )
+            .map_err(|_| SealError::Invalid)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -152,6 +228,23 @@ mod tests {
         assert!(!h.matches("v2", "123456", &stored));
         assert!(!h.matches("v1", "123457", &stored));
         assert!(!CodeHasher::random().matches("v1", "123456", &stored));
+    }
+
+    #[test]
+    fn a_sealed_value_opens_only_for_its_owner_and_key() {
+        let sealer = Sealer::random();
+        let sealed = sealer.seal("u-alice/totp", b"seed").unwrap();
+        assert_eq!(sealer.open("u-alice/totp", &sealed).unwrap(), b"seed");
+        assert!(sealer.open("u-bob/totp", &sealed).is_err());
+        assert!(Sealer::random().open("u-alice/totp", &sealed).is_err());
+        let mut tampered = sealed.into_bytes();
+        let last = tampered.len() - 2;
+        tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+        assert!(
+            sealer
+                .open("u-alice/totp", &String::from_utf8(tampered).unwrap())
+                .is_err()
+        );
     }
 
     #[test]

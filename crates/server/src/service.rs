@@ -33,6 +33,8 @@ use crate::views::{
 type ApiResult<T> = Result<T, ApiError>;
 
 pub struct Service {
+    /// Seals secrets the server must read back (TOTP seeds).
+    pub sealer: secrets::Sealer,
     /// The policy bundle in force; replaced whole on reload.
     pub policy: std::sync::RwLock<Arc<Bundle>>,
     pub store: Arc<dyn Store>,
@@ -59,7 +61,8 @@ pub struct OpenCase {
 
 /// Methods this deployment can run today. The others exist in the vocabulary and are refused
 /// with a clear error until their adapters land.
-const RUNNABLE: [Method; 6] = [
+const RUNNABLE: [Method; 7] = [
+    Method::Totp,
     Method::IdProofing,
     Method::RecoveryCode,
     Method::SmsCode,
@@ -70,6 +73,15 @@ const RUNNABLE: [Method; 6] = [
 
 /// The credential kind holding the hashes of a subject's unused recovery codes.
 const RECOVERY_CODES: &str = "recovery_codes";
+/// The credential kind holding a subject's sealed TOTP seed and the last time step accepted.
+const TOTP: &str = "totp";
+
+/// What the store keeps for an enrolled TOTP authenticator.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct TotpRecord {
+    sealed: String,
+    last_step: Option<u64>,
+}
 
 /// A saved recovery code as typed: 16 base32 characters (80 bits), dashes and case ignored.
 fn normalise_recovery_code(answer: &str) -> Option<String> {
@@ -256,10 +268,12 @@ impl Service {
         let now = self.now();
         let fresh = case.requirements.freshness();
         let has_codes = !self.recovery_hashes(&subject.id).await?.is_empty();
+        let has_totp = self.totp_record(subject).await?.is_some();
         Ok(RUNNABLE
             .into_iter()
             .filter(|m| match (m, m.contact_kind()) {
                 (Method::RecoveryCode, _) => has_codes,
+                (Method::Totp, _) => has_totp,
                 (Method::IdProofing, _) => {
                     !self.config.idv.vendors.is_empty()
                         && trusted_contact(subject, ContactKind::Email, fresh, now).is_some()
@@ -268,6 +282,165 @@ impl Service {
                 (_, None) => subject.voucher(&[&case.subject_id]).is_some(),
             })
             .collect())
+    }
+
+    /// The subject's TOTP record, when an authenticator app is enrolled.
+    async fn totp_record(&self, subject: &Subject) -> ApiResult<Option<TotpRecord>> {
+        if !subject
+            .authenticators
+            .iter()
+            .any(|a| a.kind == deskgate_core::AuthenticatorKind::Totp)
+        {
+            return Ok(None);
+        }
+        match self.store.credential(&subject.id, TOTP).await? {
+            Some(c) => Ok(serde_json::from_str(&c.hash).ok()),
+            None => Ok(None),
+        }
+    }
+
+    fn totp_credential(
+        subject_id: &str,
+        record: &TotpRecord,
+        now: DateTime<Utc>,
+    ) -> deskgate_store::Credential {
+        deskgate_store::Credential {
+            subject_id: subject_id.to_owned(),
+            kind: TOTP.to_owned(),
+            hash: serde_json::to_string(record).unwrap_or_default(),
+            created_at: now,
+            expires_at: None,
+            used_at: None,
+        }
+    }
+
+    fn totp_secret(
+        &self,
+        subject_id: &str,
+        record: &TotpRecord,
+    ) -> ApiResult<crate::totp::TotpSecret> {
+        let corrupt = || {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "corrupt_credential",
+                "the stored authenticator seed cannot be read",
+            )
+        };
+        let seed = self
+            .sealer
+            .open(&format!("{subject_id}/{TOTP}"), &record.sealed)
+            .map_err(|_| corrupt())?;
+        crate::totp::TotpSecret::from_bytes(seed).map_err(|_| corrupt())
+    }
+
+    /// Enrols an authenticator app for the subject: the seed is sealed in the store and sent once
+    /// (as an `otpauth://` URI) to the email of record, standing in for the enrolment QR code.
+    pub async fn enroll_totp(&self, subject_id: &str, by: &Actor) -> ApiResult<()> {
+        let mut subject = self
+            .subject_or(subject_id, StatusCode::NOT_FOUND, "not_found")
+            .await?;
+        let email = subject
+            .contact(ContactKind::Email)
+            .cloned()
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "no_contact_of_record",
+                    "the subject has no email of record",
+                )
+            })?;
+        let now = self.now();
+        let secret = crate::totp::generate_secret();
+        let uri = crate::totp::provisioning_uri(&secret, &subject.id, "Deskgate").map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_request",
+                e.to_string(),
+            )
+        })?;
+        let sealed = self
+            .sealer
+            .seal(
+                &format!("{}/{TOTP}", subject.id),
+                &crate::totp::secret_bytes(&secret),
+            )
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "seal_failed",
+                    "sealing failed",
+                )
+            })?;
+        subject
+            .authenticators
+            .retain(|a| a.kind != deskgate_core::AuthenticatorKind::Totp);
+        subject.authenticators.push(deskgate_core::Authenticator {
+            id: format!("totp-{}", subject.id),
+            kind: deskgate_core::AuthenticatorKind::Totp,
+            label: "Authenticator app".to_owned(),
+            enrolled_at: now,
+        });
+        self.delivery
+            .send(&Message {
+                to: email.value.clone(),
+                channel: "email".to_owned(),
+                kind: "totp_enrolment".to_owned(),
+                subject_id: subject.id.clone(),
+                case_id: None,
+                body: "An authenticator app was enrolled on your account. If this was not you, \
+                       contact the security team."
+                    .to_owned(),
+                secret: Some(Secret::Link(uri)),
+            })
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "delivery_failed",
+                    "the enrolment could not be delivered; nothing was changed",
+                )
+            })?;
+        self.store
+            .commit(Change {
+                subjects: vec![subject.clone()],
+                credentials: vec![Self::totp_credential(
+                    &subject.id,
+                    &TotpRecord {
+                        sealed,
+                        last_step: None,
+                    },
+                    now,
+                )],
+                audit: vec![self.entry(
+                    by,
+                    None,
+                    "authenticator.enrolled",
+                    json!({ "subject_id": subject.id, "kind": "totp", "notified": email.masked() }),
+                )],
+                ..Change::default()
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// The code the subject's enrolled authenticator app shows now (the demo's stand-in device).
+    pub async fn current_totp(&self, subject_id: &str) -> ApiResult<String> {
+        let subject = self
+            .subject_or(subject_id, StatusCode::NOT_FOUND, "not_found")
+            .await?;
+        let record = self
+            .totp_record(&subject)
+            .await?
+            .ok_or_else(|| ApiError::not_found("enrolled authenticator app"))?;
+        let secret = self.totp_secret(&subject.id, &record)?;
+        let now = u64::try_from(self.now().timestamp()).unwrap_or(0);
+        crate::totp::code_at(&secret, now).map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "totp_failed",
+                e.to_string(),
+            )
+        })
     }
 
     /// Hashes of the subject's unused recovery codes.
@@ -709,13 +882,21 @@ impl Service {
         if method == Method::IdProofing {
             return self.start_id_proofing(caller, stored, subject, vid).await;
         }
-        if method == Method::RecoveryCode {
-            // Nothing is sent: the caller reads one of the codes they saved.
-            if self.recovery_hashes(&subject.id).await?.is_empty() {
+        if matches!(method, Method::RecoveryCode | Method::Totp) {
+            // Nothing is sent: the caller reads a saved code, or the one their app shows.
+            if method == Method::RecoveryCode && self.recovery_hashes(&subject.id).await?.is_empty()
+            {
                 return Err(ApiError::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     "no_recovery_codes",
                     "the subject has no unused recovery codes",
+                ));
+            }
+            if method == Method::Totp && self.totp_record(&subject).await?.is_none() {
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "no_authenticator",
+                    "the subject has no enrolled authenticator app",
                 ));
             }
             let v = Verification {
@@ -1214,6 +1395,30 @@ impl Service {
                     credentials.push(Self::recovery_credential(&case.subject_id, &remaining, now));
                 }
                 hit.is_some()
+            }
+            None if verification.method == Method::Totp => {
+                let subject = self
+                    .subject_or(&case.subject_id, StatusCode::NOT_FOUND, "not_found")
+                    .await?;
+                match self.totp_record(&subject).await? {
+                    Some(record) => {
+                        let secret = self.totp_secret(&subject.id, &record)?;
+                        let unix = u64::try_from(now.timestamp()).unwrap_or(0);
+                        // A code of a step already used (a replay, or an older code) fails.
+                        match crate::totp::verify(&secret, code, unix, record.last_step) {
+                            Ok(step) => {
+                                let next = TotpRecord {
+                                    sealed: record.sealed,
+                                    last_step: Some(step),
+                                };
+                                credentials.push(Self::totp_credential(&subject.id, &next, now));
+                                true
+                            }
+                            Err(_) => false,
+                        }
+                    }
+                    None => false,
+                }
             }
             None => verification
                 .secret_hash

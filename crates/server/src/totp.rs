@@ -84,6 +84,16 @@ impl TotpSecret {
     }
 }
 
+/// The raw seed, for sealing it in the store.
+pub fn secret_bytes(secret: &TotpSecret) -> Vec<u8> {
+    secret.0.clone()
+}
+
+/// The code an authenticator app shows at `now_unix`.
+pub fn code_at(secret: &TotpSecret, now_unix: u64) -> Result<String, TotpError> {
+    Ok(secret.totp()?.generate(now_unix).to_string())
+}
+
 /// A new random 160-bit secret from the operating system's CSPRNG, for enrolling an
 /// authenticator.
 pub fn generate_secret() -> TotpSecret {

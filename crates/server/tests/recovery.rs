@@ -317,7 +317,60 @@ async fn fifty_concurrent_executes_consume_the_grant_once(backend: Backend) {
     }
 }
 
+async fn email_change_with_the_enrolled_app_and_the_phone(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let (status, case) = s
+        .post(
+            "/api/v1/cases",
+            Some(&s.token(AGENT)),
+            serde_json::json!({"subject": "u-dave", "action": "email_change", "channel": "phone",
+                               "new_contact": "dave.w@newmail.example"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{case}");
+    let id = case["id"].as_str().unwrap();
+    let offered = case["playbook"][0]["methods"].as_array().unwrap();
+    assert!(offered.contains(&serde_json::json!("totp")), "{offered:?}");
+
+    let (tid, _) = s.start_method(AGENT, id, "totp").await;
+    let code = s.service.current_totp("u-dave").await.unwrap();
+    let (status, body) = s.answer(AGENT, id, &tid, &code).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["progress"]["counted_classes"],
+        serde_json::json!(["device_of_record"])
+    );
+    // The same time step is never accepted twice.
+    let (again, _) = s.start_method(AGENT, id, "totp").await;
+    let (status, body) = s.answer(AGENT, id, &again, &code).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["code"], "wrong_code");
+
+    let (vid, sms) = s.send_code(AGENT, id, "sms_code").await;
+    let (status, body) = s.answer(AGENT, id, &vid, &sms).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["state"], "approved");
+    let (status, body) = s.execute(AGENT, id).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let dave = s.service.store.subject("u-dave").await.unwrap().unwrap();
+    let email = dave.contact(deskgate_core::ContactKind::Email).unwrap();
+    assert_eq!(email.value, "dave.w@newmail.example");
+    assert!(
+        email.verified_at.is_none(),
+        "unverified until it proves itself"
+    );
+    // The old address hears about it: a redirected contact cannot hide the change.
+    assert!(
+        s.outbox()
+            .iter()
+            .any(|m| m["kind"] == "recovery_notice" && m["to"] == "dave.whitfield@example.org")
+    );
+    s.assert_audit_chain_intact().await;
+    s.finish().await;
+}
+
 on_both_backends!(
+    email_change_with_the_enrolled_app_and_the_phone,
     password_reset_happy_path,
     mfa_reset_with_code_and_manager_attestation,
     failing_audit_append_executes_nothing,
