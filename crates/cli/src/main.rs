@@ -91,6 +91,18 @@ enum DeviceCommand {
         #[arg(long)]
         subject: String,
     },
+    /// Approve the newest pending push on the subject's device, entering the number the agent read out.
+    Approve {
+        #[arg(long)]
+        subject: String,
+        #[arg(long)]
+        number: String,
+    },
+    /// Deny the newest pending push on the subject's device.
+    Deny {
+        #[arg(long)]
+        subject: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -309,6 +321,20 @@ async fn device_command(config: Option<PathBuf>, command: DeviceCommand) -> Resu
                     .await
                     .map_err(|e| e.message)?
             );
+        }
+        DeviceCommand::Approve { subject, number } => {
+            let answer = service
+                .push_response(&subject, true, Some(&number))
+                .await
+                .map_err(|e| e.message)?;
+            println!("{answer}");
+        }
+        DeviceCommand::Deny { subject } => {
+            let answer = service
+                .push_response(&subject, false, None)
+                .await
+                .map_err(|e| e.message)?;
+            println!("{answer}");
         }
     }
     Ok(())

@@ -391,7 +391,8 @@ impl Case {
         Ok(outcome)
     }
 
-    /// Completes a verification whose answer comes from outside (an identity-verification vendor):
+    /// Completes a verification whose answer comes from outside (an identity-verification vendor,
+    /// the subject's enrolled device):
     /// passed counts its class, failed closes it without counting.
     pub fn complete_external(
         &mut self,
@@ -400,7 +401,7 @@ impl Case {
         now: DateTime<Utc>,
     ) -> Result<(), CaseError> {
         let v = self.pending(id, now)?;
-        if v.method != Method::IdProofing {
+        if !matches!(v.method, Method::IdProofing | Method::Push) {
             return Err(CaseError::WrongMethod(v.method));
         }
         v.state = if passed {

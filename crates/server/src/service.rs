@@ -61,7 +61,8 @@ pub struct OpenCase {
 
 /// Methods this deployment can run today. The others exist in the vocabulary and are refused
 /// with a clear error until their adapters land.
-const RUNNABLE: [Method; 7] = [
+const RUNNABLE: [Method; 8] = [
+    Method::Push,
     Method::Totp,
     Method::IdProofing,
     Method::RecoveryCode,
@@ -274,6 +275,10 @@ impl Service {
             .filter(|m| match (m, m.contact_kind()) {
                 (Method::RecoveryCode, _) => has_codes,
                 (Method::Totp, _) => has_totp,
+                (Method::Push, _) => subject
+                    .authenticators
+                    .iter()
+                    .any(|a| a.kind == deskgate_core::AuthenticatorKind::Push),
                 (Method::IdProofing, _) => {
                     !self.config.idv.vendors.is_empty()
                         && trusted_contact(subject, ContactKind::Email, fresh, now).is_some()
@@ -882,6 +887,9 @@ impl Service {
         if method == Method::IdProofing {
             return self.start_id_proofing(caller, stored, subject, vid).await;
         }
+        if method == Method::Push {
+            return self.start_push(caller, stored, subject, vid).await;
+        }
         if matches!(method, Method::RecoveryCode | Method::Totp) {
             // Nothing is sent: the caller reads a saved code, or the one their app shows.
             if method == Method::RecoveryCode && self.recovery_hashes(&subject.id).await?.is_empty()
@@ -1208,6 +1216,155 @@ impl Service {
             })
             .await?;
         Ok((vid, self.view(&case).await?))
+    }
+
+    /// Sends a push challenge to the subject's enrolled device. The agent reads the number shown
+    /// on the case to the caller, who must enter it on the device: approving blindly is not
+    /// possible. Pushes are limited per subject so that a flood cannot wear the person down.
+    async fn start_push(
+        &self,
+        caller: &Staff,
+        stored: StoredCase,
+        subject: Subject,
+        vid: String,
+    ) -> ApiResult<(String, CaseView)> {
+        let now = self.now();
+        let mut case = stored.case.clone();
+        let device = subject
+            .authenticators
+            .iter()
+            .find(|a| a.kind == deskgate_core::AuthenticatorKind::Push)
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "no_authenticator",
+                    "the subject has no enrolled push device",
+                )
+            })?;
+        let key = self.codes.hash("push", &subject.id);
+        let window = now - Duration::minutes(self.config.codes.send_window_minutes);
+        let sent = self.store.code_sends_since(&key, window).await?;
+        if sent >= self.config.codes.max_sends_per_contact {
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "push_limit",
+                format!(
+                    "{sent} pushes went to this device in the last {} minutes; no more (push fatigue defence)",
+                    self.config.codes.send_window_minutes
+                ),
+            ));
+        }
+        let number = rand::Rng::gen_range(&mut rand::rngs::OsRng, 10..100u32).to_string();
+        let v = Verification {
+            id: vid.clone(),
+            method: Method::Push,
+            state: VerificationState::Pending,
+            destination: Some(format!(
+                "{}: read out the number {number}; the caller must enter it on the device",
+                device.label
+            )),
+            respondent: subject.id.clone(),
+            contact_changed_at: None,
+            secret_hash: Some(self.codes.hash(&vid, &number)),
+            attempts: 0,
+            max_attempts: 1,
+            started_at: now,
+            expires_at: now + Duration::minutes(5),
+            completed_at: None,
+        };
+        case.start_verification(v, now)?;
+        self.store
+            .commit(Change {
+                case: Some(CaseWrite::Update {
+                    case: case.clone(),
+                    expected_version: stored.version,
+                }),
+                code_sends: vec![(key, now)],
+                audit: vec![self.entry(
+                    &actor(caller),
+                    Some(&case.id),
+                    "verification.started",
+                    json!({
+                        "verification_id": vid, "method": Method::Push,
+                        "class": Method::Push.class(), "device": device.id,
+                    }),
+                )],
+                ..Change::default()
+            })
+            .await?;
+        Ok((vid, self.view(&case).await?))
+    }
+
+    /// The subject's device answers the newest pending push: approve with the number the agent
+    /// read out, or deny. A wrong number fails the verification.
+    pub async fn push_response(
+        &self,
+        subject_id: &str,
+        approve: bool,
+        number: Option<&str>,
+    ) -> ApiResult<Value> {
+        let now = self.now();
+        let cases = self
+            .store
+            .list_cases(&CaseFilter {
+                state: Some(CaseState::Verifying),
+                subject_id: Some(subject_id.to_owned()),
+                limit: 50,
+                ..CaseFilter::default()
+            })
+            .await?;
+        let (case_id, vid) = cases
+            .iter()
+            .flat_map(|c| c.verifications.iter().map(move |v| (c, v)))
+            .filter(|(_, v)| {
+                v.method == Method::Push
+                    && v.state == VerificationState::Pending
+                    && !v.is_expired(now)
+            })
+            .max_by_key(|(_, v)| v.started_at)
+            .map(|(c, v)| (c.id.clone(), v.id.clone()))
+            .ok_or_else(|| ApiError::not_found("pending push for this device"))?;
+        let stored = self.load_case(&case_id).await?;
+        let mut case = stored.case.clone();
+        let hash = case
+            .verification(&vid)
+            .and_then(|v| v.secret_hash.clone())
+            .unwrap_or_default();
+        let matched = approve && number.is_some_and(|n| self.codes.matches(&vid, n, &hash));
+        let before = case.state;
+        case.complete_external(&vid, matched, now)?;
+        let who = Actor {
+            id: subject_id.to_owned(),
+            role: "subject".to_owned(),
+            auth: "enrolled_device".to_owned(),
+        };
+        let (event, reason) = match (approve, matched) {
+            (_, true) => ("verification.passed", "approved with the matching number"),
+            (true, false) => ("verification.failed", "approved with a wrong number"),
+            (false, _) => ("verification.failed", "denied on the device"),
+        };
+        let mut entry = self.entry(
+            &who,
+            Some(&case.id),
+            event,
+            json!({ "verification_id": vid, "method": Method::Push, "outcome": reason }),
+        );
+        if matched {
+            entry = Self::on_evidence(entry, &case);
+        }
+        let mut audit = vec![entry];
+        audit.extend(self.approval_entries(&who, before, &case));
+        self.store
+            .commit(Change {
+                case: Some(CaseWrite::Update {
+                    case: case.clone(),
+                    expected_version: stored.version,
+                }),
+                audit,
+                ..Change::default()
+            })
+            .await?;
+        Ok(json!({ "case_id": case.id, "counted": matched, "case_state": case.state }))
     }
 
     /// An identity-verification vendor's signed result. Only an approved inquiry with document,

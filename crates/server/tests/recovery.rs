@@ -369,7 +369,78 @@ async fn email_change_with_the_enrolled_app_and_the_phone(backend: Backend) {
     s.finish().await;
 }
 
+/// The number the agent reads out, from the push verification's destination text.
+fn push_number(case: &Value, vid: &str) -> String {
+    let v = case["verifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["id"] == vid)
+        .unwrap();
+    let text = v["destination"].as_str().unwrap();
+    text.split("number ")
+        .nth(1)
+        .unwrap()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect()
+}
+
+async fn push_needs_the_number_the_agent_read_out(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let case = s.open_case(AGENT, "u-bob", "factor_rebind").await;
+    let id = case["id"].as_str().unwrap();
+    let (first, body) = s.start_method(AGENT, id, "push").await;
+    let number = push_number(&body["case"], &first);
+    assert_eq!(number.len(), 2);
+    // Approving blindly, with another number, fails the push.
+    let wrong = if number == "10" { "11" } else { "10" };
+    let answer = s
+        .service
+        .push_response("u-bob", true, Some(wrong))
+        .await
+        .unwrap();
+    assert_eq!(answer["counted"], false);
+    let (_, case_now) = s
+        .get(&format!("/api/v1/cases/{id}"), Some(&s.token(AGENT)))
+        .await;
+    assert_eq!(case_now["verifications"][0]["state"], "rejected");
+
+    let (second, body) = s.start_method(AGENT, id, "push").await;
+    let number = push_number(&body["case"], &second);
+    let answer = s
+        .service
+        .push_response("u-bob", true, Some(&number))
+        .await
+        .unwrap();
+    assert_eq!(answer["counted"], true);
+    let (vid, code) = s.send_code(AGENT, id, "sms_code").await;
+    let (status, body) = s.answer(AGENT, id, &vid, &code).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["state"], "approved");
+
+    // Fatigue defence: a third push in ten minutes is the last one.
+    let other = s.open_case("jordan.blake", "u-bob", "password_reset").await;
+    let other_id = other["id"].as_str().unwrap();
+    s.start_method("jordan.blake", other_id, "push").await;
+    assert_eq!(
+        s.service.push_response("u-bob", false, None).await.unwrap()["counted"],
+        false
+    );
+    let (status, body) = s
+        .post(
+            &format!("/api/v1/cases/{other_id}/verifications"),
+            Some(&s.token("jordan.blake")),
+            serde_json::json!({"method": "push"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["error"]["code"], "push_limit");
+    s.finish().await;
+}
+
 on_both_backends!(
+    push_needs_the_number_the_agent_read_out,
     email_change_with_the_enrolled_app_and_the_phone,
     password_reset_happy_path,
     mfa_reset_with_code_and_manager_attestation,
