@@ -401,7 +401,10 @@ impl Case {
         now: DateTime<Utc>,
     ) -> Result<(), CaseError> {
         let v = self.pending(id, now)?;
-        if !matches!(v.method, Method::IdProofing | Method::Push) {
+        if !matches!(
+            v.method,
+            Method::IdProofing | Method::Push | Method::Callback
+        ) {
             return Err(CaseError::WrongMethod(v.method));
         }
         v.state = if passed {

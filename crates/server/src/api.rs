@@ -135,6 +135,14 @@ struct AttestBody {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct CallbackBody {
+    reached: bool,
+    #[serde(default)]
+    confirmed: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ApprovalBody {
     decision: Decision,
     reason: String,
@@ -275,6 +283,18 @@ async fn cancel(
     ApiJson(body): ApiJson<ReasonBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     Ok(Json(s.end_case(&caller, &id, false, &body.reason).await?))
+}
+
+async fn record_callback(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Path((id, vid)): Path<(String, String)>,
+    ApiJson(body): ApiJson<CallbackBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(
+        s.record_callback(&caller, &id, &vid, body.reached, &body.confirmed)
+            .await?,
+    ))
 }
 
 async fn approve(
@@ -427,6 +447,10 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/cases/{id}/audit", get(case_audit))
         .route("/cases/{id}/verifications", post(start_verification))
         .route("/cases/{id}/verifications/{vid}", post(answer_verification))
+        .route(
+            "/cases/{id}/verifications/{vid}/callback",
+            post(record_callback),
+        )
         .route("/cases/{id}/execute", post(execute))
         .route("/cases/{id}/deny", post(deny))
         .route("/cases/{id}/cancel", post(cancel))

@@ -61,8 +61,9 @@ pub struct OpenCase {
 
 /// Methods this deployment can run today. The others exist in the vocabulary and are refused
 /// with a clear error until their adapters land.
-const RUNNABLE: [Method; 8] = [
+const RUNNABLE: [Method; 9] = [
     Method::Push,
+    Method::Callback,
     Method::Totp,
     Method::IdProofing,
     Method::RecoveryCode,
@@ -890,6 +891,9 @@ impl Service {
         if method == Method::Push {
             return self.start_push(caller, stored, subject, vid).await;
         }
+        if method == Method::Callback {
+            return self.start_callback(caller, stored, subject, vid).await;
+        }
         if matches!(method, Method::RecoveryCode | Method::Totp) {
             // Nothing is sent: the caller reads a saved code, or the one their app shows.
             if method == Method::RecoveryCode && self.recovery_hashes(&subject.id).await?.is_empty()
@@ -1034,6 +1038,13 @@ impl Service {
             let voucher = self
                 .subject_or(voucher_id, StatusCode::UNPROCESSABLE_ENTITY, "no_manager")
                 .await?;
+            if voucher.on_probation(now) {
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "manager_unavailable",
+                    "the manager is on probation after a recent recovery and cannot attest",
+                ));
+            }
             if voucher.status != SubjectStatus::Active {
                 return Err(ApiError::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
@@ -1293,6 +1304,122 @@ impl Service {
             })
             .await?;
         Ok((vid, self.view(&case).await?))
+    }
+
+    /// Shows the agent the phone number of record to call back (never a number the caller gave);
+    /// the agent records the outcome afterwards.
+    async fn start_callback(
+        &self,
+        caller: &Staff,
+        stored: StoredCase,
+        subject: Subject,
+        vid: String,
+    ) -> ApiResult<(String, CaseView)> {
+        let now = self.now();
+        let mut case = stored.case.clone();
+        let fresh = case.requirements.freshness();
+        let phone = trusted_contact(&subject, ContactKind::Phone, fresh, now).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "contact_not_trusted",
+                "the phone of record is missing, unverified or recently changed",
+            )
+        })?;
+        let v = Verification {
+            id: vid.clone(),
+            method: Method::Callback,
+            state: VerificationState::Pending,
+            // The agent must dial it, so it is shown in full, here only.
+            destination: Some(phone.value.clone()),
+            respondent: subject.id.clone(),
+            contact_changed_at: Some(phone.changed_at),
+            secret_hash: None,
+            attempts: 0,
+            max_attempts: 1,
+            started_at: now,
+            expires_at: now + Duration::minutes(30),
+            completed_at: None,
+        };
+        case.start_verification(v, now)?;
+        self.store
+            .commit(Change {
+                case: Some(CaseWrite::Update {
+                    case: case.clone(),
+                    expected_version: stored.version,
+                }),
+                audit: vec![self.entry(
+                    &actor(caller),
+                    Some(&case.id),
+                    "verification.started",
+                    json!({
+                        "verification_id": vid, "method": Method::Callback,
+                        "class": Method::Callback.class(), "destination": phone.masked(),
+                    }),
+                )],
+                ..Change::default()
+            })
+            .await?;
+        Ok((vid, self.view(&case).await?))
+    }
+
+    /// The agent's record of a callback to the number of record: whether the subject was reached
+    /// and the words they confirmed. Only a reached subject who confirmed the request counts.
+    pub async fn record_callback(
+        &self,
+        caller: &Staff,
+        case_id: &str,
+        vid: &str,
+        reached: bool,
+        confirmed: &str,
+    ) -> ApiResult<CaseView> {
+        let confirmed = confirmed.trim();
+        if confirmed.chars().count() > 500 || confirmed.chars().any(char::is_control) {
+            return Err(ApiError::invalid(
+                "confirmed must be at most 500 printable characters",
+            ));
+        }
+        let stored = self.load_case(case_id).await?;
+        Self::ensure_can_work(caller, &stored.case)?;
+        let mut case = stored.case.clone();
+        match case.verification(vid) {
+            Some(v) if v.method == Method::Callback => {}
+            Some(v) => return Err(deskgate_core::CaseError::WrongMethod(v.method).into()),
+            None => return Err(ApiError::not_found("verification")),
+        }
+        let now = self.now();
+        let passed = reached && !confirmed.is_empty();
+        let before = case.state;
+        case.complete_external(vid, passed, now)?;
+        let who = actor(caller);
+        let mut entry = self.entry(
+            &who,
+            Some(&case.id),
+            if passed {
+                "verification.passed"
+            } else {
+                "verification.failed"
+            },
+            json!({
+                "verification_id": vid, "method": Method::Callback, "reached": reached,
+                "confirmed": confirmed,
+            }),
+        );
+        if passed {
+            entry = Self::on_evidence(entry, &case);
+        }
+        let mut audit = vec![entry];
+        audit.extend(self.approval_entries(&who, before, &case));
+        self.store
+            .commit(Change {
+                case: Some(CaseWrite::Update {
+                    case: case.clone(),
+                    expected_version: stored.version,
+                }),
+                audit,
+                ..Change::default()
+            })
+            .await?;
+        self.view(&case).await
     }
 
     /// The subject's device answers the newest pending push: approve with the number the agent
