@@ -434,6 +434,28 @@ async fn idv_webhook(
     Ok(Json(s.idv_webhook(&vendor, &headers, &body).await?))
 }
 
+/// The page the emailed "this was not me" link opens: one button, no script.
+async fn not_me_page(
+    State(s): State<AppState>,
+    Path(token): Path<String>,
+) -> Result<Response, ApiError> {
+    s.check_not_me(&token).await?;
+    let page = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+        <title>Report an account recovery</title></head><body><main>\
+        <h1>Was this recovery not you?</h1>\
+        <p>Pressing the button locks the account at once and alerts the security team.</p>\
+        <form method=\"post\"><button type=\"submit\">This was not me: lock the account</button>\
+        </form></main></body></html>";
+    Ok(axum::response::Html(page).into_response())
+}
+
+async fn report_not_me(
+    State(s): State<AppState>,
+    Path(token): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(s.report_not_me(&token).await?))
+}
+
 async fn not_found() -> ApiError {
     ApiError::not_found("route")
 }
@@ -470,6 +492,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/attest/{token}", get(attestation_view).post(attest))
+        .route("/not-me/{token}", get(not_me_page).post(report_not_me))
         .nest("/api/v1", api)
         .merge(crate::console::router(service.clone()))
         .fallback(not_found)

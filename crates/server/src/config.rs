@@ -28,6 +28,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// How long a manager's attestation link stays valid.
     pub attestation_ttl_minutes: i64,
+    /// Where security alerts go ("this was not me", break-glass).
+    pub security_contacts: Vec<String>,
     /// Offer one-click console sign-in as any staff member. Only `deskgate demo` sets it.
     pub demo_sign_in: bool,
     /// Identity-verification vendors whose signed webhooks count as `government_id`.
@@ -113,6 +115,7 @@ impl Default for Config {
             attestation_ttl_minutes: 240,
             policy_dir: None,
             demo_sign_in: false,
+            security_contacts: Vec::new(),
             idv: IdvConfig::default(),
             audit_origin: "deskgate.example/audit".to_owned(),
             checkpoint_interval_seconds: 5,

@@ -213,6 +213,7 @@ pub fn notices(
     before: &Subject,
     after: &Subject,
     manager: Option<&Subject>,
+    not_me_url: &str,
     now: DateTime<Utc>,
 ) -> Vec<Message> {
     let mut contacts: Vec<&Contact> = before.contacts.iter().collect();
@@ -225,8 +226,8 @@ pub fn notices(
         }
     }
     let body = format!(
-        "Deskgate performed {} on the account {} at {} (case {}). If this was not requested by \
-         the account holder, contact the security team at once.",
+        "Deskgate performed {} on the account {} at {} (case {}). If this was not you, open \
+         {not_me_url} : the account is locked at once and the security team is alerted.",
         case.action,
         before.display_name,
         now.format("%Y-%m-%d %H:%M UTC"),
@@ -241,7 +242,7 @@ pub fn notices(
             subject_id: before.id.clone(),
             case_id: Some(case.id.clone()),
             body: body.clone(),
-            secret: None,
+            secret: Some(Secret::Link(not_me_url.to_owned())),
         })
         .collect();
     if let Some(m) = manager.and_then(|m| m.contact(ContactKind::Email).map(|c| (m, c))) {
@@ -252,7 +253,7 @@ pub fn notices(
             subject_id: m.0.id.clone(),
             case_id: Some(case.id.clone()),
             body: format!("As manager of {}: {body}", before.display_name),
-            secret: None,
+            secret: Some(Secret::Link(not_me_url.to_owned())),
         });
     }
     out

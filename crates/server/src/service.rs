@@ -1786,6 +1786,80 @@ impl Service {
         Ok(link)
     }
 
+    async fn attestation_link(&self, token: &str) -> ApiResult<LinkToken> {
+        let link = self.live_link(token).await?;
+        if link.kind != "attestation" {
+            return Err(ApiError::not_found("link"));
+        }
+        Ok(link)
+    }
+
+    /// The live "not me" link behind `token`.
+    pub async fn check_not_me(&self, token: &str) -> ApiResult<LinkToken> {
+        let link = self.live_link(token).await?;
+        if link.kind != "not_me" {
+            return Err(ApiError::not_found("link"));
+        }
+        Ok(link)
+    }
+
+    /// "This was not me": someone at a contact of record says a recovery was not theirs. The
+    /// account is locked and flagged at once (further requests are critical risk) and the security
+    /// team is alerted; the link works once.
+    pub async fn report_not_me(&self, token: &str) -> ApiResult<Value> {
+        let link = self.check_not_me(token).await?;
+        let now = self.now();
+        let mut subject = self
+            .subject_or(&link.respondent, StatusCode::NOT_FOUND, "not_found")
+            .await?;
+        subject.flagged = true;
+        if subject.status == SubjectStatus::Active {
+            subject.status = SubjectStatus::Locked;
+        }
+        let alerts: Vec<Message> = self
+            .config
+            .security_contacts
+            .iter()
+            .map(|to| Message {
+                to: to.clone(),
+                channel: "email".to_owned(),
+                kind: "security_alert".to_owned(),
+                subject_id: subject.id.clone(),
+                case_id: Some(link.case_id.clone()),
+                body: format!(
+                    "A contact of record of {} reports that the recovery in case {} was not theirs. \
+                     The account is locked and flagged.",
+                    subject.id, link.case_id
+                ),
+                secret: None,
+            })
+            .collect();
+        self.store
+            .commit(Change {
+                subjects: vec![subject.clone()],
+                use_links: vec![(link.token_hash.clone(), now)],
+                audit: vec![self.entry(
+                    &Actor {
+                        id: subject.id.clone(),
+                        role: "contact_of_record".to_owned(),
+                        auth: "not_me_link".to_owned(),
+                    },
+                    Some(&link.case_id),
+                    "security.not_me_reported",
+                    json!({ "subject_id": subject.id, "locked": true, "flagged": true }),
+                )],
+                ..Change::default()
+            })
+            .await?;
+        for alert in &alerts {
+            if let Err(e) = self.delivery.send(alert).await {
+                tracing::error!(error = %e, "security alert not delivered");
+            }
+        }
+        Ok(json!({ "locked": true, "case_id": link.case_id,
+                   "message": "The account is locked and the security team was alerted." }))
+    }
+
     /// A digest of what the approver saw: the request and the evidence collected so far.
     fn case_digest(case: &Case) -> String {
         let seen = json!({
@@ -1800,7 +1874,7 @@ impl Service {
     }
 
     pub async fn attestation_view(&self, token: &str) -> ApiResult<AttestationView> {
-        let link = self.live_link(token).await?;
+        let link = self.attestation_link(token).await?;
         let case = self.load_case(&link.case_id).await?.case;
         let subject = self
             .subject_or(&case.subject_id, StatusCode::NOT_FOUND, "not_found")
@@ -1846,7 +1920,7 @@ impl Service {
         decision: Decision,
         presenter: Option<&Staff>,
     ) -> ApiResult<CaseView> {
-        let link = self.live_link(token).await?;
+        let link = self.attestation_link(token).await?;
         if let Some(staff) = presenter
             && staff.subject_id.as_deref() != Some(link.respondent.as_str())
         {
@@ -2052,8 +2126,30 @@ impl Service {
         // Further high-risk changes escalate while the subject is on probation.
         execution.subject.probation_until =
             Some(now + Duration::hours(case.requirements.probation_hours));
-        let notices =
-            directory::notices(&case, &subject, &execution.subject, manager.as_ref(), now);
+        // One "this was not me" link for every notice: any contact of record can raise the alarm.
+        let not_me = secrets::random_token();
+        let not_me_url = format!(
+            "{}/not-me/{not_me}",
+            self.config.public_url.trim_end_matches('/')
+        );
+        let not_me_link = LinkToken {
+            token_hash: secrets::token_hash(&not_me),
+            kind: "not_me".to_owned(),
+            case_id: case.id.clone(),
+            verification_id: String::new(),
+            respondent: subject.id.clone(),
+            created_at: now,
+            expires_at: now + Duration::hours(case.requirements.probation_hours.max(72)),
+            used_at: None,
+        };
+        let notices = directory::notices(
+            &case,
+            &subject,
+            &execution.subject,
+            manager.as_ref(),
+            &not_me_url,
+            now,
+        );
         let audit = vec![
             Self::on_evidence(self.entry(
                 &who,
@@ -2086,6 +2182,7 @@ impl Service {
                 }),
                 subjects: vec![execution.subject.clone()],
                 credentials: execution.credentials.clone(),
+                new_links: vec![not_me_link],
                 audit,
                 ..Change::default()
             })

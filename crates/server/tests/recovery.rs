@@ -495,7 +495,61 @@ async fn callback_to_the_number_of_record(backend: Backend) {
     s.finish().await;
 }
 
+async fn this_was_not_me_locks_the_account(backend: Backend) {
+    let s = TestServer::start_with(backend, |c| {
+        c.security_contacts = vec!["soc@example.org".to_owned()]
+    })
+    .await;
+    let case = s.open_case(AGENT, "u-dave", "password_reset").await;
+    let id = case["id"].as_str().unwrap();
+    let (vid, code) = s.send_code(AGENT, id, "email_code").await;
+    assert_eq!(s.answer(AGENT, id, &vid, &code).await.0, StatusCode::OK);
+    assert_eq!(s.execute(AGENT, id).await.0, StatusCode::OK);
+    let notice = s.last_message("recovery_notice");
+    let link = notice["link"].as_str().unwrap().to_owned();
+    assert!(notice["body"].as_str().unwrap().contains(&link));
+    // The link is not an attestation link.
+    let token = link.rsplit_once("/not-me/").unwrap().1;
+    let (status, _) = s.get(&format!("/attest/{token}"), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let page = s.client.get(&link).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(
+        page.text()
+            .await
+            .unwrap()
+            .contains("<form method=\"post\">")
+    );
+
+    let resp = s.client.post(&link).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let dave = s.service.store.subject("u-dave").await.unwrap().unwrap();
+    assert_eq!(dave.status, deskgate_core::SubjectStatus::Locked);
+    assert!(dave.flagged);
+    assert_eq!(s.last_message("security_alert")["to"], "soc@example.org");
+    assert!(
+        s.events_since(0)
+            .await
+            .contains(&"security.not_me_reported".to_owned())
+    );
+    let again = s.client.post(&link).send().await.unwrap();
+    assert_eq!(again.status(), StatusCode::CONFLICT);
+    // Any further request about Dave is critical.
+    let (status, next) = s
+        .post("/api/v1/cases", Some(&s.token("jordan.blake")), serde_json::json!({"subject": "u-dave", "action": "account_unlock", "channel": "phone"}))
+        .await;
+    assert!(
+        status == StatusCode::CREATED || status == StatusCode::FORBIDDEN,
+        "{next}"
+    );
+    if status == StatusCode::CREATED {
+        assert_eq!(next["risk"]["level"], "critical");
+    }
+    s.finish().await;
+}
+
 on_both_backends!(
+    this_was_not_me_locks_the_account,
     callback_to_the_number_of_record,
     push_needs_the_number_the_agent_read_out,
     email_change_with_the_enrolled_app_and_the_phone,
