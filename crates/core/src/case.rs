@@ -164,6 +164,9 @@ pub struct Case {
     /// The policy decisions taken on this case, oldest first.
     #[serde(default)]
     pub decisions: Vec<PolicyPin>,
+    /// Opened by a security officer because the playbook could not be met.
+    #[serde(default)]
+    pub break_glass: bool,
 }
 
 /// Why a transition was refused. The case is unchanged whenever one of these is returned.
@@ -257,6 +260,7 @@ impl Case {
             outcome_reason: None,
             executed_at: None,
             decisions: Vec::new(),
+            break_glass: false,
         })
     }
 
@@ -508,6 +512,36 @@ impl Case {
             self.state = CaseState::Verifying;
         }
         self.refresh(now);
+        Ok(())
+    }
+
+    /// Switches a live case to the break-glass requirements (two security officers, a
+    /// cooling-off). Evidence already collected still counts; approvals start from the opener.
+    pub fn open_break_glass(
+        &mut self,
+        requirements: Requirements,
+        now: DateTime<Utc>,
+    ) -> Result<(), CaseError> {
+        match self.state {
+            CaseState::Open | CaseState::Verifying => {}
+            other if other.is_live() => {
+                return Err(CaseError::IllegalTransition {
+                    from: other,
+                    to: CaseState::Verifying,
+                });
+            }
+            other => return Err(CaseError::NotLive(other)),
+        }
+        if self.break_glass {
+            return Err(CaseError::IllegalTransition {
+                from: self.state,
+                to: self.state,
+            });
+        }
+        self.break_glass = true;
+        self.requirements = requirements;
+        self.state = CaseState::Verifying;
+        self.updated_at = now;
         Ok(())
     }
 

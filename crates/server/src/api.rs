@@ -317,6 +317,24 @@ async fn pending_approvals(
     ))
 }
 
+async fn break_glass(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<ReasonBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(s.break_glass(&caller, &id, &body.reason).await?))
+}
+
+async fn break_glass_report(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(
+        json!({ "cases": s.break_glass_report(&caller).await? }),
+    ))
+}
+
 async fn resume(
     State(s): State<AppState>,
     Caller(caller): Caller,
@@ -478,6 +496,8 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/cases/{id}/cancel", post(cancel))
         .route("/cases/{id}/approvals", post(approve))
         .route("/cases/{id}/resume", post(resume))
+        .route("/cases/{id}/break-glass", post(break_glass))
+        .route("/reports/break-glass", get(break_glass_report))
         .route("/approvals", get(pending_approvals))
         .route("/admin/policy/reload", post(reload_policy))
         .route("/webhooks/idv/{vendor}", post(idv_webhook))

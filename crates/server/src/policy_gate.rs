@@ -145,7 +145,7 @@ pub fn request(ask: Ask<'_>) -> DecisionRequest {
         evidence,
         approvals,
         waited_minutes,
-        break_glass: false,
+        break_glass: ask.case.is_some_and(|c| c.break_glass),
         requester_is_owner: ask.requester_is_owner,
     }
 }

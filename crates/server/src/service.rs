@@ -2389,6 +2389,124 @@ impl Service {
         self.view(&case).await
     }
 
+    /// Break-glass: a security officer switches a case whose playbook cannot be met to the
+    /// break-glass requirements, approving it as the first of two officers. Loud: the security
+    /// contacts are alerted, and the case shows in the break-glass report.
+    pub async fn break_glass(
+        &self,
+        caller: &Staff,
+        case_id: &str,
+        reason: &str,
+    ) -> ApiResult<CaseView> {
+        if caller.role != Role::SecurityOfficer {
+            return Err(ApiError::forbidden(
+                "only a security officer opens break-glass",
+            ));
+        }
+        let reason = reason.trim();
+        if reason.is_empty()
+            || reason.chars().count() > 1000
+            || reason.chars().any(char::is_control)
+        {
+            return Err(ApiError::invalid(
+                "reason must be 1 to 1000 printable characters",
+            ));
+        }
+        let stored = self.load_case(case_id).await?;
+        let mut case = stored.case.clone();
+        if case.agent_id == caller.id
+            || caller.subject_id.as_deref() == Some(case.subject_id.as_str())
+        {
+            return Err(deskgate_core::CaseError::SelfService.into());
+        }
+        let now = self.now();
+        let resolved = self.bundle().playbooks().resolve(
+            case.subject_tier,
+            case.action,
+            case.risk.level,
+            true,
+        );
+        let mut requirements = resolved.requirements.to_core_requirements();
+        requirements.contact_freshness_days = case.requirements.contact_freshness_days;
+        case.open_break_glass(requirements, now)?;
+        let digest = Self::case_digest(&case);
+        case.approve(
+            &caller.id,
+            caller.subject_id.as_deref(),
+            ApproverRole::SecurityOfficer,
+            Decision::Confirm,
+            digest.clone(),
+            now,
+        )?;
+        let who = actor(caller);
+        let audit = vec![
+            self.entry(
+                &who,
+                Some(&case.id),
+                "break_glass.opened",
+                json!({ "reason": reason, "requirements": case.requirements, "playbook_rows": resolved.rows }),
+            ),
+            Self::on_evidence(
+                self.entry(
+                    &who,
+                    Some(&case.id),
+                    "approval.recorded",
+                    json!({ "role": ApproverRole::SecurityOfficer, "decision": Decision::Confirm, "reason": reason, "case_digest": digest }),
+                ),
+                &case,
+            ),
+        ];
+        self.store
+            .commit(Change {
+                case: Some(CaseWrite::Update {
+                    case: case.clone(),
+                    expected_version: stored.version,
+                }),
+                audit,
+                ..Change::default()
+            })
+            .await?;
+        for to in &self.config.security_contacts {
+            let alert = Message {
+                to: to.clone(),
+                channel: "email".to_owned(),
+                kind: "break_glass_alert".to_owned(),
+                subject_id: case.subject_id.clone(),
+                case_id: Some(case.id.clone()),
+                body: format!(
+                    "Break-glass opened by {} on case {} ({} for {}): {reason}",
+                    caller.name, case.id, case.action, case.subject_id
+                ),
+                secret: None,
+            };
+            if let Err(e) = self.delivery.send(&alert).await {
+                tracing::error!(error = %e, "break-glass alert not delivered");
+            }
+        }
+        self.view(&case).await
+    }
+
+    /// Break-glass cases, newest first, for security officers and auditors.
+    pub async fn break_glass_report(&self, caller: &Staff) -> ApiResult<Vec<CaseSummary>> {
+        if !matches!(caller.role, Role::SecurityOfficer | Role::Auditor) {
+            return Err(ApiError::forbidden(
+                "only security officers and auditors read this report",
+            ));
+        }
+        let cases = self
+            .store
+            .list_cases(&CaseFilter {
+                limit: 1000,
+                ..CaseFilter::default()
+            })
+            .await?;
+        Ok(cases
+            .iter()
+            .filter(|c| c.break_glass)
+            .map(CaseSummary::from)
+            .collect())
+    }
+
     /// Live cases waiting for an approval the caller's role can give.
     pub async fn pending_approvals(&self, caller: &Staff) -> ApiResult<Vec<CaseSummary>> {
         let role = match caller.role {

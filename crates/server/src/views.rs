@@ -112,6 +112,7 @@ pub struct CaseView {
     pub executed_at: Option<DateTime<Utc>>,
     /// The policy decisions on this case, each pinned to its bundle digest and policy ids.
     pub decisions: Vec<deskgate_core::PolicyPin>,
+    pub break_glass: bool,
 }
 
 impl CaseView {
@@ -172,6 +173,7 @@ impl CaseView {
             outcome_reason: case.outcome_reason.clone(),
             executed_at: case.executed_at,
             decisions: case.decisions.clone(),
+            break_glass: case.break_glass,
         }
     }
 }
@@ -187,6 +189,7 @@ pub struct CaseSummary {
     pub risk: deskgate_core::RiskLevel,
     pub opened_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub break_glass: bool,
 }
 
 impl From<&Case> for CaseSummary {
@@ -201,6 +204,7 @@ impl From<&Case> for CaseSummary {
             risk: c.risk.level,
             opened_at: c.opened_at,
             updated_at: c.updated_at,
+            break_glass: c.break_glass,
         }
     }
 }

@@ -257,7 +257,68 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     }
 }
 
+async fn break_glass_needs_two_security_officers_and_a_delay(backend: Backend) {
+    let s = TestServer::start_with(backend, |c| {
+        c.security_contacts = vec!["soc@example.org".to_owned()]
+    })
+    .await;
+    let (status, case) = open(&s, AGENT, "u-priya", "password_reset").await;
+    assert_eq!(status, StatusCode::CREATED, "{case}");
+    let id = case["id"].as_str().unwrap();
+    let path = format!("/api/v1/cases/{id}/break-glass");
+    let why = json!({"reason": "Priya's devices were seized in an incident; no proofing possible tonight"});
+    let (status, _) = s.post(&path, Some(&s.token(AGENT)), why.clone()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "agents cannot break glass");
+
+    let (status, body) = s
+        .post(&path, Some(&s.token("riley.chen")), why.clone())
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["break_glass"], true);
+    assert_eq!(
+        body["requirements"]["approvals"],
+        json!(["security_officer", "security_officer"])
+    );
+    assert_eq!(s.last_message("break_glass_alert")["to"], "soc@example.org");
+    // One officer alone is refused.
+    let (status, body) = s.execute(AGENT, id).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let approvals = format!("/api/v1/cases/{id}/approvals");
+    let ok =
+        json!({"decision": "confirm", "reason": "second officer reviewed the incident ticket"});
+    let (status, _) = s
+        .post(&approvals, Some(&s.token("riley.chen")), ok.clone())
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "the same officer twice");
+    let (status, body) = s.post(&approvals, Some(&s.token("casey.nguyen")), ok).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["state"], "approved");
+    // The cooling-off runs before the grant is usable.
+    let (status, body) = s.execute(AGENT, id).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "cooling_off");
+    s.clock.advance(chrono::Duration::minutes(16));
+    let (status, body) = s.execute(AGENT, id).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, report) = s
+        .get("/api/v1/reports/break-glass", Some(&s.token("avery.stone")))
+        .await;
+    assert!(
+        report["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["id"] == id)
+    );
+    let (status, _) = s
+        .get("/api/v1/reports/break-glass", Some(&s.token(AGENT)))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    s.finish().await;
+}
+
 on_both_backends!(
+    break_glass_needs_two_security_officers_and_a_delay,
     security_tier_is_for_security_officers_only,
     privileged_reset_needs_a_supervisor_approval_bound_to_the_case,
     nobody_approves_their_own_case,
