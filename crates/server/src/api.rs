@@ -467,6 +467,29 @@ async fn not_me_page(
     Ok(axum::response::Html(page).into_response())
 }
 
+/// The page the retrieval link opens: fetching it changes nothing, so a mail scanner that
+/// follows links cannot use the one retrieval up.
+async fn retrieval_page(
+    State(s): State<AppState>,
+    Path(token): Path<String>,
+) -> Result<Response, ApiError> {
+    s.check_retrieval(&token).await?;
+    let page = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+        <title>Retrieve a service secret</title></head><body><main>\
+        <h1>Retrieve the rotated service secret</h1>\
+        <p>It is shown once. Put it straight into the secret store.</p>\
+        <form method=\"post\"><button type=\"submit\">Show the secret once</button></form>\
+        </main></body></html>";
+    Ok(axum::response::Html(page).into_response())
+}
+
+async fn retrieve_secret(
+    State(s): State<AppState>,
+    Path(token): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(s.retrieve_secret(&token).await?))
+}
+
 async fn report_not_me(
     State(s): State<AppState>,
     Path(token): Path<String>,
@@ -513,6 +536,10 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/readyz", get(readyz))
         .route("/attest/{token}", get(attestation_view).post(attest))
         .route("/not-me/{token}", get(not_me_page).post(report_not_me))
+        .route(
+            "/retrieve/{token}",
+            get(retrieval_page).post(retrieve_secret),
+        )
         .nest("/api/v1", api)
         .merge(crate::console::router(service.clone()))
         .fallback(not_found)

@@ -17,6 +17,9 @@ pub struct Execution {
     pub credentials: Vec<Credential>,
     /// The message carrying the new secret (password, pass), if the action makes one.
     pub secret_message: Option<Message>,
+    /// A rotated service secret, to be handed over once through a retrieval link, never by
+    /// message: (the secret, the owner who receives the link).
+    pub pickup: Option<(String, Subject)>,
     /// Audit details: what changed, never the secret.
     pub details: serde_json::Value,
 }
@@ -73,6 +76,7 @@ pub fn execute(
     let mut next = subject.clone();
     let mut credentials = Vec::new();
     let mut secret_message = None;
+    let mut pickup = None;
     let secret_msg = |to: &Contact, kind: &str, body: String, secret: Secret, sid: &str| Message {
         to: to.value.clone(),
         channel: channel_for(to.kind).to_owned(),
@@ -177,6 +181,7 @@ pub fn execute(
             let dest = trusted_contact(owner, ContactKind::Email, freshness, now)
                 .ok_or(ExecutionError::NoTrustedContact("a service credential"))?;
             let secret = secrets::random_token();
+            pickup = Some((secret.clone(), owner.clone()));
             credentials.push(Credential {
                 subject_id: subject.id.clone(),
                 kind: "service_secret".to_owned(),
@@ -185,16 +190,6 @@ pub fn execute(
                 expires_at: None,
                 used_at: None,
             });
-            secret_message = Some(secret_msg(
-                dest,
-                "service_credential",
-                format!(
-                    "The credential of {} was rotated (case {}). New secret: {secret}",
-                    subject.id, case.id
-                ),
-                Secret::Password(secret.clone()),
-                &owner.id,
-            ));
             json!({ "credential": "service_secret", "delivered_to_owner": owner.id, "delivered_to": dest.masked() })
         }
     };
@@ -202,6 +197,7 @@ pub fn execute(
         subject: next,
         credentials,
         secret_message,
+        pickup,
         details,
     })
 }

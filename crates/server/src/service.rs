@@ -78,6 +78,9 @@ const RECOVERY_CODES: &str = "recovery_codes";
 /// The credential kind holding a subject's sealed TOTP seed and the last time step accepted.
 const TOTP: &str = "totp";
 
+/// The credential kind holding a rotated service secret, sealed, until its one retrieval.
+const SECRET_PICKUP: &str = "service_secret_pickup";
+
 /// What the store keeps for an enrolled TOTP authenticator.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct TotpRecord {
@@ -882,6 +885,29 @@ impl Service {
         let subject = self
             .subject_or(&case.subject_id, StatusCode::NOT_FOUND, "not_found")
             .await?;
+        // A service account has no person to verify: its registered owner who asked is verified
+        // instead, through their own contacts and devices. The second owner vouches by link.
+        let subject = if subject.is_non_human() && method != Method::ManagerAttestation {
+            let requester = case
+                .requester
+                .as_ref()
+                .filter(|r| subject.owners.contains(r))
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "requester_not_owner",
+                        "a service account is recovered for a registered owner: open the case with requester set to one",
+                    )
+                })?;
+            self.subject_or(
+                requester,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "requester_not_owner",
+            )
+            .await?
+        } else {
+            subject
+        };
         let now = self.now();
         let fresh = case.requirements.freshness();
         let vid = format!("v-{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
@@ -1023,11 +1049,14 @@ impl Service {
             };
             (v, message, None)
         } else {
-            let excluded: Vec<&str> =
-                [Some(case.subject_id.as_str()), caller.subject_id.as_deref()]
-                    .into_iter()
-                    .flatten()
-                    .collect();
+            let excluded: Vec<&str> = [
+                Some(case.subject_id.as_str()),
+                caller.subject_id.as_deref(),
+                case.requester.as_deref(),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
             let voucher_id = subject.voucher(&excluded).ok_or_else(|| {
                 ApiError::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
@@ -1665,8 +1694,8 @@ impl Service {
         let mut credentials = Vec::new();
         let matched = match &recovery_code {
             Some(answer) => {
-                let hashes = self.recovery_hashes(&case.subject_id).await?;
-                let context = format!("recovery:{}", case.subject_id);
+                let hashes = self.recovery_hashes(&verification.respondent).await?;
+                let context = format!("recovery:{}", verification.respondent);
                 let mut hit = None;
                 for (i, h) in hashes.iter().enumerate() {
                     if self.codes.matches(&context, answer, h) {
@@ -1676,13 +1705,18 @@ impl Service {
                 if let Some(i) = hit {
                     let mut remaining = hashes.clone();
                     remaining.remove(i);
-                    credentials.push(Self::recovery_credential(&case.subject_id, &remaining, now));
+                    credentials.push(Self::recovery_credential(
+                        &verification.respondent,
+                        &remaining,
+                        now,
+                    ));
                 }
                 hit.is_some()
             }
             None if verification.method == Method::Totp => {
+                // The person verified: the subject, or the owner who asked for a service account.
                 let subject = self
-                    .subject_or(&case.subject_id, StatusCode::NOT_FOUND, "not_found")
+                    .subject_or(&verification.respondent, StatusCode::NOT_FOUND, "not_found")
                     .await?;
                 match self.totp_record(&subject).await? {
                     Some(record) => {
@@ -1789,6 +1823,75 @@ impl Service {
     async fn attestation_link(&self, token: &str) -> ApiResult<LinkToken> {
         let link = self.live_link(token).await?;
         if link.kind != "attestation" {
+            return Err(ApiError::not_found("link"));
+        }
+        Ok(link)
+    }
+
+    /// Hands over a rotated service secret once: the link is used and the sealed copy destroyed
+    /// in the same commit, so a second retrieval finds nothing.
+    pub async fn retrieve_secret(&self, token: &str) -> ApiResult<Value> {
+        let link = self.check_retrieval(token).await?;
+        let stored = self.load_case(&link.case_id).await?;
+        let subject_id = stored.case.subject_id.clone();
+        let now = self.now();
+        let credential = self
+            .store
+            .credential(&subject_id, SECRET_PICKUP)
+            .await?
+            .filter(|c| c.used_at.is_none() && c.expires_at.is_some_and(|e| now < e))
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::CONFLICT,
+                    "link_used",
+                    "the secret was already retrieved or has expired",
+                )
+            })?;
+        let secret = self
+            .sealer
+            .open(&format!("{subject_id}/{SECRET_PICKUP}"), &credential.hash)
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "corrupt_credential",
+                    "the sealed secret cannot be read",
+                )
+            })?;
+        let secret = String::from_utf8(secret).map_err(|_| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "corrupt_credential",
+                "the sealed secret cannot be read",
+            )
+        })?;
+        self.store
+            .commit(Change {
+                use_links: vec![(link.token_hash.clone(), now)],
+                credentials: vec![deskgate_store::Credential {
+                    hash: String::new(),
+                    used_at: Some(now),
+                    ..credential
+                }],
+                audit: vec![self.entry(
+                    &Actor {
+                        id: link.respondent.clone(),
+                        role: "owner".to_owned(),
+                        auth: "retrieval_link".to_owned(),
+                    },
+                    Some(&link.case_id),
+                    "service_secret.retrieved",
+                    json!({ "subject_id": subject_id, "by": link.respondent }),
+                )],
+                ..Change::default()
+            })
+            .await?;
+        Ok(json!({ "subject_id": subject_id, "secret": secret }))
+    }
+
+    /// The live retrieval link behind `token`.
+    pub async fn check_retrieval(&self, token: &str) -> ApiResult<LinkToken> {
+        let link = self.live_link(token).await?;
+        if link.kind != "secret_retrieval" {
             return Err(ApiError::not_found("link"));
         }
         Ok(link)
@@ -1933,15 +2036,14 @@ impl Service {
         let stored = self.load_case(&link.case_id).await?;
         let mut case = stored.case.clone();
         let now = self.now();
-        let respondent = self
-            .subject_or(&link.respondent, StatusCode::NOT_FOUND, "not_found")
+        // The person the link was sent to must still exist in the directory.
+        self.subject_or(&link.respondent, StatusCode::NOT_FOUND, "not_found")
             .await?;
-        let role =
-            if respondent.owners.is_empty() && case.subject_tier == deskgate_core::Tier::Service {
-                ApproverRole::Owner
-            } else {
-                ApproverRole::Manager
-            };
+        let role = if case.subject_tier == deskgate_core::Tier::Service {
+            ApproverRole::Owner
+        } else {
+            ApproverRole::Manager
+        };
         let digest = Self::case_digest(&case);
         let before = case.state;
         case.attest(
@@ -2104,14 +2206,11 @@ impl Service {
             Some(m) => self.store.subject(m).await?,
             None => None,
         };
-        let owner = match case
-            .approvals
-            .iter()
-            .find(|a| a.decision == Decision::Confirm)
-            .map(|a| a.approver_id.clone())
-            .or_else(|| subject.owners.first().cloned())
-        {
-            Some(id) if subject.is_non_human() => self.store.subject(&id).await?,
+        // A rotated service secret goes to the owner who asked and was verified.
+        let owner = match &case.requester {
+            Some(id) if subject.is_non_human() && subject.owners.contains(id) => {
+                self.store.subject(id).await?
+            }
             _ => None,
         };
         let tap_ttl = Duration::minutes(case.requirements.tap_minutes);
@@ -2126,6 +2225,67 @@ impl Service {
         // Further high-risk changes escalate while the subject is on probation.
         execution.subject.probation_until =
             Some(now + Duration::hours(case.requirements.probation_hours));
+        // A rotated service secret is sealed and handed over once, by a retrieval link to the
+        // owner who asked; it never travels in a message.
+        let mut pickup_message = None;
+        if let Some((secret, owner)) = &execution.pickup {
+            let token = secrets::random_token();
+            let expires_at = now + Duration::minutes(15);
+            let sealed = self
+                .sealer
+                .seal(
+                    &format!("{}/{SECRET_PICKUP}", case.subject_id),
+                    secret.as_bytes(),
+                )
+                .map_err(|_| {
+                    ApiError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "seal_failed",
+                        "sealing failed",
+                    )
+                })?;
+            execution.credentials.push(deskgate_store::Credential {
+                subject_id: case.subject_id.clone(),
+                kind: SECRET_PICKUP.to_owned(),
+                hash: sealed,
+                created_at: now,
+                expires_at: Some(expires_at),
+                used_at: None,
+            });
+            let email = owner
+                .contact(ContactKind::Email)
+                .map(|c| c.value.clone())
+                .unwrap_or_default();
+            let url = format!(
+                "{}/retrieve/{token}",
+                self.config.public_url.trim_end_matches('/')
+            );
+            pickup_message = Some((
+                LinkToken {
+                    token_hash: secrets::token_hash(&token),
+                    kind: "secret_retrieval".to_owned(),
+                    case_id: case.id.clone(),
+                    verification_id: String::new(),
+                    respondent: owner.id.clone(),
+                    created_at: now,
+                    expires_at,
+                    used_at: None,
+                },
+                Message {
+                    to: email,
+                    channel: "email".to_owned(),
+                    kind: "secret_retrieval_link".to_owned(),
+                    subject_id: owner.id.clone(),
+                    case_id: Some(case.id.clone()),
+                    body: format!(
+                        "The credential of {} was rotated (case {}). Retrieve the new secret once, \
+                         within 15 minutes, at {url} and put it straight into the secret store.",
+                        case.subject_id, case.id
+                    ),
+                    secret: Some(Secret::Link(url)),
+                },
+            ));
+        }
         // One "this was not me" link for every notice: any contact of record can raise the alarm.
         let not_me = secrets::random_token();
         let not_me_url = format!(
@@ -2182,14 +2342,22 @@ impl Service {
                 }),
                 subjects: vec![execution.subject.clone()],
                 credentials: execution.credentials.clone(),
-                new_links: vec![not_me_link],
+                new_links: std::iter::once(not_me_link)
+                    .chain(pickup_message.as_ref().map(|(link, _)| link.clone()))
+                    .collect(),
                 audit,
                 ..Change::default()
             })
             .await?;
         tracing::info!(case = %case.id, action = %case.action, "recovery executed");
         let mut failures = Vec::new();
-        for message in execution.secret_message.iter().chain(notices.iter()) {
+        let pickup_notice = pickup_message.map(|(_, m)| m);
+        for message in execution
+            .secret_message
+            .iter()
+            .chain(pickup_notice.iter())
+            .chain(notices.iter())
+        {
             if let Err(e) = self.delivery.send(message).await {
                 tracing::warn!(case = %case.id, kind = %message.kind, error = %e, "delivery failed after execution");
                 failures.push(json!({ "kind": message.kind, "channel": message.channel }));
