@@ -135,6 +135,13 @@ struct AttestBody {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RedeemBody {
+    subject: String,
+    pass: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct CallbackBody {
     reached: bool,
     #[serde(default)]
@@ -490,6 +497,13 @@ async fn retrieve_secret(
     Ok(Json(s.retrieve_secret(&token).await?))
 }
 
+async fn redeem_pass(
+    State(s): State<AppState>,
+    ApiJson(body): ApiJson<RedeemBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(s.redeem_pass(&body.subject, &body.pass).await?))
+}
+
 async fn report_not_me(
     State(s): State<AppState>,
     Path(token): Path<String>,
@@ -524,6 +538,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/approvals", get(pending_approvals))
         .route("/admin/policy/reload", post(reload_policy))
         .route("/webhooks/idv/{vendor}", post(idv_webhook))
+        .route("/tap/redeem", post(redeem_pass))
         .route(
             "/audit/checkpoint",
             get(audit_checkpoint).post(cut_checkpoint),

@@ -1897,6 +1897,127 @@ impl Service {
         Ok(link)
     }
 
+    /// Redeems a temporary access pass, once, before it expires, to enrol a new authenticator
+    /// app; the answer carries its `otpauth://` URI. The pass does nothing else: it opens no
+    /// case, changes no contact and signs in nowhere.
+    pub async fn redeem_pass(&self, subject_id: &str, pass: &str) -> ApiResult<Value> {
+        let refused = || {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "pass_refused",
+                "the pass is wrong, used or expired",
+            )
+        };
+        if subject_id.len() > 128 || pass.is_empty() || pass.len() > 128 {
+            return Err(refused());
+        }
+        let now = self.now();
+        let credential = self
+            .store
+            .credential(subject_id, "temporary_access_pass")
+            .await?
+            .ok_or_else(refused)?;
+        let presented = secrets::token_hash(pass);
+        let matches: bool =
+            subtle::ConstantTimeEq::ct_eq(presented.as_bytes(), credential.hash.as_bytes()).into();
+        if !matches
+            || credential.used_at.is_some()
+            || credential.expires_at.is_none_or(|e| now >= e)
+        {
+            return Err(refused());
+        }
+        let mut subject = self
+            .subject_or(subject_id, StatusCode::NOT_FOUND, "not_found")
+            .await?;
+        let secret = crate::totp::generate_secret();
+        let uri = crate::totp::provisioning_uri(&secret, &subject.id, "Deskgate").map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_request",
+                e.to_string(),
+            )
+        })?;
+        let sealed = self
+            .sealer
+            .seal(
+                &format!("{}/{TOTP}", subject.id),
+                &crate::totp::secret_bytes(&secret),
+            )
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "seal_failed",
+                    "sealing failed",
+                )
+            })?;
+        subject
+            .authenticators
+            .retain(|a| a.kind != deskgate_core::AuthenticatorKind::Totp);
+        subject.authenticators.push(deskgate_core::Authenticator {
+            id: format!("totp-{}", subject.id),
+            kind: deskgate_core::AuthenticatorKind::Totp,
+            label: "Authenticator app".to_owned(),
+            enrolled_at: now,
+        });
+        let notices: Vec<Message> = subject
+            .contacts
+            .iter()
+            .map(|c| Message {
+                to: c.value.clone(),
+                channel: if c.kind == ContactKind::Phone {
+                    "sms"
+                } else {
+                    "email"
+                }
+                .to_owned(),
+                kind: "authenticator_notice".to_owned(),
+                subject_id: subject.id.clone(),
+                case_id: None,
+                body: "A temporary access pass was used to enrol a new authenticator app on your \
+                       account. If this was not you, contact the security team at once."
+                    .to_owned(),
+                secret: None,
+            })
+            .collect();
+        self.store
+            .commit(Change {
+                subjects: vec![subject.clone()],
+                credentials: vec![
+                    deskgate_store::Credential {
+                        used_at: Some(now),
+                        ..credential
+                    },
+                    Self::totp_credential(
+                        &subject.id,
+                        &TotpRecord {
+                            sealed,
+                            last_step: None,
+                        },
+                        now,
+                    ),
+                ],
+                audit: vec![self.entry(
+                    &Actor {
+                        id: subject.id.clone(),
+                        role: "subject".to_owned(),
+                        auth: "temporary_access_pass".to_owned(),
+                    },
+                    None,
+                    "temporary_access_pass.redeemed",
+                    json!({ "subject_id": subject.id, "enrolled": "totp" }),
+                )],
+                ..Change::default()
+            })
+            .await?;
+        // Binding a new authenticator is announced on every contact of record.
+        for n in &notices {
+            if let Err(e) = self.delivery.send(n).await {
+                tracing::warn!(error = %e, "authenticator notice not delivered");
+            }
+        }
+        Ok(json!({ "subject_id": subject.id, "otpauth_uri": uri }))
+    }
+
     /// The live "not me" link behind `token`.
     pub async fn check_not_me(&self, token: &str) -> ApiResult<LinkToken> {
         let link = self.live_link(token).await?;

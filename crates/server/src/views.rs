@@ -113,6 +113,8 @@ pub struct CaseView {
     /// The policy decisions on this case, each pinned to its bundle digest and policy ids.
     pub decisions: Vec<deskgate_core::PolicyPin>,
     pub break_glass: bool,
+    /// Until when the subject is on probation after a recent recovery, if they are.
+    pub subject_probation_until: Option<DateTime<Utc>>,
 }
 
 impl CaseView {
@@ -174,6 +176,7 @@ impl CaseView {
             executed_at: case.executed_at,
             decisions: case.decisions.clone(),
             break_glass: case.break_glass,
+            subject_probation_until: subject.probation_until.filter(|until| now < *until),
         }
     }
 }

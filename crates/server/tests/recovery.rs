@@ -180,6 +180,42 @@ async fn mfa_reset_with_code_and_manager_attestation(backend: Backend) {
         .unwrap()
         .unwrap();
     assert!(tap.expires_at.is_some());
+    // The case shows the subject is on probation now.
+    assert!(
+        body["case"]["subject_probation_until"].is_string(),
+        "{}",
+        body["case"]
+    );
+    // The pass enrols a new authenticator app, once; it does nothing for anyone else.
+    let pass_value = pass["pass"].as_str().unwrap();
+    let redeem = |subject: &str, p: &str| serde_json::json!({"subject": subject, "pass": p});
+    let (status, _) = s
+        .post("/api/v1/tap/redeem", None, redeem("u-bob", pass_value))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, enrolled) = s
+        .post("/api/v1/tap/redeem", None, redeem("u-alice", pass_value))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{enrolled}");
+    assert!(
+        enrolled["otpauth_uri"]
+            .as_str()
+            .unwrap()
+            .starts_with("otpauth://totp/")
+    );
+    let (status, _) = s
+        .post("/api/v1/tap/redeem", None, redeem("u-alice", pass_value))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "single use");
+    assert!(
+        s.outbox()
+            .iter()
+            .any(|m| m["kind"] == "authenticator_notice" && m["to"] == "+1 555 010 0142")
+    );
+    assert!(
+        s.service.current_totp("u-alice").await.is_ok(),
+        "the new app works"
+    );
     // The code is used up: the same code fails on a new case.
     let again = s
         .open_case("jordan.blake", "u-alice", "password_reset")
