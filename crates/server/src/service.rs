@@ -100,6 +100,18 @@ fn normalise_recovery_code(answer: &str) -> Option<String> {
 
 type PolicyDecision = deskgate_policy::Decision;
 
+/// The change that writes `case` over `version` with its audit entries, and nothing else.
+fn updating(case: &Case, version: i64, audit: Vec<NewAuditEntry>) -> Change {
+    Change {
+        case: Some(CaseWrite::Update {
+            case: case.clone(),
+            expected_version: version,
+        }),
+        audit,
+        ..Change::default()
+    }
+}
+
 /// A webhook delivery processed before is a replay, whatever else conflicted.
 fn replay_error(e: deskgate_store::StoreError) -> ApiError {
     match e {
@@ -359,36 +371,7 @@ impl Service {
                 )
             })?;
         let now = self.now();
-        let secret = crate::totp::generate_secret();
-        let uri = crate::totp::provisioning_uri(&secret, &subject.id, "Deskgate").map_err(|e| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_request",
-                e.to_string(),
-            )
-        })?;
-        let sealed = self
-            .sealer
-            .seal(
-                &format!("{}/{TOTP}", subject.id),
-                &crate::totp::secret_bytes(&secret),
-            )
-            .map_err(|_| {
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "seal_failed",
-                    "sealing failed",
-                )
-            })?;
-        subject
-            .authenticators
-            .retain(|a| a.kind != deskgate_core::AuthenticatorKind::Totp);
-        subject.authenticators.push(deskgate_core::Authenticator {
-            id: format!("totp-{}", subject.id),
-            kind: deskgate_core::AuthenticatorKind::Totp,
-            label: "Authenticator app".to_owned(),
-            enrolled_at: now,
-        });
+        let (uri, sealed) = self.bind_new_app(&mut subject, now)?;
         self.delivery
             .send(&Message {
                 to: email.value.clone(),
@@ -430,6 +413,46 @@ impl Service {
             })
             .await?;
         Ok(())
+    }
+
+    /// Binds a fresh authenticator app to `subject` (replacing an old one): the seed, sealed for
+    /// the store, and the `otpauth://` URI that enrols it.
+    fn bind_new_app(
+        &self,
+        subject: &mut Subject,
+        now: DateTime<Utc>,
+    ) -> ApiResult<(String, String)> {
+        let secret = crate::totp::generate_secret();
+        let uri = crate::totp::provisioning_uri(&secret, &subject.id, "Deskgate").map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_request",
+                e.to_string(),
+            )
+        })?;
+        let sealed = self
+            .sealer
+            .seal(
+                &format!("{}/{TOTP}", subject.id),
+                &crate::totp::secret_bytes(&secret),
+            )
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "seal_failed",
+                    "sealing failed",
+                )
+            })?;
+        subject
+            .authenticators
+            .retain(|a| a.kind != deskgate_core::AuthenticatorKind::Totp);
+        subject.authenticators.push(deskgate_core::Authenticator {
+            id: format!("totp-{}", subject.id),
+            kind: deskgate_core::AuthenticatorKind::Totp,
+            label: "Authenticator app".to_owned(),
+            enrolled_at: now,
+        });
+        Ok((uri, sealed))
     }
 
     /// The code the subject's enrolled authenticator app shows now (the demo's stand-in device).
@@ -614,6 +637,40 @@ impl Service {
             requests_for_subject: for_subject.saturating_sub(own(in_window)),
             requests_from_caller_number: from_number.saturating_sub(own(same_number)),
             requests_by_agent: by_agent.saturating_sub(own(in_window)),
+        })
+    }
+
+    /// Asks the bundle about an existing case at `stage`, with the store's signals (not counting
+    /// the case against itself), the evidence and approvals it holds, and `caller` as principal.
+    async fn decide_on_case(
+        &self,
+        stage: Stage,
+        caller: &Staff,
+        case: &Case,
+        subject: &Subject,
+    ) -> ApiResult<PolicyDecision> {
+        let now = self.now();
+        let facts = self
+            .store_facts(
+                subject,
+                case.caller_number.as_deref(),
+                &case.agent_id,
+                Some(case),
+            )
+            .await?;
+        self.decide(policy_gate::Ask {
+            stage,
+            principal: policy_gate::staff_info(caller, self.own_manager(caller).await?),
+            case_agent_id: case.agent_id.clone(),
+            subject,
+            action: case.action,
+            signals: policy_gate::signals(subject, case.caller_number.as_deref(), &facts, now),
+            case: Some(case),
+            requester_is_owner: case
+                .requester
+                .as_ref()
+                .is_some_and(|r| subject.owners.contains(r)),
+            now,
         })
     }
 
@@ -1439,14 +1496,7 @@ impl Service {
         let mut audit = vec![entry];
         audit.extend(self.approval_entries(&who, before, &case));
         self.store
-            .commit(Change {
-                case: Some(CaseWrite::Update {
-                    case: case.clone(),
-                    expected_version: stored.version,
-                }),
-                audit,
-                ..Change::default()
-            })
+            .commit(updating(&case, stored.version, audit))
             .await?;
         self.view(&case).await
     }
@@ -1511,14 +1561,7 @@ impl Service {
         let mut audit = vec![entry];
         audit.extend(self.approval_entries(&who, before, &case));
         self.store
-            .commit(Change {
-                case: Some(CaseWrite::Update {
-                    case: case.clone(),
-                    expected_version: stored.version,
-                }),
-                audit,
-                ..Change::default()
-            })
+            .commit(updating(&case, stored.version, audit))
             .await?;
         Ok(json!({ "case_id": case.id, "counted": matched, "case_state": case.state }))
     }
@@ -1929,36 +1972,7 @@ impl Service {
         let mut subject = self
             .subject_or(subject_id, StatusCode::NOT_FOUND, "not_found")
             .await?;
-        let secret = crate::totp::generate_secret();
-        let uri = crate::totp::provisioning_uri(&secret, &subject.id, "Deskgate").map_err(|e| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_request",
-                e.to_string(),
-            )
-        })?;
-        let sealed = self
-            .sealer
-            .seal(
-                &format!("{}/{TOTP}", subject.id),
-                &crate::totp::secret_bytes(&secret),
-            )
-            .map_err(|_| {
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "seal_failed",
-                    "sealing failed",
-                )
-            })?;
-        subject
-            .authenticators
-            .retain(|a| a.kind != deskgate_core::AuthenticatorKind::Totp);
-        subject.authenticators.push(deskgate_core::Authenticator {
-            id: format!("totp-{}", subject.id),
-            kind: deskgate_core::AuthenticatorKind::Totp,
-            label: "Authenticator app".to_owned(),
-            enrolled_at: now,
-        });
+        let (uri, sealed) = self.bind_new_app(&mut subject, now)?;
         let notices: Vec<Message> = subject
             .contacts
             .iter()
@@ -2250,34 +2264,9 @@ impl Service {
             .subject_or(&case.subject_id, StatusCode::NOT_FOUND, "not_found")
             .await?;
         // Cedar is the final gate, asked with the evidence actually collected.
-        let facts = self
-            .store_facts(
-                &subject,
-                stored.case.caller_number.as_deref(),
-                &stored.case.agent_id,
-                Some(&stored.case),
-            )
+        let decision = self
+            .decide_on_case(Stage::Execute, caller, &stored.case, &subject)
             .await?;
-        let decision = self.decide(policy_gate::Ask {
-            stage: Stage::Execute,
-            principal: policy_gate::staff_info(caller, self.own_manager(caller).await?),
-            case_agent_id: stored.case.agent_id.clone(),
-            subject: &subject,
-            action: stored.case.action,
-            signals: policy_gate::signals(
-                &subject,
-                stored.case.caller_number.as_deref(),
-                &facts,
-                now,
-            ),
-            case: Some(&stored.case),
-            requester_is_owner: stored
-                .case
-                .requester
-                .as_ref()
-                .is_some_and(|r| subject.owners.contains(r)),
-            now,
-        })?;
         let pin = policy_gate::pin(&decision, now);
         if decision.outcome != Outcome::Allow {
             let mut refused = stored.case.clone();
@@ -2599,34 +2588,9 @@ impl Service {
             }
         };
         let now = self.now();
-        let facts = self
-            .store_facts(
-                &subject,
-                stored.case.caller_number.as_deref(),
-                &stored.case.agent_id,
-                Some(&stored.case),
-            )
+        let policy = self
+            .decide_on_case(Stage::Approve, caller, &stored.case, &subject)
             .await?;
-        let policy = self.decide(policy_gate::Ask {
-            stage: Stage::Approve,
-            principal: policy_gate::staff_info(caller, self.own_manager(caller).await?),
-            case_agent_id: stored.case.agent_id.clone(),
-            subject: &subject,
-            action: stored.case.action,
-            signals: policy_gate::signals(
-                &subject,
-                stored.case.caller_number.as_deref(),
-                &facts,
-                now,
-            ),
-            case: Some(&stored.case),
-            requester_is_owner: stored
-                .case
-                .requester
-                .as_ref()
-                .is_some_and(|r| subject.owners.contains(r)),
-            now,
-        })?;
         let pin = policy_gate::pin(&policy, now);
         if policy.outcome != Outcome::Allow {
             return Err(policy_refusal(&pin));
@@ -2666,14 +2630,7 @@ impl Service {
         }
         audit.extend(self.approval_entries(&who, before, &case));
         self.store
-            .commit(Change {
-                case: Some(CaseWrite::Update {
-                    case: case.clone(),
-                    expected_version: stored.version,
-                }),
-                audit,
-                ..Change::default()
-            })
+            .commit(updating(&case, stored.version, audit))
             .await?;
         self.view(&case).await
     }
@@ -2746,14 +2703,7 @@ impl Service {
             ),
         ];
         self.store
-            .commit(Change {
-                case: Some(CaseWrite::Update {
-                    case: case.clone(),
-                    expected_version: stored.version,
-                }),
-                audit,
-                ..Change::default()
-            })
+            .commit(updating(&case, stored.version, audit))
             .await?;
         for to in &self.config.security_contacts {
             let alert = Message {
