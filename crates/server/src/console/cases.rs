@@ -10,7 +10,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, Utc};
-use deskgate_core::{Action, ApiId, CaseState, Channel, Method, VerificationState};
+use deskgate_core::{Action, ApiId, CaseState, Channel, Method, Role, VerificationState};
 use serde::Deserialize;
 
 use super::session::SignedIn;
@@ -197,6 +197,8 @@ pub(super) enum Notice {
     Passed,
     Executed,
     Ended,
+    Resumed,
+    BreakGlass,
 }
 
 impl Notice {
@@ -206,6 +208,8 @@ impl Notice {
             Self::Passed => "passed",
             Self::Executed => "executed",
             Self::Ended => "ended",
+            Self::Resumed => "resumed",
+            Self::BreakGlass => "break_glass",
         }
     }
 
@@ -217,6 +221,10 @@ impl Notice {
                 "Executed. The result went to the subject's contacts of record; you will not see it."
             }
             Self::Ended => "The case is closed to further work.",
+            Self::Resumed => "You took the case over; it is back in verification and yours.",
+            Self::BreakGlass => {
+                "Break-glass opened with your approval; the security contacts were alerted."
+            }
         }
     }
 }
@@ -379,6 +387,8 @@ struct CasePage {
     steps: Vec<Step>,
     codes: Vec<CodeEntry>,
     can_end: bool,
+    /// Security officers may open break-glass on a case still short of its playbook.
+    can_break_glass: bool,
     executed_at: Option<String>,
     live: Live,
 }
@@ -465,6 +475,9 @@ async fn render_case(
             .collect(),
         codes,
         can_end: case.state.is_live(),
+        can_break_glass: staff.0.role == Role::SecurityOfficer
+            && !case.break_glass
+            && matches!(case.state, CaseState::Open | CaseState::Verifying),
         executed_at: case.executed_at.map(at),
         live: Live::build(&case, not_before, now),
     };
@@ -497,7 +510,7 @@ pub(super) async fn live(
 
 /// After a POST: success redirects to the case page (so a reload never re-posts); a refusal
 /// shows the case page again with the service's reason.
-async fn after_action<T>(
+pub(super) async fn after_action<T>(
     console: &Console,
     staff: &SignedIn,
     id: &str,

@@ -3,11 +3,15 @@
 //! [`Service::authenticate`], calls the same methods as the JSON API, and renders the result, so
 //! no business rule lives here. htmx only enhances (live case status); every form posts without it.
 
+mod admin;
 mod approvals;
 mod attest;
 mod audit;
 mod cases;
+mod dashboard;
+mod security;
 mod session;
+mod stats;
 
 use std::fmt::Display;
 use std::sync::Arc;
@@ -84,6 +88,15 @@ pub fn router_with<S: Clone + Send + Sync + 'static>(
         .route("/console/cases/{id}/execute", post(cases::execute))
         .route("/console/cases/{id}/end", post(cases::end_case))
         .route("/console/cases/{id}/approvals", post(approvals::decide))
+        .route("/console/cases/{id}/resume", post(security::resume))
+        .route(
+            "/console/cases/{id}/break-glass",
+            post(security::break_glass),
+        )
+        .route("/console/security", get(security::security_page))
+        .route("/console/dashboard", get(dashboard::dashboard))
+        .route("/console/admin", get(admin::admin_page))
+        .route("/console/admin/reload", post(admin::reload))
         .route("/console/approvals", get(approvals::queue))
         .route(
             "/console/attest/{token}",
@@ -129,6 +142,9 @@ pub(crate) struct Nav {
     works_cases: bool,
     approves: bool,
     audits: bool,
+    secures: bool,
+    dashboard: bool,
+    administers: bool,
 }
 
 impl Nav {
@@ -139,6 +155,12 @@ impl Nav {
             works_cases: staff.role.works_cases(),
             approves: staff.role.oversees_cases(),
             audits: matches!(staff.role, Role::Auditor | Role::SecurityOfficer),
+            secures: staff.role == Role::SecurityOfficer,
+            dashboard: matches!(
+                staff.role,
+                Role::Supervisor | Role::SecurityOfficer | Role::Auditor
+            ),
+            administers: staff.role == Role::Admin,
         }
     }
 }
@@ -180,6 +202,12 @@ fn error_page(nav: Option<Nav>, e: &ApiError) -> Response {
         },
     )
         .into_response()
+}
+
+/// A page the signed-in role may not see: 403 with the navigation, so the staff member can go
+/// where they belong.
+fn refuse(staff: &session::SignedIn, message: &str) -> Response {
+    error_page(Some(staff.nav()), &ApiError::forbidden(message))
 }
 
 /// An API id in words for people: `mfa_reset` -> `mfa reset`.

@@ -1,0 +1,111 @@
+//! The admin's page: the policy bundle in force (digest, policies, its own tests) with a reload
+//! button, and the staff directory. Tokens are not listed: only their hashes are stored.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use deskgate_core::Role;
+use serde::Deserialize;
+
+use super::session::SignedIn;
+use super::{Console, Failure, Nav, refuse, words};
+use crate::error::ApiError;
+
+struct StaffRow {
+    id: String,
+    name: String,
+    role: String,
+    shift: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "console/admin.html")]
+struct AdminPage {
+    nav: Option<Nav>,
+    reloaded: bool,
+    error: Option<String>,
+    digest: String,
+    policy_count: usize,
+    tests_passed: usize,
+    tests_failed: usize,
+    /// Names of the failing test cases, with where they are written.
+    failing: Vec<String>,
+    staff: Vec<StaffRow>,
+}
+
+async fn render(
+    console: &Console,
+    staff: &SignedIn,
+    reloaded: bool,
+    error: Option<&ApiError>,
+) -> Result<Response, Failure> {
+    let bundle = console.service.bundle();
+    // Run on every view: the bundle's tests are small and the answer must be about the bundle
+    // in force now, not about one loaded earlier.
+    let report = deskgate_policy::run_tests(&bundle);
+    let people = console
+        .service
+        .store
+        .list_staff()
+        .await
+        .map_err(ApiError::from)?;
+    let page = AdminPage {
+        nav: Some(staff.nav()),
+        reloaded,
+        error: error.map(|e| e.message.clone()),
+        digest: bundle.digest().to_owned(),
+        policy_count: bundle.policy_count(),
+        tests_passed: report.passed(),
+        tests_failed: report.failed(),
+        failing: report
+            .results
+            .iter()
+            .filter(|r| !r.passed())
+            .map(|r| format!("{} ({}:{})", r.name, r.file, r.line))
+            .collect(),
+        staff: people
+            .iter()
+            .map(|s| StaffRow {
+                id: s.id.clone(),
+                name: s.name.clone(),
+                role: words(s.role),
+                shift: s.shift.clone(),
+            })
+            .collect(),
+    };
+    let status = error.map_or(StatusCode::OK, |e| e.status);
+    Ok((status, page).into_response())
+}
+
+#[derive(Deserialize)]
+pub(super) struct ReloadedQuery {
+    reloaded: Option<bool>,
+}
+
+pub(super) async fn admin_page(
+    State(console): State<Console>,
+    staff: SignedIn,
+    Query(q): Query<ReloadedQuery>,
+) -> Result<Response, Failure> {
+    if staff.0.role != Role::Admin {
+        return Ok(refuse(&staff, "this page is for admins"));
+    }
+    render(&console, &staff, q.reloaded.unwrap_or(false), None).await
+}
+
+/// Reloads the bundle from disk. A refused bundle leaves the running one in force; the page
+/// shows the service's reasons next to the unchanged digest.
+pub(super) async fn reload(
+    State(console): State<Console>,
+    staff: SignedIn,
+) -> Result<Response, Failure> {
+    match console.service.reload_policy(Some(&staff.0)).await {
+        Ok(_) => Ok(Redirect::to("/console/admin?reloaded=true").into_response()),
+        Err(e) if e.status == StatusCode::FORBIDDEN => {
+            Ok(refuse(&staff, "only admins reload the policy bundle"))
+        }
+        Err(e) => render(&console, &staff, false, Some(&e)).await,
+    }
+}
