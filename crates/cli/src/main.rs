@@ -82,6 +82,8 @@ enum AdminCommand {
         #[command(subcommand)]
         command: StaffCommand,
     },
+    /// Import directory subjects from a JSON-lines file (one subject per line).
+    ImportSubjects { file: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -467,6 +469,29 @@ async fn admin(config: Option<PathBuf>, command: AdminCommand) -> Result<(), Str
                 .await
                 .map_err(|e| e.to_string())?;
             println!("ok");
+        }
+        AdminCommand::ImportSubjects { file } => {
+            let text =
+                std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+            let subjects = text
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| !l.trim().is_empty())
+                .map(|(n, l)| {
+                    serde_json::from_str(l)
+                        .map_err(|e| format!("{}:{}: {e}", file.display(), n + 1))
+                })
+                .collect::<Result<Vec<deskgate_core::Subject>, String>>()?;
+            let who = deskgate_store::Actor {
+                id: "cli".to_owned(),
+                role: "admin".to_owned(),
+                auth: "local_cli".to_owned(),
+            };
+            let n = service
+                .import_subjects(subjects, &who)
+                .await
+                .map_err(|e| e.message)?;
+            println!("imported {n} subject(s)");
         }
         AdminCommand::Staff {
             command: StaffCommand::List,

@@ -212,6 +212,40 @@ impl Service {
             .ok_or_else(ApiError::unauthenticated)
     }
 
+    /// Imports directory subjects (one JSON object per item, the `Subject` shape), replacing
+    /// those with the same id, in one commit with its audit entry. The tier comes from the
+    /// subject's groups through `tier_groups`, never from the file, so an import cannot lower it.
+    pub async fn import_subjects(
+        &self,
+        mut subjects: Vec<Subject>,
+        by: &Actor,
+    ) -> ApiResult<usize> {
+        for s in &mut subjects {
+            if s.id.trim().is_empty() || s.id.len() > 128 || s.display_name.trim().is_empty() {
+                return Err(ApiError::invalid(format!(
+                    "subject {:?}: id and display_name are required (id at most 128 characters)",
+                    s.id
+                )));
+            }
+            s.tier = self.config.tier_for_groups(&s.groups);
+        }
+        let count = subjects.len();
+        let ids: Vec<String> = subjects.iter().map(|s| s.id.clone()).collect();
+        self.store
+            .commit(Change {
+                subjects,
+                audit: vec![self.entry(
+                    by,
+                    None,
+                    "directory.imported",
+                    json!({ "count": count, "subject_ids": ids }),
+                )],
+                ..Change::default()
+            })
+            .await?;
+        Ok(count)
+    }
+
     /// Makes a new API token for a staff member; only its hash is stored.
     pub async fn create_token(&self, staff_name: &str, label: &str) -> ApiResult<String> {
         let staff = self
