@@ -207,7 +207,7 @@ impl Service {
             return Err(ApiError::unauthenticated());
         }
         self.store
-            .staff_for_token(&secrets::token_hash(token))
+            .staff_for_token(&secrets::token_hash(token), self.now())
             .await?
             .ok_or_else(ApiError::unauthenticated)
     }
@@ -244,6 +244,30 @@ impl Service {
             })
             .await?;
         Ok(count)
+    }
+
+    /// A console session token: like an API token, but it expires after `hours` and is revoked
+    /// at sign-out.
+    pub async fn create_session_token(&self, staff_name: &str, hours: i64) -> ApiResult<String> {
+        let token = self.create_token(staff_name, "console").await?;
+        self.store
+            .expire_token_at(
+                &secrets::token_hash(&token),
+                self.now() + Duration::hours(hours),
+            )
+            .await?;
+        Ok(token)
+    }
+
+    /// Revokes the token presented (console sign-out); an unknown token changes nothing.
+    pub async fn revoke_token(&self, token: &str) -> ApiResult<()> {
+        if token.is_empty() || token.len() > 256 {
+            return Ok(());
+        }
+        self.store
+            .revoke_token(&secrets::token_hash(token), self.now())
+            .await?;
+        Ok(())
     }
 
     /// Makes a new API token for a staff member; only its hash is stored.

@@ -511,6 +511,26 @@ async fn sign_in_sets_a_strict_console_cookie_that_authenticates_like_a_token() 
         .unwrap();
     let cleared = resp.headers()[SET_COOKIE].to_str().unwrap();
     assert!(cleared.contains("Max-Age=0"), "{cleared}");
+    // Signing out kills the token itself, not only the cookie.
+    let (status, _) = s.get("/api/v1/cases?mine=true", Some(minted)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_sessions_expire_after_a_shift() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    let token = s.service.create_session_token(AGENT, 12).await.unwrap();
+    let (status, _) = s.get("/api/v1/cases?mine=true", Some(&token)).await;
+    assert_eq!(status, StatusCode::OK);
+    s.clock
+        .advance(chrono::Duration::hours(12) + chrono::Duration::seconds(1));
+    let (status, _) = s.get("/api/v1/cases?mine=true", Some(&token)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // Ordinary API tokens do not expire with it.
+    let (status, _) = s
+        .get("/api/v1/cases?mine=true", Some(&s.token(AGENT)))
+        .await;
+    assert_eq!(status, StatusCode::OK);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

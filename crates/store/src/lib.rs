@@ -146,7 +146,12 @@ pub trait Store: Send + Sync {
         label: &str,
         now: DateTime<Utc>,
     ) -> Result<()>;
-    async fn staff_for_token(&self, token_hash: &str) -> Result<Option<Staff>>;
+    /// The staff member a live token (not revoked, not expired at `now`) belongs to.
+    async fn staff_for_token(&self, token_hash: &str, now: DateTime<Utc>) -> Result<Option<Staff>>;
+    /// Sets an expiry on a token (console sessions).
+    async fn expire_token_at(&self, token_hash: &str, at: DateTime<Utc>) -> Result<()>;
+    /// Revokes a token; it never authenticates again.
+    async fn revoke_token(&self, token_hash: &str, now: DateTime<Utc>) -> Result<()>;
 
     async fn case(&self, id: &str) -> Result<Option<StoredCase>>;
     async fn list_cases(&self, filter: &CaseFilter) -> Result<Vec<Case>>;

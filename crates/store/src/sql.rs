@@ -695,16 +695,44 @@ impl Store for SqlStore {
         Ok(())
     }
 
-    async fn staff_for_token(&self, token_hash: &str) -> Result<Option<Staff>> {
+    async fn staff_for_token(&self, token_hash: &str, now: DateTime<Utc>) -> Result<Option<Staff>> {
+        let now = time_text(now);
         let docs = self
             .docs(
                 "SELECT s.doc FROM api_tokens t JOIN staff s ON s.id = t.staff_id \
-                 WHERE t.token_hash = $1 AND t.revoked_at IS NULL",
-                &[token_hash],
+                 WHERE t.token_hash = $1 AND t.revoked_at IS NULL \
+                 AND (t.expires_at IS NULL OR t.expires_at > $2)",
+                &[token_hash, &now],
                 None,
             )
             .await?;
         Ok(decode(docs)?.pop())
+    }
+
+    async fn expire_token_at(&self, token_hash: &str, at: DateTime<Utc>) -> Result<()> {
+        let at = time_text(at);
+        on_pool!(self, |p| {
+            sqlx::query("UPDATE api_tokens SET expires_at = $1 WHERE token_hash = $2")
+                .bind(&at)
+                .bind(token_hash)
+                .execute(p)
+                .await?;
+        });
+        Ok(())
+    }
+
+    async fn revoke_token(&self, token_hash: &str, now: DateTime<Utc>) -> Result<()> {
+        let now = time_text(now);
+        on_pool!(self, |p| {
+            sqlx::query(
+                "UPDATE api_tokens SET revoked_at = $1 WHERE token_hash = $2 AND revoked_at IS NULL",
+            )
+            .bind(&now)
+            .bind(token_hash)
+            .execute(p)
+            .await?;
+        });
+        Ok(())
     }
 
     async fn case(&self, id: &str) -> Result<Option<StoredCase>> {

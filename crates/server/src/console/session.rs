@@ -95,7 +95,10 @@ pub(super) async fn sign_in_page(State(console): State<Console>) -> Response {
 
 /// Mints the console's own token for `staff_name` and sets it as the session cookie.
 async fn start_session(console: &Console, staff_name: &str) -> Result<Response, Failure> {
-    let token = console.service.create_token(staff_name, "console").await?;
+    let token = console
+        .service
+        .create_session_token(staff_name, SESSION_HOURS)
+        .await?;
     let cookie = HeaderValue::from_str(&format!("{COOKIE}={token}; {COOKIE_ATTRIBUTES}"))
         .map_err(|_| ApiError::invalid("the session token is not a valid cookie value"))?;
     let mut response = Redirect::to("/console").into_response();
@@ -150,7 +153,16 @@ pub(super) async fn demo_sign_in(
 }
 
 /// Forgets the session in this browser.
-pub(super) async fn sign_out() -> Response {
+/// A console session lasts one shift at most.
+const SESSION_HOURS: i64 = 12;
+
+pub(super) async fn sign_out(State(console): State<Console>, headers: HeaderMap) -> Response {
+    // The token dies with the session, not only the cookie.
+    if let Some(token) = session_token(&headers)
+        && let Err(e) = console.service.revoke_token(token).await
+    {
+        tracing::warn!(error = %e.message, "console token not revoked at sign-out");
+    }
     let mut response = Redirect::to("/console/sign-in").into_response();
     let expired = format!("{COOKIE}=; Max-Age=0; {COOKIE_ATTRIBUTES}");
     if let Ok(value) = HeaderValue::from_str(&expired) {
