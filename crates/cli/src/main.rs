@@ -172,6 +172,11 @@ enum TokenCommand {
         #[arg(long, default_value = "cli")]
         label: String,
     },
+    /// Revoke every token of a staff member (offboarding, a lost device).
+    RevokeAll {
+        #[arg(long)]
+        staff: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -469,6 +474,20 @@ async fn admin(config: Option<PathBuf>, command: AdminCommand) -> Result<(), Str
                 .await
                 .map_err(|e| e.to_string())?;
             println!("ok");
+        }
+        AdminCommand::Token {
+            command: TokenCommand::RevokeAll { staff },
+        } => {
+            let who = deskgate_store::Actor {
+                id: "cli".to_owned(),
+                role: "admin".to_owned(),
+                auth: "local_cli".to_owned(),
+            };
+            let n = service
+                .revoke_staff_tokens(&staff, &who)
+                .await
+                .map_err(|e| e.message)?;
+            println!("revoked {n} token(s)");
         }
         AdminCommand::ImportSubjects { file } => {
             let text =

@@ -49,3 +49,35 @@ fn imported_subjects_get_their_tier_from_groups_and_bad_files_change_nothing() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("privileged-tier"), "{}", stdout(&o));
 }
+
+fn status_with(base: &str, token: &str) -> String {
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-H"])
+        .arg(format!("Authorization: Bearer {token}"))
+        .arg(format!("{base}/api/v1/cases?mine=true"))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn revoking_a_staff_members_tokens_locks_them_out_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("demo");
+    let demo = support::Demo::start(&data);
+    let token = demo.token("sam.rivera");
+    assert_eq!(status_with(&demo.base(), &token), "200");
+    let o = deskgate(
+        &data,
+        &["admin", "token", "revoke-all", "--staff", "sam.rivera"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).starts_with("revoked "), "{}", stdout(&o));
+    assert_eq!(status_with(&demo.base(), &token), "401");
+    // Other staff are untouched.
+    assert_eq!(
+        status_with(&demo.base(), &demo.token("jordan.blake")),
+        "200"
+    );
+    drop(demo);
+}

@@ -259,6 +259,29 @@ impl Service {
         Ok(token)
     }
 
+    /// Revokes every token of a staff member (offboarding, a lost laptop), audited.
+    pub async fn revoke_staff_tokens(&self, staff_name: &str, by: &Actor) -> ApiResult<u64> {
+        let staff = self
+            .store
+            .staff_by_name(staff_name)
+            .await?
+            .ok_or_else(|| ApiError::not_found("staff member"))?;
+        let now = self.now();
+        let revoked = self.store.revoke_staff_tokens(&staff.id, now).await?;
+        self.store
+            .commit(Change {
+                audit: vec![self.entry(
+                    by,
+                    None,
+                    "staff.tokens_revoked",
+                    json!({ "staff_id": staff.id, "revoked": revoked }),
+                )],
+                ..Change::default()
+            })
+            .await?;
+        Ok(revoked)
+    }
+
     /// Revokes the token presented (console sign-out); an unknown token changes nothing.
     pub async fn revoke_token(&self, token: &str) -> ApiResult<()> {
         if token.is_empty() || token.len() > 256 {

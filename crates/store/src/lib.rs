@@ -150,6 +150,8 @@ pub trait Store: Send + Sync {
     async fn staff_for_token(&self, token_hash: &str, now: DateTime<Utc>) -> Result<Option<Staff>>;
     /// Sets an expiry on a token (console sessions).
     async fn expire_token_at(&self, token_hash: &str, at: DateTime<Utc>) -> Result<()>;
+    /// Revokes every live token of a staff member (offboarding); returns how many.
+    async fn revoke_staff_tokens(&self, staff_id: &str, now: DateTime<Utc>) -> Result<u64>;
     /// Revokes a token; it never authenticates again.
     async fn revoke_token(&self, token_hash: &str, now: DateTime<Utc>) -> Result<()>;
 

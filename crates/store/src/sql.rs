@@ -721,6 +721,21 @@ impl Store for SqlStore {
         Ok(())
     }
 
+    async fn revoke_staff_tokens(&self, staff_id: &str, now: DateTime<Utc>) -> Result<u64> {
+        let now = time_text(now);
+        let done = on_pool!(self, |p| {
+            sqlx::query(
+                "UPDATE api_tokens SET revoked_at = $1 WHERE staff_id = $2 AND revoked_at IS NULL",
+            )
+            .bind(&now)
+            .bind(staff_id)
+            .execute(p)
+            .await?
+            .rows_affected()
+        });
+        Ok(done)
+    }
+
     async fn revoke_token(&self, token_hash: &str, now: DateTime<Utc>) -> Result<()> {
         let now = time_text(now);
         on_pool!(self, |p| {
