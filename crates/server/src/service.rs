@@ -195,6 +195,28 @@ impl Service {
         NewAuditEntry::new(self.now(), actor.clone(), case_id, event, details)
     }
 
+    /// The audit entry of a started verification: its id, method and class, plus `extra`.
+    fn started(
+        &self,
+        caller: &Staff,
+        case: &Case,
+        vid: &str,
+        method: Method,
+        extra: Value,
+    ) -> NewAuditEntry {
+        let mut details =
+            json!({ "verification_id": vid, "method": method, "class": method.class() });
+        if let (Some(d), Value::Object(more)) = (details.as_object_mut(), extra) {
+            d.extend(more);
+        }
+        self.entry(
+            &actor(caller),
+            Some(&case.id),
+            "verification.started",
+            details,
+        )
+    }
+
     /// Marks an audit entry with the bundle digest of the decision it records.
     fn pinned(&self, mut entry: NewAuditEntry, pin: &PolicyPin) -> NewAuditEntry {
         entry.policy_digest = Some(pin.bundle_digest.clone());
@@ -1090,20 +1112,9 @@ impl Service {
                 completed_at: None,
             };
             case.start_verification(v, now)?;
+            let started = self.started(caller, &case, &vid, method, json!({}));
             self.store
-                .commit(Change {
-                    case: Some(CaseWrite::Update {
-                        case: case.clone(),
-                        expected_version: stored.version,
-                    }),
-                    audit: vec![self.entry(
-                        &actor(caller),
-                        Some(&case.id),
-                        "verification.started",
-                        json!({ "verification_id": vid, "method": method, "class": method.class() }),
-                    )],
-                    ..Change::default()
-                })
+                .commit(updating(&case, stored.version, vec![started]))
                 .await?;
             return Ok((vid, self.view(&case).await?));
         }
@@ -1375,23 +1386,15 @@ impl Service {
                 "the message could not be delivered; nothing was recorded, try again",
             )
         })?;
+        let started = self.started(
+            caller,
+            &case,
+            &vid,
+            Method::IdProofing,
+            json!({ "destination": email.masked() }),
+        );
         self.store
-            .commit(Change {
-                case: Some(CaseWrite::Update {
-                    case: case.clone(),
-                    expected_version: stored.version,
-                }),
-                audit: vec![self.entry(
-                    &actor(caller),
-                    Some(&case.id),
-                    "verification.started",
-                    json!({
-                        "verification_id": vid, "method": Method::IdProofing,
-                        "class": Method::IdProofing.class(), "destination": email.masked(),
-                    }),
-                )],
-                ..Change::default()
-            })
+            .commit(updating(&case, stored.version, vec![started]))
             .await?;
         Ok((vid, self.view(&case).await?))
     }
@@ -1451,23 +1454,17 @@ impl Service {
             completed_at: None,
         };
         case.start_verification(v, now)?;
+        let started = self.started(
+            caller,
+            &case,
+            &vid,
+            Method::Push,
+            json!({ "device": device.id }),
+        );
         self.store
             .commit(Change {
-                case: Some(CaseWrite::Update {
-                    case: case.clone(),
-                    expected_version: stored.version,
-                }),
                 code_sends: vec![(key, now)],
-                audit: vec![self.entry(
-                    &actor(caller),
-                    Some(&case.id),
-                    "verification.started",
-                    json!({
-                        "verification_id": vid, "method": Method::Push,
-                        "class": Method::Push.class(), "device": device.id,
-                    }),
-                )],
-                ..Change::default()
+                ..updating(&case, stored.version, vec![started])
             })
             .await?;
         Ok((vid, self.view(&case).await?))
@@ -1508,23 +1505,15 @@ impl Service {
             completed_at: None,
         };
         case.start_verification(v, now)?;
+        let started = self.started(
+            caller,
+            &case,
+            &vid,
+            Method::Callback,
+            json!({ "destination": phone.masked() }),
+        );
         self.store
-            .commit(Change {
-                case: Some(CaseWrite::Update {
-                    case: case.clone(),
-                    expected_version: stored.version,
-                }),
-                audit: vec![self.entry(
-                    &actor(caller),
-                    Some(&case.id),
-                    "verification.started",
-                    json!({
-                        "verification_id": vid, "method": Method::Callback,
-                        "class": Method::Callback.class(), "destination": phone.masked(),
-                    }),
-                )],
-                ..Change::default()
-            })
+            .commit(updating(&case, stored.version, vec![started]))
             .await?;
         Ok((vid, self.view(&case).await?))
     }
