@@ -207,6 +207,16 @@ pub enum CaseError {
     CoolingOff(DateTime<Utc>),
     #[error("this person has already approved the case")]
     AlreadyApproved,
+    #[error("the person the link was sent to must first prove who they are")]
+    RespondentNotAuthenticated,
+    #[error("the person the link was sent to has already proved who they are")]
+    RespondentAlreadyAuthenticated,
+    #[error("no sign-in code is waiting for an answer; ask for a new one")]
+    NoRespondentChallenge,
+    #[error("the sign-in code expired; ask for a new one")]
+    RespondentChallengeExpired,
+    #[error("{0} sign-in codes were already sent for this link")]
+    TooManyRespondentCodes(u32),
 }
 
 impl Case {
@@ -422,8 +432,105 @@ impl Case {
         Ok(())
     }
 
-    /// Records the manager's (or owner's) attestation. A rejection denies the case: the person
-    /// who knows the subject says the request is not genuine.
+    fn pending_attestation(
+        &mut self,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<&mut Verification, CaseError> {
+        let v = self.pending(id, now)?;
+        if v.method != Method::ManagerAttestation {
+            return Err(CaseError::WrongMethod(v.method));
+        }
+        Ok(v)
+    }
+
+    /// Records a one-time sign-in code sent to the attestation's respondent on a factor of their
+    /// own. At most `max_codes` are sent per link.
+    pub fn challenge_respondent(
+        &mut self,
+        id: &str,
+        code_hash: String,
+        destination: String,
+        expires_at: DateTime<Utc>,
+        max_codes: u32,
+        now: DateTime<Utc>,
+    ) -> Result<(), CaseError> {
+        let v = self.pending_attestation(id, now)?;
+        let (passed, sent) = v
+            .respondent_check
+            .as_ref()
+            .map_or((false, 0), |c| (c.passed_at.is_some(), c.codes_sent));
+        if passed {
+            return Err(CaseError::RespondentAlreadyAuthenticated);
+        }
+        if sent >= max_codes {
+            return Err(CaseError::TooManyRespondentCodes(sent));
+        }
+        let check = v.respondent_check.get_or_insert_with(Default::default);
+        check.codes_sent += 1;
+        check.code_hash = Some(code_hash);
+        check.code_expires_at = Some(expires_at);
+        check.destination = Some(destination);
+        self.updated_at = now;
+        Ok(())
+    }
+
+    /// The hash of the respondent's live sign-in code, for the caller's constant-time compare.
+    pub fn respondent_code_hash(&self, id: &str) -> Option<&str> {
+        self.verification(id)
+            .and_then(|v| v.respondent_check.as_ref())
+            .and_then(|c| c.code_hash.as_deref())
+    }
+
+    /// Records one answer to the respondent's sign-in code; `matched` is the caller's
+    /// constant-time comparison. Wrong answers count across codes: at the verification's
+    /// attempt limit the attestation locks and can no longer count.
+    pub fn authenticate_respondent(
+        &mut self,
+        id: &str,
+        matched: bool,
+        now: DateTime<Utc>,
+    ) -> Result<AttemptOutcome, CaseError> {
+        let v = self.pending_attestation(id, now)?;
+        let max = v.max_attempts;
+        let check = v
+            .respondent_check
+            .as_mut()
+            .filter(|c| c.code_hash.is_some())
+            .ok_or(CaseError::NoRespondentChallenge)?;
+        if check.passed_at.is_some() {
+            return Err(CaseError::RespondentAlreadyAuthenticated);
+        }
+        if check.code_expires_at.is_none_or(|at| now >= at) {
+            return Err(CaseError::RespondentChallengeExpired);
+        }
+        let outcome = if matched {
+            check.code_hash = None;
+            check.code_expires_at = None;
+            check.method = Some(Method::SmsCode);
+            check.passed_at = Some(now);
+            AttemptOutcome::Passed
+        } else {
+            check.failures += 1;
+            if check.failures >= max {
+                check.code_hash = None;
+                v.state = VerificationState::Locked;
+                v.completed_at = Some(now);
+                AttemptOutcome::Locked
+            } else {
+                AttemptOutcome::Failed {
+                    attempts_left: max - check.failures,
+                }
+            }
+        };
+        self.updated_at = now;
+        self.refresh(now);
+        Ok(outcome)
+    }
+
+    /// Records the manager's (or owner's) attestation, once they have proved who they are. A
+    /// rejection denies the case: the person who knows the subject says the request is not
+    /// genuine.
     pub fn attest(
         &mut self,
         id: &str,
@@ -436,12 +543,15 @@ impl Case {
         if approver_id == self.agent_id || approver_id == self.subject_id {
             return Err(CaseError::SelfService);
         }
-        let v = self.pending(id, now)?;
-        if v.method != Method::ManagerAttestation {
-            return Err(CaseError::WrongMethod(v.method));
-        }
+        let v = self.pending_attestation(id, now)?;
         if v.respondent != approver_id {
             return Err(CaseError::NotRespondent);
+        }
+        if v.respondent_check
+            .as_ref()
+            .is_none_or(|c| c.passed_at.is_none())
+        {
+            return Err(CaseError::RespondentNotAuthenticated);
         }
         v.completed_at = Some(now);
         v.state = match decision {

@@ -118,6 +118,36 @@ pub struct Verification {
     pub started_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
+    /// For an attestation: how the manager (or owner) proved who they are before seeing the case.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub respondent_check: Option<RespondentCheck>,
+}
+
+/// The step-up a manager (or owner) passes before an attestation link shows the case: the link
+/// reached their mailbox, and a mailbox can be taken over, so they also prove control of a second
+/// factor of their own. Secrets are held only as keyed hashes computed by the caller.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RespondentCheck {
+    /// Keyed hash of the one-time code sent to the respondent's own phone of record; cleared once
+    /// it has been used, and replaced when a new one is sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code_hash: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code_expires_at: Option<DateTime<Utc>>,
+    /// Where the code went, masked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<String>,
+    /// Codes sent for this link; bounded, so the link cannot be used to flood a phone.
+    #[serde(default)]
+    pub codes_sent: u32,
+    /// Wrong answers, across every code sent for this link.
+    #[serde(default)]
+    pub failures: u32,
+    /// How the respondent authenticated, once they have.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<Method>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passed_at: Option<DateTime<Utc>>,
 }
 
 impl Verification {

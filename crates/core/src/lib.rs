@@ -18,7 +18,8 @@ pub use directory::{
     SubjectStatus, Tier,
 };
 pub use evidence::{
-    AttemptOutcome, Evidence, IndependenceClass, Method, Verification, VerificationState,
+    AttemptOutcome, Evidence, IndependenceClass, Method, RespondentCheck, Verification,
+    VerificationState,
 };
 pub use playbook::{PlaybookStep, StepKind};
 pub use requirements::{Progress, Requirements};

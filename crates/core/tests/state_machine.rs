@@ -8,9 +8,9 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use deskgate_core::risk::assess;
 use deskgate_core::{
-    Action, ApproverRole, Case, CaseState, Channel, Decision, IndependenceClass, Method, NewCase,
-    Requirements, Role, Signals, Staff, Subject, SubjectStatus, Tier, Verification,
-    VerificationState,
+    Action, ApproverRole, AttemptOutcome, Case, CaseState, Channel, Decision, IndependenceClass,
+    Method, NewCase, Requirements, Role, Signals, Staff, Subject, SubjectStatus, Tier,
+    Verification, VerificationState,
 };
 use proptest::prelude::*;
 
@@ -38,6 +38,15 @@ enum Op {
         confirm: bool,
         by_manager: bool,
     },
+    /// The manager asks for a sign-in code for an attestation link.
+    Challenge {
+        which: usize,
+    },
+    /// The manager reads the sign-in code back.
+    SignIn {
+        which: usize,
+        matched: bool,
+    },
     Approve {
         who: usize,
         confirm: bool,
@@ -60,6 +69,8 @@ fn op() -> impl Strategy<Value = Op> {
         16 => (0..METHODS.len(), prop::bool::weighted(0.2)).prop_map(|(method, stale_contact)| Op::Start { method, stale_contact }),
         24 => (0..8usize, prop::bool::weighted(0.8)).prop_map(|(which, matched)| Op::Answer { which, matched }),
         12 => (0..8usize, prop::bool::weighted(0.95), prop::bool::weighted(0.9)).prop_map(|(which, confirm, by_manager)| Op::Attest { which, confirm, by_manager }),
+        8 => (0..8usize).prop_map(|which| Op::Challenge { which }),
+        8 => (0..8usize, prop::bool::weighted(0.85)).prop_map(|(which, matched)| Op::SignIn { which, matched }),
         12 => (0..4usize, prop::bool::weighted(0.95)).prop_map(|(who, confirm)| Op::Approve { who, confirm }),
         12 => prop::bool::weighted(0.8).prop_map(|by_owner| Op::Execute { by_owner }),
         6 => (1..25i64).prop_map(|minutes| Op::Wait { minutes }),
@@ -182,6 +193,7 @@ proptest! {
                         contact_changed_at: m.contact_kind().map(|_| if stale_contact { now - Duration::days(3) } else { now - Duration::days(400) }),
                         secret_hash: None, attempts: 0, max_attempts: 5, started_at: now,
                         expires_at: now + Duration::minutes(10), completed_at: None,
+                        respondent_check: None,
                     }, now)
                 }
                 Op::Answer { which, matched } => {
@@ -189,11 +201,24 @@ proptest! {
                     let id = pick(&case, which);
                     case.answer_code(&id, matched, now).map(|_| ())
                 }
+                Op::Challenge { which } => {
+                    let id = pick(&case, which);
+                    case.challenge_respondent(&id, "h".into(), "+1 *** 42".into(), now + Duration::minutes(10), 3, now)
+                }
+                Op::SignIn { which, matched } => {
+                    let id = pick(&case, which);
+                    case.authenticate_respondent(&id, matched, now).map(|_| ())
+                }
                 Op::Attest { which, confirm, by_manager } => {
                     let id = pick(&case, which);
                     let by = if by_manager { "m-1" } else { "x-9" };
                     let d = if confirm { Decision::Confirm } else { Decision::Reject };
-                    case.attest(&id, by, ApproverRole::Manager, d, "digest".into(), now)
+                    let attested = case.attest(&id, by, ApproverRole::Manager, d, "digest".into(), now);
+                    if attested.is_ok() {
+                        let check = case.verification(&id).and_then(|v| v.respondent_check.clone());
+                        prop_assert!(check.is_some_and(|c| c.passed_at.is_some()), "attested without signing in");
+                    }
+                    attested
                 }
                 Op::Approve { who, confirm } => {
                     let (id, own_subject) = APPROVERS[who];
@@ -287,6 +312,7 @@ fn two_codes_to_one_phone_do_not_meet_a_two_class_requirement() {
                 started_at: now,
                 expires_at: now + Duration::minutes(10),
                 completed_at: None,
+                respondent_check: None,
             },
             now,
         )
@@ -332,4 +358,196 @@ fn agent_cannot_open_case_about_themselves() {
     )
     .unwrap_err();
     assert_eq!(err, deskgate_core::CaseError::SelfService);
+}
+
+/// A case with one pending manager attestation `v-m` sent to `m-1`, allowing `max` wrong answers.
+fn case_awaiting_manager(max: u32) -> (Case, DateTime<Utc>) {
+    let subject = subject(Tier::Standard);
+    let agent = Staff {
+        id: "a-1".into(),
+        name: "Agent".into(),
+        role: Role::Agent,
+        subject_id: None,
+        team: String::new(),
+        region: String::new(),
+        shift: String::new(),
+    };
+    let now = start();
+    let mut case = Case::open(
+        NewCase {
+            id: "c-2".into(),
+            subject: &subject,
+            agent: &agent,
+            agent_manager: None,
+            action: Action::PasswordReset,
+            channel: Channel::Phone,
+            caller_number: None,
+            ticket: None,
+            note: None,
+            new_contact: None,
+            requester: None,
+            risk: assess(Tier::Standard, Action::PasswordReset, &Signals::default()),
+            requirements: Requirements::simple_rules(Tier::Standard, Action::PasswordReset),
+        },
+        now,
+    )
+    .unwrap();
+    case.start_verification(
+        Verification {
+            id: "v-m".into(),
+            method: Method::ManagerAttestation,
+            state: VerificationState::Pending,
+            destination: None,
+            respondent: "m-1".into(),
+            contact_changed_at: None,
+            secret_hash: None,
+            attempts: 0,
+            max_attempts: max,
+            started_at: now,
+            expires_at: now + Duration::hours(4),
+            completed_at: None,
+            respondent_check: None,
+        },
+        now,
+    )
+    .unwrap();
+    (case, now)
+}
+
+#[test]
+fn a_manager_who_has_not_signed_in_cannot_attest() {
+    let (mut case, now) = case_awaiting_manager(5);
+    let before = case.clone();
+    let refused = case.attest(
+        "v-m",
+        "m-1",
+        ApproverRole::Manager,
+        Decision::Confirm,
+        "d".into(),
+        now,
+    );
+    assert_eq!(
+        refused,
+        Err(deskgate_core::CaseError::RespondentNotAuthenticated)
+    );
+    assert_eq!(case, before);
+    case.challenge_respondent(
+        "v-m",
+        "h".into(),
+        "+1 *** 42".into(),
+        now + Duration::minutes(10),
+        3,
+        now,
+    )
+    .unwrap();
+    // A code sent is not a sign-in: it must be read back.
+    assert_eq!(
+        case.attest(
+            "v-m",
+            "m-1",
+            ApproverRole::Manager,
+            Decision::Confirm,
+            "d".into(),
+            now
+        ),
+        Err(deskgate_core::CaseError::RespondentNotAuthenticated)
+    );
+    assert_eq!(
+        case.authenticate_respondent("v-m", true, now),
+        Ok(AttemptOutcome::Passed)
+    );
+    case.attest(
+        "v-m",
+        "m-1",
+        ApproverRole::Manager,
+        Decision::Confirm,
+        "d".into(),
+        now,
+    )
+    .unwrap();
+    assert_eq!(
+        case.verification("v-m").unwrap().state,
+        VerificationState::Passed
+    );
+}
+
+#[test]
+fn wrong_sign_in_codes_count_across_resends_and_lock_the_attestation() {
+    let (mut case, now) = case_awaiting_manager(3);
+    let expires = now + Duration::minutes(10);
+    case.challenge_respondent("v-m", "h1".into(), "p".into(), expires, 3, now)
+        .unwrap();
+    assert_eq!(
+        case.authenticate_respondent("v-m", false, now),
+        Ok(AttemptOutcome::Failed { attempts_left: 2 })
+    );
+    // A new code does not reset the count.
+    case.challenge_respondent("v-m", "h2".into(), "p".into(), expires, 3, now)
+        .unwrap();
+    assert_eq!(case.respondent_code_hash("v-m"), Some("h2"));
+    assert_eq!(
+        case.authenticate_respondent("v-m", false, now),
+        Ok(AttemptOutcome::Failed { attempts_left: 1 })
+    );
+    assert_eq!(
+        case.authenticate_respondent("v-m", false, now),
+        Ok(AttemptOutcome::Locked)
+    );
+    assert_eq!(
+        case.verification("v-m").unwrap().state,
+        VerificationState::Locked
+    );
+    assert_eq!(case.respondent_code_hash("v-m"), None);
+    assert!(case.authenticate_respondent("v-m", true, now).is_err());
+}
+
+#[test]
+fn sign_in_codes_expire_are_single_use_and_bounded_per_link() {
+    let (mut case, now) = case_awaiting_manager(5);
+    assert_eq!(
+        case.authenticate_respondent("v-m", true, now),
+        Err(deskgate_core::CaseError::NoRespondentChallenge)
+    );
+    case.challenge_respondent(
+        "v-m",
+        "h".into(),
+        "p".into(),
+        now + Duration::minutes(10),
+        2,
+        now,
+    )
+    .unwrap();
+    let later = now + Duration::minutes(10);
+    assert_eq!(
+        case.authenticate_respondent("v-m", true, later),
+        Err(deskgate_core::CaseError::RespondentChallengeExpired)
+    );
+    case.challenge_respondent(
+        "v-m",
+        "h".into(),
+        "p".into(),
+        later + Duration::minutes(10),
+        2,
+        later,
+    )
+    .unwrap();
+    assert_eq!(
+        case.challenge_respondent(
+            "v-m",
+            "h".into(),
+            "p".into(),
+            later + Duration::minutes(10),
+            2,
+            later
+        ),
+        Err(deskgate_core::CaseError::TooManyRespondentCodes(2))
+    );
+    assert_eq!(
+        case.authenticate_respondent("v-m", true, later),
+        Ok(AttemptOutcome::Passed)
+    );
+    assert_eq!(
+        case.authenticate_respondent("v-m", true, later),
+        Err(deskgate_core::CaseError::NoRespondentChallenge)
+    );
 }

@@ -382,16 +382,59 @@ async fn attestation_view(
             axum::response::Redirect::to(&format!("/console/attest/{token}")).into_response(),
         );
     }
-    Ok(Json(s.attestation_view(&token).await?).into_response())
+    Ok(Json(
+        s.attestation_view(&token, attestation_session(&headers))
+            .await?,
+    )
+    .into_response())
+}
+
+/// The attestation session a respondent presents after signing in.
+fn attestation_session(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get("x-attestation-session")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+}
+
+/// Sends the respondent a sign-in code on their own phone of record.
+async fn attestation_code(
+    State(s): State<AppState>,
+    Path(token): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(s.send_attestation_code(&token).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignInBody {
+    code: String,
+}
+
+/// Checks the sign-in code; answers with the attestation session.
+async fn attestation_sign_in(
+    State(s): State<AppState>,
+    Path(token): Path<String>,
+    ApiJson(body): ApiJson<SignInBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(s.sign_in_to_attestation(&token, &body.code).await?))
 }
 
 async fn attest(
     State(s): State<AppState>,
     MaybeCaller(presenter): MaybeCaller,
     Path(token): Path<String>,
+    headers: axum::http::HeaderMap,
     ApiJson(body): ApiJson<AttestBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let case = s.attest(&token, body.decision, presenter.as_ref()).await?;
+    let case = s
+        .attest(
+            &token,
+            body.decision,
+            presenter.as_ref(),
+            attestation_session(&headers),
+        )
+        .await?;
     Ok(Json(json!({
         "decision": body.decision,
         "case_id": case.id,
@@ -550,6 +593,8 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/attest/{token}", get(attestation_view).post(attest))
+        .route("/attest/{token}/code", post(attestation_code))
+        .route("/attest/{token}/sign-in", post(attestation_sign_in))
         .route("/not-me/{token}", get(not_me_page).post(report_not_me))
         .route(
             "/retrieve/{token}",

@@ -122,6 +122,20 @@ impl From<CaseError> for ApiError {
             CaseError::NotLive(_) | CaseError::IllegalTransition { .. } => {
                 Self::new(StatusCode::CONFLICT, "illegal_transition", message)
             }
+            CaseError::RespondentNotAuthenticated => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "manager_sign_in_required",
+                message,
+            ),
+            CaseError::RespondentAlreadyAuthenticated => {
+                Self::new(StatusCode::CONFLICT, "already_signed_in", message)
+            }
+            CaseError::NoRespondentChallenge | CaseError::RespondentChallengeExpired => {
+                Self::new(StatusCode::CONFLICT, "sign_in_code_expired", message)
+            }
+            CaseError::TooManyRespondentCodes(_) => {
+                Self::new(StatusCode::TOO_MANY_REQUESTS, "too_many_sends", message)
+            }
             _ => Self::new(StatusCode::CONFLICT, "illegal_transition", message),
         }
     }

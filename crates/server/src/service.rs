@@ -26,9 +26,11 @@ use crate::directory::{self, trusted_contact};
 use crate::error::ApiError;
 use crate::policy_gate::{self, StoreFacts};
 use crate::secrets::{self, CodeHasher};
-use crate::views::{
-    AttestationView, CaseSummary, CaseView, ExecutionView, SubjectRef, SubjectView,
-};
+use crate::views::{CaseSummary, CaseView, ExecutionView, SubjectView};
+
+mod attestation;
+
+pub use attestation::{AttestationSession, CodeSent};
 
 type ApiResult<T> = Result<T, ApiError>;
 
@@ -1110,6 +1112,7 @@ impl Service {
                 started_at: now,
                 expires_at: now + Duration::minutes(self.config.codes.phone_ttl_minutes),
                 completed_at: None,
+                respondent_check: None,
             };
             case.start_verification(v, now)?;
             let started = self.started(caller, &case, &vid, method, json!({}));
@@ -1182,6 +1185,7 @@ impl Service {
                 started_at: now,
                 expires_at: now + Duration::minutes(ttl),
                 completed_at: None,
+                respondent_check: None,
             };
             let message = Message {
                 to: contact.value.clone(),
@@ -1238,6 +1242,16 @@ impl Service {
                         "the manager's email of record is missing, unverified or recently changed",
                     )
                 })?;
+            // The link alone is not enough: the manager signs in with a code to their own phone
+            // of record before the case appears, so that phone must be one we can trust.
+            if trusted_contact(&voucher, ContactKind::Phone, fresh, now).is_none() {
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "manager_cannot_authenticate",
+                    "the manager has no verified phone of record unchanged for the freshness \
+                     window to receive a sign-in code on; use another verification",
+                ));
+            }
             let token = secrets::random_token();
             let expires_at = now + Duration::minutes(self.config.attestation_ttl_minutes);
             let url = format!(
@@ -1253,10 +1267,11 @@ impl Service {
                 contact_changed_at: None,
                 secret_hash: None,
                 attempts: 0,
-                max_attempts: 1,
+                max_attempts: self.config.codes.max_attempts,
                 started_at: now,
                 expires_at,
                 completed_at: None,
+                respondent_check: None,
             };
             let link = LinkToken {
                 token_hash: secrets::token_hash(&token),
@@ -1365,6 +1380,7 @@ impl Service {
             started_at: now,
             expires_at: now + Duration::minutes(self.config.idv.ttl_minutes),
             completed_at: None,
+            respondent_check: None,
         };
         case.start_verification(v, now)?;
         let message = Message {
@@ -1452,6 +1468,7 @@ impl Service {
             started_at: now,
             expires_at: now + Duration::minutes(5),
             completed_at: None,
+            respondent_check: None,
         };
         case.start_verification(v, now)?;
         let started = self.started(
@@ -1503,6 +1520,7 @@ impl Service {
             started_at: now,
             expires_at: now + Duration::minutes(30),
             completed_at: None,
+            respondent_check: None,
         };
         case.start_verification(v, now)?;
         let started = self.started(
@@ -1933,14 +1951,6 @@ impl Service {
         Ok(link)
     }
 
-    async fn attestation_link(&self, token: &str) -> ApiResult<LinkToken> {
-        let link = self.live_link(token).await?;
-        if link.kind != "attestation" {
-            return Err(ApiError::not_found("link"));
-        }
-        Ok(link)
-    }
-
     /// Hands over a rotated service secret once: the link is used and the sealed copy destroyed
     /// in the same commit, so a second retrieval finds nothing.
     pub async fn retrieve_secret(&self, token: &str) -> ApiResult<Value> {
@@ -2179,124 +2189,6 @@ impl Service {
             })).collect::<Vec<_>>(),
         });
         hex::encode(Sha256::digest(seen.to_string().as_bytes()))
-    }
-
-    pub async fn attestation_view(&self, token: &str) -> ApiResult<AttestationView> {
-        let link = self.attestation_link(token).await?;
-        let case = self.load_case(&link.case_id).await?.case;
-        let subject = self
-            .subject_or(&case.subject_id, StatusCode::NOT_FOUND, "not_found")
-            .await?;
-        let respondent = self
-            .subject_or(&link.respondent, StatusCode::NOT_FOUND, "not_found")
-            .await?;
-        Ok(AttestationView {
-            case_id: case.id.clone(),
-            respondent: SubjectRef {
-                id: respondent.id.clone(),
-                name: respondent.display_name.clone(),
-                tier: respondent.tier,
-            },
-            subject: SubjectRef {
-                id: subject.id.clone(),
-                name: subject.display_name.clone(),
-                tier: subject.tier,
-            },
-            action: case.action,
-            channel: case.channel,
-            agent_id: case.agent_id.clone(),
-            ticket: case.ticket.clone(),
-            opened_at: case.opened_at,
-            risk: case.risk.clone(),
-            expires_at: link.expires_at,
-            question: format!(
-                "Did {} ask the help desk for a {} through {}? Confirm only if you have spoken to \
-                 them yourself, in person or on a number you already know.",
-                subject.display_name, case.action, case.channel
-            ),
-            how_to_answer:
-                "POST this URL with {\"decision\": \"confirm\"} or {\"decision\": \"reject\"}"
-                    .to_owned(),
-        })
-    }
-
-    /// Records the manager's decision from the link. A caller who also presents staff
-    /// credentials must be that manager.
-    pub async fn attest(
-        &self,
-        token: &str,
-        decision: Decision,
-        presenter: Option<&Staff>,
-    ) -> ApiResult<CaseView> {
-        let link = self.attestation_link(token).await?;
-        if let Some(staff) = presenter
-            && staff.subject_id.as_deref() != Some(link.respondent.as_str())
-        {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "not_the_manager",
-                "this link works only for the manager it was sent to",
-            ));
-        }
-        let stored = self.load_case(&link.case_id).await?;
-        let mut case = stored.case.clone();
-        let now = self.now();
-        // The person the link was sent to must still exist in the directory.
-        self.subject_or(&link.respondent, StatusCode::NOT_FOUND, "not_found")
-            .await?;
-        let role = if case.subject_tier == deskgate_core::Tier::Service {
-            ApproverRole::Owner
-        } else {
-            ApproverRole::Manager
-        };
-        let digest = Self::case_digest(&case);
-        let before = case.state;
-        case.attest(
-            &link.verification_id,
-            &link.respondent,
-            role,
-            decision,
-            digest.clone(),
-            now,
-        )?;
-        let who = Actor {
-            id: link.respondent.clone(),
-            role: "manager".to_owned(),
-            auth: "attestation_link".to_owned(),
-        };
-        let mut audit = vec![Self::on_evidence(
-            self.entry(
-                &who,
-                Some(&case.id),
-                match decision {
-                    Decision::Confirm => "attestation.confirmed",
-                    Decision::Reject => "attestation.rejected",
-                },
-                json!({ "verification_id": link.verification_id, "case_digest": digest }),
-            ),
-            &case,
-        )];
-        if case.state == CaseState::Denied {
-            audit.push(self.entry(
-                &who,
-                Some(&case.id),
-                "case.denied",
-                json!({ "reason": case.outcome_reason }),
-            ));
-        }
-        audit.extend(self.approval_entries(&who, before, &case));
-        self.store
-            .commit(Change {
-                case: Some(CaseWrite::Update {
-                    case: case.clone(),
-                    expected_version: stored.version,
-                }),
-                use_links: vec![(link.token_hash.clone(), now)],
-                audit,
-                ..Change::default()
-            })
-            .await?;
-        self.view(&case).await
     }
 
     /// Consumes the case's grant and performs the action through the built-in directory.

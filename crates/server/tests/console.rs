@@ -274,6 +274,19 @@ async fn agent_recovers_mfa_in_the_browser_and_the_auditor_verifies_the_log() {
         .goto(format!("{base}/console/attest/{token}"))
         .await
         .unwrap();
+    // First the manager proves it is them, with a code to their own phone; until then the page
+    // says nothing about the request.
+    wait_text(&other, By::Tag("main"), "first confirm it is you").await;
+    assert!(!other.source().await.unwrap().contains("Alice"));
+    shoot(&other, "manager-sign-in").await;
+    click(&other, "#send-code").await;
+    wait_text(&other, By::Tag("label"), "Code from the text message").await;
+    let sign_in_code = s.last_message("attestation_sign_in_code")["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    type_into(&other, "input#code", &sign_in_code).await;
+    click(&other, "#sign-in").await;
     wait_text(&other, By::Id("question"), "Alice Jensen").await;
     shoot(&other, "manager-attestation").await;
     click(&other, "#confirm").await;

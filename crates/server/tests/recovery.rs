@@ -135,13 +135,31 @@ async fn mfa_reset_with_code_and_manager_attestation(backend: Backend) {
         s.last_message("attestation_link")["to"],
         "bob.kramer@example.org"
     );
+    // The link alone shows nothing: Bob first proves it is him with a code to his own phone.
     let (status, view) = s.get(&link.replace(&s.base, ""), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{view}");
+    assert_eq!(view["error"]["code"], "manager_sign_in_required");
+    assert!(!view.to_string().contains("Alice"), "{view}");
+    let session = s.attestation_sign_in(&link).await.unwrap();
+    assert_eq!(
+        s.last_message("attestation_sign_in_code")["to"],
+        "+1 555 010 0110"
+    );
+    let (status, view) = s
+        .send(
+            s.client
+                .get(&link)
+                .header("x-attestation-session", &session),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{view}");
     assert_eq!(view["subject"]["name"], "Alice Jensen");
     assert_eq!(view["respondent"]["id"], "u-bob");
     assert_eq!(view["action"], "mfa_reset");
 
-    let (status, body) = s.attest(&link, None, "confirm").await;
+    let (status, body) = s
+        .attest_with_session(&link, None, Some(&session), "confirm")
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(
         body["case_state"], "verifying",

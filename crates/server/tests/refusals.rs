@@ -229,13 +229,18 @@ async fn attestation_by_someone_other_than_the_manager(backend: Backend) {
         .unwrap()
         .to_owned();
     let link = s.request_attestation(AGENT, &id).await;
+    let session = s.attestation_sign_in(&link).await.unwrap();
     let before = s.snapshot(Some(&id), "u-alice").await;
     for who in [AGENT, "morgan.lee", "riley.chen"] {
-        let (status, body) = s.attest(&link, Some(&s.token(who)), "confirm").await;
+        let (status, body) = s
+            .attest_with_session(&link, Some(&s.token(who)), Some(&session), "confirm")
+            .await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{who}");
         assert_eq!(code_of(&body), "not_the_manager");
     }
-    let (status, body) = s.attest(&link, Some("not-a-token"), "confirm").await;
+    let (status, body) = s
+        .attest_with_session(&link, Some("not-a-token"), Some(&session), "confirm")
+        .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(code_of(&body), "unauthenticated");
     let (status, _) = s
@@ -244,7 +249,9 @@ async fn attestation_by_someone_other_than_the_manager(backend: Backend) {
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(s.snapshot(Some(&id), "u-alice").await, before);
     // The manager's own rejection denies the case.
-    let (status, body) = s.attest(&link, None, "reject").await;
+    let (status, body) = s
+        .attest_with_session(&link, None, Some(&session), "reject")
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["case_state"], "denied");
     s.finish().await;

@@ -102,6 +102,8 @@ pub fn router_with<S: Clone + Send + Sync + 'static>(
             "/console/attest/{token}",
             get(attest::attestation_page).post(attest::attest),
         )
+        .route("/console/attest/{token}/code", post(attest::send_code))
+        .route("/console/attest/{token}/sign-in", post(attest::sign_in))
         .route("/console/audit", get(audit::audit_page))
         .route("/console/audit/checkpoint", post(audit::cut_checkpoint))
         .route("/console/static/console.css", get(stylesheet))

@@ -137,7 +137,7 @@ impl TestServer {
         self.staff[staff_name].token.clone()
     }
 
-    async fn send(&self, req: reqwest::RequestBuilder) -> (StatusCode, Value) {
+    pub async fn send(&self, req: reqwest::RequestBuilder) -> (StatusCode, Value) {
         let resp = req.send().await.unwrap();
         let status = resp.status();
         let text = resp.text().await.unwrap();
@@ -294,11 +294,52 @@ impl TestServer {
             .to_owned()
     }
 
-    /// POSTs a decision to an attestation link (absolute URL).
+    /// Signs in to an attestation link (absolute URL) the way the manager does: asks for a
+    /// code on their own phone, reads it from the outbox and enters it. Returns the session, or
+    /// the refusal of whichever step refused.
+    pub async fn attestation_sign_in(&self, link: &str) -> Result<String, (StatusCode, Value)> {
+        let (status, body) = self.send(self.client.post(format!("{link}/code"))).await;
+        if status != StatusCode::OK {
+            return Err((status, body));
+        }
+        let code = self.last_message("attestation_sign_in_code")["code"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let (status, body) = self
+            .send(
+                self.client
+                    .post(format!("{link}/sign-in"))
+                    .json(&json!({ "code": code })),
+            )
+            .await;
+        if status != StatusCode::OK {
+            return Err((status, body));
+        }
+        Ok(body["session"].as_str().unwrap().to_owned())
+    }
+
+    /// Signs in to an attestation link and POSTs a decision to it (absolute URL).
     pub async fn attest(
         &self,
         link: &str,
         token: Option<&str>,
+        decision: &str,
+    ) -> (StatusCode, Value) {
+        let session = match self.attestation_sign_in(link).await {
+            Ok(session) => session,
+            Err(refused) => return refused,
+        };
+        self.attest_with_session(link, token, Some(&session), decision)
+            .await
+    }
+
+    /// POSTs a decision to an attestation link with the given session (or none).
+    pub async fn attest_with_session(
+        &self,
+        link: &str,
+        token: Option<&str>,
+        session: Option<&str>,
         decision: &str,
     ) -> (StatusCode, Value) {
         let mut req = self
@@ -307,6 +348,9 @@ impl TestServer {
             .json(&json!({ "decision": decision }));
         if let Some(t) = token {
             req = req.bearer_auth(t);
+        }
+        if let Some(s) = session {
+            req = req.header("x-attestation-session", s);
         }
         self.send(req).await
     }

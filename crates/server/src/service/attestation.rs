@@ -1,0 +1,414 @@
+//! The manager's (or second owner's) side of an attestation link. The link reached their mailbox,
+//! and a mailbox is exactly what an attacker who has taken over an account may read; so before
+//! the case appears, the person proves control of a second factor of their own: a one-time code
+//! to their own phone of record. That sign-in yields a short attestation session, bound to this
+//! link, which the decision must present.
+
+use axum::http::StatusCode;
+use chrono::{DateTime, Duration, Utc};
+use deskgate_core::{
+    ApproverRole, AttemptOutcome, CaseState, ContactKind, Decision, Staff, Subject, SubjectStatus,
+};
+use deskgate_store::{Actor, CaseWrite, Change, LinkToken, StoredCase};
+use serde_json::{Value, json};
+
+use super::{ApiResult, Service, updating};
+use crate::delivery::{Message, Secret};
+use crate::directory::trusted_contact;
+use crate::error::ApiError;
+use crate::secrets::{self, CodeHasher};
+use crate::views::{AttestationView, CaseView, SubjectRef};
+
+/// Link kind of the session a respondent holds after signing in.
+const SESSION: &str = "attestation_session";
+/// How long an attestation session lasts (capped by the link's own expiry).
+const SESSION_MINUTES: i64 = 15;
+/// Sign-in codes one link may send.
+const MAX_CODES_PER_LINK: u32 = 3;
+
+/// A sign-in code on its way: where it went and until when it works.
+#[derive(Debug, serde::Serialize)]
+pub struct CodeSent {
+    pub destination: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A fresh attestation session, returned once.
+#[derive(Debug, serde::Serialize)]
+pub struct AttestationSession {
+    pub session: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl Service {
+    pub(super) async fn attestation_link(&self, token: &str) -> ApiResult<LinkToken> {
+        let link = self.live_link(token).await?;
+        if link.kind != "attestation" {
+            return Err(ApiError::not_found("link"));
+        }
+        Ok(link)
+    }
+
+    /// The link and its case, refusing a link whose attestation no longer waits for an answer.
+    async fn open_attestation(&self, token: &str) -> ApiResult<(LinkToken, StoredCase)> {
+        let link = self.attestation_link(token).await?;
+        let stored = self.load_case(&link.case_id).await?;
+        Ok((link, stored))
+    }
+
+    /// The respondent as the directory knows them now, able to attest: active, not on probation,
+    /// with a phone of record that is verified and not freshly changed.
+    async fn respondent_phone(
+        &self,
+        link: &LinkToken,
+        stored: &StoredCase,
+    ) -> ApiResult<(Subject, deskgate_core::Contact)> {
+        let now = self.now();
+        let respondent = self
+            .subject_or(&link.respondent, StatusCode::NOT_FOUND, "not_found")
+            .await?;
+        if respondent.status != SubjectStatus::Active {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "manager_unavailable",
+                format!("you are {} and cannot attest", respondent.status),
+            ));
+        }
+        if respondent.on_probation(now) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "manager_unavailable",
+                "your own account was recovered recently; until its probation ends you cannot attest",
+            ));
+        }
+        let fresh = stored.case.requirements.freshness();
+        let phone = trusted_contact(&respondent, ContactKind::Phone, fresh, now)
+            .cloned()
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "manager_cannot_authenticate",
+                    "you have no phone of record that is verified and unchanged for the freshness \
+                     window, so you cannot prove who you are here; ask the help desk to use \
+                     another verification",
+                )
+            })?;
+        Ok((respondent, phone))
+    }
+
+    fn respondent_actor(link: &LinkToken, auth: &str) -> Actor {
+        Actor {
+            id: link.respondent.clone(),
+            role: "manager".to_owned(),
+            auth: auth.to_owned(),
+        }
+    }
+
+    /// Sends a one-time sign-in code to the respondent's own phone of record.
+    pub async fn send_attestation_code(&self, token: &str) -> ApiResult<CodeSent> {
+        let (link, stored) = self.open_attestation(token).await?;
+        let (respondent, phone) = self.respondent_phone(&link, &stored).await?;
+        let now = self.now();
+        let contact_hash = self.codes.hash("contact", &phone.value.to_lowercase());
+        let window = now - Duration::minutes(self.config.codes.send_window_minutes);
+        let sent = self.store.code_sends_since(&contact_hash, window).await?;
+        if sent >= self.config.codes.max_sends_per_contact {
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_sends",
+                format!(
+                    "{sent} codes were sent to this phone in the last {} minutes; wait before asking for another",
+                    self.config.codes.send_window_minutes
+                ),
+            ));
+        }
+        let code = CodeHasher::generate_code(self.config.codes.digits);
+        let ttl = self.config.codes.phone_ttl_minutes;
+        let expires_at = now + Duration::minutes(ttl);
+        let context = format!("{}/respondent", link.verification_id);
+        let mut case = stored.case.clone();
+        case.challenge_respondent(
+            &link.verification_id,
+            self.codes.hash(&context, &code),
+            phone.masked(),
+            expires_at,
+            MAX_CODES_PER_LINK,
+            now,
+        )?;
+        let message = Message {
+            to: phone.value.clone(),
+            channel: "sms".to_owned(),
+            kind: "attestation_sign_in_code".to_owned(),
+            subject_id: respondent.id.clone(),
+            case_id: Some(case.id.clone()),
+            body: format!(
+                "Your Deskgate sign-in code is {code}. Enter it on the confirmation page you opened \
+                 from your email. It expires in {ttl} minutes. Nobody from the help desk will ask \
+                 you for it."
+            ),
+            secret: Some(Secret::Code(code)),
+        };
+        self.delivery.send(&message).await.map_err(|e| {
+            tracing::warn!(case = %case.id, error = %e, "delivery of an attestation sign-in code failed");
+            ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "delivery_failed",
+                "the code could not be delivered; nothing was recorded, try again",
+            )
+        })?;
+        let entry = self.entry(
+            &Self::respondent_actor(&link, "attestation_link"),
+            Some(&case.id),
+            "attestation.code_sent",
+            json!({
+                "verification_id": link.verification_id, "destination": phone.masked(),
+                "expires_at": expires_at,
+            }),
+        );
+        let mut change = updating(&case, stored.version, vec![entry]);
+        change.code_sends = vec![(contact_hash, now)];
+        self.store.commit(change).await?;
+        Ok(CodeSent {
+            destination: phone.masked(),
+            expires_at,
+        })
+    }
+
+    /// Checks the respondent's sign-in code. On success returns an attestation session, bound to
+    /// this link, that lasts a few minutes; wrong codes count toward the attempt limit, after
+    /// which the attestation locks.
+    pub async fn sign_in_to_attestation(
+        &self,
+        token: &str,
+        code: &str,
+    ) -> ApiResult<AttestationSession> {
+        let (link, stored) = self.open_attestation(token).await?;
+        self.respondent_phone(&link, &stored).await?;
+        let now = self.now();
+        let mut case = stored.case.clone();
+        let context = format!("{}/respondent", link.verification_id);
+        let answer = code.trim();
+        let matched = answer.len() <= 16
+            && case
+                .respondent_code_hash(&link.verification_id)
+                .is_some_and(|h| self.codes.matches(&context, answer, h));
+        let before = case.state;
+        let outcome = case.authenticate_respondent(&link.verification_id, matched, now)?;
+        let who = Self::respondent_actor(&link, "attestation_link");
+        let base = json!({ "verification_id": link.verification_id, "method": "sms_code" });
+        let (event, details) = match outcome {
+            AttemptOutcome::Passed => ("attestation.signed_in", base),
+            AttemptOutcome::Failed { attempts_left } => (
+                "attestation.sign_in_failed",
+                json!({ "verification_id": link.verification_id, "attempts_left": attempts_left }),
+            ),
+            AttemptOutcome::Locked => ("attestation.locked", base),
+        };
+        let mut audit = vec![self.entry(&who, Some(&case.id), event, details)];
+        audit.extend(self.approval_entries(&who, before, &case));
+        let mut change = updating(&case, stored.version, audit);
+        let session = secrets::random_token();
+        let expires_at = (now + Duration::minutes(SESSION_MINUTES)).min(link.expires_at);
+        if outcome == AttemptOutcome::Passed {
+            change.new_links = vec![LinkToken {
+                token_hash: secrets::token_hash(&session),
+                kind: SESSION.to_owned(),
+                case_id: link.case_id.clone(),
+                verification_id: link.verification_id.clone(),
+                respondent: link.respondent.clone(),
+                created_at: now,
+                expires_at,
+                used_at: None,
+            }];
+        }
+        self.store.commit(change).await?;
+        match outcome {
+            AttemptOutcome::Passed => Ok(AttestationSession {
+                session,
+                expires_at,
+            }),
+            AttemptOutcome::Failed { attempts_left } => Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "wrong_code",
+                format!("that code is not right; {attempts_left} attempt(s) left"),
+            )
+            .with_details(json!({ "attempts_left": attempts_left }))),
+            AttemptOutcome::Locked => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "verification_locked",
+                "too many wrong codes: this confirmation is locked and the help desk must use another verification",
+            )
+            .with_details(json!({ "attempts_left": 0, "locked": true }))),
+        }
+    }
+
+    /// The session presented with a link: live, of this link's attestation, not used.
+    async fn attestation_session(
+        &self,
+        link: &LinkToken,
+        session: Option<&str>,
+    ) -> ApiResult<LinkToken> {
+        let refused = || {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "manager_sign_in_required",
+                "prove who you are first: ask for a sign-in code (POST this link + /code) and enter \
+                 it (POST this link + /sign-in); then present the session you get",
+            )
+        };
+        let session = session.filter(|s| !s.is_empty()).ok_or_else(refused)?;
+        let held = self.live_link(session).await.map_err(|_| refused())?;
+        if held.kind != SESSION
+            || held.verification_id != link.verification_id
+            || held.case_id != link.case_id
+            || held.respondent != link.respondent
+        {
+            return Err(refused());
+        }
+        Ok(held)
+    }
+
+    /// What the link asks, shown only to a respondent who has signed in. Without a session the
+    /// answer says how to sign in and where the code would go, and nothing about the case.
+    pub async fn attestation_view(
+        &self,
+        token: &str,
+        session: Option<&str>,
+    ) -> ApiResult<AttestationView> {
+        let (link, stored) = self.open_attestation(token).await?;
+        if let Err(e) = self.attestation_session(&link, session).await {
+            let destination = self
+                .respondent_phone(&link, &stored)
+                .await
+                .map(|(_, phone)| phone.masked())?;
+            return Err(e.with_details(json!({ "code_goes_to": destination })));
+        }
+        let case = stored.case;
+        let subject = self
+            .subject_or(&case.subject_id, StatusCode::NOT_FOUND, "not_found")
+            .await?;
+        let respondent = self
+            .subject_or(&link.respondent, StatusCode::NOT_FOUND, "not_found")
+            .await?;
+        Ok(AttestationView {
+            case_id: case.id.clone(),
+            respondent: SubjectRef {
+                id: respondent.id.clone(),
+                name: respondent.display_name.clone(),
+                tier: respondent.tier,
+            },
+            subject: SubjectRef {
+                id: subject.id.clone(),
+                name: subject.display_name.clone(),
+                tier: subject.tier,
+            },
+            action: case.action,
+            channel: case.channel,
+            agent_id: case.agent_id.clone(),
+            ticket: case.ticket.clone(),
+            opened_at: case.opened_at,
+            risk: case.risk.clone(),
+            expires_at: link.expires_at,
+            question: format!(
+                "Did {} ask the help desk for a {} through {}? Confirm only if you have spoken to \
+                 them yourself, in person or on a number you already know.",
+                subject.display_name, case.action, case.channel
+            ),
+            how_to_answer: "POST this URL with {\"decision\": \"confirm\"} or {\"decision\": \
+                            \"reject\"} and the X-Attestation-Session header"
+                .to_owned(),
+        })
+    }
+
+    /// Records the respondent's decision. It needs the attestation session from their sign-in;
+    /// a caller who also presents staff credentials must be that same person.
+    pub async fn attest(
+        &self,
+        token: &str,
+        decision: Decision,
+        presenter: Option<&Staff>,
+        session: Option<&str>,
+    ) -> ApiResult<CaseView> {
+        let (link, stored) = self.open_attestation(token).await?;
+        if let Some(staff) = presenter
+            && staff.subject_id.as_deref() != Some(link.respondent.as_str())
+        {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "not_the_manager",
+                "this link works only for the manager it was sent to",
+            ));
+        }
+        let held = self.attestation_session(&link, session).await?;
+        // Still able to attest now: status, probation and phone are checked again.
+        self.respondent_phone(&link, &stored).await?;
+        let mut case = stored.case.clone();
+        let now = self.now();
+        let role = if case.subject_tier == deskgate_core::Tier::Service {
+            ApproverRole::Owner
+        } else {
+            ApproverRole::Manager
+        };
+        let digest = Self::case_digest(&case);
+        let before = case.state;
+        case.attest(
+            &link.verification_id,
+            &link.respondent,
+            role,
+            decision,
+            digest.clone(),
+            now,
+        )?;
+        let who = Self::respondent_actor(&link, "attestation_link+sms_code");
+        let mut audit = vec![Self::on_evidence(
+            self.entry(
+                &who,
+                Some(&case.id),
+                match decision {
+                    Decision::Confirm => "attestation.confirmed",
+                    Decision::Reject => "attestation.rejected",
+                },
+                json!({ "verification_id": link.verification_id, "case_digest": digest }),
+            ),
+            &case,
+        )];
+        if case.state == CaseState::Denied {
+            audit.push(self.entry(
+                &who,
+                Some(&case.id),
+                "case.denied",
+                json!({ "reason": case.outcome_reason }),
+            ));
+        }
+        audit.extend(self.approval_entries(&who, before, &case));
+        self.store
+            .commit(Change {
+                case: Some(CaseWrite::Update {
+                    case: case.clone(),
+                    expected_version: stored.version,
+                }),
+                use_links: vec![(link.token_hash.clone(), now), (held.token_hash, now)],
+                audit,
+                ..Change::default()
+            })
+            .await?;
+        self.view(&case).await
+    }
+
+    /// Where a sign-in code for this link would go, for the page shown before sign-in.
+    pub async fn attestation_sign_in_hint(&self, token: &str) -> ApiResult<Value> {
+        let (link, stored) = self.open_attestation(token).await?;
+        let (respondent, phone) = self.respondent_phone(&link, &stored).await?;
+        let check = stored
+            .case
+            .verification(&link.verification_id)
+            .and_then(|v| v.respondent_check.clone())
+            .unwrap_or_default();
+        Ok(json!({
+            "name": respondent.display_name,
+            "code_goes_to": phone.masked(),
+            "code_pending": check.code_hash.is_some()
+                && check.code_expires_at.is_some_and(|at| at > self.now()),
+        }))
+    }
+}
