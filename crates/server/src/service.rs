@@ -1598,7 +1598,10 @@ impl Service {
         number: Option<&str>,
     ) -> ApiResult<Value> {
         let now = self.now();
-        let cases = self
+        // The push went to whoever must answer it: the subject, or for a service account the
+        // owner who asked. So look at the subject's own cases and at every case in verification
+        // (a bounded set: cases in verification live minutes), keeping those addressed to them.
+        let mut cases = self
             .store
             .list_cases(&CaseFilter {
                 state: Some(CaseState::Verifying),
@@ -1607,11 +1610,21 @@ impl Service {
                 ..CaseFilter::default()
             })
             .await?;
+        cases.extend(
+            self.store
+                .list_cases(&CaseFilter {
+                    state: Some(CaseState::Verifying),
+                    limit: 1000,
+                    ..CaseFilter::default()
+                })
+                .await?,
+        );
         let (case_id, vid) = cases
             .iter()
             .flat_map(|c| c.verifications.iter().map(move |v| (c, v)))
             .filter(|(_, v)| {
                 v.method == Method::Push
+                    && v.respondent == subject_id
                     && v.state == VerificationState::Pending
                     && !v.is_expired(now)
             })

@@ -139,7 +139,67 @@ async fn an_expired_retrieval_link_hands_nothing_over(backend: Backend) {
     s.finish().await;
 }
 
+/// A push for a service account goes to the owner who asked, and only that owner's device answers.
+async fn the_requesting_owner_answers_a_push_on_their_own_device(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let (status, case) = s
+        .post(
+            "/api/v1/cases",
+            Some(&s.token(AGENT)),
+            json!({"subject": "svc-payroll", "action": "service_credential_rotate",
+                   "channel": "ticket", "requester": "u-erin"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{case}");
+    let id = case["id"].as_str().unwrap();
+    let (vid, body) = s.start_method(AGENT, id, "push").await;
+    let v = body["case"]["verifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["id"] == vid)
+        .unwrap()
+        .clone();
+    let number = v["destination"]
+        .as_str()
+        .unwrap()
+        .split("number ")
+        .nth(1)
+        .unwrap()
+        .chars()
+        .take(2)
+        .collect::<String>();
+    // The other owner's device, and the service account itself, have nothing to answer.
+    for other in ["u-carol", "svc-payroll"] {
+        let err = s
+            .service
+            .push_response(other, true, Some(&number))
+            .await
+            .unwrap_err();
+        assert_eq!(err.status, StatusCode::NOT_FOUND, "{other}");
+    }
+    let answer = s
+        .service
+        .push_response("u-erin", true, Some(&number))
+        .await
+        .unwrap();
+    assert_eq!(answer["case_id"], id);
+    assert_eq!(answer["counted"], true);
+    let (_, now) = s
+        .get(&format!("/api/v1/cases/{id}"), Some(&s.token(AGENT)))
+        .await;
+    let passed = now["verifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["id"] == vid)
+        .unwrap();
+    assert_eq!(passed["state"], "passed", "{now}");
+    s.finish().await;
+}
+
 on_both_backends!(
+    the_requesting_owner_answers_a_push_on_their_own_device,
     rotation_for_a_verified_owner_with_a_second_owners_approval,
     an_expired_retrieval_link_hands_nothing_over,
 );
