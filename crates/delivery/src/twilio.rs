@@ -31,6 +31,15 @@ pub struct TwilioConfig {
     /// Bound on one API request, in seconds.
     #[serde(default = "default_timeout_secs")]
     pub timeout_secs: u64,
+    /// On 429 (Twilio error 20429) the request was not accepted, so it is safe to send again:
+    /// Deskgate waits as long as `Retry-After` asks, up to this many seconds, and tries at most
+    /// twice more. A longer wait is not made: the agent is on the phone and gets the error.
+    #[serde(default = "default_max_retry_wait_secs")]
+    pub max_retry_wait_secs: u64,
+}
+
+fn default_max_retry_wait_secs() -> u64 {
+    5
 }
 
 fn default_base_url() -> String {
@@ -51,6 +60,7 @@ impl std::fmt::Debug for TwilioConfig {
             .field("from", &self.from)
             .field("messaging_service_sid", &self.messaging_service_sid)
             .field("timeout_secs", &self.timeout_secs)
+            .field("max_retry_wait_secs", &self.max_retry_wait_secs)
             .finish()
     }
 }
@@ -68,7 +78,11 @@ pub struct TwilioDelivery {
     /// Caller ID; calls cannot go out through a messaging service.
     voice_from: Option<String>,
     timeout: Duration,
+    max_retry_wait: Duration,
 }
+
+/// Retries after a 429; only a refusal is retried, never a timeout, which may have sent.
+const MAX_RETRIES: u32 = 2;
 
 impl TwilioDelivery {
     /// Checks the configuration and builds the HTTP client. reqwest is built without a rustls
@@ -121,10 +135,38 @@ impl TwilioDelivery {
             sms_sender,
             voice_from: config.from.clone(),
             timeout,
+            max_retry_wait: Duration::from_secs(config.max_retry_wait_secs),
         })
     }
 
+    /// POSTs `form`, sending again after a 429 when `Retry-After` asks for a short wait.
     async fn post(&self, url: &Url, form: &[(&str, &str)]) -> Result<Resource, DeliveryError> {
+        let mut retries = 0;
+        loop {
+            match self.exchange(url, form).await {
+                Err(Throttled { error, wait }) if retries < MAX_RETRIES => match wait {
+                    Some(wait) if wait <= self.max_retry_wait => {
+                        retries += 1;
+                        tracing::info!(
+                            provider = PROVIDER,
+                            wait_ms = wait.as_millis() as u64,
+                            retries,
+                            "throttled; sending again"
+                        );
+                        tokio::time::sleep(wait).await;
+                    }
+                    _ => return Err(error),
+                },
+                Err(Throttled { error, .. }) => return Err(error),
+                Ok(resource) => return Ok(resource),
+            }
+        }
+    }
+
+    /// One request. An error carries the wait a 429 asked for (`Retry-After` in seconds,
+    /// or one second when the header is missing).
+    async fn exchange(&self, url: &Url, form: &[(&str, &str)]) -> Result<Resource, Throttled> {
+        let failed = |error, wait| Throttled { error, wait };
         let response = self
             .client
             .post(url.clone())
@@ -132,22 +174,33 @@ impl TwilioDelivery {
             .form(form)
             .send()
             .await
-            .map_err(|e| self.transport_error(&e))?;
+            .map_err(|e| failed(self.transport_error(&e), None))?;
         let status = response.status();
+        let wait = (status == reqwest::StatusCode::TOO_MANY_REQUESTS).then(|| {
+            response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map_or(Duration::from_secs(1), Duration::from_secs)
+        });
         let bytes = response
             .bytes()
             .await
-            .map_err(|e| self.transport_error(&e))?;
+            .map_err(|e| failed(self.transport_error(&e), None))?;
         if status.is_success() {
             serde_json::from_slice::<Resource>(&bytes).map_err(|_| {
-                DeliveryError::UnexpectedResponse {
-                    provider: PROVIDER,
-                    status: status.as_u16(),
-                    reason: "the body is not the documented resource JSON".to_owned(),
-                }
+                failed(
+                    DeliveryError::UnexpectedResponse {
+                        provider: PROVIDER,
+                        status: status.as_u16(),
+                        reason: "the body is not the documented resource JSON".to_owned(),
+                    },
+                    None,
+                )
             })
         } else {
-            Err(api_error(status.as_u16(), &bytes))
+            Err(failed(api_error(status.as_u16(), &bytes), wait))
         }
     }
 
@@ -175,6 +228,12 @@ impl TwilioDelivery {
             reason,
         }
     }
+}
+
+/// A failed request and, for a 429, how long the API asked us to wait.
+struct Throttled {
+    error: DeliveryError,
+    wait: Option<Duration>,
 }
 
 fn parse_base_url(text: &str) -> Result<Url, ConfigError> {

@@ -84,6 +84,8 @@ pub(crate) struct Answer {
     pub(crate) status: u16,
     pub(crate) content_type: &'static str,
     pub(crate) body: String,
+    /// A `Retry-After` header, as Twilio sends with 429.
+    pub(crate) retry_after: Option<&'static str>,
 }
 
 impl Answer {
@@ -92,7 +94,13 @@ impl Answer {
             status,
             content_type: "application/json",
             body: body.to_owned(),
+            retry_after: None,
         }
+    }
+
+    pub(crate) fn retry_after(mut self, seconds: &'static str) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 }
 
@@ -127,12 +135,24 @@ impl Replay {
 /// answers 401/20003 when the basic-auth header is not [`BASIC_AUTH`] (as Twilio does), and
 /// otherwise gives `answer`.
 pub(crate) async fn replay(answer: Answer) -> Replay {
+    replay_sequence(vec![answer]).await
+}
+
+/// Like [`replay`], answering the n-th authorized request with `answers[n]`, and every later one
+/// with the last.
+pub(crate) async fn replay_sequence(answers: Vec<Answer>) -> Replay {
     let requests = Arc::new(Mutex::new(Vec::new()));
     let seen = Arc::clone(&requests);
+    let answered = Arc::new(Mutex::new(0usize));
     let app = axum::Router::new().fallback(
         move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
             let seen = Arc::clone(&seen);
-            let answer = answer.clone();
+            let answer = {
+                let mut n = answered.lock().unwrap();
+                let answer = answers[(*n).min(answers.len() - 1)].clone();
+                *n += 1;
+                answer
+            };
             async move {
                 let text = |name| {
                     headers
@@ -154,12 +174,18 @@ pub(crate) async fn replay(answer: Answer) -> Replay {
                 } else {
                     (401, "application/json", AUTH_ERROR.to_owned())
                 };
-                let response: Response = (
+                let mut response: Response = (
                     StatusCode::from_u16(status).unwrap(),
                     [(header::CONTENT_TYPE, content_type)],
                     body,
                 )
                     .into_response();
+                if let Some(seconds) = answer.retry_after.filter(|_| authorized) {
+                    response.headers_mut().insert(
+                        header::RETRY_AFTER,
+                        header::HeaderValue::from_static(seconds),
+                    );
+                }
                 response
             }
         },

@@ -10,7 +10,7 @@ use deskgate_delivery::{
 
 use crate::support::{
     ACCOUNT_SID, AUTH_TOKEN, Answer, BASIC_AUTH, BODY, assert_clean, code_message, free_port,
-    install_crypto, replay,
+    install_crypto, replay, replay_sequence,
 };
 
 const FROM: &str = "+15017122661";
@@ -88,6 +88,7 @@ fn config(base_url: &str) -> TwilioConfig {
         from: Some(FROM.to_owned()),
         messaging_service_sid: None,
         timeout_secs: 5,
+        max_retry_wait_secs: 2,
     }
 }
 
@@ -305,6 +306,7 @@ async fn an_error_body_that_is_not_twilios_is_reported_without_quoting_it() {
         status: 502,
         content_type: "text/html",
         body: "<html>proxy says: upstream reset</html>".to_owned(),
+        retry_after: None,
     })
     .await;
     let error = twilio(&config(&api.base_url))
@@ -436,4 +438,77 @@ fn the_default_base_url_is_twilios() {
     }))
     .unwrap();
     assert_eq!(parsed.base_url, "https://api.twilio.com");
+}
+
+/// Twilio's 429 body for error 20429 (https://www.twilio.com/docs/api/errors/20429).
+const TOO_MANY: &str = r#"{"code": 20429, "message": "Too Many Requests", "more_info": "https://www.twilio.com/docs/errors/20429", "status": 429}"#;
+
+/// A 429 was not accepted, so the message is sent again after the short wait Twilio asked for.
+#[tokio::test]
+async fn a_throttled_send_waits_as_asked_and_is_sent_once() {
+    let api = replay_sequence(vec![
+        Answer::json(429, TOO_MANY).retry_after("1"),
+        Answer::json(201, MESSAGE_CREATED),
+    ])
+    .await;
+    let started = Instant::now();
+    twilio(&config(&api.base_url))
+        .send(&code_message("sms", TO))
+        .await
+        .unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    let requests = api.requests();
+    assert_eq!(requests.len(), 2, "one refused request, one accepted");
+    assert_eq!(requests[0].form, requests[1].form, "the same message");
+}
+
+/// A wait longer than the configured bound is not made: the agent gets the error at once.
+#[tokio::test]
+async fn a_long_retry_after_is_not_waited_for() {
+    let api = replay(Answer::json(429, TOO_MANY).retry_after("120")).await;
+    let started = Instant::now();
+    let error = twilio(&config(&api.base_url))
+        .send(&code_message("sms", TO))
+        .await
+        .unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert!(
+        matches!(error, DeliveryError::Twilio { status: 429, .. }),
+        "{error:?}"
+    );
+    api.only_request();
+}
+
+/// Throttling that does not clear gives up after two more tries.
+#[tokio::test]
+async fn persistent_throttling_gives_up_after_two_retries() {
+    let api = replay(Answer::json(429, TOO_MANY).retry_after("0")).await;
+    let error = twilio(&config(&api.base_url))
+        .send(&code_message("sms", TO))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            DeliveryError::Twilio {
+                status: 429,
+                code: Some(20429),
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert_eq!(api.requests().len(), 3);
+}
+
+/// Other errors are never retried: a 400 stays one request.
+#[tokio::test]
+async fn other_errors_are_not_retried() {
+    let body = r#"{"code": 21211, "message": "The 'To' number is not a valid phone number.", "more_info": "https://www.twilio.com/docs/errors/21211", "status": 400}"#;
+    let api = replay(Answer::json(400, body).retry_after("0")).await;
+    twilio(&config(&api.base_url))
+        .send(&code_message("sms", TO))
+        .await
+        .unwrap_err();
+    api.only_request();
 }
