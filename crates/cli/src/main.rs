@@ -171,6 +171,19 @@ enum TokenCommand {
         staff: String,
         #[arg(long, default_value = "cli")]
         label: String,
+        /// Days until the token expires (1 to 366); `api_token_days` from the config if unset.
+        #[arg(long)]
+        expires_days: Option<i64>,
+    },
+    /// List every token issued (id, staff, label, live / expired / revoked); never the token.
+    List {
+        #[arg(long)]
+        staff: Option<String>,
+    },
+    /// Revoke one token by the id `list` prints.
+    Revoke {
+        #[arg(long)]
+        id: String,
     },
     /// Revoke every token of a staff member (offboarding, a lost device).
     RevokeAll {
@@ -416,6 +429,15 @@ async fn audit_command(config: Option<PathBuf>, command: AuditCommand) -> Result
     Ok(())
 }
 
+/// The administrator at the machine, as audit entries name them.
+fn cli_actor() -> deskgate_store::Actor {
+    deskgate_store::Actor {
+        id: "cli".to_owned(),
+        role: "admin".to_owned(),
+        auth: "local_cli".to_owned(),
+    }
+}
+
 async fn admin(config: Option<PathBuf>, command: AdminCommand) -> Result<(), String> {
     let config = load_config(config.as_ref())?;
     let service = deskgate_server::build(config, Clock::system())
@@ -423,13 +445,52 @@ async fn admin(config: Option<PathBuf>, command: AdminCommand) -> Result<(), Str
         .map_err(|e| e.to_string())?;
     match command {
         AdminCommand::Token {
-            command: TokenCommand::Create { staff, label },
+            command:
+                TokenCommand::Create {
+                    staff,
+                    label,
+                    expires_days,
+                },
         } => {
+            let days = expires_days.unwrap_or(service.config.api_token_days);
             let token = service
-                .create_token(&staff, &label)
+                .create_token_for_days(&staff, &label, days)
                 .await
                 .map_err(|e| e.message)?;
             println!("{token}");
+        }
+        AdminCommand::Token {
+            command: TokenCommand::List { staff },
+        } => {
+            let tokens = service
+                .list_tokens(staff.as_deref())
+                .await
+                .map_err(|e| e.message)?;
+            println!(
+                "{:<12}  {:<10} {:<16} {:<8} {:<25} expires",
+                "id", "staff", "label", "state", "created"
+            );
+            for t in tokens {
+                let text = |k: &str| t[k].as_str().unwrap_or("-").to_owned();
+                println!(
+                    "{:<12}  {:<10} {:<16} {:<8} {:<25} {}",
+                    text("id"),
+                    text("staff_id"),
+                    text("label"),
+                    text("state"),
+                    text("created_at"),
+                    text("expires_at")
+                );
+            }
+        }
+        AdminCommand::Token {
+            command: TokenCommand::Revoke { id },
+        } => {
+            service
+                .revoke_token_by_id(&id, &cli_actor())
+                .await
+                .map_err(|e| e.message)?;
+            println!("revoked");
         }
         AdminCommand::Staff {
             command:
@@ -478,13 +539,8 @@ async fn admin(config: Option<PathBuf>, command: AdminCommand) -> Result<(), Str
         AdminCommand::Token {
             command: TokenCommand::RevokeAll { staff },
         } => {
-            let who = deskgate_store::Actor {
-                id: "cli".to_owned(),
-                role: "admin".to_owned(),
-                auth: "local_cli".to_owned(),
-            };
             let n = service
-                .revoke_staff_tokens(&staff, &who)
+                .revoke_staff_tokens(&staff, &cli_actor())
                 .await
                 .map_err(|e| e.message)?;
             println!("revoked {n} token(s)");

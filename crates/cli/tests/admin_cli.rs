@@ -81,3 +81,92 @@ fn revoking_a_staff_members_tokens_locks_them_out_at_once() {
     );
     drop(demo);
 }
+
+#[test]
+fn tokens_expire_are_listed_without_their_secret_and_revoke_one_by_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("demo");
+    let demo = support::Demo::start(&data);
+    let create = |days: &str, label: &str| {
+        deskgate(
+            &data,
+            &[
+                "admin",
+                "token",
+                "create",
+                "--staff",
+                "jordan.blake",
+                "--label",
+                label,
+                "--expires-days",
+                days,
+            ],
+        )
+    };
+    for bad in ["0", "400"] {
+        let o = create(bad, "ticketing");
+        assert!(!o.status.success(), "{bad} days");
+        assert!(
+            stderr(&o).contains("between 1 and 366 days"),
+            "{}",
+            stderr(&o)
+        );
+    }
+    let o = create("30", "ticketing");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let first = stdout(&o).trim().to_owned();
+    let o = create("7", "siem-export");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let second = stdout(&o).trim().to_owned();
+    assert_eq!(status_with(&demo.base(), &first), "200");
+
+    let o = deskgate(
+        &data,
+        &["admin", "token", "list", "--staff", "jordan.blake"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let listing = stdout(&o);
+    assert!(!listing.contains(&first) && !listing.contains(&second));
+    let row = |label: &str| {
+        listing
+            .lines()
+            .find(|l| l.contains(label))
+            .unwrap_or_else(|| panic!("no {label} row in {listing}"))
+            .to_owned()
+    };
+    let ticketing = row("ticketing");
+    assert!(ticketing.contains(" live "), "{ticketing}");
+    assert!(!listing.contains("sam.rivera"), "filtered to one person");
+    // The expiry is the one asked for: 30 days after creation.
+    let created: chrono::DateTime<chrono::Utc> = ticketing
+        .split_whitespace()
+        .nth(4)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let expires: chrono::DateTime<chrono::Utc> = ticketing
+        .split_whitespace()
+        .nth(5)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(expires - created, chrono::Duration::days(30));
+
+    let id = ticketing.split_whitespace().next().unwrap().to_owned();
+    let o = deskgate(&data, &["admin", "token", "revoke", "--id", &id[..4]]);
+    assert!(!o.status.success(), "too short an id is refused");
+    let o = deskgate(&data, &["admin", "token", "revoke", "--id", &id]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(status_with(&demo.base(), &first), "401");
+    assert_eq!(status_with(&demo.base(), &second), "200", "only that one");
+    let o = deskgate(
+        &data,
+        &["admin", "token", "list", "--staff", "jordan.blake"],
+    );
+    assert!(
+        stdout(&o)
+            .lines()
+            .any(|l| l.contains("ticketing") && l.contains(" revoked "))
+    );
+    drop(demo);
+}

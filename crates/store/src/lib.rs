@@ -75,6 +75,17 @@ pub struct LinkToken {
     pub used_at: Option<DateTime<Utc>>,
 }
 
+/// What the store keeps of an API token: its hash, never the token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiToken {
+    pub token_hash: String,
+    pub staff_id: String,
+    pub label: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
 /// A credential of the built-in directory (password, temporary access pass, service secret).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Credential {
@@ -154,6 +165,8 @@ pub trait Store: Send + Sync {
     async fn revoke_staff_tokens(&self, staff_id: &str, now: DateTime<Utc>) -> Result<u64>;
     /// Revokes a token; it never authenticates again.
     async fn revoke_token(&self, token_hash: &str, now: DateTime<Utc>) -> Result<()>;
+    /// Every token ever issued, live or not, oldest first: what an administrator reviews.
+    async fn list_api_tokens(&self) -> Result<Vec<ApiToken>>;
 
     async fn case(&self, id: &str) -> Result<Option<StoredCase>>;
     async fn list_cases(&self, filter: &CaseFilter) -> Result<Vec<Case>>;

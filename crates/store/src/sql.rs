@@ -17,8 +17,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::audit::{AuditRecord, canonical_body, chain, leaf_hash, parse_hash};
 use crate::{
-    CaseFilter, CaseWrite, Change, Credential, Hash, LinkToken, NewAuditEntry, Result, Store,
-    StoreError, StoredCase, StoredCheckpoint, time_text,
+    ApiToken, CaseFilter, CaseWrite, Change, Credential, Hash, LinkToken, NewAuditEntry, Result,
+    Store, StoreError, StoredCase, StoredCheckpoint, time_text,
 };
 
 enum Backend {
@@ -734,6 +734,38 @@ impl Store for SqlStore {
             .rows_affected()
         });
         Ok(done)
+    }
+
+    async fn list_api_tokens(&self) -> Result<Vec<ApiToken>> {
+        type Row = (
+            String,
+            String,
+            String,
+            String,
+            Option<String>,
+            Option<String>,
+        );
+        let rows: Vec<Row> = on_pool!(self, |p| {
+            sqlx::query_as(
+                "SELECT token_hash, staff_id, label, created_at, expires_at, revoked_at \
+                 FROM api_tokens ORDER BY created_at, token_hash",
+            )
+            .fetch_all(p)
+            .await?
+        });
+        let time = |t: Option<String>| t.as_deref().map(parse_time).transpose();
+        rows.into_iter()
+            .map(|(token_hash, staff_id, label, created, expires, revoked)| {
+                Ok(ApiToken {
+                    token_hash,
+                    staff_id,
+                    label,
+                    created_at: parse_time(&created)?,
+                    expires_at: time(expires)?,
+                    revoked_at: time(revoked)?,
+                })
+            })
+            .collect()
     }
 
     async fn revoke_token(&self, token_hash: &str, now: DateTime<Utc>) -> Result<()> {
