@@ -37,7 +37,7 @@ pub const DEMO_SIGN_IN_ENV: &str = "DESKGATE_DEMO_SIGNIN";
 /// Pages may load scripts, styles and images from this origin only, never inline: an injected
 /// `<script>` or `style=` attribute does nothing. Forms may only post back here, and no other site
 /// may frame the console (clickjacking of the execute button).
-const CONSOLE_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; \
+pub(crate) const CONSOLE_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; \
      connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'";
 
 /// What every console handler shares.
