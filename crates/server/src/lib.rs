@@ -16,6 +16,7 @@ pub mod passkeys;
 pub mod policy_gate;
 pub mod secrets;
 pub mod service;
+pub mod staff_passkeys;
 pub mod totp;
 pub mod views;
 

@@ -71,7 +71,7 @@ impl PasskeyPurpose {
         }
     }
 
-    fn kind(self) -> String {
+    pub(crate) fn kind(self) -> String {
         format!("passkey_ceremony/{}", self.as_str())
     }
 
@@ -101,7 +101,7 @@ pub struct StoredPasskey {
 
 /// A pending ceremony as stored.
 #[derive(Serialize, Deserialize)]
-struct Ceremony {
+pub(crate) struct Ceremony {
     /// Hash of the token the browser holds (or of the link that started the ceremony).
     token_hash: String,
     /// `PasskeyRegistration` or `PasskeyAuthentication`, serialised.
@@ -193,7 +193,7 @@ impl Service {
         }
     }
 
-    fn passkeys_credential(
+    pub(crate) fn passkeys_credential(
         owner: &str,
         kind: &str,
         list: &[StoredPasskey],
@@ -390,7 +390,7 @@ impl Service {
 
     /// Starts a passkey registration for `owner` bound to a fresh ceremony token, which the
     /// answer carries with the options for `navigator.credentials.create`.
-    async fn passkey_registration_options(
+    pub(crate) async fn passkey_registration_options(
         &self,
         owner: &str,
         user_name: &str,
@@ -436,7 +436,7 @@ impl Service {
     /// Finishes a registration started by [`Self::passkey_registration_options`]: the ceremony
     /// must be pending and bound to `ceremony_token`. Answers the new passkey and the ceremony to
     /// consume; nothing is committed here.
-    async fn finish_passkey_registration_for(
+    pub(crate) async fn finish_passkey_registration_for(
         &self,
         owner: &str,
         purpose: PasskeyPurpose,

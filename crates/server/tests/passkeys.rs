@@ -374,10 +374,205 @@ async fn pass_enrols_one_passkey_once(backend: Backend) {
     s.finish().await;
 }
 
+/// A client that keeps redirects visible, for console sign-in.
+fn plain_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+fn cookie_of(resp: &reqwest::Response) -> String {
+    resp.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+/// Signs in with a passkey as `name`; answers the response of the final form post.
+async fn passkey_sign_in(
+    s: &TestServer,
+    name: &str,
+    device: &mut SoftPasskey,
+) -> Result<reqwest::Response, (StatusCode, String)> {
+    let client = plain_client();
+    let resp = client
+        .post(format!("{}/console/sign-in/passkey/options", s.base))
+        .form(&[("name", name)])
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap();
+    if status != StatusCode::OK {
+        return Err((status, body.to_string()));
+    }
+    let challenge: RequestChallengeResponse =
+        serde_json::from_value(body["options"].clone()).unwrap();
+    let assertion = device
+        .do_authentication(origin(s), challenge)
+        .map_err(|e| (StatusCode::IM_A_TEAPOT, format!("{e:?}")))?;
+    let resp = client
+        .post(format!("{}/console/sign-in/passkey", s.base))
+        .form(&[
+            ("name", name),
+            ("ceremony", body["ceremony"].as_str().unwrap()),
+            ("credential", &assertion_json(&assertion)),
+        ])
+        .send()
+        .await
+        .unwrap();
+    Ok(resp)
+}
+
+fn assertion_json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap()
+}
+
+async fn staff_registers_a_passkey_then_signs_in_with_it(backend: Backend) {
+    let s = server(backend).await;
+    let client = plain_client();
+    let resp = client
+        .post(format!("{}/console/sign-in", s.base))
+        .form(&[("token", s.token(AGENT))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let cookie = cookie_of(&resp);
+
+    // The account page offers to add one; there is none yet.
+    let page = client
+        .get(format!("{}/console/account", s.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("no console passkeys"), "{html}");
+    assert!(!html.contains("<script>"), "no inline script");
+
+    let resp = client
+        .post(format!("{}/console/account/passkeys/options", s.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let started: Value = resp.json().await.unwrap();
+    let mut device = SoftPasskey::new(true);
+    let options: CreationChallengeResponse =
+        serde_json::from_value(started["options"].clone()).unwrap();
+    let credential = device.do_registration(origin(&s), options).unwrap();
+    let resp = client
+        .post(format!("{}/console/account/passkeys", s.base))
+        .header("cookie", &cookie)
+        .form(&[
+            ("ceremony", started["ceremony"].as_str().unwrap()),
+            ("credential", &assertion_json(&credential)),
+            ("label", "Work laptop"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let html = resp.text().await.unwrap();
+    assert!(
+        html.contains("Passkey added") && html.contains("Work laptop"),
+        "{html}"
+    );
+
+    // A fresh browser signs in with the passkey alone and reaches the console.
+    let resp = passkey_sign_in(&s, AGENT, &mut device).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(resp.headers()["location"], "/console");
+    let session = cookie_of(&resp);
+    assert!(session.starts_with("deskgate_console="));
+    let queue = client
+        .get(format!("{}/console", s.base))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(queue.status(), StatusCode::OK);
+    assert!(queue.text().await.unwrap().contains(AGENT));
+
+    // The passkey is Sam's alone: another name, or an unknown one, is refused the same way.
+    let (status, body) = passkey_sign_in(&s, "jordan.blake", &mut device)
+        .await
+        .unwrap_err();
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    let (status, unknown) = passkey_sign_in(&s, "nobody.here", &mut device)
+        .await
+        .unwrap_err();
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        serde_json::from_str::<Value>(&unknown).unwrap()["error"]["code"],
+        serde_json::from_str::<Value>(&body).unwrap()["error"]["code"]
+    );
+    let events = s.events_since(0).await;
+    assert!(events.contains(&"staff.passkey_registered".to_owned()));
+    assert!(events.contains(&"staff.signed_in".to_owned()));
+    s.assert_audit_chain_intact().await;
+    s.finish().await;
+}
+
+async fn staff_sign_in_challenge_works_once(backend: Backend) {
+    let s = server(backend).await;
+    let mut device = SoftPasskey::new(true);
+    let staff = s.service.store.staff_by_name(AGENT).await.unwrap().unwrap();
+    let started = s
+        .service
+        .staff_passkey_registration_options(&staff)
+        .await
+        .unwrap();
+    let options: CreationChallengeResponse =
+        serde_json::from_value(started["options"].clone()).unwrap();
+    let credential = device.do_registration(origin(&s), options).unwrap();
+    s.service
+        .finish_staff_passkey_registration(
+            &staff,
+            started["ceremony"].as_str().unwrap(),
+            &serde_json::to_value(&credential).unwrap(),
+            "Key",
+        )
+        .await
+        .unwrap();
+    let challenge = s
+        .service
+        .staff_passkey_sign_in_options(AGENT)
+        .await
+        .unwrap();
+    let request: RequestChallengeResponse =
+        serde_json::from_value(challenge["options"].clone()).unwrap();
+    let assertion =
+        serde_json::to_value(device.do_authentication(origin(&s), request).unwrap()).unwrap();
+    let ceremony = challenge["ceremony"].as_str().unwrap();
+    let signed_in = s
+        .service
+        .finish_staff_passkey_sign_in(AGENT, ceremony, &assertion)
+        .await
+        .unwrap();
+    assert_eq!(signed_in.name, AGENT);
+    let replay = s
+        .service
+        .finish_staff_passkey_sign_in(AGENT, ceremony, &assertion)
+        .await
+        .unwrap_err();
+    assert_eq!(replay.status, StatusCode::UNAUTHORIZED);
+    s.finish().await;
+}
+
 on_both_backends!(
     enrolled_passkey_verifies_the_subject_as_device_of_record,
     another_subjects_passkey_fails_the_verification,
     expired_link_is_refused,
     passkey_method_is_refused_without_an_enrolled_passkey,
     pass_enrols_one_passkey_once,
+    staff_registers_a_passkey_then_signs_in_with_it,
+    staff_sign_in_challenge_works_once,
 );

@@ -9,6 +9,7 @@ mod attest;
 mod audit;
 mod cases;
 mod dashboard;
+mod passkeys;
 mod security;
 mod session;
 mod stats;
@@ -73,6 +74,17 @@ pub fn router_with<S: Clone + Send + Sync + 'static>(
         )
         .route("/console/sign-in/demo", post(session::demo_sign_in))
         .route("/console/sign-out", post(session::sign_out))
+        .route("/console/sign-in/passkey", post(passkeys::sign_in))
+        .route(
+            "/console/sign-in/passkey/options",
+            post(passkeys::sign_in_options),
+        )
+        .route("/console/account", get(passkeys::account_page))
+        .route("/console/account/passkeys", post(passkeys::register))
+        .route(
+            "/console/account/passkeys/options",
+            post(passkeys::registration_options),
+        )
         .route("/console/cases/new", get(cases::new_case))
         .route("/console/cases", post(cases::open_case))
         .route("/console/cases/{id}", get(cases::case_page))
