@@ -148,6 +148,8 @@
       if (!done) return;
       status.textContent = done.message || "Done.";
       status.dataset.outcome = "ok";
+      // The link or pass is spent: nothing more to press.
+      form.querySelectorAll("button").forEach(function (b) { b.disabled = true; });
     });
   }
 

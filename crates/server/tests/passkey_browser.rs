@@ -117,6 +117,16 @@ async fn add_virtual_authenticator(driver: &WebDriver) {
         .unwrap();
 }
 
+/// Screenshots go to a temporary directory (the console test owns docs/screenshots/).
+async fn shoot(driver: &WebDriver, name: &str) {
+    let dir = std::env::temp_dir().join("deskgate-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    driver
+        .screenshot(&dir.join(format!("{name}.png")))
+        .await
+        .unwrap();
+}
+
 async fn wait_text(driver: &WebDriver, by: By, want: &str) -> String {
     let mut last = String::new();
     for _ in 0..150 {
@@ -186,10 +196,12 @@ async fn staff_member_registers_a_passkey_and_signs_in_with_it_in_chromium() {
     click(&browser, "#add-passkey-button").await;
     wait_text(&browser, By::Id("account-notice"), "Passkey added").await;
     wait_text(&browser, By::Id("passkeys"), "Virtual key").await;
+    shoot(&browser, "passkey-account").await;
 
     // Signed out, the passkey alone signs them in to the same kind of console session.
     click(&browser, "header .who button").await;
     wait_text(&browser, By::Tag("h1"), "Sign in").await;
+    shoot(&browser, "passkey-sign-in").await;
     type_into(&browser, "#passkey-name", AGENT).await;
     click(&browser, "#passkey-sign-in-button").await;
     wait_text(&browser, By::Css("header .who"), AGENT).await;
@@ -233,6 +245,7 @@ async fn subject_enrols_with_a_pass_and_confirms_a_case_with_the_passkey_in_chro
     type_into(&browser, "#pass", &pass).await;
     click(&browser, "#create-passkey").await;
     wait_text(&browser, By::Id("passkey-status"), "passkey is enrolled").await;
+    shoot(&browser, "passkey-tap").await;
 
     // The agent asks for the passkey; the emailed link's page confirms it.
     let case = s.open_case(AGENT, "u-alice", "password_reset").await;
@@ -253,6 +266,7 @@ async fn subject_enrols_with_a_pass_and_confirms_a_case_with_the_passkey_in_chro
     browser.goto(&link).await.unwrap();
     click(&browser, "#use-passkey").await;
     wait_text(&browser, By::Id("passkey-status"), "confirmed it is you").await;
+    shoot(&browser, "passkey-verify").await;
 
     let (_, case) = s
         .get(&format!("/api/v1/cases/{id}"), Some(&s.token(AGENT)))

@@ -374,6 +374,74 @@ async fn pass_enrols_one_passkey_once(backend: Backend) {
     s.finish().await;
 }
 
+async fn passkey_whose_counter_goes_backwards_is_refused_as_a_possible_clone(backend: Backend) {
+    let s = server(backend).await;
+    let mut device = SoftPasskey::new(true);
+    enrol(&s, "u-alice", &mut device).await;
+    // The server has seen a higher counter than this authenticator will send.
+    let mut stored = s
+        .service
+        .stored_passkeys("u-alice", deskgate_server::passkeys::SUBJECT_PASSKEYS)
+        .await
+        .unwrap();
+    stored[0].sign_count = 1000;
+    let now = Utc::now();
+    s.service
+        .store
+        .commit(Change {
+            credentials: vec![Credential {
+                subject_id: "u-alice".to_owned(),
+                kind: deskgate_server::passkeys::SUBJECT_PASSKEYS.to_owned(),
+                hash: serde_json::to_string(&stored).unwrap(),
+                created_at: now,
+                expires_at: None,
+                used_at: None,
+            }],
+            ..Change::default()
+        })
+        .await
+        .unwrap();
+    let case = s.open_case(AGENT, "u-alice", "password_reset").await;
+    let link = start_passkey(&s, case["id"].as_str().unwrap()).await;
+    let (status, body) = answer(&s, &link, &mut device).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("counter"),
+        "{body}"
+    );
+    let v = passkey_verification(&case_of(&s, case["id"].as_str().unwrap()).await);
+    assert_eq!(v["state"], "rejected");
+    s.finish().await;
+}
+
+async fn passkeys_need_a_domain_name_in_public_url(backend: Backend) {
+    // The default test server's public URL is http://127.0.0.1:PORT.
+    let s = TestServer::start(backend).await;
+    let pass = issue_pass(&s, "u-dave").await;
+    let (status, body) = s
+        .post(
+            "/api/v1/tap/redeem",
+            None,
+            json!({ "subject": "u-dave", "pass": pass }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["code"], "passkeys_unavailable");
+    // Nothing was spent: the pass still enrols an authenticator app.
+    let (status, body) = s
+        .post(
+            "/api/v1/tap/redeem",
+            None,
+            json!({ "subject": "u-dave", "pass": pass, "authenticator": "totp" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    s.finish().await;
+}
+
 /// A client that keeps redirects visible, for console sign-in.
 fn plain_client() -> reqwest::Client {
     reqwest::Client::builder()
@@ -575,4 +643,6 @@ on_both_backends!(
     pass_enrols_one_passkey_once,
     staff_registers_a_passkey_then_signs_in_with_it,
     staff_sign_in_challenge_works_once,
+    passkey_whose_counter_goes_backwards_is_refused_as_a_possible_clone,
+    passkeys_need_a_domain_name_in_public_url,
 );
