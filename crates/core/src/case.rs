@@ -417,7 +417,7 @@ impl Case {
         let v = self.pending(id, now)?;
         if !matches!(
             v.method,
-            Method::IdProofing | Method::Push | Method::Callback
+            Method::IdProofing | Method::Push | Method::Callback | Method::Passkey
         ) {
             return Err(CaseError::WrongMethod(v.method));
         }

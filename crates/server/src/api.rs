@@ -138,6 +138,9 @@ struct AttestBody {
 struct RedeemBody {
     subject: String,
     pass: String,
+    /// `passkey` (the default) or `totp`.
+    #[serde(default)]
+    authenticator: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -544,7 +547,13 @@ async fn redeem_pass(
     State(s): State<AppState>,
     ApiJson(body): ApiJson<RedeemBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(s.redeem_pass(&body.subject, &body.pass).await?))
+    match body.authenticator.as_deref() {
+        None | Some("passkey") => Ok(Json(
+            s.redeem_pass_for_passkey(&body.subject, &body.pass).await?,
+        )),
+        Some("totp") => Ok(Json(s.redeem_pass(&body.subject, &body.pass).await?)),
+        Some(_) => Err(ApiError::invalid("authenticator must be passkey or totp")),
+    }
 }
 
 async fn report_not_me(
@@ -582,6 +591,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/admin/policy/reload", post(reload_policy))
         .route("/webhooks/idv/{vendor}", post(idv_webhook))
         .route("/tap/redeem", post(redeem_pass))
+        .route("/tap/passkey", post(crate::passkey_pages::finish_tap))
         .route(
             "/audit/checkpoint",
             get(audit_checkpoint).post(cut_checkpoint),
@@ -602,6 +612,7 @@ pub fn router(service: Arc<Service>) -> Router {
         )
         .nest("/api/v1", api)
         .merge(crate::console::router(service.clone()))
+        .merge(crate::passkey_pages::router(service.clone()))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
         .layer(SetResponseHeaderLayer::overriding(

@@ -11,9 +11,12 @@ pub mod demo;
 pub mod directory;
 pub mod error;
 pub mod idv;
+pub mod passkey_pages;
+pub mod passkeys;
 pub mod policy_gate;
 pub mod secrets;
 pub mod service;
+pub mod staff_passkeys;
 pub mod totp;
 pub mod views;
 

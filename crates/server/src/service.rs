@@ -63,7 +63,8 @@ pub struct OpenCase {
 
 /// Methods this deployment can run today. The others exist in the vocabulary and are refused
 /// with a clear error until their adapters land.
-const RUNNABLE: [Method; 9] = [
+const RUNNABLE: [Method; 10] = [
+    Method::Passkey,
     Method::Push,
     Method::Callback,
     Method::Totp,
@@ -187,7 +188,7 @@ impl Service {
         self.clock.now()
     }
 
-    fn entry(
+    pub(crate) fn entry(
         &self,
         actor: &Actor,
         case_id: Option<&str>,
@@ -198,7 +199,7 @@ impl Service {
     }
 
     /// The audit entry of a started verification: its id, method and class, plus `extra`.
-    fn started(
+    pub(crate) fn started(
         &self,
         caller: &Staff,
         case: &Case,
@@ -462,7 +463,7 @@ impl Service {
             .ok_or_else(|| ApiError::new(status, code, format!("no subject {id}")))
     }
 
-    async fn load_case(&self, id: &str) -> ApiResult<StoredCase> {
+    pub(crate) async fn load_case(&self, id: &str) -> ApiResult<StoredCase> {
         if id.len() > 64 {
             return Err(ApiError::not_found("case"));
         }
@@ -499,11 +500,16 @@ impl Service {
         let fresh = case.requirements.freshness();
         let has_codes = !self.recovery_hashes(&subject.id).await?.is_empty();
         let has_totp = self.totp_record(subject).await?.is_some();
+        let has_passkey = !self.usable_passkeys(subject).await?.is_empty();
         Ok(RUNNABLE
             .into_iter()
             .filter(|m| match (m, m.contact_kind()) {
                 (Method::RecoveryCode, _) => has_codes,
                 (Method::Totp, _) => has_totp,
+                (Method::Passkey, _) => {
+                    has_passkey
+                        && trusted_contact(subject, ContactKind::Email, fresh, now).is_some()
+                }
                 (Method::Push, _) => subject
                     .authenticators
                     .iter()
@@ -789,7 +795,7 @@ impl Service {
         Ok(hashes.len())
     }
 
-    async fn view(&self, case: &Case) -> ApiResult<CaseView> {
+    pub(crate) async fn view(&self, case: &Case) -> ApiResult<CaseView> {
         let subject = self
             .store
             .subject(&case.subject_id)
@@ -1094,12 +1100,17 @@ impl Service {
     }
 
     /// The entry, marked with the digests of the evidence the case holds.
-    fn on_evidence(mut entry: NewAuditEntry, case: &Case) -> NewAuditEntry {
+    pub(crate) fn on_evidence(mut entry: NewAuditEntry, case: &Case) -> NewAuditEntry {
         entry.evidence_digests = Self::evidence_digests(case);
         entry
     }
 
-    fn approval_entries(&self, who: &Actor, before: CaseState, case: &Case) -> Vec<NewAuditEntry> {
+    pub(crate) fn approval_entries(
+        &self,
+        who: &Actor,
+        before: CaseState,
+        case: &Case,
+    ) -> Vec<NewAuditEntry> {
         let mut out = Vec::new();
         if before != CaseState::Approved && case.state == CaseState::Approved {
             let progress = case.progress(self.now());
@@ -1186,6 +1197,9 @@ impl Service {
         }
         if method == Method::Push {
             return self.start_push(caller, stored, subject, vid).await;
+        }
+        if method == Method::Passkey {
+            return self.start_passkey(caller, stored, subject, vid).await;
         }
         if method == Method::Callback {
             return self.start_callback(caller, stored, subject, vid).await;
@@ -2046,7 +2060,7 @@ impl Service {
         }
     }
 
-    async fn live_link(&self, token: &str) -> ApiResult<LinkToken> {
+    pub(crate) async fn live_link(&self, token: &str) -> ApiResult<LinkToken> {
         if token.is_empty() || token.len() > 128 {
             return Err(ApiError::not_found("link"));
         }

@@ -206,7 +206,7 @@ async fn mfa_reset_with_code_and_manager_attestation(backend: Backend) {
     );
     // The pass enrols a new authenticator app, once; it does nothing for anyone else.
     let pass_value = pass["pass"].as_str().unwrap();
-    let redeem = |subject: &str, p: &str| serde_json::json!({"subject": subject, "pass": p});
+    let redeem = |subject: &str, p: &str| serde_json::json!({"subject": subject, "pass": p, "authenticator": "totp"});
     let (status, _) = s
         .post("/api/v1/tap/redeem", None, redeem("u-bob", pass_value))
         .await;

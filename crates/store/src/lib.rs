@@ -106,6 +106,9 @@ pub struct Change {
     /// Link token hashes to mark used; an already used link makes the change conflict.
     pub use_links: Vec<(String, DateTime<Utc>)>,
     pub credentials: Vec<Credential>,
+    /// Credentials to mark used, single use: (subject id, kind, when). One already used, or
+    /// missing, makes the change conflict, so two racing requests cannot both spend it.
+    pub consume_credentials: Vec<(String, String, DateTime<Utc>)>,
     /// Codes sent: (hash of the destination, when).
     pub code_sends: Vec<(String, DateTime<Utc>)>,
     /// Webhook deliveries processed: (vendor, delivery id, when); a repeat makes the change conflict.
@@ -121,6 +124,7 @@ impl Change {
             || !self.new_links.is_empty()
             || !self.use_links.is_empty()
             || !self.credentials.is_empty()
+            || !self.consume_credentials.is_empty()
             || !self.code_sends.is_empty()
             || !self.webhook_deliveries.is_empty()
     }

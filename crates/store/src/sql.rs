@@ -367,6 +367,22 @@ macro_rules! writes_fn {
                     return Err(StoreError::Conflict("the link was already used".to_owned()));
                 }
             }
+            for (subject_id, kind, at) in &change.consume_credentials {
+                let done = sqlx::query(
+                    "UPDATE credentials SET used_at = $1 \
+                     WHERE subject_id = $2 AND kind = $3 AND used_at IS NULL",
+                )
+                .bind(time_text(*at))
+                .bind(subject_id)
+                .bind(kind)
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() != 1 {
+                    return Err(StoreError::Conflict(
+                        "the credential was already used".to_owned(),
+                    ));
+                }
+            }
             for (hash, at) in &change.code_sends {
                 sqlx::query("INSERT INTO code_sends (contact_hash, sent_at) VALUES ($1, $2)")
                     .bind(hash)

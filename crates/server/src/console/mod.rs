@@ -9,6 +9,7 @@ mod attest;
 mod audit;
 mod cases;
 mod dashboard;
+mod passkeys;
 mod security;
 mod session;
 mod stats;
@@ -37,7 +38,7 @@ pub const DEMO_SIGN_IN_ENV: &str = "DESKGATE_DEMO_SIGNIN";
 /// Pages may load scripts, styles and images from this origin only, never inline: an injected
 /// `<script>` or `style=` attribute does nothing. Forms may only post back here, and no other site
 /// may frame the console (clickjacking of the execute button).
-const CONSOLE_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; \
+pub(crate) const CONSOLE_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; \
      connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'";
 
 /// What every console handler shares.
@@ -73,6 +74,17 @@ pub fn router_with<S: Clone + Send + Sync + 'static>(
         )
         .route("/console/sign-in/demo", post(session::demo_sign_in))
         .route("/console/sign-out", post(session::sign_out))
+        .route("/console/sign-in/passkey", post(passkeys::sign_in))
+        .route(
+            "/console/sign-in/passkey/options",
+            post(passkeys::sign_in_options),
+        )
+        .route("/console/account", get(passkeys::account_page))
+        .route("/console/account/passkeys", post(passkeys::register))
+        .route(
+            "/console/account/passkeys/options",
+            post(passkeys::registration_options),
+        )
         .route("/console/cases/new", get(cases::new_case))
         .route("/console/cases", post(cases::open_case))
         .route("/console/cases/{id}", get(cases::case_page))

@@ -63,7 +63,11 @@ struct SignInPage {
     demo: Vec<DemoStaff>,
 }
 
-async fn render_sign_in(console: &Console, status: StatusCode, error: Option<String>) -> Response {
+pub(super) async fn render_sign_in(
+    console: &Console,
+    status: StatusCode,
+    error: Option<String>,
+) -> Response {
     let demo = if console.demo_sign_in {
         match console.service.store.list_staff().await {
             Ok(staff) => staff
@@ -94,7 +98,10 @@ pub(super) async fn sign_in_page(State(console): State<Console>) -> Response {
 }
 
 /// Mints the console's own token for `staff_name` and sets it as the session cookie.
-async fn start_session(console: &Console, staff_name: &str) -> Result<Response, Failure> {
+pub(super) async fn start_session(
+    console: &Console,
+    staff_name: &str,
+) -> Result<Response, Failure> {
     let token = console
         .service
         .create_session_token(staff_name, SESSION_HOURS)

@@ -1,0 +1,282 @@
+//! Passkeys in a real browser: Debian's chromium through chromedriver, with Chrome's virtual
+//! authenticator (the W3C WebAuthn WebDriver extension) standing in for the person's device. The
+//! pages' vendored script runs under their strict CSP, exactly as a person's browser runs it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::Method;
+use chrono::Utc;
+use common::{Backend, TestServer};
+use deskgate_store::{Change, Credential};
+use serde_json::{Value, json};
+use thirtyfour::common::command::{Command as WdCommand, ExtensionCommand};
+use thirtyfour::prelude::*;
+
+const AGENT: &str = "sam.rivera";
+const INSTALL: &str = "the passkey browser test needs Debian's chromium and chromium-driver: \
+    `apt-get install -y chromium chromium-driver` (./scripts/test.sh installs them)";
+
+/// A chromedriver process on a free port, killed when dropped.
+struct Chromedriver {
+    child: Child,
+    url: String,
+}
+
+impl Chromedriver {
+    async fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("chromedriver could not start ({e}): {INSTALL}"));
+        let driver = Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let client = reqwest::Client::new();
+        for _ in 0..100 {
+            if let Ok(resp) = client.get(format!("{}/status", driver.url)).send().await
+                && let Ok(body) = resp.json::<Value>().await
+                && body["value"]["ready"] == true
+            {
+                return driver;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("chromedriver did not become ready: {INSTALL}");
+    }
+
+    async fn browser(&self, profile: &tempfile::TempDir) -> WebDriver {
+        let mut caps = DesiredCapabilities::chrome();
+        for arg in [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--no-first-run",
+            "--disable-sync",
+        ] {
+            caps.add_arg(arg).unwrap();
+        }
+        caps.add_arg(&format!("--user-data-dir={}", profile.path().display()))
+            .unwrap();
+        WebDriver::new(self.url.clone(), caps)
+            .await
+            .unwrap_or_else(|e| panic!("no browser session ({e}): {INSTALL}"))
+    }
+}
+
+impl Drop for Chromedriver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `POST /session/{id}/webauthn/authenticator`: a platform authenticator that holds resident
+/// keys and verifies the user without a prompt.
+#[derive(Debug)]
+struct AddVirtualAuthenticator;
+
+impl ExtensionCommand for AddVirtualAuthenticator {
+    fn parameters_json(&self) -> Option<Value> {
+        Some(json!({
+            "protocol": "ctap2", "transport": "internal", "hasResidentKey": true,
+            "hasUserVerification": true, "isUserVerified": true,
+        }))
+    }
+
+    fn method(&self) -> Method {
+        Method::POST
+    }
+
+    fn endpoint(&self) -> Arc<str> {
+        Arc::from("/webauthn/authenticator")
+    }
+}
+
+async fn add_virtual_authenticator(driver: &WebDriver) {
+    driver
+        .cmd(WdCommand::ExtensionCommand(Box::new(
+            AddVirtualAuthenticator,
+        )))
+        .await
+        .unwrap();
+}
+
+/// Screenshots go to a temporary directory (the console test owns docs/screenshots/).
+async fn shoot(driver: &WebDriver, name: &str) {
+    let dir = std::env::temp_dir().join("deskgate-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    driver
+        .screenshot(&dir.join(format!("{name}.png")))
+        .await
+        .unwrap();
+}
+
+async fn wait_text(driver: &WebDriver, by: By, want: &str) -> String {
+    let mut last = String::new();
+    for _ in 0..150 {
+        if let Ok(element) = driver.find(by.clone()).await
+            && let Ok(text) = element.text().await
+        {
+            if text.to_lowercase().contains(&want.to_lowercase()) {
+                return text;
+            }
+            last = text;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let page = driver.source().await.unwrap_or_default();
+    panic!("{by:?} never showed {want:?}; last text {last:?}; page:\n{page}");
+}
+
+async fn click(driver: &WebDriver, css: &str) {
+    driver
+        .find(By::Css(css))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+async fn type_into(driver: &WebDriver, css: &str, text: &str) {
+    let field = driver.find(By::Css(css)).await.unwrap();
+    field.clear().await.unwrap();
+    field.send_keys(text).await.unwrap();
+}
+
+/// A server whose public URL is `http://localhost:PORT`: the RP id must be a host name, and
+/// Chromium treats localhost as a secure context.
+async fn server() -> (TestServer, String) {
+    let s = TestServer::start_with(Backend::Sqlite, |c| {
+        c.public_url = c.public_url.replace("127.0.0.1", "localhost");
+    })
+    .await;
+    let base = s.service.config.public_url.clone();
+    (s, base)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_member_registers_a_passkey_and_signs_in_with_it_in_chromium() {
+    let (s, base) = server().await;
+    let chromedriver = Chromedriver::start().await;
+    let profile = tempfile::tempdir().unwrap();
+    let browser = chromedriver.browser(&profile).await;
+    add_virtual_authenticator(&browser).await;
+
+    // Signed in with the token, the staff member adds a passkey on the account page.
+    browser
+        .goto(format!("{base}/console/sign-in"))
+        .await
+        .unwrap();
+    type_into(&browser, "#token", &s.token(AGENT)).await;
+    click(&browser, "form[action='/console/sign-in'] button").await;
+    wait_text(&browser, By::Css("header .who"), "Sign out").await;
+    browser
+        .goto(format!("{base}/console/account"))
+        .await
+        .unwrap();
+    wait_text(&browser, By::Id("no-passkeys"), "no console passkeys").await;
+    type_into(&browser, "#passkey-label", "Virtual key").await;
+    click(&browser, "#add-passkey-button").await;
+    wait_text(&browser, By::Id("account-notice"), "Passkey added").await;
+    wait_text(&browser, By::Id("passkeys"), "Virtual key").await;
+    shoot(&browser, "passkey-account").await;
+
+    // Signed out, the passkey alone signs them in to the same kind of console session.
+    click(&browser, "header .who button").await;
+    wait_text(&browser, By::Tag("h1"), "Sign in").await;
+    shoot(&browser, "passkey-sign-in").await;
+    type_into(&browser, "#passkey-name", AGENT).await;
+    click(&browser, "#passkey-sign-in-button").await;
+    wait_text(&browser, By::Css("header .who"), AGENT).await;
+    wait_text(&browser, By::Tag("h1"), "My queue").await;
+
+    let events = s.events_since(0).await;
+    assert!(events.contains(&"staff.passkey_registered".to_owned()));
+    assert!(events.contains(&"staff.signed_in".to_owned()));
+    browser.quit().await.unwrap();
+    s.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subject_enrols_with_a_pass_and_confirms_a_case_with_the_passkey_in_chromium() {
+    let (s, base) = server().await;
+    let pass = deskgate_server::secrets::random_token();
+    let now = Utc::now();
+    s.service
+        .store
+        .commit(Change {
+            credentials: vec![Credential {
+                subject_id: "u-alice".to_owned(),
+                kind: "temporary_access_pass".to_owned(),
+                hash: deskgate_server::secrets::token_hash(&pass),
+                created_at: now,
+                expires_at: Some(now + chrono::Duration::hours(1)),
+                used_at: None,
+            }],
+            ..Change::default()
+        })
+        .await
+        .unwrap();
+    let chromedriver = Chromedriver::start().await;
+    let profile = tempfile::tempdir().unwrap();
+    let browser = chromedriver.browser(&profile).await;
+    add_virtual_authenticator(&browser).await;
+
+    // The pass creates the passkey on the enrolment page.
+    browser.goto(format!("{base}/tap")).await.unwrap();
+    type_into(&browser, "#subject", "u-alice").await;
+    type_into(&browser, "#pass", &pass).await;
+    click(&browser, "#create-passkey").await;
+    wait_text(&browser, By::Id("passkey-status"), "passkey is enrolled").await;
+    shoot(&browser, "passkey-tap").await;
+
+    // The agent asks for the passkey; the emailed link's page confirms it.
+    let case = s.open_case(AGENT, "u-alice", "password_reset").await;
+    let id = case["id"].as_str().unwrap();
+    let (status, body) = s
+        .post(
+            &format!("/api/v1/cases/{id}/verifications"),
+            Some(&s.token(AGENT)),
+            json!({ "method": "passkey" }),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
+    let link = s.last_message("passkey_link")["link"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(link.starts_with(&base), "{link}");
+    browser.goto(&link).await.unwrap();
+    click(&browser, "#use-passkey").await;
+    wait_text(&browser, By::Id("passkey-status"), "confirmed it is you").await;
+    shoot(&browser, "passkey-verify").await;
+
+    let (_, case) = s
+        .get(&format!("/api/v1/cases/{id}"), Some(&s.token(AGENT)))
+        .await;
+    let passed = case["verifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|v| v["method"] == "passkey" && v["state"] == "passed");
+    assert!(passed, "{case}");
+    browser.quit().await.unwrap();
+    s.finish().await;
+}
