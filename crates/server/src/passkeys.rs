@@ -530,6 +530,7 @@ impl Service {
             started_at: now,
             expires_at,
             completed_at: None,
+            respondent_check: None,
         };
         case.start_verification(v, now)?;
         let link = LinkToken {
