@@ -209,14 +209,15 @@ async fn an_unlock_clears_the_ppolicy_lock_so_the_account_binds_again(backend: B
     s.finish().await;
 }
 
-async fn a_phone_change_lands_in_the_directory(backend: Backend) {
-    let (s, slapd) = start(backend).await;
+/// Opens a contact change for Dave and gets it approved with his authenticator app and the
+/// phone of record, then executes it.
+async fn change_contact(s: &TestServer, action: &str, new_contact: &str) {
     let (status, case) = s
         .post(
             "/api/v1/cases",
             Some(&s.token(AGENT)),
-            json!({"subject": "u-dave", "action": "phone_change", "channel": "phone",
-                   "new_contact": "+1 555 010 7777"}),
+            json!({"subject": "u-dave", "action": action, "channel": "phone",
+                   "new_contact": new_contact}),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{case}");
@@ -229,9 +230,13 @@ async fn a_phone_change_lands_in_the_directory(backend: Backend) {
     let (status, body) = s.answer(AGENT, id, &vid, &sms).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["state"], "approved", "{body}");
-
     let (status, body) = s.execute(AGENT, id).await;
     assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+async fn a_phone_change_lands_in_the_directory(backend: Backend) {
+    let (s, slapd) = start(backend).await;
+    change_contact(&s, "phone_change", "+1 555 010 7777").await;
     let entry = slapd.read(&dave(), &["mobile", "mail"]).await;
     assert_eq!(
         entry.attrs.get("mobile"),
@@ -253,6 +258,32 @@ async fn a_phone_change_lands_in_the_directory(backend: Backend) {
         kinds(&s, "recovery_notice")
             .iter()
             .any(|m| m["to"] == "+1 555 010 0112")
+    );
+    s.finish().await;
+}
+
+async fn an_email_change_lands_in_the_directory(backend: Backend) {
+    let (s, slapd) = start(backend).await;
+    change_contact(&s, "email_change", "dave.w@newmail.example").await;
+    let entry = slapd.read(&dave(), &["mobile", "mail"]).await;
+    assert_eq!(
+        entry.attrs.get("mail"),
+        Some(&vec!["dave.w@newmail.example".to_owned()])
+    );
+    assert_eq!(
+        entry.attrs.get("mobile"),
+        Some(&vec!["+1 555 010 0112".to_owned()])
+    );
+    let dave = s.service.store.subject("u-dave").await.unwrap().unwrap();
+    assert_eq!(
+        dave.contact(ContactKind::Email).unwrap().value,
+        "dave.w@newmail.example"
+    );
+    assert!(
+        kinds(&s, "recovery_notice")
+            .iter()
+            .any(|m| m["to"] == "dave.whitfield@example.org"),
+        "the old address hears about it"
     );
     s.finish().await;
 }
@@ -496,13 +527,97 @@ async fn a_service_credential_rotation_sets_the_new_secret_in_the_directory(back
     s.finish().await;
 }
 
+async fn concurrent_executes_reach_the_directory_once(backend: Backend) {
+    let (s, slapd) = start(backend).await;
+    let id = approved_on_email(&s, "u-dave", "password_reset").await;
+    let s = std::sync::Arc::new(s);
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let (s, id) = (s.clone(), id.clone());
+            tokio::spawn(async move { s.execute(AGENT, &id).await })
+        })
+        .collect();
+    let mut ok = 0;
+    for t in tasks {
+        let (status, body) = t.await.unwrap();
+        if status == StatusCode::OK {
+            ok += 1;
+        } else {
+            assert_eq!(status, StatusCode::CONFLICT, "{body}");
+        }
+    }
+    assert_eq!(ok, 1, "exactly one execution");
+    let passwords = kinds(&s, "temporary_password");
+    assert_eq!(passwords.len(), 1);
+    // The one password delivered is the one the directory holds: no second reset overwrote it.
+    let password = passwords[0]["password"].as_str().unwrap();
+    assert_eq!(slapd.bind_rc(&dave(), password).await, 0);
+    let events = s.events_since(0).await;
+    for e in ["grant.consumed", "execution.started", "execution.performed"] {
+        assert_eq!(
+            events.iter().filter(|x| *x == e).count(),
+            1,
+            "{e}: {events:?}"
+        );
+    }
+    s.assert_audit_chain_intact().await;
+    if let Ok(s) = std::sync::Arc::try_unwrap(s) {
+        s.finish().await;
+    }
+}
+
+async fn an_mfa_reset_removes_deskgate_factors_and_records_the_sessions_it_could_not_revoke(
+    backend: Backend,
+) {
+    let (s, slapd) = start(backend).await;
+    let (status, case) = s
+        .post(
+            "/api/v1/cases",
+            Some(&s.token(AGENT)),
+            json!({"subject": "u-dave", "action": "mfa_reset", "channel": "phone"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{case}");
+    let id = case["id"].as_str().unwrap();
+    let (tid, _) = s.start_method(AGENT, id, "totp").await;
+    let code = s.service.current_totp("u-dave").await.unwrap();
+    assert_eq!(s.answer(AGENT, id, &tid, &code).await.0, StatusCode::OK);
+    let (vid, sms) = s.send_code(AGENT, id, "sms_code").await;
+    let (status, body) = s.answer(AGENT, id, &vid, &sms).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["state"], "approved", "{body}");
+
+    let (status, body) = s.execute(AGENT, id).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let pass = s.last_message("temporary_access_pass");
+    assert_eq!(pass["to"], "dave.whitfield@example.org");
+    let stored = s.service.store.subject("u-dave").await.unwrap().unwrap();
+    assert!(stored.authenticators.is_empty());
+    let performed = entries(&s)
+        .await
+        .into_iter()
+        .find(|e| e["event"] == "execution.performed")
+        .unwrap();
+    assert_eq!(performed["details"]["connector"], "openldap");
+    assert_eq!(
+        performed["details"]["sessions"],
+        "not supported by this connector"
+    );
+    // The directory's password is untouched: only factors were reset.
+    assert_eq!(slapd.bind_rc(&dave(), "dave-old-pass").await, 0);
+    s.finish().await;
+}
+
 on_both_backends!(
     a_password_reset_sets_a_new_password_in_ldap_delivered_only_to_the_contact,
     an_unlock_clears_the_ppolicy_lock_so_the_account_binds_again,
     a_phone_change_lands_in_the_directory,
+    an_email_change_lands_in_the_directory,
     the_tier_comes_from_directory_groups,
     a_contact_changed_in_the_directory_since_the_last_sync_is_not_evidence,
     a_subject_missing_from_the_directory_is_refused,
     a_directory_outage_at_execution_fails_the_case_and_spends_the_grant,
     a_service_credential_rotation_sets_the_new_secret_in_the_directory,
+    concurrent_executes_reach_the_directory_once,
+    an_mfa_reset_removes_deskgate_factors_and_records_the_sessions_it_could_not_revoke,
 );
