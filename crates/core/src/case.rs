@@ -727,9 +727,10 @@ impl Case {
         self.end(CaseState::Expired, reason, now)
     }
 
-    /// Hands the case to a security officer; any grant is withdrawn.
+    /// Hands the case to a security officer; any grant is withdrawn. Not while a consumed
+    /// grant waits for its connector: resuming would mint a second grant for the same case.
     pub fn escalate(&mut self, reason: String, now: DateTime<Utc>) -> Result<(), CaseError> {
-        if self.state == CaseState::Escalated {
+        if self.state == CaseState::Escalated || self.execution_in_flight() {
             return Err(CaseError::IllegalTransition {
                 from: self.state,
                 to: CaseState::Escalated,
