@@ -608,12 +608,40 @@ async fn an_mfa_reset_removes_deskgate_factors_and_records_the_sessions_it_could
     s.finish().await;
 }
 
+async fn a_tier_raised_in_the_directory_after_approval_stops_the_execution(backend: Backend) {
+    let (s, slapd) = start(backend).await;
+    let id = approved_on_email(&s, "u-dave", "password_reset").await;
+    // Dave becomes an administrator after his standard case was approved on one email code.
+    slapd
+        .replace(
+            &format!("cn=it-admins,ou=groups,{SUFFIX}"),
+            "member",
+            &[&people("u-grace"), &dave()],
+        )
+        .await;
+    let (status, body) = s.execute(AGENT, &id).await;
+    assert!(
+        status == StatusCode::FORBIDDEN || status == StatusCode::CONFLICT,
+        "{status}: {body}"
+    );
+    let events = s.events_since(0).await;
+    assert!(!events.contains(&"grant.consumed".to_owned()), "{events:?}");
+    assert!(
+        events.contains(&"directory.synced".to_owned()),
+        "{events:?}"
+    );
+    assert_eq!(slapd.bind_rc(&dave(), "dave-old-pass").await, 0);
+    assert!(kinds(&s, "temporary_password").is_empty());
+    s.finish().await;
+}
+
 on_both_backends!(
     a_password_reset_sets_a_new_password_in_ldap_delivered_only_to_the_contact,
     an_unlock_clears_the_ppolicy_lock_so_the_account_binds_again,
     a_phone_change_lands_in_the_directory,
     an_email_change_lands_in_the_directory,
     the_tier_comes_from_directory_groups,
+    a_tier_raised_in_the_directory_after_approval_stops_the_execution,
     a_contact_changed_in_the_directory_since_the_last_sync_is_not_evidence,
     a_subject_missing_from_the_directory_is_refused,
     a_directory_outage_at_execution_fails_the_case_and_spends_the_grant,
