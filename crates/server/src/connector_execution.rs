@@ -215,7 +215,6 @@ impl Service {
     }
 
     /// Ends the case `failed` and records why; returns the error for the caller.
-    #[allow(clippy::too_many_arguments)]
     async fn record_failure(
         &self,
         connector: &dyn Connector,
@@ -506,13 +505,9 @@ async fn perform(
         Plan::ContactChange { kind, value } => {
             connector.change_contact(id, *kind, value).await?;
             let old = subject.contact(*kind).map(Contact::masked);
-            let new = Contact {
-                kind: *kind,
-                value: value.clone(),
-                verified_at: None,
-                changed_at: case.updated_at,
-            }
-            .masked();
+            let mut after = subject.clone();
+            replace_contact(&mut after, *kind, value.clone(), case.updated_at);
+            let new = after.contact(*kind).map(Contact::masked);
             Performed {
                 secret: None,
                 details: json!({ "contact": kind, "old": old, "new": new }),
