@@ -1,75 +1,25 @@
 //! The LDAP connector in OpenLDAP mode against a real `slapd` with the ppolicy overlay.
 //!
-//! Each test starts its own slapd (about 0.1 s) from a generated slapd.conf and seed LDIF in a
-//! temp dir, on a free loopback port, and stops it by PID when the test ends, so lockout state
-//! never leaks between tests. Deskgate binds as a dedicated service account with `manage` rights,
-//! not as the rootdn, because the rootdn bypasses ppolicy and would hide what a real deployment
-//! meets. When slapd is missing the tests fail and say how to install it.
+//! Each test starts its own slapd from `deskgate-testkit` (a private server per test, stopped when
+//! the test ends, so lockout state never leaks between tests), seeded with the people below.
+//! Deskgate binds as the fixture's dedicated service account with `manage` rights, not as the
+//! rootdn, because the rootdn bypasses ppolicy and would hide what a real deployment meets.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::{BTreeMap, HashSet};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::collections::BTreeMap;
 
 use deskgate_connectors::{
     BindPassword, Connector, ConnectorError, DirectoryContact, DirectoryMode, LdapConfig,
     LdapConnector, Operation, TlsMode,
 };
 use deskgate_core::{ContactKind, SubjectStatus, Tier};
-use ldap3::{Ldap, LdapConnAsync, Mod, Scope, SearchEntry};
+use deskgate_testkit::{
+    INSUFFICIENT_ACCESS, INVALID_CREDENTIALS, SERVICE_DN, SERVICE_PW, SUFFIX, Slapd, people,
+};
+use ldap3::Scope;
 
-const SUFFIX: &str = "dc=example,dc=org";
-const ROOT_DN: &str = "cn=admin,dc=example,dc=org";
-const ROOT_PW: &str = "root-secret";
-const SERVICE_DN: &str = "cn=deskgate,ou=services,dc=example,dc=org";
-const SERVICE_PW: &str = "deskgate-service-secret";
-const INVALID_CREDENTIALS: u32 = 49;
-const INSUFFICIENT_ACCESS: u32 = 50;
-
-fn people(uid: &str) -> String {
-    format!("uid={uid},ou=people,{SUFFIX}")
-}
-
-const SEED: &str = r#"dn: dc=example,dc=org
-objectClass: dcObject
-objectClass: organization
-dc: example
-o: Example
-
-dn: ou=people,dc=example,dc=org
-objectClass: organizationalUnit
-ou: people
-
-dn: ou=groups,dc=example,dc=org
-objectClass: organizationalUnit
-ou: groups
-
-dn: ou=policies,dc=example,dc=org
-objectClass: organizationalUnit
-ou: policies
-
-dn: ou=services,dc=example,dc=org
-objectClass: organizationalUnit
-ou: services
-
-dn: cn=default,ou=policies,dc=example,dc=org
-objectClass: organizationalRole
-objectClass: pwdPolicy
-cn: default
-pwdAttribute: userPassword
-pwdLockout: TRUE
-pwdMaxFailure: 5
-pwdLockoutDuration: 0
-pwdMustChange: TRUE
-
-dn: cn=deskgate,ou=services,dc=example,dc=org
-objectClass: organizationalRole
-objectClass: simpleSecurityObject
-cn: deskgate
-userPassword: deskgate-service-secret
-
-dn: uid=alice,ou=people,dc=example,dc=org
+/// The people, services and groups these tests act on, after the testkit's skeleton.
+const SEED: &str = r#"dn: uid=alice,ou=people,dc=example,dc=org
 objectClass: inetOrgPerson
 uid: alice
 cn: Alice Archer
@@ -120,215 +70,34 @@ cn: executives
 member: uid=carol,ou=people,dc=example,dc=org
 "#;
 
-/// Finds an OpenLDAP server tool, or fails the test with the install command.
-fn tool(name: &str) -> PathBuf {
-    let sbin = Path::new("/usr/sbin").join(name);
-    if sbin.is_file() {
-        return sbin;
-    }
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "`{name}` is not installed, so the OpenLDAP connector tests cannot run. Run the \
-                 README's test command (./scripts/test.sh), which installs it, or install it \
-                 yourself: DEBIAN_FRONTEND=noninteractive apt-get install -y slapd ldap-utils"
-            )
-        })
+async fn start() -> Slapd {
+    Slapd::start(SEED).await
 }
 
-/// A private slapd. Fields drop in order: the process is killed before its directory goes.
-struct Slapd {
-    _process: KillOnDrop,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-/// A child process killed by PID when dropped.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+fn config(slapd: &Slapd) -> LdapConfig {
+    LdapConfig {
+        url: slapd.url().to_owned(),
+        group_tiers: BTreeMap::from([
+            ("staff".to_owned(), Tier::Standard),
+            ("IT-Admins".to_owned(), Tier::Privileged),
+            (format!("cn=executives,ou=groups,{SUFFIX}"), Tier::Executive),
+        ]),
+        default_tier: Tier::Sensitive,
+        ..offline_config()
     }
 }
 
-impl Slapd {
-    async fn start() -> Slapd {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path().display().to_string();
-        std::fs::create_dir(dir.path().join("data")).unwrap();
-        let conf = format!(
-            r#"include /etc/ldap/schema/core.schema
-include /etc/ldap/schema/cosine.schema
-include /etc/ldap/schema/inetorgperson.schema
-modulepath /usr/lib/ldap
-moduleload back_mdb.la
-moduleload ppolicy.la
-pidfile {d}/slapd.pid
-argsfile {d}/slapd.args
-database mdb
-maxsize 104857600
-suffix "{SUFFIX}"
-rootdn "{ROOT_DN}"
-rootpw {ROOT_PW}
-directory {d}/data
-access to attrs=userPassword
-  by dn.exact="{SERVICE_DN}" manage
-  by self write
-  by anonymous auth
-  by * none
-access to *
-  by dn.exact="{SERVICE_DN}" manage
-  by users read
-  by * none
-overlay ppolicy
-ppolicy_default "cn=default,ou=policies,{SUFFIX}"
-ppolicy_hash_cleartext
-ppolicy_use_lockout
-"#
-        );
-        let conf_path = dir.path().join("slapd.conf");
-        std::fs::write(&conf_path, conf).unwrap();
-        let seed_path = dir.path().join("seed.ldif");
-        std::fs::write(&seed_path, SEED).unwrap();
-        run(Command::new(tool("slaptest"))
-            .arg("-u")
-            .arg("-f")
-            .arg(&conf_path));
-        run(Command::new(tool("slapadd"))
-            .arg("-f")
-            .arg(&conf_path)
-            .arg("-l")
-            .arg(&seed_path));
-
-        // The free port is found by binding port 0 and releasing it; another process could take it
-        // before slapd does, so a failed start is retried on a new port.
-        for _ in 0..3 {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            let url = format!("ldap://127.0.0.1:{port}");
-            let log = std::fs::File::create(dir.path().join("slapd.log")).unwrap();
-            // `-d stats` keeps slapd in the foreground (so the PID is ours to kill) and writes
-            // its errors to the log; `-d 0` would hide fatal ones.
-            let mut process = KillOnDrop(
-                Command::new(tool("slapd"))
-                    .args(["-d", "stats", "-f"])
-                    .arg(&conf_path)
-                    .arg("-h")
-                    .arg(format!("{url}/"))
-                    .stdout(Stdio::null())
-                    .stderr(log)
-                    .spawn()
-                    .unwrap(),
-            );
-            if wait_ready(&mut process, &url).await {
-                return Slapd {
-                    _process: process,
-                    url,
-                    _dir: dir,
-                };
-            }
-        }
-        panic!("slapd did not start; log:\n{}", read_log(&dir));
-    }
-
-    fn config(&self) -> LdapConfig {
-        LdapConfig {
-            url: self.url.clone(),
-            group_tiers: BTreeMap::from([
-                ("staff".to_owned(), Tier::Standard),
-                ("IT-Admins".to_owned(), Tier::Privileged),
-                (format!("cn=executives,ou=groups,{SUFFIX}"), Tier::Executive),
-            ]),
-            default_tier: Tier::Sensitive,
-            ..offline_config()
-        }
-    }
-
-    fn connector(&self) -> LdapConnector {
-        LdapConnector::new(self.config()).unwrap()
-    }
-
-    /// The result code of a simple bind as `dn` with `password`.
-    async fn bind_rc(&self, dn: &str, password: &str) -> u32 {
-        let mut ldap = self.session().await;
-        let rc = ldap.simple_bind(dn, password).await.unwrap().rc;
-        let _ = ldap.unbind().await;
-        rc
-    }
-
-    async fn session(&self) -> Ldap {
-        let (conn, ldap) = LdapConnAsync::new(&self.url).await.unwrap();
-        ldap3::drive!(conn);
-        ldap
-    }
-
-    /// Reads operational attributes of `dn` as the rootdn.
-    async fn read(&self, dn: &str, attrs: &[&str]) -> SearchEntry {
-        let mut ldap = self.session().await;
-        ldap.simple_bind(ROOT_DN, ROOT_PW)
-            .await
-            .unwrap()
-            .success()
-            .unwrap();
-        let (mut entries, _) = ldap
-            .search(dn, Scope::Base, "(objectClass=*)", attrs)
-            .await
-            .unwrap()
-            .success()
-            .unwrap();
-        let _ = ldap.unbind().await;
-        SearchEntry::construct(entries.remove(0))
-    }
-}
-
-/// Waits until slapd answers a bind; false when it exited (port taken) or never answered.
-async fn wait_ready(process: &mut KillOnDrop, url: &str) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if process.0.try_wait().unwrap().is_some() {
-            return false;
-        }
-        if let Ok((conn, mut ldap)) = LdapConnAsync::new(url).await {
-            ldap3::drive!(conn);
-            if let Ok(result) = ldap.simple_bind(ROOT_DN, ROOT_PW).await {
-                let _ = ldap.unbind().await;
-                return result.rc == 0;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
-}
-
-fn run(cmd: &mut Command) {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn read_log(dir: &tempfile::TempDir) -> String {
-    std::fs::read_to_string(dir.path().join("slapd.log")).unwrap_or_default()
+fn connector(slapd: &Slapd) -> LdapConnector {
+    LdapConnector::new(config(slapd)).unwrap()
 }
 
 #[tokio::test]
 async fn reset_sets_a_generated_password_the_old_one_fails_and_a_change_is_forced() {
-    let slapd = Slapd::start().await;
+    let slapd = start().await;
     let alice = people("alice");
     assert_eq!(slapd.bind_rc(&alice, "alice-old-pass").await, 0);
 
-    let secret = slapd.connector().reset_password("alice").await.unwrap();
+    let secret = connector(&slapd).reset_password("alice").await.unwrap();
 
     assert_ne!(secret.expose(), "alice-old-pass");
     assert_eq!(slapd.bind_rc(&alice, secret.expose()).await, 0);
@@ -354,17 +123,15 @@ async fn reset_sets_a_generated_password_the_old_one_fails_and_a_change_is_force
 
 #[tokio::test]
 async fn unlock_after_too_many_wrong_passwords_lets_the_account_bind() {
-    let slapd = Slapd::start().await;
+    let slapd = start().await;
     let bob = people("bob");
-    for _ in 0..5 {
-        assert_eq!(slapd.bind_rc(&bob, "wrong").await, INVALID_CREDENTIALS);
-    }
+    slapd.lock_with_wrong_passwords(&bob).await;
     assert_eq!(
         slapd.bind_rc(&bob, "bob-pass").await,
         INVALID_CREDENTIALS,
         "ppolicy should have locked bob"
     );
-    let connector = slapd.connector();
+    let connector = connector(&slapd);
     assert_eq!(
         connector.lookup("bob").await.unwrap().status,
         SubjectStatus::Locked
@@ -386,40 +153,26 @@ async fn unlock_after_too_many_wrong_passwords_lets_the_account_bind() {
 
 #[tokio::test]
 async fn unlock_clears_an_administrative_lock() {
-    let slapd = Slapd::start().await;
+    let slapd = start().await;
     let carol = people("carol");
-    let mut ldap = slapd.session().await;
-    ldap.simple_bind(ROOT_DN, ROOT_PW)
-        .await
-        .unwrap()
-        .success()
-        .unwrap();
     // 000001010000Z is ppolicy's "locked until an administrator unlocks it".
-    ldap.modify(
-        &carol,
-        vec![Mod::Replace(
-            "pwdAccountLockedTime",
-            HashSet::from(["000001010000Z"]),
-        )],
-    )
-    .await
-    .unwrap()
-    .success()
-    .unwrap();
+    slapd
+        .replace(&carol, "pwdAccountLockedTime", &["000001010000Z"])
+        .await;
     assert_eq!(
         slapd.bind_rc(&carol, "carol-pass").await,
         INVALID_CREDENTIALS
     );
 
-    slapd.connector().unlock("carol").await.unwrap();
+    connector(&slapd).unlock("carol").await.unwrap();
 
     assert_eq!(slapd.bind_rc(&carol, "carol-pass").await, 0);
 }
 
 #[tokio::test]
 async fn lookup_maps_groups_to_the_highest_tier_and_reads_contacts_and_manager() {
-    let slapd = Slapd::start().await;
-    let connector = slapd.connector();
+    let slapd = start().await;
+    let connector = connector(&slapd);
 
     let alice = connector.lookup("alice").await.unwrap();
     assert_eq!(alice.backend_id, people("alice"));
@@ -458,8 +211,8 @@ async fn lookup_maps_groups_to_the_highest_tier_and_reads_contacts_and_manager()
 
 #[tokio::test]
 async fn an_unknown_subject_is_not_found() {
-    let slapd = Slapd::start().await;
-    let connector = slapd.connector();
+    let slapd = start().await;
+    let connector = connector(&slapd);
     for call in [
         connector.lookup("mallory").await.err(),
         connector.unlock("mallory").await.err(),
@@ -474,8 +227,8 @@ async fn an_unknown_subject_is_not_found() {
 
 #[tokio::test]
 async fn filter_metacharacters_in_the_subject_id_match_nothing() {
-    let slapd = Slapd::start().await;
-    let connector = slapd.connector();
+    let slapd = start().await;
+    let connector = connector(&slapd);
     // Unescaped, "*" would match every entry (Ambiguous), "al*" would find alice, and the
     // others would rewrite the filter to match alice or everyone.
     for injected in [
@@ -504,8 +257,8 @@ async fn filter_metacharacters_in_the_subject_id_match_nothing() {
 
 #[tokio::test]
 async fn change_contact_replaces_the_email_and_phone_of_record() {
-    let slapd = Slapd::start().await;
-    let connector = slapd.connector();
+    let slapd = start().await;
+    let connector = connector(&slapd);
     connector
         .change_contact("bob", ContactKind::Email, "bob.baker@example.org")
         .await
@@ -534,11 +287,10 @@ async fn change_contact_replaces_the_email_and_phone_of_record() {
 
 #[tokio::test]
 async fn rotating_a_service_credential_does_not_force_a_change() {
-    let slapd = Slapd::start().await;
+    let slapd = start().await;
     let dn = format!("uid=svc-backup,ou=services,{SUFFIX}");
 
-    let secret = slapd
-        .connector()
+    let secret = connector(&slapd)
         .rotate_service_credential("svc-backup")
         .await
         .unwrap();
@@ -554,8 +306,8 @@ async fn rotating_a_service_credential_does_not_force_a_change() {
 
 #[tokio::test]
 async fn a_wrong_service_password_is_reported_as_such() {
-    let slapd = Slapd::start().await;
-    let mut config = slapd.config();
+    let slapd = start().await;
+    let mut config = config(&slapd);
     config.bind_password = BindPassword::new("not-the-service-password");
     let result = LdapConnector::new(config).unwrap().lookup("alice").await;
     match result {

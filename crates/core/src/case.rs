@@ -5,13 +5,14 @@
 //! ```text
 //! open -> verifying -> approved -> executed -> closed
 //! any live state -> denied | cancelled | expired | escalated;  escalated -> verifying
+//! approved (grant consumed, connector call in flight) -> executed | failed
 //! ```
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::api_ids;
-use crate::directory::{Action, Staff, Subject, SubjectStatus, Tier};
+use crate::directory::{Action, ContactKind, Staff, Subject, SubjectStatus, Tier};
 use crate::evidence::{AttemptOutcome, Evidence, Method, Verification, VerificationState};
 use crate::requirements::{Progress, Requirements};
 use crate::risk::RiskAssessment;
@@ -40,10 +41,14 @@ pub enum CaseState {
     Cancelled,
     Expired,
     Escalated,
+    /// The grant was consumed but the connector reported an error: the action may not have
+    /// happened (or only partly), so the case must not read as executed. Terminal: a retry is a
+    /// new case with fresh evidence (see [`Case::fail_execution`]).
+    Failed,
 }
 api_ids!(CaseState { Open => "open", Verifying => "verifying", Approved => "approved",
     Executed => "executed", Closed => "closed", Denied => "denied", Cancelled => "cancelled",
-    Expired => "expired", Escalated => "escalated" });
+    Expired => "expired", Escalated => "escalated", Failed => "failed" });
 
 impl CaseState {
     /// States in which the case can still move toward execution.
@@ -683,6 +688,22 @@ impl Case {
     /// Consumes the grant and marks the case executed. The caller performs the action only after
     /// persisting this change, so a grant can never be used twice.
     pub fn execute(&mut self, agent_id: &str, now: DateTime<Utc>) -> Result<Grant, CaseError> {
+        let used = self.begin_execution(agent_id, now)?;
+        self.state = CaseState::Executed;
+        self.executed_at = Some(now);
+        Ok(used)
+    }
+
+    /// Consumes the grant for an action performed by an external connector, whose outcome is
+    /// known only after the call. The case stays `approved` with its grant consumed until
+    /// [`Case::complete_execution`] or [`Case::fail_execution`]; the caller persists this change
+    /// before calling the connector, so the grant can never be used twice, and a case left here
+    /// by a crash mid-call can be ended but never executed again.
+    pub fn begin_execution(
+        &mut self,
+        agent_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Grant, CaseError> {
         match self.state {
             CaseState::Approved => {}
             CaseState::Open | CaseState::Verifying => {
@@ -716,10 +737,77 @@ impl Case {
         }
         grant.consumed_at = Some(now);
         let used = grant.clone();
+        self.updated_at = now;
+        Ok(used)
+    }
+
+    /// True while a consumed grant waits for its connector's answer.
+    pub fn execution_in_flight(&self) -> bool {
+        self.state == CaseState::Approved
+            && self.grant.as_ref().is_some_and(|g| g.consumed_at.is_some())
+    }
+
+    fn ensure_in_flight(&self, to: CaseState) -> Result<(), CaseError> {
+        if self.execution_in_flight() {
+            Ok(())
+        } else {
+            Err(CaseError::IllegalTransition {
+                from: self.state,
+                to,
+            })
+        }
+    }
+
+    /// The connector performed the action.
+    pub fn complete_execution(&mut self, now: DateTime<Utc>) -> Result<(), CaseError> {
+        self.ensure_in_flight(CaseState::Executed)?;
         self.state = CaseState::Executed;
         self.executed_at = Some(now);
         self.updated_at = now;
-        Ok(used)
+        Ok(())
+    }
+
+    /// The connector reported an error. The case ends as `failed`, its grant spent: going back
+    /// to `approved` with a new grant would let the same (by now older) evidence drive a second
+    /// attempt on a directory that may have applied part of the first one, with nobody deciding
+    /// to retry. The agent opens a new case, which verifies afresh and sees this one in the
+    /// subject's history.
+    pub fn fail_execution(&mut self, reason: String, now: DateTime<Utc>) -> Result<(), CaseError> {
+        self.ensure_in_flight(CaseState::Failed)?;
+        self.state = CaseState::Failed;
+        self.outcome_reason = Some(reason);
+        self.updated_at = now;
+        Ok(())
+    }
+
+    /// The contact of record of `kind` changed at `now` (the system of record shows a new
+    /// value): verifications that went through it no longer count, and an approved case whose
+    /// requirements are no longer met goes back to verifying without its grant. A grant already
+    /// consumed is left alone. Returns whether the case changed.
+    pub fn contact_changed(&mut self, kind: ContactKind, now: DateTime<Utc>) -> bool {
+        if !self.state.is_live() || self.execution_in_flight() {
+            return false;
+        }
+        let mut changed = false;
+        for v in &mut self.verifications {
+            if v.method.contact_kind() == Some(kind)
+                && matches!(
+                    v.state,
+                    VerificationState::Passed | VerificationState::Pending
+                )
+            {
+                v.contact_changed_at = Some(now);
+                changed = true;
+            }
+        }
+        if changed {
+            self.updated_at = now;
+            if self.state == CaseState::Approved && !self.progress(now).met {
+                self.state = CaseState::Verifying;
+                self.grant = None;
+            }
+        }
+        changed
     }
 
     fn end(&mut self, to: CaseState, reason: String, now: DateTime<Utc>) -> Result<(), CaseError> {
@@ -749,9 +837,10 @@ impl Case {
         self.end(CaseState::Expired, reason, now)
     }
 
-    /// Hands the case to a security officer; any grant is withdrawn.
+    /// Hands the case to a security officer; any grant is withdrawn. Not while a consumed
+    /// grant waits for its connector: resuming would mint a second grant for the same case.
     pub fn escalate(&mut self, reason: String, now: DateTime<Utc>) -> Result<(), CaseError> {
-        if self.state == CaseState::Escalated {
+        if self.state == CaseState::Escalated || self.execution_in_flight() {
             return Err(CaseError::IllegalTransition {
                 from: self.state,
                 to: CaseState::Escalated,

@@ -8,7 +8,8 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use deskgate_core::risk::assess;
 use deskgate_core::{
-    Action, ApproverRole, AttemptOutcome, Case, CaseState, Channel, Decision, IndependenceClass,
+    Action, ApproverRole, AttemptOutcome, Case, CaseState, Channel, ContactKind, Decision,
+    IndependenceClass,
     Method, NewCase, Requirements, Role, Signals, Staff, Subject, SubjectStatus, Tier,
     Verification, VerificationState,
 };
@@ -54,6 +55,17 @@ enum Op {
     Execute {
         by_owner: bool,
     },
+    /// Execution through an external connector: consume the grant, then its answer.
+    BeginExecution {
+        by_owner: bool,
+    },
+    ConnectorAnswered {
+        ok: bool,
+    },
+    /// The system of record shows a new phone (or email) of record.
+    ContactChanged {
+        phone: bool,
+    },
     Wait {
         minutes: i64,
     },
@@ -73,6 +85,9 @@ fn op() -> impl Strategy<Value = Op> {
         8 => (0..8usize, prop::bool::weighted(0.85)).prop_map(|(which, matched)| Op::SignIn { which, matched }),
         12 => (0..4usize, prop::bool::weighted(0.95)).prop_map(|(who, confirm)| Op::Approve { who, confirm }),
         12 => prop::bool::weighted(0.8).prop_map(|by_owner| Op::Execute { by_owner }),
+        8 => prop::bool::weighted(0.8).prop_map(|by_owner| Op::BeginExecution { by_owner }),
+        6 => prop::bool::ANY.prop_map(|ok| Op::ConnectorAnswered { ok }),
+        3 => prop::bool::ANY.prop_map(|phone| Op::ContactChanged { phone }),
         6 => (1..25i64).prop_map(|minutes| Op::Wait { minutes }),
         1 => Just(Op::Deny),
         1 => Just(Op::Cancel),
@@ -180,6 +195,8 @@ proptest! {
             },
         }, now).unwrap();
         let mut next_id = 0;
+        // Grants minted when the first grant was consumed: none may follow.
+        let mut minted_at_consumption: Option<u32> = None;
         for op in ops {
             let before = case.clone();
             let result: Result<(), deskgate_core::CaseError> = match op {
@@ -237,6 +254,31 @@ proptest! {
                     }
                     executed.map(|_| ())
                 }
+                Op::BeginExecution { by_owner } => {
+                    let who = if by_owner { "a-1" } else { "a-2" };
+                    let begun = case.begin_execution(who, now);
+                    if begun.is_ok() {
+                        prop_assert!(requirements_hold(&case, now), "began without requirements: {case:#?}");
+                        prop_assert_eq!(case.state, CaseState::Approved);
+                        prop_assert!(case.execution_in_flight());
+                    }
+                    begun.map(|_| ())
+                }
+                Op::ConnectorAnswered { ok } => {
+                    let was_in_flight = case.execution_in_flight();
+                    let answered = if ok {
+                        case.complete_execution(now)
+                    } else {
+                        case.fail_execution("the directory failed".into(), now)
+                    };
+                    prop_assert_eq!(answered.is_ok(), was_in_flight);
+                    answered
+                }
+                Op::ContactChanged { phone } => {
+                    let kind = if phone { ContactKind::Phone } else { ContactKind::Email };
+                    case.contact_changed(kind, now);
+                    Ok(())
+                }
                 Op::Wait { minutes } => { now += Duration::minutes(minutes); Ok(()) }
                 Op::Deny => case.deny("denied".into(), now),
                 Op::Cancel => case.cancel("cancelled".into(), now),
@@ -253,9 +295,18 @@ proptest! {
             if case.state == CaseState::Approved {
                 prop_assert!(case.grant.is_some());
             }
-            if matches!(case.state, CaseState::Executed | CaseState::Closed) {
+            if matches!(case.state, CaseState::Executed | CaseState::Closed | CaseState::Failed) {
                 let g = case.grant.as_ref().unwrap();
                 prop_assert!(g.consumed_at.is_some());
+            }
+            if case.state == CaseState::Failed {
+                prop_assert!(case.executed_at.is_none(), "a failed case reads as executed");
+            }
+            if case.grant.as_ref().is_some_and(|g| g.consumed_at.is_some()) {
+                minted_at_consumption.get_or_insert(case.grants_minted);
+            }
+            if let Some(minted) = minted_at_consumption {
+                prop_assert_eq!(case.grants_minted, minted, "a grant was minted after one was used");
             }
         }
     }

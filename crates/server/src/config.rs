@@ -42,6 +42,10 @@ pub struct Config {
     pub audit_origin: String,
     /// How often a checkpoint is cut while entries arrive.
     pub checkpoint_interval_seconds: u64,
+    /// Which connector performs granted actions: `builtin` or `ldap`.
+    pub connector: crate::connector_setup::ConnectorKind,
+    /// Connector settings: `[connectors.ldap]`, read when `connector = "ldap"`.
+    pub connectors: crate::connector_setup::ConnectorsConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -122,6 +126,8 @@ impl Default for Config {
             idv: IdvConfig::default(),
             audit_origin: "deskgate.example/audit".to_owned(),
             checkpoint_interval_seconds: 5,
+            connector: Default::default(),
+            connectors: Default::default(),
         }
     }
 }

@@ -6,9 +6,12 @@ pub mod api;
 pub mod audit_log;
 pub mod clock;
 pub mod config;
+pub mod connector_execution;
+pub mod connector_setup;
 pub mod console;
 pub mod demo;
 pub mod directory;
+pub mod directory_sync;
 pub mod error;
 pub mod idv;
 pub mod passkey_pages;
@@ -80,10 +83,14 @@ pub enum StartError {
     Policy(#[from] deskgate_policy::BundleError),
     #[error("delivery configuration: {0}")]
     Delivery(#[from] delivery::ConfigError),
+    #[error("connector configuration: {0}")]
+    Connector(#[from] connector_setup::ConnectorSetupError),
 }
 
 /// Opens the store, loads (or creates) the keys under the data directory and wires delivery.
 pub async fn build(config: Config, clock: Clock) -> Result<Service, StartError> {
+    // Checked first: a connector that cannot be used stops the start before anything is created.
+    let connector = connector_setup::build(&config, |key| std::env::var(key).ok())?;
     let dir = config.data_dir.clone();
     let io = |source| StartError::DataDir {
         path: dir.clone(),
@@ -109,5 +116,6 @@ pub async fn build(config: Config, clock: Clock) -> Result<Service, StartError> 
         clock,
         codes,
         delivery,
+        connector,
     })
 }

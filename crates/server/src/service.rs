@@ -45,6 +45,8 @@ pub struct Service {
     pub clock: Clock,
     pub codes: CodeHasher,
     pub delivery: Arc<dyn Delivery>,
+    /// The connector that performs granted actions; `None` is the built-in directory.
+    pub connector: Option<Arc<dyn deskgate_connectors::Connector>>,
 }
 
 /// Fields of a new case, validated by [`Service::open_case`].
@@ -82,7 +84,7 @@ const RECOVERY_CODES: &str = "recovery_codes";
 const TOTP: &str = "totp";
 
 /// The credential kind holding a rotated service secret, sealed, until its one retrieval.
-const SECRET_PICKUP: &str = "service_secret_pickup";
+pub(crate) const SECRET_PICKUP: &str = "service_secret_pickup";
 
 /// What the store keeps for an enrolled TOTP authenticator.
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -139,7 +141,7 @@ fn policy_refusal(pin: &PolicyPin) -> ApiError {
     }))
 }
 
-fn actor(staff: &Staff) -> Actor {
+pub(crate) fn actor(staff: &Staff) -> Actor {
     Actor {
         id: staff.id.clone(),
         role: staff.role.to_string(),
@@ -221,7 +223,7 @@ impl Service {
     }
 
     /// Marks an audit entry with the bundle digest of the decision it records.
-    fn pinned(&self, mut entry: NewAuditEntry, pin: &PolicyPin) -> NewAuditEntry {
+    pub(crate) fn pinned(&self, mut entry: NewAuditEntry, pin: &PolicyPin) -> NewAuditEntry {
         entry.policy_digest = Some(pin.bundle_digest.clone());
         entry
     }
@@ -948,13 +950,7 @@ impl Service {
             }
             _ => {}
         }
-        let subject = self
-            .subject_or(
-                &req.subject,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "unknown_subject",
-            )
-            .await?;
+        let subject = self.subject_for_new_case(&req.subject).await?;
         let agent_manager = self.own_manager(caller).await?;
         let now = self.now();
         let facts = self
@@ -2326,10 +2322,12 @@ impl Service {
         hex::encode(Sha256::digest(seen.to_string().as_bytes()))
     }
 
-    /// Consumes the case's grant and performs the action through the built-in directory.
+    /// Consumes the case's grant and performs the action through the configured connector
+    /// (the built-in directory unless `connector` says otherwise).
     pub async fn execute(&self, caller: &Staff, case_id: &str) -> ApiResult<ExecutionView> {
         let stored = self.load_case(case_id).await?;
         Self::ensure_can_work(caller, &stored.case)?;
+        let stored = self.sync_before_execution(stored).await?;
         let mut case = stored.case.clone();
         let now = self.now();
         let who = actor(caller);
@@ -2407,6 +2405,11 @@ impl Service {
             } else {
                 policy_refusal(&pin)
             });
+        }
+        if let Some(connector) = self.connector.clone() {
+            return self
+                .execute_through_connector(connector.as_ref(), caller, &stored, subject, pin, now)
+                .await;
         }
         case.record_decision(pin.clone());
         let manager = match &subject.manager {

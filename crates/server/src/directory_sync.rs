@@ -1,0 +1,479 @@
+//! Subject sync from the connected directory. With a connector configured, the directory is the
+//! system of record for a subject's existence, status, groups (and so its tier, through the
+//! connector's group map), display name, manager and contacts; Deskgate keeps what only it knows
+//! (enrolled authenticators, probation, security flags, owners, hire date, history of contacts).
+//!
+//! The subject is looked up when a case is opened and again right before execution, and merged
+//! into the stored subject. A contact whose value differs from the stored one is recorded as
+//! changed now and unverified: whoever redirected it in the directory left exactly the trace the
+//! freshness rule looks for, so it stops counting as evidence and raises the risk. A subject the
+//! directory does not hold is refused, and an unreachable directory refuses too (fail closed).
+
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use deskgate_connectors::{Connector, ConnectorError, DirectoryEntry};
+use deskgate_core::{Contact, ContactKind, Subject};
+use deskgate_store::{CaseWrite, Change, StoredCase, system_actor};
+use serde_json::{Value, json};
+
+use crate::error::ApiError;
+use crate::service::Service;
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// A stored subject merged with its directory entry, and what the merge changed.
+#[derive(Debug, Clone)]
+pub struct Merged {
+    pub subject: Subject,
+    /// The subject was not in the store before.
+    pub created: bool,
+    /// What changed, for the audit entry: field -> `{from, to}`; contacts masked.
+    pub changes: serde_json::Map<String, Value>,
+    /// Kinds of contact whose value of record changed (or appeared).
+    pub changed_contacts: Vec<ContactKind>,
+}
+
+impl Merged {
+    pub fn changed(&self) -> bool {
+        self.created || !self.changes.is_empty()
+    }
+}
+
+/// Whether two values name the same contact: phones by their digits, emails case-insensitively.
+fn same_contact(kind: ContactKind, a: &str, b: &str) -> bool {
+    match kind {
+        ContactKind::Phone => {
+            let digits = |v: &str| v.chars().filter(char::is_ascii_digit).collect::<String>();
+            digits(a) == digits(b)
+        }
+        ContactKind::Email => a.trim().eq_ignore_ascii_case(b.trim()),
+    }
+}
+
+/// Merges `entry` into `stored` (or creates the subject) at `now`.
+pub fn merge(stored: Option<&Subject>, entry: &DirectoryEntry, now: DateTime<Utc>) -> Merged {
+    let mut subject = stored.cloned().unwrap_or_else(|| Subject {
+        id: entry.subject_id.clone(),
+        display_name: entry.display_name.clone(),
+        tier: entry.tier,
+        status: entry.status,
+        manager: None,
+        owners: Vec::new(),
+        groups: Vec::new(),
+        contacts: Vec::new(),
+        authenticators: Vec::new(),
+        flagged: false,
+        hired_at: None,
+        utc_offset_minutes: None,
+        probation_until: None,
+    });
+    let mut changes = serde_json::Map::new();
+    let mut note = |field: &str, from: Value, to: Value| {
+        if from != to {
+            changes.insert(field.to_owned(), json!({ "from": from, "to": to }));
+        }
+    };
+    note(
+        "display_name",
+        json!(subject.display_name),
+        json!(entry.display_name),
+    );
+    note("tier", json!(subject.tier), json!(entry.tier));
+    note("status", json!(subject.status), json!(entry.status));
+    let mut groups = entry.groups.clone();
+    groups.sort();
+    let mut before = subject.groups.clone();
+    before.sort();
+    note("groups", json!(before), json!(groups));
+    // A directory without a manager attribute leaves Deskgate's own record of the manager.
+    if let Some(manager) = &entry.manager {
+        note("manager", json!(subject.manager), json!(manager));
+        subject.manager = Some(manager.clone());
+    }
+    subject.display_name = entry.display_name.clone();
+    subject.tier = entry.tier;
+    subject.status = entry.status;
+    subject.groups = groups;
+
+    // Contacts follow the directory's order (so the first phone is the one a phone change
+    // replaces); a value Deskgate already holds keeps its history, any other value is new now.
+    let mut contacts = Vec::new();
+    let mut contact_changes = Vec::new();
+    let mut changed_contacts = Vec::new();
+    for c in &entry.contacts {
+        let known = subject
+            .contacts
+            .iter()
+            .find(|s| s.kind == c.kind && same_contact(c.kind, &s.value, &c.value));
+        let contact = match known {
+            Some(k) => Contact {
+                value: c.value.clone(),
+                ..k.clone()
+            },
+            None => {
+                let new = Contact {
+                    kind: c.kind,
+                    value: c.value.clone(),
+                    verified_at: None,
+                    changed_at: now,
+                };
+                contact_changes
+                    .push(json!({ "kind": c.kind, "change": "new", "value": new.masked() }));
+                if !changed_contacts.contains(&c.kind) {
+                    changed_contacts.push(c.kind);
+                }
+                new
+            }
+        };
+        contacts.push(contact);
+    }
+    for old in &subject.contacts {
+        if !contacts
+            .iter()
+            .any(|c| c.kind == old.kind && same_contact(old.kind, &c.value, &old.value))
+        {
+            contact_changes
+                .push(json!({ "kind": old.kind, "change": "removed", "value": old.masked() }));
+            if !changed_contacts.contains(&old.kind) {
+                changed_contacts.push(old.kind);
+            }
+        }
+    }
+    if !contact_changes.is_empty() {
+        changes.insert("contacts".to_owned(), Value::Array(contact_changes));
+    }
+    subject.contacts = contacts;
+    Merged {
+        subject,
+        created: stored.is_none(),
+        changes,
+        changed_contacts,
+    }
+}
+
+/// A lookup failure as the caller sees it: a missing subject is refused, anything else means
+/// the system of record cannot be consulted, so nothing proceeds.
+fn lookup_error(subject_id: &str, error: ConnectorError) -> ApiError {
+    match error {
+        ConnectorError::NotFound { .. } => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_subject",
+            format!("no subject {subject_id} in the directory, the system of record"),
+        ),
+        ConnectorError::InvalidSubjectId { .. } | ConnectorError::Ambiguous { .. } => {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown_subject",
+                error.to_string(),
+            )
+        }
+        other => {
+            tracing::warn!(subject = subject_id, error = %other, "directory lookup failed");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "directory_unavailable",
+                format!("the directory could not be consulted, so nothing was done: {other}"),
+            )
+        }
+    }
+}
+
+impl Service {
+    /// Looks `subject_id` up in the directory and merges it with the stored subject.
+    async fn merged_from(
+        &self,
+        connector: &dyn Connector,
+        subject_id: &str,
+    ) -> ApiResult<(Merged, DirectoryEntry)> {
+        let entry = connector
+            .lookup(subject_id)
+            .await
+            .map_err(|e| lookup_error(subject_id, e))?;
+        let stored = self.store.subject(subject_id).await?;
+        Ok((merge(stored.as_ref(), &entry, self.now()), entry))
+    }
+
+    fn synced_entry(
+        &self,
+        connector: &dyn Connector,
+        case_id: Option<&str>,
+        merged: &Merged,
+        entry: &DirectoryEntry,
+        mut extra: serde_json::Map<String, Value>,
+    ) -> deskgate_store::NewAuditEntry {
+        let mut details = serde_json::Map::new();
+        details.insert("subject_id".to_owned(), json!(merged.subject.id));
+        details.insert("connector".to_owned(), json!(connector.name()));
+        details.insert("backend_id".to_owned(), json!(entry.backend_id));
+        details.insert("created".to_owned(), json!(merged.created));
+        details.insert("changes".to_owned(), Value::Object(merged.changes.clone()));
+        details.append(&mut extra);
+        deskgate_store::NewAuditEntry::new(
+            self.now(),
+            system_actor(),
+            case_id,
+            "directory.synced",
+            Value::Object(details),
+        )
+    }
+
+    /// The subject a new case is about. With the built-in directory, the stored subject; with a
+    /// connector, the directory's view merged into the store (committed with a
+    /// `directory.synced` entry when it changed something).
+    pub async fn subject_for_new_case(&self, subject_id: &str) -> ApiResult<Subject> {
+        let Some(connector) = self.connector.clone() else {
+            return self.store.subject(subject_id).await?.ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "unknown_subject",
+                    format!("no subject {subject_id}"),
+                )
+            });
+        };
+        let (merged, entry) = self.merged_from(connector.as_ref(), subject_id).await?;
+        if merged.changed() {
+            let audit = self.synced_entry(
+                connector.as_ref(),
+                None,
+                &merged,
+                &entry,
+                Default::default(),
+            );
+            self.store
+                .commit(Change {
+                    subjects: vec![merged.subject.clone()],
+                    audit: vec![audit],
+                    ..Change::default()
+                })
+                .await?;
+        }
+        Ok(merged.subject)
+    }
+
+    /// Right before execution: syncs the case's subject from the directory. A contact that
+    /// changed there takes back the case's evidence gathered through it (the core decides
+    /// whether the case is still approved), in the same commit as the subject and the
+    /// `directory.synced` entry. Returns the case as stored afterwards. Without a connector, or
+    /// when the directory cannot be reached (the execution's own first call to it then fails
+    /// and is recorded), the case is returned as it was. A subject the directory no longer
+    /// holds is refused with the grant intact.
+    pub async fn sync_before_execution(&self, stored: StoredCase) -> ApiResult<StoredCase> {
+        let Some(connector) = self.connector.clone() else {
+            return Ok(stored);
+        };
+        let subject_id = stored.case.subject_id.clone();
+        let entry = match connector.lookup(&subject_id).await {
+            Ok(entry) => entry,
+            Err(
+                e @ (ConnectorError::NotFound { .. }
+                | ConnectorError::InvalidSubjectId { .. }
+                | ConnectorError::Ambiguous { .. }),
+            ) => return Err(lookup_error(&subject_id, e)),
+            // An unreachable directory is not a refusal here: execution itself starts by
+            // calling the directory, after the grant is consumed, and records the failure there.
+            Err(e) => {
+                tracing::warn!(subject = %subject_id, error = %e, "directory sync before execution failed");
+                return Ok(stored);
+            }
+        };
+        let stored_subject = self.store.subject(&subject_id).await?;
+        let merged = merge(stored_subject.as_ref(), &entry, self.now());
+        if !merged.changed() {
+            return Ok(stored);
+        }
+        let now = self.now();
+        let mut case = stored.case.clone();
+        let before = case.state;
+        let mut touched = false;
+        for kind in &merged.changed_contacts {
+            touched |= case.contact_changed(*kind, now);
+        }
+        let mut extra = serde_json::Map::new();
+        if touched {
+            extra.insert(
+                "evidence_withdrawn_for".to_owned(),
+                json!(merged.changed_contacts),
+            );
+            extra.insert(
+                "case_state".to_owned(),
+                json!({ "from": before, "to": case.state }),
+            );
+        }
+        let audit = self.synced_entry(
+            connector.as_ref(),
+            Some(&stored.case.id),
+            &merged,
+            &entry,
+            extra,
+        );
+        self.store
+            .commit(Change {
+                case: touched.then(|| CaseWrite::Update {
+                    case: case.clone(),
+                    expected_version: stored.version,
+                }),
+                subjects: vec![merged.subject],
+                audit: vec![audit],
+                ..Change::default()
+            })
+            .await?;
+        Ok(StoredCase {
+            case,
+            version: stored.version + i64::from(touched),
+        })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use chrono::Duration;
+    use deskgate_connectors::DirectoryContact;
+    use deskgate_core::{Authenticator, AuthenticatorKind, SubjectStatus, Tier};
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-26T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn stored() -> Subject {
+        let long_ago = now() - Duration::days(700);
+        Subject {
+            id: "u-dave".into(),
+            display_name: "Dave W".into(),
+            tier: Tier::Standard,
+            status: SubjectStatus::Locked,
+            manager: Some("u-bob".into()),
+            owners: vec!["u-x".into()],
+            groups: vec!["sales".into()],
+            contacts: vec![
+                Contact {
+                    kind: ContactKind::Email,
+                    value: "dave@example.org".into(),
+                    verified_at: Some(long_ago),
+                    changed_at: long_ago,
+                },
+                Contact {
+                    kind: ContactKind::Phone,
+                    value: "+1 555 010 0112".into(),
+                    verified_at: Some(long_ago),
+                    changed_at: long_ago,
+                },
+            ],
+            authenticators: vec![Authenticator {
+                id: "pk".into(),
+                kind: AuthenticatorKind::Passkey,
+                label: "Laptop".into(),
+                enrolled_at: long_ago,
+            }],
+            flagged: true,
+            hired_at: Some(long_ago),
+            utc_offset_minutes: Some(60),
+            probation_until: Some(now() + Duration::hours(3)),
+        }
+    }
+
+    fn entry(phone: &str) -> DirectoryEntry {
+        DirectoryEntry {
+            subject_id: "u-dave".into(),
+            backend_id: "uid=u-dave,ou=people,dc=example,dc=org".into(),
+            display_name: "Dave Whitfield".into(),
+            tier: Tier::Privileged,
+            status: SubjectStatus::Active,
+            groups: vec!["it-admins".into(), "sales".into()],
+            contacts: vec![
+                DirectoryContact {
+                    kind: ContactKind::Email,
+                    value: "Dave@Example.org".into(),
+                },
+                DirectoryContact {
+                    kind: ContactKind::Phone,
+                    value: phone.into(),
+                },
+            ],
+            manager: None,
+        }
+    }
+
+    #[test]
+    fn the_directory_decides_tier_status_name_and_groups() {
+        let merged = merge(Some(&stored()), &entry("+15550100112"), now());
+        let s = &merged.subject;
+        assert_eq!(s.tier, Tier::Privileged);
+        assert_eq!(s.status, SubjectStatus::Active);
+        assert_eq!(s.display_name, "Dave Whitfield");
+        assert_eq!(s.groups, ["it-admins", "sales"]);
+        for field in ["tier", "status", "display_name", "groups"] {
+            assert!(merged.changes.contains_key(field), "{field}");
+        }
+        assert!(!merged.created);
+    }
+
+    #[test]
+    fn deskgate_only_data_stays() {
+        let merged = merge(Some(&stored()), &entry("+1 555 010 0112"), now());
+        let (s, before) = (&merged.subject, stored());
+        assert_eq!(s.authenticators, before.authenticators);
+        assert_eq!(s.probation_until, before.probation_until);
+        assert!(s.flagged);
+        assert_eq!(s.owners, before.owners);
+        assert_eq!(s.hired_at, before.hired_at);
+        assert_eq!(
+            s.manager.as_deref(),
+            Some("u-bob"),
+            "no manager in the entry"
+        );
+    }
+
+    #[test]
+    fn the_same_contact_written_differently_keeps_its_history() {
+        let merged = merge(Some(&stored()), &entry("+15550100112"), now());
+        assert!(merged.changed_contacts.is_empty());
+        assert!(!merged.changes.contains_key("contacts"));
+        let phone = merged.subject.contact(ContactKind::Phone).unwrap();
+        assert_eq!(phone.changed_at, now() - Duration::days(700));
+        assert!(phone.verified_at.is_some());
+    }
+
+    #[test]
+    fn a_contact_changed_in_the_directory_is_new_now_and_unverified() {
+        let merged = merge(Some(&stored()), &entry("+1 555 999 0000"), now());
+        assert_eq!(merged.changed_contacts, [ContactKind::Phone]);
+        let phone = merged.subject.contact(ContactKind::Phone).unwrap();
+        assert_eq!(phone.value, "+1 555 999 0000");
+        assert_eq!(phone.changed_at, now());
+        assert_eq!(phone.verified_at, None);
+        let audit = merged.changes["contacts"].to_string();
+        assert!(
+            !audit.contains("999 0000") && !audit.contains("010 0112"),
+            "{audit}"
+        );
+        // The email was untouched.
+        let email = merged.subject.contact(ContactKind::Email).unwrap();
+        assert!(email.verified_at.is_some());
+    }
+
+    #[test]
+    fn a_subject_first_seen_is_created_with_nothing_trusted() {
+        let merged = merge(None, &entry("+1 555 010 0112"), now());
+        assert!(merged.created && merged.changed());
+        assert!(merged.subject.authenticators.is_empty());
+        assert!(
+            merged
+                .subject
+                .contacts
+                .iter()
+                .all(|c| c.verified_at.is_none() && c.changed_at == now())
+        );
+    }
+
+    #[test]
+    fn an_unchanged_entry_changes_nothing() {
+        let first = merge(Some(&stored()), &entry("+1 555 010 0112"), now());
+        let again = merge(Some(&first.subject), &entry("+1 555 010 0112"), now());
+        assert!(!again.changed(), "{:?}", again.changes);
+        assert_eq!(again.subject, first.subject);
+    }
+}
