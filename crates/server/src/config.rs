@@ -40,6 +40,8 @@ pub struct Config {
     pub audit_origin: String,
     /// How often a checkpoint is cut while entries arrive.
     pub checkpoint_interval_seconds: u64,
+    /// Console sign-in for staff through an OpenID Connect provider.
+    pub oidc: Option<crate::sso::OidcConfig>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -119,6 +121,7 @@ impl Default for Config {
             idv: IdvConfig::default(),
             audit_origin: "deskgate.example/audit".to_owned(),
             checkpoint_interval_seconds: 5,
+            oidc: None,
         }
     }
 }

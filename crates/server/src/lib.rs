@@ -14,6 +14,7 @@ pub mod idv;
 pub mod policy_gate;
 pub mod secrets;
 pub mod service;
+pub mod sso;
 pub mod totp;
 pub mod views;
 
@@ -77,6 +78,8 @@ pub enum StartError {
     Policy(#[from] deskgate_policy::BundleError),
     #[error("delivery configuration: {0}")]
     Delivery(#[from] delivery::ConfigError),
+    #[error("single sign-on: {0}")]
+    Sso(#[from] sso::OidcConfigError),
 }
 
 /// Opens the store, loads (or creates) the keys under the data directory and wires delivery.
@@ -86,6 +89,9 @@ pub async fn build(config: Config, clock: Clock) -> Result<Service, StartError> 
         path: dir.clone(),
         source,
     };
+    if let Some(oidc) = &config.oidc {
+        oidc.validate()?;
+    }
     std::fs::create_dir_all(&dir).map_err(io)?;
     let codes = secrets::CodeHasher::load_or_create(&dir.join("code.key")).map_err(io)?;
     let sealer = secrets::Sealer::load_or_create(&dir.join("sealing.key")).map_err(io)?;

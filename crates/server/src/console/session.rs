@@ -61,6 +61,8 @@ struct SignInPage {
     nav: Option<Nav>,
     error: Option<String>,
     demo: Vec<DemoStaff>,
+    /// "Sign in with <provider>" when `[oidc]` is configured.
+    sso: Option<String>,
 }
 
 async fn render_sign_in(console: &Console, status: StatusCode, error: Option<String>) -> Response {
@@ -84,6 +86,7 @@ async fn render_sign_in(console: &Console, status: StatusCode, error: Option<Str
             nav: None,
             error,
             demo,
+            sso: console.sso.as_ref().map(|s| s.provider_name().to_owned()),
         },
     )
         .into_response()
@@ -94,7 +97,10 @@ pub(super) async fn sign_in_page(State(console): State<Console>) -> Response {
 }
 
 /// Mints the console's own token for `staff_name` and sets it as the session cookie.
-async fn start_session(console: &Console, staff_name: &str) -> Result<Response, Failure> {
+pub(super) async fn start_session(
+    console: &Console,
+    staff_name: &str,
+) -> Result<Response, Failure> {
     let token = console
         .service
         .create_session_token(staff_name, SESSION_HOURS)
