@@ -1,8 +1,9 @@
 //! Keyboard-only use of the console in a real browser (Debian's chromium + chromium-driver): the
 //! sign-in page, the new-case form and the agent's case page are walked with Tab, Enter and Space
 //! only. On every page each control must be reachable by Tab, show a visible focus indicator (its
-//! computed outline or box-shadow when focused differs from when it is not) and have an
-//! accessible name (the browser's own computed label: a label, aria-label or text).
+//! computed outline or box-shadow when focused differs from when it is not, and an outline
+//! contrasts 3:1 with what is behind it) and have an accessible name (the browser's own computed
+//! label: a label, aria-label or text).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -118,6 +119,36 @@ const keyOf = el => el.type === 'radio' ? 'radio:' + el.name
   : el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') + (el.name ? '[name=' + el.name + ']' : '')
     + (el.getAttribute('href') ? '[href=' + el.getAttribute('href') + ']' : '')
     + ' "' + (el.innerText || el.value || '').trim().slice(0, 40) + '"';
+// WCAG 1.4.11: the focus outline needs a contrast of 3:1 with what is behind it.
+const rgb = text => (text.match(/[\d.]+/g) || []).map(Number);
+const luminance = ([r, g, b]) => {
+  const lin = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+  return 0.2126 * lin(r) + 0.7152 * lin(g) + 0.0722 * lin(b);
+};
+// What the outline is drawn over: the first opaque background under points just left and right
+// of the element (the outline sits outside it), whatever the DOM nesting.
+const opaque = c => c.length >= 3 && (c.length < 4 || c[3] > 0);
+const under = (el, x, y) => {
+  const stack = document.elementsFromPoint(Math.max(0, x), Math.max(0, y))
+    .filter(e => e !== el && !el.contains(e));
+  for (const e of stack) {
+    const c = rgb(getComputedStyle(e).backgroundColor);
+    if (opaque(c)) return c;
+  }
+  return [255, 255, 255];
+};
+const contrast = el => {
+  const c = getComputedStyle(el);
+  if (c.outlineStyle === 'none') return null;
+  const r = el.getBoundingClientRect();
+  const off = parseFloat(c.outlineOffset) + parseFloat(c.outlineWidth) / 2;
+  const y = r.top + r.height / 2;
+  const ring = luminance(rgb(c.outlineColor));
+  return Math.min(...[under(el, r.left - off, y), under(el, r.right + off, y)].map(bg => {
+    const b = luminance(bg);
+    return (Math.max(ring, b) + 0.05) / (Math.min(ring, b) + 0.05);
+  }));
+};
 const el = document.activeElement;
 const out = { body: !el || el === document.body };
 const prev = window.__dgPrev;
@@ -131,6 +162,7 @@ if (!out.body) {
   out.desc = keyOf(el);
   out.closed_summary = el.tagName === 'SUMMARY' && !el.parentElement.open;
   out.indicator = visible(el);
+  out.contrast = contrast(el);
   out.matches = arguments[0] ? el.matches(arguments[0]) : false;
   out.in_main = !!el.closest('main');
   window.__dgPrev = el;
@@ -149,6 +181,7 @@ struct Step {
     matches: Option<bool>,
     in_main: Option<bool>,
     closed_summary: Option<bool>,
+    contrast: Option<f64>,
     prev: Option<String>,
     prev_focused: Option<String>,
     prev_unfocused: Option<String>,
@@ -188,6 +221,12 @@ async fn tab(driver: &WebDriver, target: Option<&str>) -> Step {
             Some(true),
             "{desc} has no visible focus indicator"
         );
+        if let Some(ratio) = step.contrast {
+            assert!(
+                ratio >= 3.0,
+                "{desc}: the focus outline contrasts {ratio:.2}:1 with its background (needs 3:1)"
+            );
+        }
     }
     if let (Some(prev), Some(focused), Some(unfocused)) =
         (&step.prev, &step.prev_focused, &step.prev_unfocused)
