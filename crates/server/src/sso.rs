@@ -491,14 +491,17 @@ impl Sso {
         let id_token = response
             .id_token()
             .ok_or_else(|| invalid("no_id_token", "no ID token was returned".to_owned()))?;
-        let claims = id_token
-            .claims(&client.id_token_verifier(), &pending.nonce)
-            .map_err(|e| {
-                invalid(
+        let claims = match id_token.claims(&client.id_token_verifier(), &pending.nonce) {
+            Ok(claims) => claims,
+            Err(e) => {
+                // Perhaps the provider rotated its keys: read them again on the next attempt.
+                *self.provider.lock().await = None;
+                return Err(invalid(
                     "id_token_invalid",
                     format!("the ID token is not valid ({e})"),
-                )
-            })?;
+                ));
+            }
+        };
         let identity = match self.config.claim {
             IdentityClaim::Sub => Some(claims.subject().to_string()),
             IdentityClaim::Email => {

@@ -89,6 +89,10 @@ struct Setup {
 }
 
 async fn setup(backend: Backend) -> Setup {
+    setup_with(backend, IdentityClaim::Email).await
+}
+
+async fn setup_with(backend: Backend, claim: IdentityClaim) -> Setup {
     let port = free_port();
     let secret = format!("secret-{}", uuid::Uuid::new_v4().simple());
     let issuer = format!("http://127.0.0.1:{port}");
@@ -98,7 +102,7 @@ async fn setup(backend: Backend) -> Setup {
             issuer,
             client_id: CLIENT_ID.to_owned(),
             client_secret: config_secret,
-            claim: IdentityClaim::Email,
+            claim,
             scopes: None,
             provider_name: PROVIDER_NAME.to_owned(),
         });
@@ -691,5 +695,42 @@ async fn an_sso_identity_belongs_to_one_staff_member_only() {
         .unwrap()
         .unwrap();
     assert_eq!(found.staff.name, AGENT);
+    s.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_subject_claim_can_name_the_staff_member() {
+    let Setup { s, provider: _p } = setup_with(Backend::Sqlite, IdentityClaim::Sub).await;
+    // The provider's subject for login "sam" is "sam"; the email is not asked for.
+    s.service
+        .set_staff_sso_identity(AGENT, Some("sam"), &admin())
+        .await
+        .unwrap();
+    let mut b = Browser::new();
+    let start = b.get(&format!("{}/console/sign-in/oidc", s.base)).await;
+    let scope = query(start.location.as_ref().unwrap(), "scope").unwrap();
+    assert_eq!(scope, "openid");
+    let callback = b.continue_at_provider(start, &s.base, "sam").await;
+    let done = b.get(callback.as_str()).await;
+    assert!(session_cookie(&done).is_some(), "{}", done.body);
+    let home = console_home(&mut b, &s.base).await;
+    assert!(home.body.contains("sam.rivera · agent"), "{}", home.body);
+    s.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_naming_another_issuer_is_refused() {
+    let Setup { s, provider: _p } = setup(Backend::Sqlite).await;
+    s.service
+        .set_staff_sso_identity(AGENT, Some("sam@example.org"), &admin())
+        .await
+        .unwrap();
+    let mut b = Browser::new();
+    let callback = b.through_provider(&s.base, "sam").await;
+    let from = s.service.store.audit_size().await.unwrap();
+    let mixed_up = with_query(&callback, "iss", "https://evil.example");
+    let page = b.get(mixed_up.as_str()).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert_refused(&s, from, &page, "issuer_mismatch", "another provider").await;
     s.finish().await;
 }
