@@ -93,11 +93,20 @@ async fn setup(backend: Backend) -> Setup {
 }
 
 async fn setup_with(backend: Backend, claim: IdentityClaim) -> Setup {
+    setup_on(backend, claim, false).await
+}
+
+/// With `localhost`, Deskgate's public URL names another site than the provider's 127.0.0.1, so a
+/// browser treats the provider's redirect back as cross-site, as in production.
+async fn setup_on(backend: Backend, claim: IdentityClaim, localhost: bool) -> Setup {
     let port = free_port();
     let secret = format!("secret-{}", uuid::Uuid::new_v4().simple());
     let issuer = format!("http://127.0.0.1:{port}");
     let config_secret = secret.clone();
     let s = TestServer::start_with(backend, move |c| {
+        if localhost {
+            c.public_url = c.public_url.replace("127.0.0.1", "localhost");
+        }
         c.oidc = Some(OidcConfig {
             issuer,
             client_id: CLIENT_ID.to_owned(),
@@ -108,7 +117,8 @@ async fn setup_with(backend: Backend, claim: IdentityClaim) -> Setup {
         });
     })
     .await;
-    let provider = Provider::start(port, &secret, &format!("{}{CALLBACK_PATH}", s.base)).await;
+    let public = s.service.config.public_url.clone();
+    let provider = Provider::start(port, &secret, &format!("{public}{CALLBACK_PATH}")).await;
     Setup { s, provider }
 }
 
@@ -732,5 +742,127 @@ async fn a_response_naming_another_issuer_is_refused() {
     let page = b.get(mixed_up.as_str()).await;
     assert_eq!(page.status, StatusCode::FORBIDDEN);
     assert_refused(&s, from, &page, "issuer_mismatch", "another provider").await;
+    s.finish().await;
+}
+
+/// In Chromium: the provider's redirect back is cross-site, so the Lax attempt cookie must come
+/// along and the Strict session cookie must still be used once the browser lands on the console.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_browser_signs_in_through_the_provider_and_lands_on_the_console() {
+    use thirtyfour::prelude::*;
+    let Setup { s, provider: _p } = setup_on(Backend::Sqlite, IdentityClaim::Email, true).await;
+    s.service
+        .set_staff_sso_identity(AGENT, Some("sam@example.org"), &admin())
+        .await
+        .unwrap();
+    let port = free_port();
+    let mut chromedriver = Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect(
+            "chromedriver (apt-get install -y chromium chromium-driver; ./scripts/test.sh does)",
+        );
+    let profile = tempfile::tempdir().unwrap();
+    let mut caps = DesiredCapabilities::chrome();
+    for arg in [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+    ] {
+        caps.add_arg(arg).unwrap();
+    }
+    caps.add_arg(&format!("--user-data-dir={}", profile.path().display()))
+        .unwrap();
+    let mut driver = None;
+    for _ in 0..100 {
+        if let Ok(d) = WebDriver::new(format!("http://127.0.0.1:{port}"), caps.clone()).await {
+            driver = Some(d);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let driver = driver.expect("a browser session");
+    let base = s.service.config.public_url.clone();
+    let text_of = |css: &'static str| {
+        let driver = driver.clone();
+        async move {
+            for _ in 0..100 {
+                if let Ok(e) = driver.find(By::Css(css)).await
+                    && let Ok(t) = e.text().await
+                {
+                    return t;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            panic!(
+                "{css} never appeared: {}",
+                driver.source().await.unwrap_or_default()
+            );
+        }
+    };
+
+    driver
+        .goto(format!("{base}/console/sign-in"))
+        .await
+        .unwrap();
+    driver
+        .find(By::LinkText("Sign in with Example IdP"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    // The provider's own login and consent pages.
+    text_of("input[name='login']").await;
+    driver
+        .find(By::Css("input[name='login']"))
+        .await
+        .unwrap()
+        .send_keys("sam")
+        .await
+        .unwrap();
+    driver
+        .find(By::Css("input[name='password']"))
+        .await
+        .unwrap()
+        .send_keys("any")
+        .await
+        .unwrap();
+    driver
+        .find(By::Css("button[type='submit']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    text_of("input[name='prompt'][value='consent']").await;
+    driver
+        .find(By::Css("button[type='submit']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    // Back at Deskgate, signed in, on the agent's queue.
+    let mut heading = String::new();
+    for _ in 0..100 {
+        heading = text_of("h1").await;
+        if heading.contains("My queue") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        heading.contains("My queue"),
+        "{heading}: {}",
+        driver.source().await.unwrap()
+    );
+    assert!(text_of("header .who").await.contains("sam.rivera"));
+    driver.quit().await.unwrap();
+    let _ = chromedriver.kill();
+    let _ = chromedriver.wait();
     s.finish().await;
 }
