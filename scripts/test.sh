@@ -42,6 +42,15 @@ if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
     || python3 -m pip install --quiet --break-system-packages aiosmtpd==1.4.6
 fi
 
+# A real OpenID provider (npm oidc-provider) for the single sign-on tests; node and npm come
+# from Debian when missing.
+command -v npm >/dev/null || apt_install nodejs npm
+OIDC_FIXTURE=crates/server/tests/fixtures/oidc
+if [ ! -d "$OIDC_FIXTURE/node_modules" ]; then
+  log "installing the test OpenID provider"
+  npm ci --prefix "$OIDC_FIXTURE" --no-audit --no-fund --silent
+fi
+
 # --- PostgreSQL -----------------------------------------------------------------------------
 PG_URL="${DESKGATE_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432/test}"
 pg_ok() { psql "$1" -qtAc 'SELECT 1' >/dev/null 2>&1; }

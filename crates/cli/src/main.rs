@@ -206,6 +206,20 @@ enum StaffCommand {
         /// The staff member's own identity in the directory.
         #[arg(long)]
         subject: Option<String>,
+        /// The identity the OpenID provider vouches for (the `[oidc] claim`, e.g. their email);
+        /// an empty value removes it. Omitted: unchanged.
+        #[arg(long)]
+        sso_identity: Option<String>,
+    },
+    /// Disable a staff member: every token revoked, no sign-in by any method.
+    Disable {
+        #[arg(long)]
+        name: String,
+    },
+    /// Let a disabled staff member sign in again.
+    Enable {
+        #[arg(long)]
+        name: String,
     },
     List,
 }
@@ -499,6 +513,7 @@ async fn admin(config: Option<PathBuf>, command: AdminCommand) -> Result<(), Str
                     name,
                     role,
                     subject,
+                    sso_identity,
                 },
         } => {
             let role = Role::from_api_id(&role).ok_or_else(|| {
@@ -525,7 +540,7 @@ async fn admin(config: Option<PathBuf>, command: AdminCommand) -> Result<(), Str
                 .store
                 .upsert_staff(&Staff {
                     id,
-                    name,
+                    name: name.clone(),
                     role,
                     subject_id: subject,
                     team: String::new(),
@@ -534,6 +549,12 @@ async fn admin(config: Option<PathBuf>, command: AdminCommand) -> Result<(), Str
                 })
                 .await
                 .map_err(|e| e.to_string())?;
+            if let Some(identity) = sso_identity {
+                service
+                    .set_staff_sso_identity(&name, Some(&identity), &cli_actor())
+                    .await
+                    .map_err(|e| e.message)?;
+            }
             println!("ok");
         }
         AdminCommand::Token {
@@ -569,20 +590,53 @@ async fn admin(config: Option<PathBuf>, command: AdminCommand) -> Result<(), Str
             println!("imported {n} subject(s)");
         }
         AdminCommand::Staff {
+            command: StaffCommand::Disable { name },
+        } => {
+            service
+                .set_staff_disabled(&name, true, &cli_actor())
+                .await
+                .map_err(|e| e.message)?;
+            println!("disabled {name}");
+        }
+        AdminCommand::Staff {
+            command: StaffCommand::Enable { name },
+        } => {
+            service
+                .set_staff_disabled(&name, false, &cli_actor())
+                .await
+                .map_err(|e| e.message)?;
+            println!("enabled {name}");
+        }
+        AdminCommand::Staff {
             command: StaffCommand::List,
         } => {
+            let access: std::collections::HashMap<_, _> = service
+                .store
+                .staff_access()
+                .await
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .map(|(id, sso, disabled)| (id, (sso, disabled)))
+                .collect();
             for s in service
                 .store
                 .list_staff()
                 .await
                 .map_err(|e| e.to_string())?
             {
+                let (sso, disabled) = access.get(&s.id).cloned().unwrap_or_default();
                 println!(
-                    "{}\t{}\t{}\t{}",
+                    "{}\t{}\t{}\t{}\t{}\t{}",
                     s.id,
                     s.name,
                     s.role.api_id(),
-                    s.subject_id.unwrap_or_default()
+                    s.subject_id.unwrap_or_default(),
+                    sso.unwrap_or_default(),
+                    if disabled.is_some() {
+                        "disabled"
+                    } else {
+                        "active"
+                    }
                 );
             }
         }

@@ -82,6 +82,127 @@ fn revoking_a_staff_members_tokens_locks_them_out_at_once() {
     drop(demo);
 }
 
+fn staff_line(data: &std::path::Path, name: &str) -> String {
+    let o = deskgate(data, &["admin", "staff", "list"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    stdout(&o)
+        .lines()
+        .find(|l| l.split('\t').nth(1) == Some(name))
+        .unwrap_or_else(|| panic!("{name} not listed:\n{}", stdout(&o)))
+        .to_owned()
+}
+
+#[test]
+fn a_disabled_staff_member_cannot_authenticate_until_enabled_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("demo");
+    let demo = support::Demo::start(&data);
+    let token = demo.token("sam.rivera");
+    assert!(staff_line(&data, "sam.rivera").ends_with("\tactive"));
+
+    let o = deskgate(
+        &data,
+        &["admin", "staff", "disable", "--name", "sam.rivera"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(staff_line(&data, "sam.rivera").ends_with("\tdisabled"));
+    assert_eq!(status_with(&demo.base(), &token), "401");
+    // A token minted while disabled does not authenticate either.
+    let o = deskgate(
+        &data,
+        &["admin", "token", "create", "--staff", "sam.rivera"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let fresh = stdout(&o).trim().to_owned();
+    assert_eq!(status_with(&demo.base(), &fresh), "401");
+
+    let o = deskgate(&data, &["admin", "staff", "enable", "--name", "sam.rivera"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(status_with(&demo.base(), &fresh), "200");
+    // Tokens revoked by the disabling stay revoked.
+    assert_eq!(status_with(&demo.base(), &token), "401");
+    drop(demo);
+}
+
+#[test]
+fn staff_sso_identities_are_registered_listed_and_unique() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let add = |id: &str, name: &str, identity: &str| {
+        deskgate(
+            &data,
+            &[
+                "admin",
+                "staff",
+                "add",
+                "--id",
+                id,
+                "--name",
+                name,
+                "--role",
+                "agent",
+                "--sso-identity",
+                identity,
+            ],
+        )
+    };
+    let o = add("st-1", "kim.ode", "Kim.Ode@example.org");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        staff_line(&data, "kim.ode"),
+        "st-1\tkim.ode\tagent\t\tKim.Ode@example.org\tactive"
+    );
+    // The same identity in other letter case is the same identity.
+    let o = add("st-2", "lee.park", "kim.ode@EXAMPLE.org");
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("another staff member signs in with that identity"),
+        "{}",
+        stderr(&o)
+    );
+    // An empty value removes it.
+    let o = add("st-1", "kim.ode", "");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        staff_line(&data, "kim.ode"),
+        "st-1\tkim.ode\tagent\t\t\tactive"
+    );
+}
+
+#[test]
+fn the_oidc_client_secret_comes_from_the_environment_and_is_required() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = dir.path().join("deskgate.toml");
+    std::fs::write(
+        &config,
+        "[oidc]\nissuer = \"https://idp.example.org\"\nclient_id = \"deskgate\"\n",
+    )
+    .unwrap();
+    let run = |secret: Option<&str>| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_deskgate"));
+        cmd.args(["admin", "staff", "list", "--config"])
+            .arg(&config)
+            .env("DESKGATE_DATA_DIR", &data)
+            .env("DESKGATE_LOG", "warn")
+            .env_remove("DESKGATE_OIDC__CLIENT_SECRET");
+        if let Some(s) = secret {
+            cmd.env("DESKGATE_OIDC__CLIENT_SECRET", s);
+        }
+        cmd.output().unwrap()
+    };
+    let o = run(None);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("client_secret is required"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(Some("from-the-environment"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("from-the-environment"));
+}
+
 #[test]
 fn tokens_expire_are_listed_without_their_secret_and_revoke_one_by_one() {
     let dir = tempfile::tempdir().unwrap();

@@ -9,9 +9,8 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use deskgate_core::risk::assess;
 use deskgate_core::{
     Action, ApproverRole, AttemptOutcome, Case, CaseState, Channel, ContactKind, Decision,
-    IndependenceClass,
-    Method, NewCase, Requirements, Role, Signals, Staff, Subject, SubjectStatus, Tier,
-    Verification, VerificationState,
+    IndependenceClass, Method, NewCase, Requirements, Role, Signals, Staff, Subject, SubjectStatus,
+    Tier, Verification, VerificationState,
 };
 use proptest::prelude::*;
 

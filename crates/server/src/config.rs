@@ -46,6 +46,8 @@ pub struct Config {
     pub connector: crate::connector_setup::ConnectorKind,
     /// Connector settings: `[connectors.ldap]`, read when `connector = "ldap"`.
     pub connectors: crate::connector_setup::ConnectorsConfig,
+    /// Console sign-in for staff through an OpenID Connect provider.
+    pub oidc: Option<crate::sso::OidcConfig>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -128,6 +130,7 @@ impl Default for Config {
             checkpoint_interval_seconds: 5,
             connector: Default::default(),
             connectors: Default::default(),
+            oidc: None,
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod passkeys;
 pub mod policy_gate;
 pub mod secrets;
 pub mod service;
+pub mod sso;
 pub mod staff_passkeys;
 pub mod totp;
 pub mod views;
@@ -85,6 +86,8 @@ pub enum StartError {
     Delivery(#[from] delivery::ConfigError),
     #[error("connector configuration: {0}")]
     Connector(#[from] connector_setup::ConnectorSetupError),
+    #[error("single sign-on: {0}")]
+    Sso(#[from] sso::OidcConfigError),
 }
 
 /// Opens the store, loads (or creates) the keys under the data directory and wires delivery.
@@ -96,6 +99,9 @@ pub async fn build(config: Config, clock: Clock) -> Result<Service, StartError> 
         path: dir.clone(),
         source,
     };
+    if let Some(oidc) = &config.oidc {
+        oidc.validate()?;
+    }
     std::fs::create_dir_all(&dir).map_err(io)?;
     let codes = secrets::CodeHasher::load_or_create(&dir.join("code.key")).map_err(io)?;
     let sealer = secrets::Sealer::load_or_create(&dir.join("sealing.key")).map_err(io)?;

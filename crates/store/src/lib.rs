@@ -113,7 +113,33 @@ pub struct Change {
     pub code_sends: Vec<(String, DateTime<Utc>)>,
     /// Webhook deliveries processed: (vendor, delivery id, when); a repeat makes the change conflict.
     pub webhook_deliveries: Vec<(String, String, DateTime<Utc>)>,
+    /// Changes to how staff members may sign in.
+    pub staff_access: Vec<StaffAccess>,
     pub audit: Vec<NewAuditEntry>,
+}
+
+/// A change to how a staff member may sign in. An unknown staff id makes the change fail with
+/// [`StoreError::NotFound`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StaffAccess {
+    /// Sets (or, with `None`, clears) the identity the staff member signs in with through single
+    /// sign-on. Identities are unique without regard to case: another staff member's identity makes
+    /// the change fail with [`StoreError::Conflict`].
+    SsoIdentity {
+        staff_id: String,
+        identity: Option<String>,
+    },
+    /// Disables the staff member at `at` and revokes every live token they hold.
+    Disable { staff_id: String, at: DateTime<Utc> },
+    /// Lets a disabled staff member sign in again (their old tokens stay revoked).
+    Enable { staff_id: String },
+}
+
+/// A staff member found by single sign-on identity, with whether they are disabled.
+#[derive(Debug, Clone)]
+pub struct SsoStaff {
+    pub staff: Staff,
+    pub disabled_at: Option<DateTime<Utc>>,
 }
 
 impl Change {
@@ -127,6 +153,7 @@ impl Change {
             || !self.consume_credentials.is_empty()
             || !self.code_sends.is_empty()
             || !self.webhook_deliveries.is_empty()
+            || !self.staff_access.is_empty()
     }
 }
 
@@ -161,7 +188,12 @@ pub trait Store: Send + Sync {
         label: &str,
         now: DateTime<Utc>,
     ) -> Result<()>;
-    /// The staff member a live token (not revoked, not expired at `now`) belongs to.
+    /// The staff member whose single sign-on identity is `identity` (compared without case).
+    async fn staff_by_sso_identity(&self, identity: &str) -> Result<Option<SsoStaff>>;
+    /// Each staff member's single sign-on identity and when they were disabled, by staff id.
+    async fn staff_access(&self) -> Result<Vec<(String, Option<String>, Option<DateTime<Utc>>)>>;
+    /// The staff member a live token (not revoked, not expired at `now`) belongs to; never a
+    /// disabled one.
     async fn staff_for_token(&self, token_hash: &str, now: DateTime<Utc>) -> Result<Option<Staff>>;
     /// Sets an expiry on a token (console sessions).
     async fn expire_token_at(&self, token_hash: &str, at: DateTime<Utc>) -> Result<()>;

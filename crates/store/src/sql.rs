@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::audit::{AuditRecord, canonical_body, chain, leaf_hash, parse_hash};
 use crate::{
     ApiToken, CaseFilter, CaseWrite, Change, Credential, Hash, LinkToken, NewAuditEntry, Result,
-    Store, StoreError, StoredCase, StoredCheckpoint, time_text,
+    SsoStaff, StaffAccess, Store, StoreError, StoredCase, StoredCheckpoint, time_text,
 };
 
 enum Backend {
@@ -422,6 +422,51 @@ macro_rules! writes_fn {
                 .execute(&mut *tx)
                 .await?;
             }
+            for access in &change.staff_access {
+                let (staff_id, done) = match access {
+                    StaffAccess::SsoIdentity { staff_id, identity } => {
+                        let done = sqlx::query("UPDATE staff SET sso_identity = $1 WHERE id = $2")
+                            .bind(identity.as_deref())
+                            .bind(staff_id)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(|e| match e.as_database_error() {
+                                Some(d) if d.is_unique_violation() => StoreError::Conflict(
+                                    "another staff member signs in with that identity".to_owned(),
+                                ),
+                                _ => StoreError::from(e),
+                            })?;
+                        (staff_id, done)
+                    }
+                    StaffAccess::Disable { staff_id, at } => {
+                        let at = time_text(*at);
+                        let done = sqlx::query("UPDATE staff SET disabled_at = $1 WHERE id = $2")
+                            .bind(&at)
+                            .bind(staff_id)
+                            .execute(&mut *tx)
+                            .await?;
+                        sqlx::query(
+                            "UPDATE api_tokens SET revoked_at = $1 \
+                             WHERE staff_id = $2 AND revoked_at IS NULL",
+                        )
+                        .bind(&at)
+                        .bind(staff_id)
+                        .execute(&mut *tx)
+                        .await?;
+                        (staff_id, done)
+                    }
+                    StaffAccess::Enable { staff_id } => {
+                        let done = sqlx::query("UPDATE staff SET disabled_at = NULL WHERE id = $1")
+                            .bind(staff_id)
+                            .execute(&mut *tx)
+                            .await?;
+                        (staff_id, done)
+                    }
+                };
+                if done.rows_affected() != 1 {
+                    return Err(StoreError::NotFound(format!("staff member {staff_id}")));
+                }
+            }
             Ok(())
         }
     };
@@ -711,12 +756,48 @@ impl Store for SqlStore {
         Ok(())
     }
 
+    async fn staff_by_sso_identity(&self, identity: &str) -> Result<Option<SsoStaff>> {
+        let row: Option<(String, Option<String>)> = on_pool!(self, |p| {
+            match sqlx::query(
+                "SELECT doc, disabled_at FROM staff WHERE lower(sso_identity) = lower($1)",
+            )
+            .bind(identity)
+            .fetch_optional(p)
+            .await?
+            {
+                Some(r) => Some((r.try_get(0)?, r.try_get(1)?)),
+                None => None,
+            }
+        });
+        row.map(|(doc, disabled_at)| {
+            Ok(SsoStaff {
+                staff: serde_json::from_str(&doc).map_err(corrupt)?,
+                disabled_at: parse_opt_time(disabled_at)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn staff_access(&self) -> Result<Vec<(String, Option<String>, Option<DateTime<Utc>>)>> {
+        let rows: Vec<(String, Option<String>, Option<String>)> = on_pool!(self, |p| {
+            sqlx::query("SELECT id, sso_identity, disabled_at FROM staff ORDER BY id")
+                .fetch_all(p)
+                .await?
+                .iter()
+                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+                .collect::<Result<_>>()?
+        });
+        rows.into_iter()
+            .map(|(id, sso, disabled)| Ok((id, sso, parse_opt_time(disabled)?)))
+            .collect()
+    }
+
     async fn staff_for_token(&self, token_hash: &str, now: DateTime<Utc>) -> Result<Option<Staff>> {
         let now = time_text(now);
         let docs = self
             .docs(
                 "SELECT s.doc FROM api_tokens t JOIN staff s ON s.id = t.staff_id \
-                 WHERE t.token_hash = $1 AND t.revoked_at IS NULL \
+                 WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND s.disabled_at IS NULL \
                  AND (t.expires_at IS NULL OR t.expires_at > $2)",
                 &[token_hash, &now],
                 None,

@@ -9,6 +9,7 @@ mod attest;
 mod audit;
 mod cases;
 mod dashboard;
+mod oidc;
 mod passkeys;
 mod security;
 mod session;
@@ -47,6 +48,8 @@ pub(crate) struct Console {
     service: Arc<Service>,
     /// One-click sign-in as any staff member; only for the demo.
     demo_sign_in: bool,
+    /// Sign-in through the OpenID provider in `[oidc]`, when configured.
+    sso: Option<Arc<crate::sso::Sso>>,
 }
 
 /// The console's routes, with one-click demo sign-in when `DESKGATE_DEMO_SIGNIN=1`. The state is
@@ -63,6 +66,7 @@ pub fn router_with<S: Clone + Send + Sync + 'static>(
     demo_sign_in: bool,
 ) -> Router<S> {
     let console = Console {
+        sso: crate::sso::Sso::from_config(&service.config),
         service,
         demo_sign_in,
     };
@@ -73,6 +77,8 @@ pub fn router_with<S: Clone + Send + Sync + 'static>(
             get(session::sign_in_page).post(session::sign_in),
         )
         .route("/console/sign-in/demo", post(session::demo_sign_in))
+        .route("/console/sign-in/oidc", get(oidc::begin))
+        .route("/console/oidc/callback", get(oidc::callback))
         .route("/console/sign-out", post(session::sign_out))
         .route("/console/sign-in/passkey", post(passkeys::sign_in))
         .route(

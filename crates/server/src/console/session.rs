@@ -61,6 +61,8 @@ struct SignInPage {
     nav: Option<Nav>,
     error: Option<String>,
     demo: Vec<DemoStaff>,
+    /// "Sign in with <provider>" when `[oidc]` is configured.
+    sso: Option<String>,
 }
 
 pub(super) async fn render_sign_in(
@@ -88,6 +90,7 @@ pub(super) async fn render_sign_in(
             nav: None,
             error,
             demo,
+            sso: console.sso.as_ref().map(|s| s.provider_name().to_owned()),
         },
     )
         .into_response()

@@ -1,0 +1,128 @@
+//! Console sign-in through the OpenID provider configured in `[oidc]`:
+//! `GET /console/sign-in/oidc` sends the browser to the provider and binds the attempt to this
+//! browser with a short-lived cookie; `GET /console/oidc/callback` finishes it through
+//! [`Sso::finish`](crate::sso::Sso::finish) and [`Service::sso_sign_in`] and starts the same
+//! console session the token sign-in starts. Every refusal is a page, never a session.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+
+use super::{Console, error_page, session};
+use crate::error::ApiError;
+use crate::service::Service;
+use crate::sso::{ATTEMPT_TTL, Callback, SsoFailure};
+
+/// Holds the state of the attempt this browser started, so a response for another browser's
+/// attempt (login CSRF) is refused. Lax, because the provider's redirect back is a cross-site
+/// top-level navigation; scoped to the callback path; HttpOnly.
+const ATTEMPT_COOKIE: &str = "deskgate_oidc";
+const ATTEMPT_ATTRIBUTES: &str = "Path=/console/oidc; HttpOnly; Secure; SameSite=Lax";
+
+fn attempt_cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == ATTEMPT_COOKIE)
+        .map(|(_, value)| value)
+}
+
+fn refusal(failure: &SsoFailure) -> Response {
+    error_page(
+        None,
+        &ApiError::new(failure.status, "sign_in_refused", failure.message.clone()),
+    )
+}
+
+/// Sends the browser to the provider with a fresh state, nonce and PKCE challenge.
+pub(super) async fn begin(State(console): State<Console>) -> Response {
+    let Some(sso) = &console.sso else {
+        return error_page(None, &ApiError::not_found("single sign-on"));
+    };
+    match sso.begin().await {
+        Ok((url, state)) => {
+            let cookie = format!(
+                "{ATTEMPT_COOKIE}={state}; Max-Age={}; {ATTEMPT_ATTRIBUTES}",
+                ATTEMPT_TTL.as_secs()
+            );
+            let mut response = Redirect::to(&url).into_response();
+            match HeaderValue::from_str(&cookie) {
+                Ok(value) => {
+                    response.headers_mut().insert(header::SET_COOKIE, value);
+                    response
+                }
+                Err(_) => error_page(
+                    None,
+                    &ApiError::invalid("the sign-in state is not a cookie"),
+                ),
+            }
+        }
+        Err(failure) => refusal(&failure),
+    }
+}
+
+/// Shown once signed in: the session cookie is SameSite=Strict, and the browser arrived here
+/// from the provider's site, so it would not send the cookie along a redirect. A refresh from
+/// this page is a same-site navigation, which does.
+#[derive(Template, WebTemplate)]
+#[template(path = "console/signed_in.html")]
+struct SignedInPage {
+    nav: Option<super::Nav>,
+    name: String,
+    provider: String,
+}
+
+/// Finishes the attempt and starts the console session, or shows why not (audited).
+pub(super) async fn callback(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    Query(callback): Query<Callback>,
+) -> Response {
+    let Some(sso) = &console.sso else {
+        return error_page(None, &ApiError::not_found("single sign-on"));
+    };
+    let outcome = match sso.finish(&callback, attempt_cookie(&headers)).await {
+        Ok(identity) => console.service.sso_sign_in(&identity).await,
+        Err(failure) => Err(failure),
+    };
+    let mut response = match outcome {
+        Ok(staff) => signed_in(&console, &staff.name, sso.provider_name()).await,
+        Err(failure) => {
+            Service::audit_sso_refusal(&console.service, &failure).await;
+            refusal(&failure)
+        }
+    };
+    // The attempt is over either way: the cookie goes with it.
+    if let Ok(expired) = HeaderValue::from_str(&format!(
+        "{ATTEMPT_COOKIE}=; Max-Age=0; {ATTEMPT_ATTRIBUTES}"
+    )) {
+        response.headers_mut().append(header::SET_COOKIE, expired);
+    }
+    response
+}
+
+async fn signed_in(console: &Console, staff_name: &str, provider: &str) -> Response {
+    let started = match session::start_session(console, staff_name).await {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    let Some(cookie) = started.headers().get(header::SET_COOKIE).cloned() else {
+        return error_page(None, &ApiError::invalid("no console session was started"));
+    };
+    let mut page = (
+        StatusCode::OK,
+        SignedInPage {
+            nav: None,
+            name: staff_name.to_owned(),
+            provider: provider.to_owned(),
+        },
+    )
+        .into_response();
+    page.headers_mut().append(header::SET_COOKIE, cookie);
+    page
+}

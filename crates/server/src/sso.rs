@@ -1,0 +1,754 @@
+//! Single sign-on for staff through an OpenID Connect provider (Authorization Code flow with
+//! PKCE, state and nonce). This module holds the configuration, the relying party (discovery,
+//! the per-attempt secrets, the code exchange and ID-token verification by the `openidconnect`
+//! crate) and the service methods that map a verified identity to an active staff member and
+//! audit every outcome. The console's routes live in `console::oidc`.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use deskgate_core::Staff;
+use deskgate_store::{Actor, Change, NewAuditEntry, StaffAccess, StoreError};
+use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
+use openidconnect::{
+    AsyncHttpClient, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet,
+    EndpointNotSet, EndpointSet, HttpRequest, HttpResponse, IssuerUrl, Nonce, PkceCodeChallenge,
+    PkceCodeVerifier, RedirectUrl, RequestTokenError, Scope, TokenResponse,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::error::ApiError;
+use crate::service::Service;
+
+/// The console path the provider sends the browser back to.
+pub const CALLBACK_PATH: &str = "/console/oidc/callback";
+/// How long a sign-in attempt may take at the provider.
+pub const ATTEMPT_TTL: Duration = Duration::from_secs(10 * 60);
+/// The audit `method` of a sign-in through the provider.
+pub const METHOD: &str = "oidc";
+/// At most this many attempts wait at once; more are refused rather than held in memory.
+const MAX_PENDING: usize = 10_000;
+/// Provider metadata and keys are fetched again after this long (key rotation).
+const METADATA_TTL: Duration = Duration::from_secs(60 * 60);
+/// The largest response read from the provider.
+const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
+
+/// The `[oidc]` table: which provider staff sign in with and how a staff member is recognised.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcConfig {
+    /// The provider's issuer URL; its `/.well-known/openid-configuration` is read on first use.
+    pub issuer: String,
+    pub client_id: String,
+    /// Also read from `DESKGATE_OIDC__CLIENT_SECRET`. Never logged, never written back.
+    #[serde(default, skip_serializing)]
+    pub client_secret: String,
+    /// The ID-token claim that names the staff member: `email` (only when `email_verified` is
+    /// true), `sub` or `preferred_username`.
+    #[serde(default)]
+    pub claim: IdentityClaim,
+    /// Scopes asked for besides `openid`; by default the one the claim needs (`email`, `profile`).
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
+    /// Shown on the sign-in button: "Sign in with <provider_name>".
+    #[serde(default = "default_provider_name")]
+    pub provider_name: String,
+}
+
+fn default_provider_name() -> String {
+    "single sign-on".to_owned()
+}
+
+impl std::fmt::Debug for OidcConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OidcConfig")
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"<redacted>")
+            .field("claim", &self.claim)
+            .field("scopes", &self.scopes)
+            .field("provider_name", &self.provider_name)
+            .finish()
+    }
+}
+
+/// The ID-token claim naming the staff member.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdentityClaim {
+    #[default]
+    Email,
+    Sub,
+    PreferredUsername,
+}
+
+impl IdentityClaim {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Email => "email",
+            Self::Sub => "sub",
+            Self::PreferredUsername => "preferred_username",
+        }
+    }
+}
+
+/// Why the `[oidc]` table cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("[oidc] {0}")]
+pub struct OidcConfigError(String);
+
+impl OidcConfig {
+    /// Checks everything that can be checked without the provider.
+    pub fn validate(&self) -> Result<(), OidcConfigError> {
+        let bad = |m: &str| Err(OidcConfigError(m.to_owned()));
+        let issuer = openidconnect::url::Url::parse(&self.issuer)
+            .map_err(|e| OidcConfigError(format!("issuer is not a URL: {e}")))?;
+        if !matches!(issuer.scheme(), "https" | "http") {
+            return bad("issuer must be an https URL");
+        }
+        if self.client_id.trim().is_empty() {
+            return bad("client_id is required");
+        }
+        if self.client_secret.is_empty() {
+            return bad("client_secret is required (or DESKGATE_OIDC__CLIENT_SECRET)");
+        }
+        let name = &self.provider_name;
+        if name.trim().is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control)
+        {
+            return bad("provider_name must be 1 to 64 printable characters");
+        }
+        for s in self.scopes.iter().flatten() {
+            if s.is_empty()
+                || !s
+                    .chars()
+                    .all(|c| c.is_ascii_graphic() && c != '"' && c != '\\')
+            {
+                return bad("scopes must be single words");
+            }
+        }
+        Ok(())
+    }
+
+    fn scopes(&self) -> Vec<String> {
+        self.scopes.clone().unwrap_or_else(|| match self.claim {
+            IdentityClaim::Email => vec!["email".to_owned()],
+            IdentityClaim::PreferredUsername => vec!["profile".to_owned()],
+            IdentityClaim::Sub => Vec::new(),
+        })
+    }
+}
+
+/// An HTTP client for the provider: no redirects followed (a redirect could point anywhere),
+/// bounded time and response size.
+pub struct HttpClient(reqwest::Client);
+
+/// A failed request to the provider.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("{0}")]
+    Request(#[from] reqwest::Error),
+    #[error("the response exceeds {MAX_RESPONSE_BYTES} bytes")]
+    TooLarge,
+    #[error("{0}")]
+    Http(#[from] openidconnect::http::Error),
+}
+
+impl HttpClient {
+    fn new() -> Result<Self, reqwest::Error> {
+        // reqwest is built without a crypto provider of its own.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map(Self)
+    }
+}
+
+impl<'c> AsyncHttpClient<'c> for HttpClient {
+    type Error = HttpError;
+    type Future = Pin<Box<dyn Future<Output = Result<HttpResponse, HttpError>> + Send + 'c>>;
+
+    fn call(&'c self, request: HttpRequest) -> Self::Future {
+        Box::pin(async move {
+            let mut response = self.0.execute(request.try_into()?).await?;
+            let mut builder = openidconnect::http::Response::builder().status(response.status());
+            for (name, value) in response.headers() {
+                builder = builder.header(name, value);
+            }
+            let mut body = Vec::new();
+            while let Some(chunk) = response.chunk().await? {
+                if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                    return Err(HttpError::TooLarge);
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(builder.body(body)?)
+        })
+    }
+}
+
+type Client = CoreClient<
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointMaybeSet,
+    EndpointMaybeSet,
+>;
+
+/// What is kept of one sign-in attempt until the provider sends the browser back: only the PKCE
+/// verifier and the nonce, under the hash of the state, for ten minutes, used once.
+struct Pending {
+    verifier: PkceCodeVerifier,
+    nonce: Nonce,
+    expires: Instant,
+}
+
+/// The relying party: the configuration, the provider's metadata once fetched, and the attempts
+/// in flight. Attempts live in this process's memory: with several replicas, route a browser's
+/// sign-in to one of them (sticky sessions) or the callback finds no attempt and refuses.
+pub struct Sso {
+    config: OidcConfig,
+    redirect: RedirectUrl,
+    http: HttpClient,
+    provider: tokio::sync::Mutex<Option<(Instant, Arc<Client>)>>,
+    pending: Mutex<HashMap<[u8; 32], Pending>>,
+}
+
+/// A refused or failed sign-in: what the person is shown and what the audit entry says.
+#[derive(Debug)]
+pub struct SsoFailure {
+    pub status: StatusCode,
+    /// Short machine-readable reason for the audit entry.
+    pub reason: &'static str,
+    /// The sentence shown on the error page (never holds a secret).
+    pub message: String,
+    /// The identity the provider vouched for, when it got that far.
+    pub identity: Option<String>,
+}
+
+impl SsoFailure {
+    fn new(status: StatusCode, reason: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            reason,
+            message: message.into(),
+            identity: None,
+        }
+    }
+}
+
+/// An identity the provider vouched for in a verified ID token.
+#[derive(Debug, Clone)]
+pub struct VerifiedIdentity {
+    pub issuer: String,
+    pub subject: String,
+    /// The configured claim's value: what staff members are registered with.
+    pub identity: String,
+}
+
+fn state_key(state: &str) -> [u8; 32] {
+    Sha256::digest(state.as_bytes()).into()
+}
+
+/// Provider-sent text on an error page: short and printable.
+fn tame(text: &str) -> String {
+    text.chars().filter(|c| !c.is_control()).take(200).collect()
+}
+
+impl Sso {
+    /// The relying party for `config`, sending browsers back to `public_url` + [`CALLBACK_PATH`].
+    pub fn new(config: OidcConfig, public_url: &str) -> Result<Self, OidcConfigError> {
+        config.validate()?;
+        let redirect = RedirectUrl::new(format!(
+            "{}{CALLBACK_PATH}",
+            public_url.trim_end_matches('/')
+        ))
+        .map_err(|e| OidcConfigError(format!("public_url does not make a callback URL: {e}")))?;
+        let http = HttpClient::new()
+            .map_err(|e| OidcConfigError(format!("no HTTP client for the provider: {e}")))?;
+        Ok(Self {
+            config,
+            redirect,
+            http,
+            provider: tokio::sync::Mutex::new(None),
+            pending: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The relying party `[oidc]` configures, if any. The table was validated when the service
+    /// was built; should it still be unusable, the sign-in button is not offered.
+    pub fn from_config(config: &crate::Config) -> Option<Arc<Self>> {
+        let oidc = config.oidc.clone()?;
+        match Self::new(oidc, &config.public_url) {
+            Ok(sso) => Some(Arc::new(sso)),
+            Err(e) => {
+                tracing::error!(error = %e, "single sign-on is off");
+                None
+            }
+        }
+    }
+
+    pub fn provider_name(&self) -> &str {
+        &self.config.provider_name
+    }
+
+    /// The provider's client, discovered on first use and again once an hour; a provider that
+    /// cannot be reached is a clear error, tried again on the next sign-in.
+    async fn client(&self) -> Result<Arc<Client>, SsoFailure> {
+        let mut cached = self.provider.lock().await;
+        if let Some((at, client)) = cached.as_ref()
+            && at.elapsed() < METADATA_TTL
+        {
+            return Ok(client.clone());
+        }
+        let unreachable = |e: String| {
+            tracing::warn!(issuer = %self.config.issuer, error = %e, "OpenID provider discovery failed");
+            SsoFailure::new(
+                StatusCode::BAD_GATEWAY,
+                "provider_unavailable",
+                format!(
+                    "{} cannot be reached right now ({e}). Try again in a moment, or sign in with a token.",
+                    self.config.provider_name
+                ),
+            )
+        };
+        let issuer =
+            IssuerUrl::new(self.config.issuer.clone()).map_err(|e| unreachable(e.to_string()))?;
+        let metadata = CoreProviderMetadata::discover_async(issuer, &self.http)
+            .await
+            .map_err(|e| unreachable(error_chain(&e)))?;
+        let client = Arc::new(
+            CoreClient::from_provider_metadata(
+                metadata,
+                ClientId::new(self.config.client_id.clone()),
+                Some(ClientSecret::new(self.config.client_secret.clone())),
+            )
+            .set_redirect_uri(self.redirect.clone()),
+        );
+        *cached = Some((Instant::now(), client.clone()));
+        Ok(client)
+    }
+
+    /// Starts an attempt: returns the provider URL to send the browser to and the state, which
+    /// the caller binds to the browser (a cookie) so only this browser can finish the attempt.
+    pub async fn begin(&self) -> Result<(String, String), SsoFailure> {
+        let client = self.client().await?;
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let (url, state, nonce) = client
+            .authorize_url(
+                CoreAuthenticationFlow::AuthorizationCode,
+                CsrfToken::new_random,
+                Nonce::new_random,
+            )
+            .add_scopes(self.config.scopes().into_iter().map(Scope::new))
+            .set_pkce_challenge(challenge)
+            .url();
+        let now = Instant::now();
+        let mut pending = self.pending.lock().map_err(|_| {
+            SsoFailure::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "internal error",
+            )
+        })?;
+        pending.retain(|_, p| p.expires > now);
+        if pending.len() >= MAX_PENDING {
+            return Err(SsoFailure::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too_many_attempts",
+                "Too many sign-ins are in progress. Try again in a few minutes.",
+            ));
+        }
+        pending.insert(
+            state_key(state.secret()),
+            Pending {
+                verifier,
+                nonce,
+                expires: now + ATTEMPT_TTL,
+            },
+        );
+        Ok((url.to_string(), state.secret().clone()))
+    }
+
+    /// Takes the attempt `state` names, once: only when the browser's bound state matches
+    /// (compared in constant time) and the attempt has not expired.
+    fn take(&self, state: &str, bound: Option<&str>) -> Result<Pending, SsoFailure> {
+        let refused = |reason, message: &str| {
+            SsoFailure::new(StatusCode::BAD_REQUEST, reason, message.to_owned())
+        };
+        let Some(bound) = bound else {
+            return Err(refused(
+                "no_attempt_cookie",
+                "This browser did not start a sign-in, or it took longer than ten minutes. Start again.",
+            ));
+        };
+        if state.is_empty() || !bool::from(state.as_bytes().ct_eq(bound.as_bytes())) {
+            return Err(refused(
+                "state_mismatch",
+                "The sign-in response does not belong to the sign-in this browser started. Start again.",
+            ));
+        }
+        let pending = self
+            .pending
+            .lock()
+            .map_err(|_| {
+                SsoFailure::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error",
+                )
+            })?
+            .remove(&state_key(state));
+        match pending {
+            Some(p) if p.expires > Instant::now() => Ok(p),
+            Some(_) => Err(refused(
+                "attempt_expired",
+                "The sign-in took longer than ten minutes. Start again.",
+            )),
+            None => Err(refused(
+                "state_unknown",
+                "This sign-in response was already used or is unknown. Start again.",
+            )),
+        }
+    }
+
+    /// Finishes an attempt: consumes the state, refuses a provider error, exchanges the code with
+    /// the PKCE verifier and verifies the ID token (signature, issuer, audience, expiry, nonce).
+    pub async fn finish(
+        &self,
+        callback: &Callback,
+        bound: Option<&str>,
+    ) -> Result<VerifiedIdentity, SsoFailure> {
+        let pending = self.take(callback.state.as_deref().unwrap_or_default(), bound)?;
+        if let Some(iss) = &callback.iss
+            && iss.trim_end_matches('/') != self.config.issuer.trim_end_matches('/')
+        {
+            return Err(SsoFailure::new(
+                StatusCode::FORBIDDEN,
+                "issuer_mismatch",
+                "The sign-in response comes from another provider than the one configured.",
+            ));
+        }
+        if let Some(error) = &callback.error {
+            let description = callback
+                .error_description
+                .as_deref()
+                .map(|d| format!(": {}", tame(d)))
+                .unwrap_or_default();
+            return Err(SsoFailure::new(
+                StatusCode::FORBIDDEN,
+                "provider_error",
+                format!(
+                    "{} did not sign you in ({}{description}).",
+                    self.config.provider_name,
+                    tame(error)
+                ),
+            ));
+        }
+        let code = callback
+            .code
+            .clone()
+            .filter(|c| !c.is_empty() && c.len() <= 2048)
+            .ok_or_else(|| {
+                SsoFailure::new(
+                    StatusCode::BAD_REQUEST,
+                    "no_code",
+                    "The provider's response carries no authorization code.",
+                )
+            })?;
+        let client = self.client().await?;
+        let invalid = |reason, e: String| {
+            tracing::warn!(reason, error = %e, "OpenID sign-in refused");
+            SsoFailure::new(
+                StatusCode::FORBIDDEN,
+                reason,
+                format!("{} did not vouch for you: {e}", self.config.provider_name),
+            )
+        };
+        let response = client
+            .exchange_code(AuthorizationCode::new(code))
+            .map_err(|e| invalid("provider_misconfigured", e.to_string()))?
+            .set_pkce_verifier(pending.verifier)
+            .request_async(&self.http)
+            .await
+            .map_err(|e| match &e {
+                RequestTokenError::ServerResponse(r) => invalid(
+                    "token_refused",
+                    format!("the token request was refused ({})", tame(&r.to_string())),
+                ),
+                other => invalid("token_request_failed", error_chain(other)),
+            })?;
+        let id_token = response
+            .id_token()
+            .ok_or_else(|| invalid("no_id_token", "no ID token was returned".to_owned()))?;
+        let claims = match id_token.claims(&client.id_token_verifier(), &pending.nonce) {
+            Ok(claims) => claims,
+            Err(e) => {
+                // Perhaps the provider rotated its keys: read them again on the next attempt.
+                *self.provider.lock().await = None;
+                return Err(invalid(
+                    "id_token_invalid",
+                    format!("the ID token is not valid ({e})"),
+                ));
+            }
+        };
+        let identity = match self.config.claim {
+            IdentityClaim::Sub => Some(claims.subject().to_string()),
+            IdentityClaim::Email => {
+                if claims.email_verified() != Some(true) {
+                    return Err(invalid(
+                        "email_unverified",
+                        "the provider has not verified your email address".to_owned(),
+                    ));
+                }
+                claims.email().map(|e| e.to_string())
+            }
+            IdentityClaim::PreferredUsername => claims.preferred_username().map(|u| u.to_string()),
+        }
+        .filter(|v| !v.trim().is_empty() && v.len() <= 320)
+        .ok_or_else(|| {
+            invalid(
+                "claim_missing",
+                format!("the ID token has no {} claim", self.config.claim.name()),
+            )
+        })?;
+        Ok(VerifiedIdentity {
+            issuer: claims.issuer().to_string(),
+            subject: claims.subject().to_string(),
+            identity,
+        })
+    }
+}
+
+/// The provider's redirect back: a code and the state, or an error.
+#[derive(Debug, Default, Deserialize)]
+pub struct Callback {
+    pub state: Option<String>,
+    pub code: Option<String>,
+    pub error: Option<String>,
+    pub error_description: Option<String>,
+    /// The issuer the provider says answered (RFC 9207), checked when present.
+    pub iss: Option<String>,
+}
+
+/// An error with its causes, for an error page (the provider's errors name no secret).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    tame(&text)
+}
+
+fn unauthenticated(identity: Option<&str>) -> Actor {
+    Actor {
+        id: identity.unwrap_or("unknown").to_owned(),
+        role: "unauthenticated".to_owned(),
+        auth: METHOD.to_owned(),
+    }
+}
+
+impl Service {
+    /// The active staff member a verified single sign-on identity belongs to. Sign-in succeeds
+    /// only once `staff.sign_in` is in the audit log (fail closed); every refusal is audited as
+    /// `staff.sign_in_failed`.
+    pub async fn sso_sign_in(&self, who: &VerifiedIdentity) -> Result<Staff, SsoFailure> {
+        let found = self
+            .store
+            .staff_by_sso_identity(&who.identity)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "staff lookup failed at sign-in");
+                SsoFailure::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store_unavailable",
+                    "Deskgate cannot check staff members right now. Try again in a moment.",
+                )
+            })?;
+        let refused = |reason, message: &str| SsoFailure {
+            identity: Some(who.identity.clone()),
+            ..SsoFailure::new(StatusCode::FORBIDDEN, reason, message.to_owned())
+        };
+        let staff = match found {
+            None => {
+                return Err(refused(
+                    "unknown_identity",
+                    "You signed in at the provider, but no Deskgate staff member is registered \
+                     with that identity. Ask an administrator to register it.",
+                ));
+            }
+            Some(s) if s.disabled_at.is_some() => {
+                return Err(refused(
+                    "staff_disabled",
+                    "Your Deskgate staff access is disabled. Ask an administrator.",
+                ));
+            }
+            Some(s) => s.staff,
+        };
+        let entry = NewAuditEntry::new(
+            self.now(),
+            Actor {
+                id: staff.id.clone(),
+                role: staff.role.to_string(),
+                auth: METHOD.to_owned(),
+            },
+            None,
+            "staff.sign_in",
+            json!({
+                "method": METHOD, "staff_id": staff.id, "issuer": who.issuer,
+                "provider_subject": who.subject,
+            }),
+        );
+        self.store
+            .commit(Change {
+                audit: vec![entry],
+                ..Change::default()
+            })
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "sign-in not audited; refused");
+                SsoFailure::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "audit_unavailable",
+                    "The sign-in could not be recorded, so it did not happen. Try again in a moment.",
+                )
+            })?;
+        Ok(staff)
+    }
+
+    /// Audits a refused single sign-on attempt. Never fails the response: the refusal stands
+    /// whether or not it could be recorded.
+    pub async fn audit_sso_refusal(&self, failure: &SsoFailure) {
+        let identity = failure.identity.as_deref();
+        let staff_id = match identity {
+            Some(i) => self
+                .store
+                .staff_by_sso_identity(i)
+                .await
+                .ok()
+                .flatten()
+                .map(|s| s.staff.id),
+            None => None,
+        };
+        let entry = NewAuditEntry::new(
+            self.now(),
+            unauthenticated(identity),
+            None,
+            "staff.sign_in_failed",
+            json!({
+                "method": METHOD, "reason": failure.reason, "identity": identity,
+                "staff_id": staff_id,
+            }),
+        );
+        if let Err(e) = self
+            .store
+            .commit(Change {
+                audit: vec![entry],
+                ..Change::default()
+            })
+            .await
+        {
+            tracing::error!(error = %e, "refused sign-in not audited");
+        }
+    }
+
+    /// Registers (or with `None` removes) the single sign-on identity of a staff member, audited.
+    pub async fn set_staff_sso_identity(
+        &self,
+        staff_name: &str,
+        identity: Option<&str>,
+        by: &Actor,
+    ) -> Result<(), ApiError> {
+        let identity = identity.map(str::trim).filter(|i| !i.is_empty());
+        if let Some(i) = identity
+            && (i.len() > 320 || i.chars().any(char::is_control))
+        {
+            return Err(ApiError::invalid(
+                "an SSO identity is at most 320 printable characters",
+            ));
+        }
+        let staff = self.staff_named(staff_name).await?;
+        self.store
+            .commit(Change {
+                staff_access: vec![StaffAccess::SsoIdentity {
+                    staff_id: staff.id.clone(),
+                    identity: identity.map(str::to_owned),
+                }],
+                audit: vec![NewAuditEntry::new(
+                    self.now(),
+                    by.clone(),
+                    None,
+                    "staff.sso_identity_set",
+                    json!({ "staff_id": staff.id, "identity": identity }),
+                )],
+                ..Change::default()
+            })
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+                other => other.into(),
+            })?;
+        Ok(())
+    }
+
+    /// Disables a staff member (every token revoked, no sign-in by any method) or enables them
+    /// again, audited.
+    pub async fn set_staff_disabled(
+        &self,
+        staff_name: &str,
+        disabled: bool,
+        by: &Actor,
+    ) -> Result<(), ApiError> {
+        let staff = self.staff_named(staff_name).await?;
+        let (access, event) = if disabled {
+            (
+                StaffAccess::Disable {
+                    staff_id: staff.id.clone(),
+                    at: self.now(),
+                },
+                "staff.disabled",
+            )
+        } else {
+            (
+                StaffAccess::Enable {
+                    staff_id: staff.id.clone(),
+                },
+                "staff.enabled",
+            )
+        };
+        self.store
+            .commit(Change {
+                staff_access: vec![access],
+                audit: vec![NewAuditEntry::new(
+                    self.now(),
+                    by.clone(),
+                    None,
+                    event,
+                    json!({ "staff_id": staff.id }),
+                )],
+                ..Change::default()
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn staff_named(&self, name: &str) -> Result<Staff, ApiError> {
+        self.store
+            .staff_by_name(name)
+            .await?
+            .ok_or_else(|| ApiError::not_found("staff member"))
+    }
+}

@@ -1,0 +1,462 @@
+//! Keyboard-only use of the console in a real browser (Debian's chromium + chromium-driver): the
+//! sign-in page, the new-case form and the agent's case page are walked with Tab, Enter and Space
+//! only. On every page each control must be reachable by Tab, show a visible focus indicator (its
+//! computed outline or box-shadow when focused differs from when it is not, and an outline
+//! contrasts 3:1 with what is behind it) and have an accessible name (the browser's own computed
+//! label: a label, aria-label or text).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{Backend, TestServer};
+use deskgate_server::sso::{IdentityClaim, OidcConfig};
+use serde::Deserialize;
+use thirtyfour::prelude::*;
+
+const AGENT: &str = "sam.rivera";
+const INSTALL: &str = "the accessibility test needs Debian's chromium and chromium-driver: \
+    `apt-get install -y chromium chromium-driver` (./scripts/test.sh installs them)";
+
+/// A chromedriver process on a free port, killed when dropped.
+struct Chromedriver {
+    child: Child,
+    url: String,
+}
+
+impl Chromedriver {
+    async fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("chromedriver could not start ({e}): {INSTALL}"));
+        let driver = Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let client = reqwest::Client::new();
+        for _ in 0..100 {
+            if let Ok(resp) = client.get(format!("{}/status", driver.url)).send().await
+                && let Ok(body) = resp.json::<serde_json::Value>().await
+                && body["value"]["ready"] == true
+            {
+                return driver;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("chromedriver did not become ready: {INSTALL}");
+    }
+
+    async fn browser(&self, profile: &tempfile::TempDir) -> WebDriver {
+        let mut caps = DesiredCapabilities::chrome();
+        for arg in [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--no-first-run",
+            "--disable-sync",
+            "--window-size=1280,1100",
+        ] {
+            caps.add_arg(arg).unwrap();
+        }
+        caps.add_arg(&format!("--user-data-dir={}", profile.path().display()))
+            .unwrap();
+        WebDriver::new(self.url.clone(), caps)
+            .await
+            .unwrap_or_else(|e| panic!("no browser session ({e}): {INSTALL}"))
+    }
+}
+
+impl Drop for Chromedriver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Every visible control a keyboard user must reach, tagged with a stable key; radio buttons
+/// count once per group (Tab enters a group, arrows move inside it).
+const TAG_CONTROLS: &str = r#"
+const keyOf = el => el.type === 'radio' ? 'radio:' + el.name
+  : el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') + (el.name ? '[name=' + el.name + ']' : '')
+    + (el.getAttribute('href') ? '[href=' + el.getAttribute('href') + ']' : '')
+    + ' "' + (el.innerText || el.value || '').trim().slice(0, 40) + '"';
+const keys = new Set();
+document.querySelectorAll('a[href], button, input:not([type=hidden]), select, textarea, summary')
+  .forEach(el => {
+    // Content of a closed <details> is not rendered, so not focusable until opened.
+    const visible = el.checkVisibility({ visibilityProperty: true });
+    if (visible && !el.disabled) keys.add(keyOf(el));
+  });
+return [...keys];
+"#;
+
+/// What Tab just did: the newly focused element, and the previously focused one's look when
+/// focused and now that it is not.
+const STEP: &str = r#"
+const look = el => {
+  const c = getComputedStyle(el);
+  return [c.outlineStyle, c.outlineWidth, c.outlineColor, c.outlineOffset, c.boxShadow].join(' ');
+};
+const visible = el => {
+  const c = getComputedStyle(el);
+  return (c.outlineStyle !== 'none' && parseFloat(c.outlineWidth) > 0) || c.boxShadow !== 'none';
+};
+const keyOf = el => el.type === 'radio' ? 'radio:' + el.name
+  : el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') + (el.name ? '[name=' + el.name + ']' : '')
+    + (el.getAttribute('href') ? '[href=' + el.getAttribute('href') + ']' : '')
+    + ' "' + (el.innerText || el.value || '').trim().slice(0, 40) + '"';
+// WCAG 1.4.11: the focus outline needs a contrast of 3:1 with what is behind it.
+const rgb = text => (text.match(/[\d.]+/g) || []).map(Number);
+const luminance = ([r, g, b]) => {
+  const lin = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+  return 0.2126 * lin(r) + 0.7152 * lin(g) + 0.0722 * lin(b);
+};
+// What the outline is drawn over: the first opaque background under points just left and right
+// of the element (the outline sits outside it), whatever the DOM nesting.
+const opaque = c => c.length >= 3 && (c.length < 4 || c[3] > 0);
+const under = (el, x, y) => {
+  const stack = document.elementsFromPoint(Math.max(0, x), Math.max(0, y))
+    .filter(e => e !== el && !el.contains(e));
+  for (const e of stack) {
+    const c = rgb(getComputedStyle(e).backgroundColor);
+    if (opaque(c)) return c;
+  }
+  return [255, 255, 255];
+};
+const contrast = el => {
+  const c = getComputedStyle(el);
+  if (c.outlineStyle === 'none') return null;
+  const r = el.getBoundingClientRect();
+  const off = parseFloat(c.outlineOffset) + parseFloat(c.outlineWidth) / 2;
+  const y = r.top + r.height / 2;
+  const ring = luminance(rgb(c.outlineColor));
+  return Math.min(...[under(el, r.left - off, y), under(el, r.right + off, y)].map(bg => {
+    const b = luminance(bg);
+    return (Math.max(ring, b) + 0.05) / (Math.min(ring, b) + 0.05);
+  }));
+};
+const el = document.activeElement;
+const out = { body: !el || el === document.body };
+const prev = window.__dgPrev;
+if (prev && prev !== el && prev.isConnected) {
+  out.prev = window.__dgPrevDesc;
+  out.prev_focused = window.__dgPrevLook;
+  out.prev_unfocused = look(prev);
+}
+if (!out.body) {
+  out.key = keyOf(el);
+  out.desc = keyOf(el);
+  out.closed_summary = el.tagName === 'SUMMARY' && !el.parentElement.open;
+  out.indicator = visible(el);
+  out.contrast = contrast(el);
+  out.matches = arguments[0] ? el.matches(arguments[0]) : false;
+  out.in_main = !!el.closest('main');
+  window.__dgPrev = el;
+  window.__dgPrevDesc = out.desc;
+  window.__dgPrevLook = look(el);
+}
+return out;
+"#;
+
+#[derive(Debug, Deserialize)]
+struct Step {
+    body: bool,
+    key: Option<String>,
+    desc: Option<String>,
+    indicator: Option<bool>,
+    matches: Option<bool>,
+    in_main: Option<bool>,
+    closed_summary: Option<bool>,
+    contrast: Option<f64>,
+    prev: Option<String>,
+    prev_focused: Option<String>,
+    prev_unfocused: Option<String>,
+}
+
+async fn press(driver: &WebDriver, key: Key) {
+    driver
+        .action_chain()
+        .send_keys(key)
+        .perform()
+        .await
+        .unwrap();
+}
+
+async fn type_text(driver: &WebDriver, text: &str) {
+    driver
+        .action_chain()
+        .send_keys(text)
+        .perform()
+        .await
+        .unwrap();
+}
+
+/// Presses Tab once and checks the focus indicator of what lost and what gained focus.
+async fn tab(driver: &WebDriver, target: Option<&str>) -> Step {
+    press(driver, Key::Tab).await;
+    let arg = serde_json::Value::from(target.unwrap_or_default());
+    let step: Step = driver
+        .execute(STEP, vec![arg])
+        .await
+        .unwrap()
+        .convert()
+        .unwrap();
+    if let Some(desc) = &step.desc {
+        assert_eq!(
+            step.indicator,
+            Some(true),
+            "{desc} has no visible focus indicator"
+        );
+        if let Some(ratio) = step.contrast {
+            assert!(
+                ratio >= 3.0,
+                "{desc}: the focus outline contrasts {ratio:.2}:1 with its background (needs 3:1)"
+            );
+        }
+    }
+    if let (Some(prev), Some(focused), Some(unfocused)) =
+        (&step.prev, &step.prev_focused, &step.prev_unfocused)
+    {
+        assert_ne!(
+            focused, unfocused,
+            "{prev} looks the same focused and unfocused"
+        );
+    }
+    step
+}
+
+/// Tabs until the focused element matches `css`; panics if it is never reached.
+async fn tab_to(driver: &WebDriver, css: &str) {
+    for _ in 0..80 {
+        let step = tab(driver, Some(css)).await;
+        if step.matches == Some(true) {
+            return;
+        }
+    }
+    panic!("{css} is never reached with Tab");
+}
+
+async fn controls(driver: &WebDriver) -> BTreeSet<String> {
+    driver
+        .execute(TAG_CONTROLS, Vec::new())
+        .await
+        .unwrap()
+        .convert::<Vec<String>>()
+        .unwrap()
+        .into_iter()
+        .collect()
+}
+
+/// Walks the whole page with Tab from the top, opening each closed disclosure with Enter on the
+/// way: every control is reached, each shows a focus indicator, "Skip to content" comes first,
+/// and every control has an accessible name.
+async fn walk_page(driver: &WebDriver, page: &str) {
+    // From the top of a freshly loaded document.
+    driver.refresh().await.unwrap();
+    let mut seen = BTreeSet::new();
+    let mut order = Vec::new();
+    for _ in 0..200 {
+        let step = tab(driver, None).await;
+        if step.body {
+            if seen.is_empty() {
+                continue;
+            }
+            break;
+        }
+        let key = step.key.clone().unwrap_or_default();
+        if !seen.insert(key) {
+            break; // wrapped around
+        }
+        order.push(step.desc.clone().unwrap_or_default());
+        if step.closed_summary == Some(true) {
+            press(driver, Key::Enter).await;
+        }
+    }
+    // Counted after the walk, with every disclosure open.
+    let wanted = controls(driver).await;
+    assert!(
+        order.first().is_some_and(|d| d.contains("Skip to content")),
+        "{page}: the first Tab stop is not the skip link: {order:?}"
+    );
+    let missed: Vec<&String> = wanted.difference(&seen).collect();
+    assert!(
+        missed.is_empty(),
+        "{page}: controls never reached with Tab: {missed:?} (reached {order:?})"
+    );
+    assert_names(driver, page).await;
+}
+
+/// Every control has an accessible name as the browser computes it (WebDriver "Get Computed
+/// Label"): a label, aria-label or its text.
+async fn assert_names(driver: &WebDriver, page: &str) {
+    let driver_url = driver
+        .server_url()
+        .to_string()
+        .trim_end_matches('/')
+        .to_owned();
+    let session = driver.session_id().to_string();
+    let client = reqwest::Client::new();
+    let controls = driver
+        .find_all(By::Css(
+            "input:not([type=hidden]), select, textarea, button, a[href], summary",
+        ))
+        .await
+        .unwrap();
+    assert!(!controls.is_empty());
+    for element in controls {
+        if !element.is_displayed().await.unwrap() {
+            continue;
+        }
+        let url = format!(
+            "{driver_url}/session/{session}/element/{}/computedlabel",
+            element.element_id()
+        );
+        let label: serde_json::Value = client.get(url).send().await.unwrap().json().await.unwrap();
+        let name = label["value"]
+            .as_str()
+            .unwrap_or_default()
+            .trim()
+            .to_owned();
+        let html = element.outer_html().await.unwrap();
+        assert!(!name.is_empty(), "{page}: no accessible name: {html}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_opens_and_works_a_case_with_the_keyboard_only() {
+    // With single sign-on configured, so its button is walked too (the provider is never asked).
+    let s = TestServer::start_with(Backend::Sqlite, |c| {
+        c.oidc = Some(OidcConfig {
+            issuer: "https://idp.example.org".to_owned(),
+            client_id: "deskgate".to_owned(),
+            client_secret: "unused".to_owned(),
+            claim: IdentityClaim::Email,
+            scopes: None,
+            provider_name: "Example IdP".to_owned(),
+        });
+    })
+    .await;
+    let chromedriver = Chromedriver::start().await;
+    let base = s.base.replace("127.0.0.1", "localhost");
+    let profile = tempfile::tempdir().unwrap();
+    let driver = chromedriver.browser(&profile).await;
+
+    // Sign in: the token field, Enter submits.
+    driver
+        .goto(format!("{base}/console/sign-in"))
+        .await
+        .unwrap();
+    assert!(
+        driver
+            .find(By::Css("a[href='/console/sign-in/oidc']"))
+            .await
+            .is_ok()
+    );
+    walk_page(&driver, "sign-in").await;
+    tab_to(&driver, "#token").await;
+    type_text(&driver, &s.token(AGENT)).await;
+    press(&driver, Key::Enter).await;
+    wait_for(&driver, "header .who", "Sign out").await;
+
+    // The skip link leads past the navigation into the page's content.
+    tab_to(&driver, "a.skip").await;
+    press(&driver, Key::Enter).await;
+    let step = tab(&driver, None).await;
+    assert_eq!(step.in_main, Some(true), "{step:?}");
+
+    // To the new-case form through the navigation.
+    driver.refresh().await.unwrap();
+    tab_to(&driver, "nav a[href='/console/cases/new']").await;
+    press(&driver, Key::Enter).await;
+    wait_for(&driver, "h1", "Open a recovery case").await;
+    walk_page(&driver, "new case").await;
+
+    // Search, pick the subject, choose the action by typing, submit with Enter.
+    driver.refresh().await.unwrap();
+    tab_to(&driver, "#q").await;
+    type_text(&driver, "alice").await;
+    press(&driver, Key::Enter).await;
+    wait_for(&driver, "label[for='subject-u-alice']", "Alice Jensen").await;
+    walk_page(&driver, "new case with search results").await;
+    tab_to(&driver, "input[name='subject']").await;
+    press(&driver, Key::Space).await;
+    tab_to(&driver, "#action").await;
+    type_text(&driver, "mfa").await;
+    tab_to(&driver, "#ticket").await;
+    type_text(&driver, "INC-7").await;
+    tab_to(
+        &driver,
+        "form[action='/console/cases'] button[type='submit']",
+    )
+    .await;
+    press(&driver, Key::Enter).await;
+    wait_for(&driver, "#case-state", "open").await;
+    let action: String = driver
+        .execute("return document.querySelector('h1').innerText", Vec::new())
+        .await
+        .unwrap()
+        .convert()
+        .unwrap();
+    assert!(action.contains("mfa reset for Alice Jensen"), "{action}");
+
+    // The case page: every control reachable, named and visibly focused.
+    walk_page(&driver, "case").await;
+
+    // Start a code to the phone with Space, enter it, Enter checks it.
+    driver.refresh().await.unwrap();
+    tab_to(&driver, "#start-sms_code").await;
+    press(&driver, Key::Space).await;
+    wait_for(&driver, ".notice", "Verification started").await;
+    let code = s.last_message("verification_code")["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    walk_page(&driver, "case with a code to enter").await;
+    tab_to(&driver, "form.code input[name='code']").await;
+    type_text(&driver, &code).await;
+    press(&driver, Key::Enter).await;
+    wait_for(&driver, ".notice", "Code accepted").await;
+
+    // Deny the case: open the disclosure with Enter, choose with Space, confirm with Enter.
+    tab_to(&driver, "details.end summary").await;
+    press(&driver, Key::Enter).await;
+    tab_to(&driver, "#outcome-deny").await;
+    press(&driver, Key::Space).await;
+    tab_to(&driver, "#end-reason").await;
+    type_text(&driver, "caller could not confirm the ticket").await;
+    tab_to(&driver, "details.end button[type='submit']").await;
+    press(&driver, Key::Enter).await;
+    wait_for(&driver, "#case-state", "denied").await;
+    driver.quit().await.unwrap();
+}
+
+async fn wait_for(driver: &WebDriver, css: &str, want: &str) {
+    let mut last = String::new();
+    for _ in 0..100 {
+        if let Ok(element) = driver.find(By::Css(css)).await
+            && let Ok(text) = element.text().await
+        {
+            if text.to_lowercase().contains(&want.to_lowercase()) {
+                return;
+            }
+            last = text;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let page = driver.source().await.unwrap_or_default();
+    panic!("{css} never showed {want:?}; last {last:?}; page:\n{page}");
+}
