@@ -335,8 +335,16 @@ fn decision(c: &mut Criterion) {
     assert_eq!(bundle.evaluate(&req).unwrap().outcome, Outcome::Allow);
     assert_eq!(rego_decision(&bundle, &mut engine, &req), "allow");
 
-    let warmup = 1_000;
-    let n = 20_000;
+    // DESKGATE_BENCH_ITERATIONS=N: N timed decisions per gate and no criterion run, for a quick
+    // look or a profiler (`valgrind --tool=callgrind` counts instructions repeatably under load).
+    let quick: Option<usize> = std::env::var("DESKGATE_BENCH_ITERATIONS").ok().map(|v| {
+        v.parse()
+            .expect("DESKGATE_BENCH_ITERATIONS must be a number")
+    });
+    let (warmup, n) = match quick {
+        Some(n) => (n.min(1_000), n.max(1)),
+        None => (1_000, 20_000),
+    };
     sample(warmup, || {
         black_box(bundle.evaluate(black_box(&req)).unwrap());
     });
@@ -357,6 +365,9 @@ fn decision(c: &mut Criterion) {
         rego_p99.as_secs_f64() / cedar_p99.as_secs_f64(),
     );
 
+    if quick.is_some() {
+        return;
+    }
     c.bench_function("decision/cedar", |b| {
         b.iter(|| bundle.evaluate(black_box(&req)).unwrap())
     });
