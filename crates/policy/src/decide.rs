@@ -379,26 +379,35 @@ impl Bundle {
                     message: format!("the schema declares no action {}", f.action),
                 })?;
         let none = || std::iter::empty::<(String, RestrictedExpression)>();
-        let staff = Entity::new_with_tags(
-            staff_uid.clone(),
-            self.attrs(&STAFF_ATTRS, &f.staff, uses.staff),
-            std::iter::empty(),
-            none(),
-        )
-        .map_err(|e| err("principal entity")(&e))?;
-        let subject = Entity::new_with_tags(
-            subject_uid.clone(),
-            self.attrs(&SUBJECT_ATTRS, &f.subject, uses.subject),
-            std::iter::empty(),
-            none(),
-        )
-        .map_err(|e| err("resource entity")(&e))?;
+        let mut list = Vec::with_capacity(2);
+        if uses.staff != 0 {
+            list.push(
+                Entity::new_with_tags(
+                    staff_uid.clone(),
+                    self.attrs(&STAFF_ATTRS, &f.staff, uses.staff),
+                    std::iter::empty(),
+                    none(),
+                )
+                .map_err(|e| err("principal entity")(&e))?,
+            );
+        }
+        if uses.subject != 0 {
+            list.push(
+                Entity::new_with_tags(
+                    subject_uid.clone(),
+                    self.attrs(&SUBJECT_ATTRS, &f.subject, uses.subject),
+                    std::iter::empty(),
+                    none(),
+                )
+                .map_err(|e| err("resource entity")(&e))?,
+            );
+        }
         let entities = if uses.action_entities {
-            self.action_entities
-                .clone()
-                .add_entities([staff, subject], schema)
+            self.action_entities.clone().add_entities(list, schema)
+        } else if list.is_empty() {
+            Ok(Entities::empty())
         } else {
-            Entities::from_entities([staff, subject], schema)
+            Entities::from_entities(list, schema)
         }
         .map_err(|e| err("entities")(&e))?;
         let context = Context::from_pairs(self.attrs(&CONTEXT_ATTRS, &f.context, uses.context))

@@ -404,7 +404,10 @@ impl Guard {
 }
 
 /// What a set of policies can read: a bit per entry of the attribute tables, and whether they
-/// test the action hierarchy.
+/// test the action hierarchy. An entity none of whose attributes is read is left out of the
+/// request's entities: Cedar dereferences an entity only to read an attribute or tag, or for
+/// `in`, and Deskgate's staff and subject entities have no parents, so `in` on them is equality
+/// whether they are present or not.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct AttrUse {
     pub staff: u32,
@@ -475,6 +478,13 @@ fn uses(json: &Json, out: &mut AttrUse) {
                     ("Var", Json::String(v)) if v == "context" => out.context = u32::MAX,
                     ("in", _) => {
                         out.action_entities = true;
+                        uses(value, out);
+                    }
+                    // A tag read names no attribute but tells a missing entity from one without
+                    // the tag: keep both entities.
+                    ("getTag" | "hasTag", _) => {
+                        out.staff = u32::MAX;
+                        out.subject = u32::MAX;
                         uses(value, out);
                     }
                     _ => uses(value, out),
