@@ -20,7 +20,10 @@
 //!   decision nor its diagnostics.
 //! - Attributes are left out of the Cedar request only when no policy of the slice names them
 //!   (policies can read an attribute only by naming it; a policy that uses `context` as a whole
-//!   gets the whole context).
+//!   gets the whole context); entities and the action hierarchy likewise (see `AttrUse`).
+//! - A slice is keyed by which guards left their policy in, so one cached set serves every
+//!   request with the same guard results; `EqIndex` only avoids evaluating guards that a
+//!   lookup shows false.
 //!
 //! `tests` checks this against the full set on the bundle's test cases and on a grid of requests.
 
@@ -575,15 +578,12 @@ pub(crate) struct Slicer {
     cache: Arc<RwLock<HashMap<Vec<u64>, Arc<Slice>>>>,
 }
 
+/// The bit of `action` in `Guard::actions`; an action outside the table rules nothing out.
 fn action_bit(action: Action) -> u32 {
     Action::all()
         .iter()
         .position(|a| *a == action)
-        .map_or(0, |i| 1 << i)
-}
-
-fn type_is(ty: &EntityTypeName, want: &EntityTypeName) -> bool {
-    ty == want
+        .map_or(u32::MAX, |i| 1 << i)
 }
 
 impl Slicer {
@@ -619,14 +619,10 @@ impl Slicer {
                 }
             }
             let scope_false = match p.principal_constraint() {
-                PrincipalConstraint::Is(t) | PrincipalConstraint::IsIn(t, _) => {
-                    !type_is(&t, staff_type)
-                }
+                PrincipalConstraint::Is(t) | PrincipalConstraint::IsIn(t, _) => t != *staff_type,
                 _ => false,
             } || match p.resource_constraint() {
-                ResourceConstraint::Is(t) | ResourceConstraint::IsIn(t, _) => {
-                    !type_is(&t, subject_type)
-                }
+                ResourceConstraint::Is(t) | ResourceConstraint::IsIn(t, _) => t != *subject_type,
                 _ => false,
             };
             let json = p.to_json().ok();
