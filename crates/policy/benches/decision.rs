@@ -331,12 +331,23 @@ fn decision(c: &mut Criterion) {
     engine
         .add_policy("deskgate.rego".to_owned(), rego_source())
         .unwrap();
-    // Both gates must reach the same verdict, or the comparison means nothing.
+    // Both gates must reach the same verdict, or the comparison means nothing. The first decision
+    // also builds and caches the slice of policies this kind of request leaves to Cedar.
+    let start = Instant::now();
     assert_eq!(bundle.evaluate(&req).unwrap().outcome, Outcome::Allow);
+    let first = start.elapsed();
     assert_eq!(rego_decision(&bundle, &mut engine, &req), "allow");
 
-    let warmup = 1_000;
-    let n = 20_000;
+    // DESKGATE_BENCH_ITERATIONS=N: N timed decisions per gate and no criterion run, for a quick
+    // look or a profiler (`valgrind --tool=callgrind` counts instructions repeatably under load).
+    let quick: Option<usize> = std::env::var("DESKGATE_BENCH_ITERATIONS").ok().map(|v| {
+        v.parse()
+            .expect("DESKGATE_BENCH_ITERATIONS must be a number")
+    });
+    let (warmup, n) = match quick {
+        Some(n) => (n.min(1_000), n.max(1)),
+        None => (1_000, 20_000),
+    };
     sample(warmup, || {
         black_box(bundle.evaluate(black_box(&req)).unwrap());
     });
@@ -350,13 +361,16 @@ fn decision(c: &mut Criterion) {
         black_box(rego_decision(&bundle, &mut engine, black_box(&req)));
     }));
     println!(
-        "full decision, {} policies: cedar p50 {cedar_p50:?} p99 {cedar_p99:?}; \
+        "full decision, {} policies: cedar p50 {cedar_p50:?} p99 {cedar_p99:?} (first {first:?}); \
          rego p50 {rego_p50:?} p99 {rego_p99:?}; rego/cedar p50 ratio {:.2}, p99 ratio {:.2}",
         bundle.policy_count(),
         rego_p50.as_secs_f64() / cedar_p50.as_secs_f64(),
         rego_p99.as_secs_f64() / cedar_p99.as_secs_f64(),
     );
 
+    if quick.is_some() {
+        return;
+    }
     c.bench_function("decision/cedar", |b| {
         b.iter(|| bundle.evaluate(black_box(&req)).unwrap())
     });

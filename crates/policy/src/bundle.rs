@@ -19,6 +19,7 @@ use sha2::{Digest, Sha256};
 use crate::error::{BundleError, Problem, ProblemKind};
 use crate::playbook::{Playbooks, toml_problem};
 use crate::risk::RiskThresholds;
+use crate::slice::Slicer;
 use crate::source::line_of;
 use crate::testing::{TestCase, parse_cases};
 
@@ -53,8 +54,6 @@ pub struct Bundle {
     files: BTreeMap<String, String>,
     digest: String,
     pub(crate) schema: Schema,
-    /// Every policy, re-identified by its `@id`.
-    pub(crate) policies: PolicySet,
     /// The permit policies alone: what the evidence layer of Cedar says, guardrails aside.
     pub(crate) permits: PolicySet,
     pub(crate) info: HashMap<String, PolicyInfo>,
@@ -66,6 +65,9 @@ pub struct Bundle {
     pub(crate) playbooks: Playbooks,
     pub(crate) thresholds: RiskThresholds,
     pub(crate) tests: Vec<TestCase>,
+    /// Every policy, re-identified by its `@id`, with the guards that pick which of them a
+    /// decision hands to Cedar.
+    pub(crate) slicer: Slicer,
 }
 
 /// Which relative paths belong to a bundle; anything else in the directory (a README) is ignored
@@ -458,11 +460,17 @@ impl Bundle {
                 Some(staff_type),
                 Some(subject_type),
             ) if problems.is_empty() => {
+                let slicer = Slicer::new(
+                    &policies,
+                    &actions,
+                    &action_entities,
+                    &staff_type,
+                    &subject_type,
+                );
                 let bundle = Self {
                     digest: digest_of(&files),
                     files,
                     schema,
-                    policies,
                     permits,
                     info,
                     actions,
@@ -472,6 +480,7 @@ impl Bundle {
                     playbooks,
                     thresholds,
                     tests,
+                    slicer,
                 };
                 // The schema must accept the request Deskgate builds, or every decision would fail.
                 bundle.probe_request_shape()?;

@@ -10,12 +10,12 @@
 //! - Cedar denies with a hard forbid among the matches, or with no permit matching -> `Deny`.
 //! - Cedar reports an evaluation error -> `Deny` (an erroring forbid must not become an allow).
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashSet};
 use std::fmt;
 
 use cedar_policy::{
     Authorizer, Context, Decision as CedarDecision, Entities, Entity, PolicySet, Request, Response,
-    RestrictedExpression,
+    RestrictedExpression, Schema,
 };
 use deskgate_core::risk::RiskAssessment;
 use deskgate_core::{
@@ -27,6 +27,7 @@ use crate::bundle::Bundle;
 use crate::error::DecisionError;
 use crate::playbook::{Obtained, PlaybookProgress, ResolvedPlaybook, approver_role_id};
 use crate::risk::{RiskSignals, RiskSubject, assess};
+use crate::slice::{Attr, AttrUse, CONTEXT_ATTRS, Facts, Kind, STAFF_ATTRS, SUBJECT_ATTRS};
 
 /// Which authorization point of a case is asked about.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -165,7 +166,7 @@ pub struct Decision {
 }
 
 /// What a request amounts to before Cedar sees it.
-struct Prepared {
+pub(crate) struct Prepared {
     risk: RiskAssessment,
     playbook: ResolvedPlaybook,
     progress: PlaybookProgress,
@@ -177,7 +178,7 @@ struct Prepared {
 }
 
 impl Bundle {
-    fn prepare(&self, req: &DecisionRequest) -> Prepared {
+    pub(crate) fn prepare(&self, req: &DecisionRequest) -> Prepared {
         let t = &self.thresholds;
         let risk = assess(
             RiskSubject {
@@ -251,12 +252,115 @@ impl Bundle {
         }
     }
 
+    /// The request's values as Cedar receives them, in the order of the `slice` tables.
+    pub(crate) fn facts<'a>(
+        &self,
+        req: &'a DecisionRequest,
+        stage: Stage,
+        p: &'a Prepared,
+    ) -> Facts<'a> {
+        let derived = req.signals.derive(&self.thresholds);
+        let sig = &req.signals;
+        let pr = &req.principal;
+        let sub = &req.subject;
+        let count = |v: usize| Attr::Long(i64::try_from(v).unwrap_or(i64::MAX));
+        let n = |v: u32| Attr::Long(i64::from(v));
+        let subject_ref = |id: &'a Option<String>| {
+            id.as_deref()
+                .map_or(Attr::Absent, |id| Attr::Entity(Kind::Subject, id))
+        };
+        let mut approvals: Vec<&'static str> = p
+            .approval_roles
+            .iter()
+            .map(|r| approver_role_id(*r))
+            .collect();
+        approvals.sort_unstable();
+        approvals.dedup();
+        Facts {
+            principal_id: &pr.id,
+            resource_id: &sub.id,
+            action: req.action,
+            // STAFF_ATTRS: role, team, region, shift, subject, manager
+            staff: [
+                Attr::Str(pr.role.api_id()),
+                Attr::Str(&pr.team),
+                Attr::Str(&pr.region),
+                Attr::Str(&pr.shift),
+                subject_ref(&pr.subject_id),
+                subject_ref(&pr.manager_id),
+            ],
+            // SUBJECT_ATTRS: tier, status, groups, on_probation
+            subject: [
+                Attr::Str(sub.tier.api_id()),
+                Attr::Str(sub.status.api_id()),
+                Attr::StrSet(sub.groups.iter().map(String::as_str).collect()),
+                Attr::Bool(sub.on_probation),
+            ],
+            // CONTEXT_ATTRS, in order
+            context: [
+                Attr::Str(stage.api_id()),
+                Attr::Str(p.risk.level.api_id()),
+                Attr::StrSet(p.counted.iter().map(|c| c.api_id()).collect()),
+                count(p.counted.len()),
+                Attr::StrSet(approvals),
+                count(p.security_officer_approvals),
+                Attr::Bool(p.cooling_off_elapsed),
+                Attr::Bool(req.break_glass),
+                Attr::Bool(req.requester_is_owner),
+                Attr::Entity(Kind::Staff, &req.case_agent_id),
+                Attr::Bool(derived.contact_changed_recently),
+                Attr::Bool(sig.caller_number_differs),
+                n(sig.recent_recoveries),
+                n(sig.open_cases_for_subject),
+                n(sig.requests_for_subject),
+                n(sig.requests_from_caller_number),
+                n(sig.requests_by_agent),
+                Attr::Bool(derived.off_hours),
+                Attr::Bool(derived.new_hire_without_factors),
+                Attr::Bool(sig.subject_flagged),
+            ],
+        }
+    }
+
+    fn restricted(&self, v: &Attr<'_>) -> Option<RestrictedExpression> {
+        let s = |v: &str| RestrictedExpression::new_string(v.to_owned());
+        Some(match v {
+            Attr::Str(v) => s(v),
+            Attr::Bool(b) => RestrictedExpression::new_bool(*b),
+            Attr::Long(n) => RestrictedExpression::new_long(*n),
+            Attr::Entity(Kind::Staff, id) => {
+                RestrictedExpression::new_entity_uid(self.entity_uid(&self.staff_type, id))
+            }
+            Attr::Entity(Kind::Subject, id) => {
+                RestrictedExpression::new_entity_uid(self.entity_uid(&self.subject_type, id))
+            }
+            Attr::StrSet(items) => RestrictedExpression::new_set(items.iter().map(|v| s(v))),
+            Attr::Absent => return None,
+        })
+    }
+
+    /// The attributes of one table that `used` selects, absent optional ones left out.
+    fn attrs<'s>(
+        &'s self,
+        names: &'static [&'static str],
+        values: &'s [Attr<'_>],
+        used: u32,
+    ) -> impl Iterator<Item = (String, RestrictedExpression)> + 's {
+        names
+            .iter()
+            .zip(values)
+            .enumerate()
+            .filter(move |(i, _)| used & (1 << i) != 0)
+            .filter_map(|(_, (name, v))| self.restricted(v).map(|e| ((*name).to_owned(), e)))
+    }
+
+    /// The Cedar request and entities for `f`, with the attributes `uses` selects. With a
+    /// schema, everything is checked against it.
     fn cedar_request(
         &self,
-        req: &DecisionRequest,
-        stage: Stage,
-        p: &Prepared,
-        shape: bool,
+        f: &Facts<'_>,
+        uses: AttrUse,
+        schema: Option<&Schema>,
     ) -> Result<(Request, Entities), DecisionError> {
         let err = |what: &'static str| {
             move |e: &dyn fmt::Display| DecisionError::Request {
@@ -264,163 +368,117 @@ impl Bundle {
                 message: e.to_string(),
             }
         };
-        let s = |v: &str| RestrictedExpression::new_string(v.to_owned());
-        let long = |v: usize| RestrictedExpression::new_long(i64::try_from(v).unwrap_or(i64::MAX));
-        let staff_uid = self.entity_uid(&self.staff_type, &req.principal.id);
-        let subject_uid = self.entity_uid(&self.subject_type, &req.subject.id);
+        let staff_uid = self.entity_uid(&self.staff_type, f.principal_id);
+        let subject_uid = self.entity_uid(&self.subject_type, f.resource_id);
         let action_uid =
             self.actions
-                .get(&req.action)
+                .get(&f.action)
                 .cloned()
                 .ok_or_else(|| DecisionError::Request {
                     what: "action",
-                    message: format!("the schema declares no action {}", req.action),
+                    message: format!("the schema declares no action {}", f.action),
                 })?;
-        let pr = &req.principal;
-        let mut staff_attrs: HashMap<String, RestrictedExpression> = HashMap::from([
-            ("role".to_owned(), s(pr.role.api_id())),
-            ("team".to_owned(), s(&pr.team)),
-            ("region".to_owned(), s(&pr.region)),
-            ("shift".to_owned(), s(&pr.shift)),
-        ]);
-        if let Some(id) = &pr.subject_id {
-            staff_attrs.insert(
-                "subject".to_owned(),
-                RestrictedExpression::new_entity_uid(self.entity_uid(&self.subject_type, id)),
+        let none = || std::iter::empty::<(String, RestrictedExpression)>();
+        let mut list = Vec::with_capacity(2);
+        if uses.staff != 0 {
+            list.push(
+                Entity::new_with_tags(
+                    staff_uid.clone(),
+                    self.attrs(&STAFF_ATTRS, &f.staff, uses.staff),
+                    std::iter::empty(),
+                    none(),
+                )
+                .map_err(|e| err("principal entity")(&e))?,
             );
         }
-        if let Some(id) = &pr.manager_id {
-            staff_attrs.insert(
-                "manager".to_owned(),
-                RestrictedExpression::new_entity_uid(self.entity_uid(&self.subject_type, id)),
+        if uses.subject != 0 {
+            list.push(
+                Entity::new_with_tags(
+                    subject_uid.clone(),
+                    self.attrs(&SUBJECT_ATTRS, &f.subject, uses.subject),
+                    std::iter::empty(),
+                    none(),
+                )
+                .map_err(|e| err("resource entity")(&e))?,
             );
         }
-        let staff = Entity::new(staff_uid.clone(), staff_attrs, HashSet::new())
-            .map_err(|e| err("principal entity")(&e))?;
-        let sub = &req.subject;
-        let subject = Entity::new(
-            subject_uid.clone(),
-            HashMap::from([
-                ("tier".to_owned(), s(sub.tier.api_id())),
-                ("status".to_owned(), s(sub.status.api_id())),
-                (
-                    "groups".to_owned(),
-                    RestrictedExpression::new_set(sub.groups.iter().map(|g| s(g))),
-                ),
-                (
-                    "on_probation".to_owned(),
-                    RestrictedExpression::new_bool(sub.on_probation),
-                ),
-            ]),
-            HashSet::new(),
-        )
-        .map_err(|e| err("resource entity")(&e))?;
-        // The hot path skips per-request schema checks: the load-time probe checked the shape
-        // with the schema, and any mismatch left would surface as an evaluation error, which
-        // denies.
-        let schema = shape.then_some(&self.schema);
-        let entities = self
-            .action_entities
-            .clone()
-            .add_entities([staff, subject], schema)
-            .map_err(|e| err("entities")(&e))?;
-        let derived = req.signals.derive(&self.thresholds);
-        let sig = &req.signals;
-        let b = RestrictedExpression::new_bool;
-        let n = |v: u32| RestrictedExpression::new_long(i64::from(v));
-        let context = Context::from_pairs([
-            ("stage".to_owned(), s(stage.api_id())),
-            ("risk_level".to_owned(), s(p.risk.level.api_id())),
-            (
-                "evidence_classes".to_owned(),
-                RestrictedExpression::new_set(p.counted.iter().map(|c| s(c.api_id()))),
-            ),
-            ("evidence_count".to_owned(), long(p.counted.len())),
-            (
-                "approvals".to_owned(),
-                RestrictedExpression::new_set(
-                    p.approval_roles
-                        .iter()
-                        .map(|r| approver_role_id(*r))
-                        .collect::<BTreeSet<_>>()
-                        .into_iter()
-                        .map(s),
-                ),
-            ),
-            (
-                "security_officer_approvals".to_owned(),
-                long(p.security_officer_approvals),
-            ),
-            ("cooling_off_elapsed".to_owned(), b(p.cooling_off_elapsed)),
-            ("break_glass".to_owned(), b(req.break_glass)),
-            ("requester_is_owner".to_owned(), b(req.requester_is_owner)),
-            (
-                "case_agent".to_owned(),
-                RestrictedExpression::new_entity_uid(
-                    self.entity_uid(&self.staff_type, &req.case_agent_id),
-                ),
-            ),
-            (
-                "contact_changed_recently".to_owned(),
-                b(derived.contact_changed_recently),
-            ),
-            (
-                "caller_number_differs".to_owned(),
-                b(sig.caller_number_differs),
-            ),
-            ("recent_recoveries".to_owned(), n(sig.recent_recoveries)),
-            (
-                "open_cases_for_subject".to_owned(),
-                n(sig.open_cases_for_subject),
-            ),
-            (
-                "requests_for_subject".to_owned(),
-                n(sig.requests_for_subject),
-            ),
-            (
-                "requests_from_caller_number".to_owned(),
-                n(sig.requests_from_caller_number),
-            ),
-            ("requests_by_agent".to_owned(), n(sig.requests_by_agent)),
-            ("off_hours".to_owned(), b(derived.off_hours)),
-            (
-                "new_hire_without_factors".to_owned(),
-                b(derived.new_hire_without_factors),
-            ),
-            ("subject_flagged".to_owned(), b(sig.subject_flagged)),
-        ])
-        .map_err(|e| err("context")(&e))?;
+        let entities = if uses.action_entities {
+            self.action_entities.clone().add_entities(list, schema)
+        } else if list.is_empty() {
+            Ok(Entities::empty())
+        } else {
+            Entities::from_entities(list, schema)
+        }
+        .map_err(|e| err("entities")(&e))?;
+        let context = Context::from_pairs(self.attrs(&CONTEXT_ATTRS, &f.context, uses.context))
+            .map_err(|e| err("context")(&e))?;
         let request = Request::new(staff_uid, action_uid, subject_uid, context, schema)
             .map_err(|e| err("request")(&e))?;
         Ok((request, entities))
     }
 
+    /// Cedar's answer on `req` at `stage`: from the slice of the policies the request's facts
+    /// leave in play, or from every policy of `set` with every attribute.
     fn authorize(
         &self,
         req: &DecisionRequest,
         stage: Stage,
         p: &Prepared,
-        set: &PolicySet,
+        set: Option<&PolicySet>,
     ) -> Result<Response, DecisionError> {
-        let (request, entities) = self.cedar_request(req, stage, p, false)?;
+        let facts = self.facts(req, stage, p);
+        // The hot path skips per-request schema checks: the load-time probe checked the shape
+        // with the schema, and any mismatch left would surface as an evaluation error, which
+        // denies.
+        let (request, entities, slice);
+        let set = match set {
+            Some(set) => {
+                (request, entities) = self.cedar_request(&facts, AttrUse::ALL, None)?;
+                set
+            }
+            None => {
+                slice = self.slicer.slice(&facts);
+                (request, entities) = self.cedar_request(&facts, slice.uses, None)?;
+                &slice.set
+            }
+        };
         Ok(Authorizer::new().is_authorized(&request, set, &entities))
     }
 
     /// Decides `req`: risk, playbook and Cedar, pinned to this bundle's digest.
     pub fn evaluate(&self, req: &DecisionRequest) -> Result<Decision, DecisionError> {
+        self.decide(req, None)
+    }
+
+    /// `evaluate` with every policy and every attribute handed to Cedar: what slicing must equal.
+    #[cfg(test)]
+    pub(crate) fn evaluate_unsliced(
+        &self,
+        req: &DecisionRequest,
+    ) -> Result<Decision, DecisionError> {
+        self.decide(req, Some(&self.slicer.full().set))
+    }
+
+    fn decide(
+        &self,
+        req: &DecisionRequest,
+        set: Option<&PolicySet>,
+    ) -> Result<Decision, DecisionError> {
         let p = self.prepare(req);
-        let response = self.authorize(req, req.stage, &p, &self.policies)?;
+        let response = self.authorize(req, req.stage, &p, set)?;
         let mut policy_ids: Vec<String> = response
             .diagnostics()
             .reason()
             .map(ToString::to_string)
             .collect();
         policy_ids.sort();
-        let errors: Vec<String> = response
+        // Sorted: Cedar reports errors in its set's hash order.
+        let mut errors: Vec<String> = response
             .diagnostics()
             .errors()
             .map(ToString::to_string)
             .collect();
+        errors.sort();
         let reason_of = |id: &String| {
             self.info
                 .get(id)
@@ -503,14 +561,16 @@ impl Bundle {
     /// schema: the load-time test that the schema accepts what Deskgate sends.
     pub(crate) fn check_request_shape(&self, req: &DecisionRequest) -> Result<(), DecisionError> {
         let p = self.prepare(req);
-        self.cedar_request(req, req.stage, &p, true).map(|_| ())
+        let facts = self.facts(req, req.stage, &p);
+        self.cedar_request(&facts, AttrUse::ALL, Some(&self.schema))
+            .map(|_| ())
     }
 
     /// Whether the two layers agree on `req` taken at stage execute: the playbook calls it
     /// complete exactly when Cedar's permit policies (guardrails and escalations aside) permit it.
     pub fn layers_agree(&self, req: &DecisionRequest) -> Result<LayerCheck, DecisionError> {
         let p = self.prepare(req);
-        let response = self.authorize(req, Stage::Execute, &p, &self.permits)?;
+        let response = self.authorize(req, Stage::Execute, &p, Some(&self.permits))?;
         Ok(LayerCheck {
             playbook_complete: p.progress.complete,
             cedar_permits: response.decision() == CedarDecision::Allow

@@ -12,6 +12,7 @@ pub mod decide;
 pub mod error;
 pub mod playbook;
 pub mod risk;
+mod slice;
 mod source;
 pub mod testing;
 
