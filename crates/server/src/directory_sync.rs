@@ -5,14 +5,21 @@
 //!
 //! The subject is looked up when a case is opened and again right before execution, and merged
 //! into the stored subject. A contact whose value differs from the stored one is recorded as
-//! changed now and unverified: whoever redirected it in the directory left exactly the trace the
-//! freshness rule looks for, so it stops counting as evidence and raises the risk. A subject the
-//! directory does not hold is refused, and an unreachable directory refuses too (fail closed).
+//! changed now: whoever redirected it in the directory left exactly the trace the freshness rule
+//! looks for, so it stops counting as evidence and raises the risk for the freshness window. The
+//! directory, as system of record, vouches for the value (it is marked verified at that moment),
+//! so once the window has passed without complaint the contact carries codes again; were it left
+//! unverified, every routine HR update would silence a contact for good. A subject the directory
+//! does not hold is refused, and an unreachable directory refuses too (fail closed).
+//!
+//! While security has a subject flagged (as "this was not me" does, along with locking it), a
+//! lock in Deskgate survives a directory that still says active: the directory may make the
+//! status stricter, never lift Deskgate's hold.
 
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use deskgate_connectors::{Connector, ConnectorError, DirectoryEntry};
-use deskgate_core::{Contact, ContactKind, Subject};
+use deskgate_core::{Contact, ContactKind, Subject, SubjectStatus};
 use deskgate_store::{CaseWrite, Change, StoredCase, system_actor};
 use serde_json::{Value, json};
 
@@ -79,7 +86,12 @@ pub fn merge(stored: Option<&Subject>, entry: &DirectoryEntry, now: DateTime<Utc
         json!(entry.display_name),
     );
     note("tier", json!(subject.tier), json!(entry.tier));
-    note("status", json!(subject.status), json!(entry.status));
+    if !(subject.flagged
+        && subject.status == SubjectStatus::Locked
+        && entry.status == SubjectStatus::Active)
+    {
+        note("status", json!(subject.status), json!(entry.status));
+    }
     let mut groups = entry.groups.clone();
     groups.sort();
     let mut before = subject.groups.clone();
@@ -92,7 +104,10 @@ pub fn merge(stored: Option<&Subject>, entry: &DirectoryEntry, now: DateTime<Utc
     }
     subject.display_name = entry.display_name.clone();
     subject.tier = entry.tier;
-    subject.status = entry.status;
+    let locked_by_deskgate = subject.flagged && subject.status == SubjectStatus::Locked;
+    if !(locked_by_deskgate && entry.status == SubjectStatus::Active) {
+        subject.status = entry.status;
+    }
     subject.groups = groups;
 
     // Contacts follow the directory's order (so the first phone is the one a phone change
@@ -114,7 +129,7 @@ pub fn merge(stored: Option<&Subject>, entry: &DirectoryEntry, now: DateTime<Utc
                 let new = Contact {
                     kind: c.kind,
                     value: c.value.clone(),
-                    verified_at: None,
+                    verified_at: Some(now),
                     changed_at: now,
                 };
                 contact_changes
@@ -399,7 +414,9 @@ mod tests {
 
     #[test]
     fn the_directory_decides_tier_status_name_and_groups() {
-        let merged = merge(Some(&stored()), &entry("+15550100112"), now());
+        let mut unflagged = stored();
+        unflagged.flagged = false;
+        let merged = merge(Some(&unflagged), &entry("+15550100112"), now());
         let s = &merged.subject;
         assert_eq!(s.tier, Tier::Privileged);
         assert_eq!(s.status, SubjectStatus::Active);
@@ -438,13 +455,17 @@ mod tests {
     }
 
     #[test]
-    fn a_contact_changed_in_the_directory_is_new_now_and_unverified() {
+    fn a_contact_changed_in_the_directory_is_new_now() {
         let merged = merge(Some(&stored()), &entry("+1 555 999 0000"), now());
         assert_eq!(merged.changed_contacts, [ContactKind::Phone]);
         let phone = merged.subject.contact(ContactKind::Phone).unwrap();
         assert_eq!(phone.value, "+1 555 999 0000");
         assert_eq!(phone.changed_at, now());
-        assert_eq!(phone.verified_at, None);
+        assert_eq!(phone.verified_at, Some(now()));
+        // Inside the freshness window it cannot carry a code; after it, it can.
+        let window = Duration::days(14);
+        assert!(phone.changed_within(window, now() + Duration::days(13)));
+        assert!(!phone.changed_within(window, now() + Duration::days(15)));
         let audit = merged.changes["contacts"].to_string();
         assert!(
             !audit.contains("999 0000") && !audit.contains("010 0112"),
@@ -456,7 +477,7 @@ mod tests {
     }
 
     #[test]
-    fn a_subject_first_seen_is_created_with_nothing_trusted() {
+    fn a_subject_first_seen_is_created_with_every_contact_new() {
         let merged = merge(None, &entry("+1 555 010 0112"), now());
         assert!(merged.created && merged.changed());
         assert!(merged.subject.authenticators.is_empty());
@@ -465,8 +486,28 @@ mod tests {
                 .subject
                 .contacts
                 .iter()
-                .all(|c| c.verified_at.is_none() && c.changed_at == now())
+                .all(|c| c.changed_at == now())
         );
+    }
+
+    #[test]
+    fn a_lock_deskgate_placed_after_this_was_not_me_survives_an_active_directory_entry() {
+        let mut flagged = stored();
+        flagged.flagged = true;
+        flagged.status = SubjectStatus::Locked;
+        let merged = merge(Some(&flagged), &entry("+1 555 010 0112"), now());
+        assert_eq!(merged.subject.status, SubjectStatus::Locked);
+        assert!(!merged.changes.contains_key("status"));
+        // A directory that disables the account still wins: it is stricter.
+        let mut disabled = entry("+1 555 010 0112");
+        disabled.status = SubjectStatus::Disabled;
+        let merged = merge(Some(&flagged), &disabled, now());
+        assert_eq!(merged.subject.status, SubjectStatus::Disabled);
+        // Without Deskgate's flag, the directory's word on status is final.
+        let mut unflagged = flagged.clone();
+        unflagged.flagged = false;
+        let merged = merge(Some(&unflagged), &entry("+1 555 010 0112"), now());
+        assert_eq!(merged.subject.status, SubjectStatus::Active);
     }
 
     #[test]
