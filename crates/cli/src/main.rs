@@ -286,7 +286,13 @@ async fn serve(config: Config) -> Result<(), String> {
 async fn demo(listen: SocketAddr, data: PathBuf, database: Option<String>) -> Result<(), String> {
     let mut config = load_config(None)?;
     config.listen = listen.to_string();
-    config.public_url = format!("http://{listen}");
+    // Browsers refuse an IP address as a WebAuthn relying party id, so a demo on the loopback
+    // interface names itself `localhost`: links, the console and passkeys then share one origin.
+    config.public_url = if listen.ip().is_loopback() {
+        format!("http://localhost:{}", listen.port())
+    } else {
+        format!("http://{listen}")
+    };
     config.data_dir = data.clone();
     config.demo_sign_in = true;
     config.delivery = deskgate_server::delivery::Config {
