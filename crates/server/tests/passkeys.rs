@@ -635,7 +635,122 @@ async fn staff_sign_in_challenge_works_once(backend: Backend) {
     s.finish().await;
 }
 
+/// A passkey and the authenticator app are both the enrolled device: together they are one class,
+/// not the two an MFA reset needs.
+async fn a_passkey_and_the_app_count_once_as_the_device_of_record(backend: Backend) {
+    let s = server(backend).await;
+    let mut device = SoftPasskey::new(true);
+    enrol(&s, "u-alice", &mut device).await;
+    let case = s.open_case(AGENT, "u-alice", "mfa_reset").await;
+    let id = case["id"].as_str().unwrap();
+    assert_eq!(case["requirements"]["min_classes"], 2);
+    let link = start_passkey(&s, id).await;
+    let (status, body) = answer(&s, &link, &mut device).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (tid, _) = s.start_method(AGENT, id, "totp").await;
+    let code = s.service.current_totp("u-alice").await.unwrap();
+    let (status, body) = s.answer(AGENT, id, &tid, &code).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["state"], "verifying", "one class, counted once");
+    let case = case_of(&s, id).await;
+    assert_eq!(
+        case["progress"]["counted_classes"],
+        json!(["device_of_record"]),
+        "{}",
+        case["progress"]
+    );
+    s.finish().await;
+}
+
+/// The link goes only to an email of record that is not freshly changed: an attacker who has
+/// just redirected the mailbox gets nothing.
+async fn a_freshly_changed_email_cannot_carry_the_passkey_link(backend: Backend) {
+    let s = server(backend).await;
+    let mut device = SoftPasskey::new(true);
+    enrol(&s, "u-alice", &mut device).await;
+    let mut alice = s.service.store.subject("u-alice").await.unwrap().unwrap();
+    let now = s.service.now();
+    for c in alice
+        .contacts
+        .iter_mut()
+        .filter(|c| c.kind == deskgate_core::ContactKind::Email)
+    {
+        c.value = "alice.new@example.net".into();
+        c.changed_at = now - Duration::days(2);
+    }
+    s.service
+        .store
+        .commit(Change {
+            subjects: vec![alice],
+            ..Change::default()
+        })
+        .await
+        .unwrap();
+    let case = s.open_case(AGENT, "u-alice", "password_reset").await;
+    let id = case["id"].as_str().unwrap();
+    let before = s.snapshot(Some(id), "u-alice").await;
+    let sent = s.outbox().len();
+    let (status, body) = s
+        .post(
+            &format!("/api/v1/cases/{id}/verifications"),
+            Some(&s.token(AGENT)),
+            json!({ "method": "passkey" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["code"], "contact_not_trusted");
+    assert_eq!(s.outbox().len(), sent, "nothing sent");
+    assert_eq!(s.snapshot(Some(id), "u-alice").await, before);
+    s.finish().await;
+}
+
+/// When the mail relay is down the link is not recorded: the case is unchanged and the agent can
+/// try again.
+async fn a_passkey_link_that_cannot_be_delivered_changes_nothing(backend: Backend) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let s = TestServer::start_with(backend, |c| {
+        c.public_url = c.public_url.replace("127.0.0.1", "localhost");
+        c.delivery = deskgate_server::delivery::Config {
+            outbox_file: false,
+            smtp: Some(deskgate_server::delivery::SmtpConfig {
+                host: "127.0.0.1".to_owned(),
+                port: Some(port),
+                tls: deskgate_server::delivery::SmtpTls::None,
+                username: None,
+                password: None,
+                from: "deskgate@example.org".to_owned(),
+                timeout_secs: 5,
+            }),
+            twilio: None,
+        };
+    })
+    .await;
+    let mut device = SoftPasskey::new(true);
+    enrol(&s, "u-alice", &mut device).await;
+    let case = s.open_case(AGENT, "u-alice", "password_reset").await;
+    let id = case["id"].as_str().unwrap();
+    let before = s.snapshot(Some(id), "u-alice").await;
+    let (status, body) = s
+        .post(
+            &format!("/api/v1/cases/{id}/verifications"),
+            Some(&s.token(AGENT)),
+            json!({ "method": "passkey" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert_eq!(body["error"]["code"], "delivery_failed");
+    assert_eq!(s.snapshot(Some(id), "u-alice").await, before);
+    s.finish().await;
+}
+
 on_both_backends!(
+    a_passkey_and_the_app_count_once_as_the_device_of_record,
+    a_freshly_changed_email_cannot_carry_the_passkey_link,
+    a_passkey_link_that_cannot_be_delivered_changes_nothing,
     enrolled_passkey_verifies_the_subject_as_device_of_record,
     another_subjects_passkey_fails_the_verification,
     expired_link_is_refused,
