@@ -6,86 +6,20 @@
 //! label: a label, aria-label or text).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "support/browser.rs"]
+mod browser;
 mod common;
 
 use std::collections::BTreeSet;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use browser::Chromedriver;
 use common::{Backend, TestServer};
 use deskgate_server::sso::{IdentityClaim, OidcConfig};
 use serde::Deserialize;
 use thirtyfour::prelude::*;
 
 const AGENT: &str = "sam.rivera";
-const INSTALL: &str = "the accessibility test needs Debian's chromium and chromium-driver: \
-    `apt-get install -y chromium chromium-driver` (./scripts/test.sh installs them)";
-
-/// A chromedriver process on a free port, killed when dropped.
-struct Chromedriver {
-    child: Child,
-    url: String,
-}
-
-impl Chromedriver {
-    async fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("chromedriver could not start ({e}): {INSTALL}"));
-        let driver = Self {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        };
-        let client = reqwest::Client::new();
-        for _ in 0..100 {
-            if let Ok(resp) = client.get(format!("{}/status", driver.url)).send().await
-                && let Ok(body) = resp.json::<serde_json::Value>().await
-                && body["value"]["ready"] == true
-            {
-                return driver;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("chromedriver did not become ready: {INSTALL}");
-    }
-
-    async fn browser(&self, profile: &tempfile::TempDir) -> WebDriver {
-        let mut caps = DesiredCapabilities::chrome();
-        for arg in [
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--no-first-run",
-            "--disable-sync",
-            "--window-size=1280,1100",
-        ] {
-            caps.add_arg(arg).unwrap();
-        }
-        caps.add_arg(&format!("--user-data-dir={}", profile.path().display()))
-            .unwrap();
-        WebDriver::new(self.url.clone(), caps)
-            .await
-            .unwrap_or_else(|e| panic!("no browser session ({e}): {INSTALL}"))
-    }
-}
-
-impl Drop for Chromedriver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Every visible control a keyboard user must reach, tagged with a stable key; radio buttons
 /// count once per group (Tab enters a group, arrows move inside it).

@@ -5,12 +5,11 @@
 //! rewrite the documentation).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "support/browser.rs"]
+mod browser;
 mod common;
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
+use browser::{Chromedriver, click, shoot, type_into, wait_text};
 use common::{Backend, TestServer};
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_SECURITY_POLICY, LOCATION, SET_COOKIE};
@@ -19,142 +18,6 @@ use thirtyfour::prelude::*;
 const AGENT: &str = "sam.rivera";
 const SUPERVISOR: &str = "morgan.lee";
 const AUDITOR: &str = "avery.stone";
-const INSTALL: &str = "the console browser test needs Debian's chromium and chromium-driver: \
-    `apt-get install -y chromium chromium-driver` (the README's test command, ./scripts/test.sh, \
-    installs them)";
-
-/// A chromedriver process on a free port, killed when dropped.
-struct Chromedriver {
-    child: Child,
-    url: String,
-}
-
-impl Chromedriver {
-    async fn start() -> Self {
-        assert!(
-            ["/usr/bin/chromium", "/usr/lib/chromium/chromium"]
-                .iter()
-                .any(|p| std::path::Path::new(p).exists()),
-            "chromium is not installed: {INSTALL}"
-        );
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("chromedriver could not start ({e}): {INSTALL}"));
-        // Owned from here on, so it is killed and reaped even if it never becomes ready.
-        let driver = Self {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        };
-        let client = reqwest::Client::new();
-        for _ in 0..100 {
-            if let Ok(resp) = client.get(format!("{}/status", driver.url)).send().await
-                && let Ok(body) = resp.json::<serde_json::Value>().await
-                && body["value"]["ready"] == true
-            {
-                return driver;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!(
-            "chromedriver did not become ready on {}: {INSTALL}",
-            driver.url
-        );
-    }
-
-    /// A fresh headless browser with its own profile (no shared cookies between sessions).
-    async fn browser(&self, profile: &tempfile::TempDir) -> WebDriver {
-        let mut caps = DesiredCapabilities::chrome();
-        for arg in [
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--no-first-run",
-            "--disable-sync",
-            "--window-size=1280,1100",
-        ] {
-            caps.add_arg(arg).unwrap();
-        }
-        caps.add_arg(&format!("--user-data-dir={}", profile.path().display()))
-            .unwrap();
-        WebDriver::new(self.url.clone(), caps)
-            .await
-            .unwrap_or_else(|e| panic!("no browser session ({e}): {INSTALL}"))
-    }
-}
-
-impl Drop for Chromedriver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn screenshots() -> PathBuf {
-    let dir = if std::env::var("DESKGATE_SCREENSHOTS").is_ok_and(|v| v == "1") {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots")
-    } else {
-        std::env::temp_dir().join("deskgate-screenshots")
-    };
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-async fn shoot(driver: &WebDriver, name: &str) {
-    driver
-        .screenshot(&screenshots().join(format!("{name}.png")))
-        .await
-        .unwrap();
-}
-
-/// Waits until the element shows `want` (ignoring case: CSS upper-cases states), and returns
-/// its text.
-async fn wait_text(driver: &WebDriver, by: By, want: &str) -> String {
-    let mut last = String::new();
-    for _ in 0..150 {
-        if let Ok(element) = driver.find(by.clone()).await
-            && let Ok(text) = element.text().await
-        {
-            if text.to_lowercase().contains(&want.to_lowercase()) {
-                return text;
-            }
-            last = text;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let page = driver.source().await.unwrap_or_default();
-    panic!("{by:?} never showed {want:?}; last text {last:?}; page:\n{page}");
-}
-
-async fn click(driver: &WebDriver, css: &str) {
-    driver
-        .find(By::Css(css))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-}
-
-async fn type_into(driver: &WebDriver, css: &str, text: &str) {
-    driver
-        .find(By::Css(css))
-        .await
-        .unwrap()
-        .send_keys(text)
-        .await
-        .unwrap();
-}
 
 async fn sign_in(driver: &WebDriver, base: &str, token: &str) {
     driver

@@ -5,6 +5,8 @@
 //! provider errors) leave no session and are audited.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "support/browser.rs"]
+mod browser;
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
@@ -12,6 +14,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use browser::Chromedriver;
 use common::{Backend, TestServer};
 use deskgate_server::sso::{CALLBACK_PATH, IdentityClaim, OidcConfig};
 use deskgate_store::Actor;
@@ -57,7 +60,8 @@ impl Provider {
             issuer: format!("http://127.0.0.1:{port}"),
         };
         let client = reqwest::Client::new();
-        for _ in 0..100 {
+        // Node takes a few seconds to load the provider on a busy two-core machine.
+        for _ in 0..300 {
             if let Ok(resp) = client
                 .get(format!(
                     "{}/.well-known/openid-configuration",
@@ -755,36 +759,9 @@ async fn a_real_browser_signs_in_through_the_provider_and_lands_on_the_console()
         .set_staff_sso_identity(AGENT, Some("sam@example.org"), &admin())
         .await
         .unwrap();
-    let port = free_port();
-    let mut chromedriver = Command::new("chromedriver")
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect(
-            "chromedriver (apt-get install -y chromium chromium-driver; ./scripts/test.sh does)",
-        );
+    let chromedriver = Chromedriver::start().await;
     let profile = tempfile::tempdir().unwrap();
-    let mut caps = DesiredCapabilities::chrome();
-    for arg in [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-    ] {
-        caps.add_arg(arg).unwrap();
-    }
-    caps.add_arg(&format!("--user-data-dir={}", profile.path().display()))
-        .unwrap();
-    let mut driver = None;
-    for _ in 0..100 {
-        if let Ok(d) = WebDriver::new(format!("http://127.0.0.1:{port}"), caps.clone()).await {
-            driver = Some(d);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let driver = driver.expect("a browser session");
+    let driver = chromedriver.browser(&profile).await;
     let base = s.service.config.public_url.clone();
     let text_of = |css: &'static str| {
         let driver = driver.clone();
@@ -862,7 +839,6 @@ async fn a_real_browser_signs_in_through_the_provider_and_lands_on_the_console()
     );
     assert!(text_of("header .who").await.contains("sam.rivera"));
     driver.quit().await.unwrap();
-    let _ = chromedriver.kill();
-    let _ = chromedriver.wait();
+    drop(chromedriver);
     s.finish().await;
 }

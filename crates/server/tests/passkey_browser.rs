@@ -3,13 +3,14 @@
 //! pages' vendored script runs under their strict CSP, exactly as a person's browser runs it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "support/browser.rs"]
+mod browser;
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::http::Method;
+use browser::{Chromedriver, click, shoot, type_into, wait_text};
 use chrono::Utc;
 use common::{Backend, TestServer};
 use deskgate_store::{Change, Credential};
@@ -18,76 +19,7 @@ use thirtyfour::common::command::{Command as WdCommand, ExtensionCommand};
 use thirtyfour::prelude::*;
 
 const AGENT: &str = "sam.rivera";
-const INSTALL: &str = "the passkey browser test needs Debian's chromium and chromium-driver: \
-    `apt-get install -y chromium chromium-driver` (./scripts/test.sh installs them)";
 
-/// A chromedriver process on a free port, killed when dropped.
-struct Chromedriver {
-    child: Child,
-    url: String,
-}
-
-impl Chromedriver {
-    async fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("chromedriver could not start ({e}): {INSTALL}"));
-        let driver = Self {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        };
-        let client = reqwest::Client::new();
-        for _ in 0..100 {
-            if let Ok(resp) = client.get(format!("{}/status", driver.url)).send().await
-                && let Ok(body) = resp.json::<Value>().await
-                && body["value"]["ready"] == true
-            {
-                return driver;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("chromedriver did not become ready: {INSTALL}");
-    }
-
-    async fn browser(&self, profile: &tempfile::TempDir) -> WebDriver {
-        let mut caps = DesiredCapabilities::chrome();
-        for arg in [
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--no-first-run",
-            "--disable-sync",
-        ] {
-            caps.add_arg(arg).unwrap();
-        }
-        caps.add_arg(&format!("--user-data-dir={}", profile.path().display()))
-            .unwrap();
-        WebDriver::new(self.url.clone(), caps)
-            .await
-            .unwrap_or_else(|e| panic!("no browser session ({e}): {INSTALL}"))
-    }
-}
-
-impl Drop for Chromedriver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `POST /session/{id}/webauthn/authenticator`: a platform authenticator that holds resident
-/// keys and verifies the user without a prompt.
 #[derive(Debug)]
 struct AddVirtualAuthenticator;
 
@@ -115,49 +47,6 @@ async fn add_virtual_authenticator(driver: &WebDriver) {
         )))
         .await
         .unwrap();
-}
-
-/// Screenshots go to a temporary directory (the console test owns docs/screenshots/).
-async fn shoot(driver: &WebDriver, name: &str) {
-    let dir = std::env::temp_dir().join("deskgate-screenshots");
-    std::fs::create_dir_all(&dir).unwrap();
-    driver
-        .screenshot(&dir.join(format!("{name}.png")))
-        .await
-        .unwrap();
-}
-
-async fn wait_text(driver: &WebDriver, by: By, want: &str) -> String {
-    let mut last = String::new();
-    for _ in 0..150 {
-        if let Ok(element) = driver.find(by.clone()).await
-            && let Ok(text) = element.text().await
-        {
-            if text.to_lowercase().contains(&want.to_lowercase()) {
-                return text;
-            }
-            last = text;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let page = driver.source().await.unwrap_or_default();
-    panic!("{by:?} never showed {want:?}; last text {last:?}; page:\n{page}");
-}
-
-async fn click(driver: &WebDriver, css: &str) {
-    driver
-        .find(By::Css(css))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-}
-
-async fn type_into(driver: &WebDriver, css: &str, text: &str) {
-    let field = driver.find(By::Css(css)).await.unwrap();
-    field.clear().await.unwrap();
-    field.send_keys(text).await.unwrap();
 }
 
 /// A server whose public URL is `http://localhost:PORT`: the RP id must be a host name, and

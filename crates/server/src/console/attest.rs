@@ -58,14 +58,7 @@ struct AttestedPage {
 }
 
 fn session(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
-        .map(|(_, value)| value)
+    super::cookie(headers, COOKIE)
 }
 
 /// The sign-in step, with what went wrong last if anything.

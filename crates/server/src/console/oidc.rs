@@ -22,14 +22,7 @@ const ATTEMPT_COOKIE: &str = "deskgate_oidc";
 const ATTEMPT_ATTRIBUTES: &str = "Path=/console/oidc; HttpOnly; Secure; SameSite=Lax";
 
 fn attempt_cookie(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == ATTEMPT_COOKIE)
-        .map(|(_, value)| value)
+    super::cookie(headers, ATTEMPT_COOKIE)
 }
 
 fn refusal(failure: &SsoFailure) -> Response {
