@@ -44,7 +44,9 @@ struct Provider {
 }
 
 impl Provider {
-    async fn start(port: u16, client_secret: &str, redirect_uri: &str) -> Self {
+    /// Starts the provider on `port`, or says why it did not come up: the port may have been
+    /// taken between choosing it and node binding it, by another test on this machine.
+    async fn start(port: u16, client_secret: &str, redirect_uri: &str) -> Result<Self, String> {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/oidc");
         assert!(dir.join("node_modules/oidc-provider").exists(), "{INSTALL}");
         let child = Command::new("node")
@@ -55,7 +57,7 @@ impl Provider {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("node could not start ({e}): {INSTALL}"));
-        let provider = Self {
+        let mut provider = Self {
             child,
             issuer: format!("http://127.0.0.1:{port}"),
         };
@@ -71,11 +73,17 @@ impl Provider {
                 .await
                 && resp.status() == StatusCode::OK
             {
-                return provider;
+                return Ok(provider);
+            }
+            if let Ok(Some(status)) = provider.child.try_wait() {
+                return Err(format!("the provider exited ({status})"));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("the OpenID provider never answered at {}", provider.issuer);
+        Err(format!(
+            "the provider never answered at {}",
+            provider.issuer
+        ))
     }
 }
 
@@ -103,27 +111,36 @@ async fn setup_with(backend: Backend, claim: IdentityClaim) -> Setup {
 /// With `localhost`, Deskgate's public URL names another site than the provider's 127.0.0.1, so a
 /// browser treats the provider's redirect back as cross-site, as in production.
 async fn setup_on(backend: Backend, claim: IdentityClaim, localhost: bool) -> Setup {
-    let port = free_port();
-    let secret = format!("secret-{}", uuid::Uuid::new_v4().simple());
-    let issuer = format!("http://127.0.0.1:{port}");
-    let config_secret = secret.clone();
-    let s = TestServer::start_with(backend, move |c| {
-        if localhost {
-            c.public_url = c.public_url.replace("127.0.0.1", "localhost");
+    let mut failures = Vec::new();
+    for _ in 0..3 {
+        let port = free_port();
+        let secret = format!("secret-{}", uuid::Uuid::new_v4().simple());
+        let issuer = format!("http://127.0.0.1:{port}");
+        let config_secret = secret.clone();
+        let s = TestServer::start_with(backend, move |c| {
+            if localhost {
+                c.public_url = c.public_url.replace("127.0.0.1", "localhost");
+            }
+            c.oidc = Some(OidcConfig {
+                issuer,
+                client_id: CLIENT_ID.to_owned(),
+                client_secret: config_secret,
+                claim,
+                scopes: None,
+                provider_name: PROVIDER_NAME.to_owned(),
+            });
+        })
+        .await;
+        let public = s.service.config.public_url.clone();
+        match Provider::start(port, &secret, &format!("{public}{CALLBACK_PATH}")).await {
+            Ok(provider) => return Setup { s, provider },
+            Err(why) => {
+                failures.push(why);
+                s.finish().await;
+            }
         }
-        c.oidc = Some(OidcConfig {
-            issuer,
-            client_id: CLIENT_ID.to_owned(),
-            client_secret: config_secret,
-            claim,
-            scopes: None,
-            provider_name: PROVIDER_NAME.to_owned(),
-        });
-    })
-    .await;
-    let public = s.service.config.public_url.clone();
-    let provider = Provider::start(port, &secret, &format!("{public}{CALLBACK_PATH}")).await;
-    Setup { s, provider }
+    }
+    panic!("the OpenID provider did not start: {failures:?}");
 }
 
 fn admin() -> Actor {
