@@ -293,7 +293,8 @@ impl Service {
             Plan::ContactChange { kind, value } => replace_contact(&mut next, kind, value, now),
             Plan::RotateServiceCredential { owner } => {
                 if let Some(secret) = &performed.secret {
-                    let (credential, link, message) = self.pickup(&case, &owner, secret, now)?;
+                    let (credential, link, message) =
+                        self.pickup(&case, &owner, secret.expose(), now)?;
                     credentials.push(credential);
                     pickup = Some((link, message));
                 }
@@ -405,12 +406,13 @@ impl Service {
         })
     }
 
-    /// Seals a rotated service secret for one retrieval by `owner` and builds the link message.
-    fn pickup(
+    /// Seals a rotated service secret for one retrieval by `owner` and builds the link message;
+    /// the secret never travels in a message. Both execution paths hand secrets over this way.
+    pub(crate) fn pickup(
         &self,
         case: &Case,
         owner: &Subject,
-        secret: &GeneratedSecret,
+        secret: &str,
         now: DateTime<Utc>,
     ) -> ApiResult<(Credential, LinkToken, Message)> {
         let token = secrets::random_token();
@@ -419,7 +421,7 @@ impl Service {
             .sealer
             .seal(
                 &format!("{}/{SECRET_PICKUP}", case.subject_id),
-                secret.expose().as_bytes(),
+                secret.as_bytes(),
             )
             .map_err(|_| server_error("seal_failed", "sealing failed"))?;
         let credential = Credential {

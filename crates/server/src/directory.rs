@@ -52,6 +52,23 @@ fn channel_for(kind: ContactKind) -> &'static str {
     }
 }
 
+/// The same notice, carrying no secret, to every contact of record of `subject`.
+pub fn notice_to_every_contact(subject: &Subject, kind: &str, body: &str) -> Vec<Message> {
+    subject
+        .contacts
+        .iter()
+        .map(|c| Message {
+            to: c.value.clone(),
+            channel: channel_for(c.kind).to_owned(),
+            kind: kind.to_owned(),
+            subject_id: subject.id.clone(),
+            case_id: None,
+            body: body.to_owned(),
+            secret: None,
+        })
+        .collect()
+}
+
 /// Where a new secret for `subject` goes: the email of record, else the phone of record, both only
 /// when trusted.
 fn secret_destination(

@@ -498,19 +498,7 @@ impl Service {
             )
         })?;
         // The same per-contact send limit as codes: a flood of links is itself an attack.
-        let contact_hash = self.codes.hash("contact", &email.value.to_lowercase());
-        let window = now - Duration::minutes(self.config.codes.send_window_minutes);
-        let sent = self.store.code_sends_since(&contact_hash, window).await?;
-        if sent >= self.config.codes.max_sends_per_contact {
-            return Err(ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too_many_sends",
-                format!(
-                    "{sent} messages went to this email of record in the last {} minutes; wait before sending another",
-                    self.config.codes.send_window_minutes
-                ),
-            ));
-        }
+        let contact_hash = self.contact_send_slot(email, now).await?;
         let token = secrets::random_token();
         let expires_at = now + Duration::minutes(self.config.codes.email_ttl_minutes);
         let url = format!(
@@ -825,26 +813,12 @@ impl Service {
             label: "Passkey".to_owned(),
             enrolled_at: now,
         });
-        let notices: Vec<Message> = subject
-            .contacts
-            .iter()
-            .map(|c| Message {
-                to: c.value.clone(),
-                channel: if c.kind == ContactKind::Phone {
-                    "sms"
-                } else {
-                    "email"
-                }
-                .to_owned(),
-                kind: "authenticator_notice".to_owned(),
-                subject_id: subject.id.clone(),
-                case_id: None,
-                body: "A temporary access pass was used to enrol a new passkey on your account. \
-                       If this was not you, contact the security team at once."
-                    .to_owned(),
-                secret: None,
-            })
-            .collect();
+        let notices = crate::directory::notice_to_every_contact(
+            &subject,
+            "authenticator_notice",
+            "A temporary access pass was used to enrol a new passkey on your account. \
+                       If this was not you, contact the security team at once.",
+        );
         self.store
             .commit(Change {
                 subjects: vec![subject.clone()],

@@ -200,6 +200,30 @@ impl Service {
         NewAuditEntry::new(self.now(), actor.clone(), case_id, event, details)
     }
 
+    /// The key under which a message to `contact` is counted, once the per-contact send limit
+    /// allows one more: bounded sends per contact, across cases and kinds (codes, links), because
+    /// a flood of messages is itself an attack.
+    pub(crate) async fn contact_send_slot(
+        &self,
+        contact: &deskgate_core::Contact,
+        now: DateTime<Utc>,
+    ) -> ApiResult<String> {
+        let contact_hash = self.codes.hash("contact", &contact.value.to_lowercase());
+        let window = now - Duration::minutes(self.config.codes.send_window_minutes);
+        let sent = self.store.code_sends_since(&contact_hash, window).await?;
+        if sent >= self.config.codes.max_sends_per_contact {
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_sends",
+                format!(
+                    "{sent} messages were sent to this {} of record in the last {} minutes; wait before sending another",
+                    contact.kind, self.config.codes.send_window_minutes
+                ),
+            ));
+        }
+        Ok(contact_hash)
+    }
+
     /// The audit entry of a started verification: its id, method and class, plus `extra`.
     pub(crate) fn started(
         &self,
@@ -1264,20 +1288,7 @@ impl Service {
                     format!("the {kind} of record {why}; it cannot carry a verification"),
                 ));
             }
-            // Bounded sends per contact, across cases: a flood of codes is itself an attack.
-            let contact_hash = self.codes.hash("contact", &contact.value.to_lowercase());
-            let window = now - Duration::minutes(self.config.codes.send_window_minutes);
-            let sent = self.store.code_sends_since(&contact_hash, window).await?;
-            if sent >= self.config.codes.max_sends_per_contact {
-                return Err(ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "too_many_sends",
-                    format!(
-                        "{sent} codes were sent to this {kind} of record in the last {} minutes; wait before sending another",
-                        self.config.codes.send_window_minutes
-                    ),
-                ));
-            }
+            let contact_hash = self.contact_send_slot(contact, now).await?;
             code_send = Some((contact_hash, now));
             let code = CodeHasher::generate_code(self.config.codes.digits);
             let ttl = if kind == ContactKind::Email {
@@ -2184,26 +2195,12 @@ impl Service {
             .subject_or(subject_id, StatusCode::NOT_FOUND, "not_found")
             .await?;
         let (uri, sealed) = self.bind_new_app(&mut subject, now)?;
-        let notices: Vec<Message> = subject
-            .contacts
-            .iter()
-            .map(|c| Message {
-                to: c.value.clone(),
-                channel: if c.kind == ContactKind::Phone {
-                    "sms"
-                } else {
-                    "email"
-                }
-                .to_owned(),
-                kind: "authenticator_notice".to_owned(),
-                subject_id: subject.id.clone(),
-                case_id: None,
-                body: "A temporary access pass was used to enrol a new authenticator app on your \
-                       account. If this was not you, contact the security team at once."
-                    .to_owned(),
-                secret: None,
-            })
-            .collect();
+        let notices = directory::notice_to_every_contact(
+            &subject,
+            "authenticator_notice",
+            "A temporary access pass was used to enrol a new authenticator app on your \
+                       account. If this was not you, contact the security team at once.",
+        );
         self.store
             .commit(Change {
                 subjects: vec![subject.clone()],
@@ -2439,62 +2436,9 @@ impl Service {
         // owner who asked; it never travels in a message.
         let mut pickup_message = None;
         if let Some((secret, owner)) = &execution.pickup {
-            let token = secrets::random_token();
-            let expires_at = now + Duration::minutes(15);
-            let sealed = self
-                .sealer
-                .seal(
-                    &format!("{}/{SECRET_PICKUP}", case.subject_id),
-                    secret.as_bytes(),
-                )
-                .map_err(|_| {
-                    ApiError::new(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "seal_failed",
-                        "sealing failed",
-                    )
-                })?;
-            execution.credentials.push(deskgate_store::Credential {
-                subject_id: case.subject_id.clone(),
-                kind: SECRET_PICKUP.to_owned(),
-                hash: sealed,
-                created_at: now,
-                expires_at: Some(expires_at),
-                used_at: None,
-            });
-            let email = owner
-                .contact(ContactKind::Email)
-                .map(|c| c.value.clone())
-                .unwrap_or_default();
-            let url = format!(
-                "{}/retrieve/{token}",
-                self.config.public_url.trim_end_matches('/')
-            );
-            pickup_message = Some((
-                LinkToken {
-                    token_hash: secrets::token_hash(&token),
-                    kind: "secret_retrieval".to_owned(),
-                    case_id: case.id.clone(),
-                    verification_id: String::new(),
-                    respondent: owner.id.clone(),
-                    created_at: now,
-                    expires_at,
-                    used_at: None,
-                },
-                Message {
-                    to: email,
-                    channel: "email".to_owned(),
-                    kind: "secret_retrieval_link".to_owned(),
-                    subject_id: owner.id.clone(),
-                    case_id: Some(case.id.clone()),
-                    body: format!(
-                        "The credential of {} was rotated (case {}). Retrieve the new secret once, \
-                         within 15 minutes, at {url} and put it straight into the secret store.",
-                        case.subject_id, case.id
-                    ),
-                    secret: Some(Secret::Link(url)),
-                },
-            ));
+            let (credential, link, message) = self.pickup(&case, owner, secret, now)?;
+            execution.credentials.push(credential);
+            pickup_message = Some((link, message));
         }
         // One "this was not me" link for every notice: any contact of record can raise the alarm.
         let not_me = secrets::random_token();

@@ -109,19 +109,7 @@ impl Service {
         let (link, stored) = self.open_attestation(token).await?;
         let (respondent, phone) = self.respondent_phone(&link, &stored).await?;
         let now = self.now();
-        let contact_hash = self.codes.hash("contact", &phone.value.to_lowercase());
-        let window = now - Duration::minutes(self.config.codes.send_window_minutes);
-        let sent = self.store.code_sends_since(&contact_hash, window).await?;
-        if sent >= self.config.codes.max_sends_per_contact {
-            return Err(ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too_many_sends",
-                format!(
-                    "{sent} codes were sent to this phone in the last {} minutes; wait before asking for another",
-                    self.config.codes.send_window_minutes
-                ),
-            ));
-        }
+        let contact_hash = self.contact_send_slot(&phone, now).await?;
         let code = CodeHasher::generate_code(self.config.codes.digits);
         let ttl = self.config.codes.phone_ttl_minutes;
         let expires_at = now + Duration::minutes(ttl);
