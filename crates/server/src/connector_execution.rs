@@ -371,38 +371,18 @@ impl Service {
             .await?;
         tracing::info!(case = %case.id, action = %case.action, connector = connector.name(), "recovery executed");
 
-        let mut failures = Vec::new();
         let pickup_notice = pickup.map(|(_, m)| m);
-        for message in secret_message
+        let messages = secret_message
             .iter()
             .chain(pickup_notice.iter())
-            .chain(notices.iter())
-        {
-            if let Err(e) = self.delivery.send(message).await {
-                tracing::warn!(case = %case.id, kind = %message.kind, error = %e, "delivery failed after execution");
-                failures.push(json!({ "kind": message.kind, "channel": message.channel }));
-            }
-        }
-        if !failures.is_empty() {
-            // The action happened; the audit trail must say the person was not told.
-            self.store
-                .commit(Change {
-                    audit: vec![self.entry(
-                        &system_actor(),
-                        Some(&case.id),
-                        "delivery.failed",
-                        json!({ "messages": failures }),
-                    )],
-                    ..Change::default()
-                })
-                .await?;
-        }
+            .chain(notices.iter());
+        let failures = self.deliver_after_execution(&case.id, messages).await?;
         Ok(ExecutionView {
             case: self.view(&case).await?,
             grant_id: outcome.grant_id,
             result: performed.details,
             notices_sent: notices.len(),
-            delivery_failures: failures.len(),
+            delivery_failures: failures,
         })
     }
 

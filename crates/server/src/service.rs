@@ -2504,26 +2504,43 @@ impl Service {
             })
             .await?;
         tracing::info!(case = %case.id, action = %case.action, "recovery executed");
-        let mut failures = Vec::new();
         let pickup_notice = pickup_message.map(|(_, m)| m);
-        for message in execution
+        let messages = execution
             .secret_message
             .iter()
             .chain(pickup_notice.iter())
-            .chain(notices.iter())
-        {
+            .chain(notices.iter());
+        let failures = self.deliver_after_execution(&case.id, messages).await?;
+        Ok(ExecutionView {
+            case: self.view(&case).await?,
+            grant_id: grant.id,
+            result: execution.details,
+            notices_sent: notices.len(),
+            delivery_failures: failures,
+        })
+    }
+
+    /// Sends what an execution produced (the secret, the pickup link, the notices), after its
+    /// commit. The action has happened, so a failed delivery does not undo it; the audit trail
+    /// records who was not told. Returns how many messages failed.
+    pub(crate) async fn deliver_after_execution(
+        &self,
+        case_id: &str,
+        messages: impl Iterator<Item = &Message>,
+    ) -> ApiResult<usize> {
+        let mut failures = Vec::new();
+        for message in messages {
             if let Err(e) = self.delivery.send(message).await {
-                tracing::warn!(case = %case.id, kind = %message.kind, error = %e, "delivery failed after execution");
+                tracing::warn!(case = %case_id, kind = %message.kind, error = %e, "delivery failed after execution");
                 failures.push(json!({ "kind": message.kind, "channel": message.channel }));
             }
         }
         if !failures.is_empty() {
-            // The action happened; the audit trail must say the person was not told.
             self.store
                 .commit(Change {
                     audit: vec![self.entry(
                         &system_actor(),
-                        Some(&case.id),
+                        Some(case_id),
                         "delivery.failed",
                         json!({ "messages": failures }),
                     )],
@@ -2531,13 +2548,7 @@ impl Service {
                 })
                 .await?;
         }
-        Ok(ExecutionView {
-            case: self.view(&case).await?,
-            grant_id: grant.id,
-            result: execution.details,
-            notices_sent: notices.len(),
-            delivery_failures: failures.len(),
-        })
+        Ok(failures.len())
     }
 
     /// Denies or cancels a live case.
