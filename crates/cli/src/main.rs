@@ -532,6 +532,12 @@ async fn admin(config: Option<PathBuf>, command: AdminCommand) -> Result<(), Str
                         .join(", ")
                 )
             })?;
+            if role.works_cases() && subject.is_none() {
+                return Err(format!(
+                    "a {role} works recovery cases and must be linked to their own identity in the \
+                     directory (--subject): \"a different person\" is decided on it"
+                ));
+            }
             if let Some(s) = &subject
                 && service
                     .store

@@ -140,7 +140,7 @@ fn staff_sso_identities_are_registered_listed_and_unique() {
                 "--name",
                 name,
                 "--role",
-                "agent",
+                "auditor",
                 "--sso-identity",
                 identity,
             ],
@@ -150,7 +150,7 @@ fn staff_sso_identities_are_registered_listed_and_unique() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(
         staff_line(&data, "kim.ode"),
-        "st-1\tkim.ode\tagent\t\tKim.Ode@example.org\tactive"
+        "st-1\tkim.ode\tauditor\t\tKim.Ode@example.org\tactive"
     );
     // The same identity in other letter case is the same identity.
     let o = add("st-2", "lee.park", "kim.ode@EXAMPLE.org");
@@ -165,7 +165,7 @@ fn staff_sso_identities_are_registered_listed_and_unique() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(
         staff_line(&data, "kim.ode"),
-        "st-1\tkim.ode\tagent\t\t\tactive"
+        "st-1\tkim.ode\tauditor\t\t\tactive"
     );
 }
 

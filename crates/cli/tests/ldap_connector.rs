@@ -121,10 +121,32 @@ async fn a_served_case_takes_its_subject_and_tier_from_the_directory() {
     let slapd = Slapd::start(SEED).await;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
+    // The agent is a person of the directory too: staff who work cases are linked to themselves.
+    let agent = dir.path().join("agent.jsonl");
+    std::fs::write(
+        &agent,
+        r#"{"id":"u-agent-a","display_name":"Agent A","tier":"standard","status":"active","manager":null,"owners":[],"groups":["helpdesk"],"contacts":[],"authenticators":[],"flagged":false,"hired_at":null}"#,
+    )
+    .unwrap();
+    let o = deskgate(
+        &data,
+        &["admin", "import-subjects", agent.to_str().unwrap()],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
     let o = deskgate(
         &data,
         &[
-            "admin", "staff", "add", "--id", "st-a", "--name", "agent.a", "--role", "agent",
+            "admin",
+            "staff",
+            "add",
+            "--id",
+            "st-a",
+            "--name",
+            "agent.a",
+            "--role",
+            "agent",
+            "--subject",
+            "u-agent-a",
         ],
     );
     assert!(o.status.success(), "{}", stderr(&o));

@@ -10,6 +10,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
+use sha2::Digest;
 
 use crate::api_ids;
 use crate::directory::{Action, ContactKind, Staff, Subject, SubjectStatus, Tier};
@@ -92,10 +93,18 @@ pub struct PolicyPin {
     pub at: DateTime<Utc>,
 }
 
-/// A person's decision about a case, bound to a digest of what they were shown.
+/// A person's decision about a case, bound to [`Case::approval_digest`] of the case as it stood
+/// when they decided. It counts only while the case still has that digest: a change to what was
+/// asked or to the requirements (break-glass) leaves it on record but no longer counting.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Approval {
+    /// The account the approval came through: a staff id, or for an attestation the
+    /// respondent's subject id.
     pub approver_id: String,
+    /// The person behind that account (their subject id). "A different person" is decided on
+    /// this, never on account ids: one person may hold a staff account and be a manager.
+    #[serde(default)]
+    pub person_id: String,
     pub role: ApproverRole,
     pub decision: Decision,
     pub case_digest: String,
@@ -172,6 +181,10 @@ pub struct Case {
     /// Opened by a security officer because the playbook could not be met.
     #[serde(default)]
     pub break_glass: bool,
+    /// The persons (subject ids) of the staff who worked the case: opened it, ran its
+    /// verifications, resumed it, executed it. None of them may vouch for or approve it.
+    #[serde(default)]
+    pub participants: Vec<String>,
 }
 
 /// Why a transition was refused. The case is unchanged whenever one of these is returned.
@@ -222,12 +235,23 @@ pub enum CaseError {
     RespondentChallengeExpired,
     #[error("{0} sign-in codes were already sent for this link")]
     TooManyRespondentCodes(u32),
+    #[error(
+        "this staff account is not linked to a person in the directory, so it cannot act on cases"
+    )]
+    NoLinkedPerson,
+    #[error("this person worked the case, so they cannot vouch for or approve it")]
+    WorkedTheCase,
+    #[error("this person already vouched for or approved the case, so they cannot work it")]
+    AlreadyContributed,
 }
 
 impl Case {
     /// Opens a case, refusing the guardrail violations that no evidence can cure.
     pub fn open(new: NewCase<'_>, now: DateTime<Utc>) -> Result<Self, CaseError> {
         let agent_subject = new.agent.subject_id.as_deref();
+        let Some(agent_person) = agent_subject.filter(|p| !p.is_empty()) else {
+            return Err(CaseError::NoLinkedPerson);
+        };
         if agent_subject == Some(new.subject.id.as_str())
             || new
                 .subject
@@ -276,7 +300,124 @@ impl Case {
             executed_at: None,
             decisions: Vec::new(),
             break_glass: false,
+            participants: vec![agent_person.to_owned()],
         })
+    }
+
+    /// A digest of the case as an approver decides on it: what is asked, of whom, by whom, and
+    /// the requirements in force. Approvals bound to another digest do not count.
+    pub fn approval_digest(&self) -> String {
+        #[derive(Serialize)]
+        struct Seen<'a> {
+            case_id: &'a str,
+            subject_id: &'a str,
+            subject_tier: Tier,
+            action: Action,
+            channel: Channel,
+            agent_id: &'a str,
+            caller_number: &'a Option<String>,
+            ticket: &'a Option<String>,
+            new_contact: &'a Option<String>,
+            requester: &'a Option<String>,
+            opened_at: DateTime<Utc>,
+            break_glass: bool,
+            requirements: &'a Requirements,
+        }
+        let seen = Seen {
+            case_id: &self.id,
+            subject_id: &self.subject_id,
+            subject_tier: self.subject_tier,
+            action: self.action,
+            channel: self.channel,
+            agent_id: &self.agent_id,
+            caller_number: &self.caller_number,
+            ticket: &self.ticket,
+            new_contact: &self.new_contact,
+            requester: &self.requester,
+            opened_at: self.opened_at,
+            break_glass: self.break_glass,
+            requirements: &self.requirements,
+        };
+        // Serialising plain data with derived impls cannot fail; an empty digest never matches.
+        let text = serde_json::to_string(&seen).unwrap_or_default();
+        let digest = sha2::Sha256::digest(text.as_bytes());
+        digest.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Approvals that count now: bound to the case as it stands, given by a known person.
+    pub fn counted_approvals(&self) -> Vec<Approval> {
+        let digest = self.approval_digest();
+        self.approvals
+            .iter()
+            .filter(|a| a.case_digest == digest && !a.person_id.is_empty())
+            .cloned()
+            .collect()
+    }
+
+    /// The persons who vouched for or approved the case and whose word still stands: the
+    /// respondents of passed attestations and the givers of counted approvals.
+    pub fn contributors(&self) -> Vec<&str> {
+        let digest = self.approval_digest();
+        let mut out: Vec<&str> = self
+            .verifications
+            .iter()
+            .filter(|v| {
+                v.method == Method::ManagerAttestation && v.state == VerificationState::Passed
+            })
+            .map(|v| v.respondent.as_str())
+            .collect();
+        out.extend(
+            self.approvals
+                .iter()
+                .filter(|a| a.case_digest == digest)
+                .map(|a| a.person_id.as_str()),
+        );
+        out
+    }
+
+    /// Persons who may not vouch for this case: the subject, everyone who worked it, and everyone
+    /// whose word it already holds.
+    pub fn excluded_vouchers(&self) -> Vec<&str> {
+        let mut out = vec![self.subject_id.as_str()];
+        out.extend(self.participants.iter().map(String::as_str));
+        out.extend(self.contributors());
+        out
+    }
+
+    /// Records that the person behind a staff account works the case. A person who already
+    /// vouched for or approved it cannot also work it (one person, one role per case).
+    pub fn record_participant(&mut self, person: Option<&str>) -> Result<(), CaseError> {
+        let person = person
+            .filter(|p| !p.is_empty())
+            .ok_or(CaseError::NoLinkedPerson)?;
+        if person == self.subject_id {
+            return Err(CaseError::SelfService);
+        }
+        if self.contributors().contains(&person) {
+            return Err(CaseError::AlreadyContributed);
+        }
+        if !self.participants.iter().any(|p| p == person) {
+            self.participants.push(person.to_owned());
+        }
+        Ok(())
+    }
+
+    /// Refuses a person as voucher or approver when they are the subject, worked the case, or
+    /// already gave their word on it.
+    fn ensure_independent_person(&self, person: &str) -> Result<(), CaseError> {
+        if person.is_empty() {
+            return Err(CaseError::NoLinkedPerson);
+        }
+        if person == self.subject_id {
+            return Err(CaseError::SelfService);
+        }
+        if self.participants.iter().any(|p| p == person) {
+            return Err(CaseError::WorkedTheCase);
+        }
+        if self.contributors().contains(&person) {
+            return Err(CaseError::AlreadyApproved);
+        }
+        Ok(())
     }
 
     /// The passed verifications, as evidence.
@@ -289,7 +430,7 @@ impl Case {
 
     pub fn progress(&self, now: DateTime<Utc>) -> Progress {
         self.requirements
-            .evaluate(&self.evidence(), &self.approvals, now)
+            .evaluate(&self.evidence(), &self.counted_approvals(), now)
     }
 
     pub fn verification(&self, id: &str) -> Option<&Verification> {
@@ -542,12 +683,10 @@ impl Case {
         approver_id: &str,
         role: ApproverRole,
         decision: Decision,
-        case_digest: String,
         now: DateTime<Utc>,
     ) -> Result<(), CaseError> {
-        if approver_id == self.agent_id || approver_id == self.subject_id {
-            return Err(CaseError::SelfService);
-        }
+        self.ensure_independent_person(approver_id)?;
+        let case_digest = self.approval_digest();
         let v = self.pending_attestation(id, now)?;
         if v.respondent != approver_id {
             return Err(CaseError::NotRespondent);
@@ -565,6 +704,7 @@ impl Case {
         };
         self.approvals.push(Approval {
             approver_id: approver_id.to_owned(),
+            person_id: approver_id.to_owned(),
             role,
             decision,
             case_digest,
@@ -581,21 +721,25 @@ impl Case {
         Ok(())
     }
 
-    /// Records a staff approval (supervisor, security officer, owner). Nobody approves a case they
-    /// work or one about themselves, and one person approves a case once. A rejection denies it.
-    #[allow(clippy::too_many_arguments)]
+    /// Records a staff approval (supervisor, security officer, owner), bound to the case's
+    /// [`Case::approval_digest`] now. Persons are compared, not accounts: nobody approves a case
+    /// about themselves or one they worked, and one person gives their word on a case once
+    /// (an attestation and an approval by the same person count once, as neither). A rejection
+    /// denies it.
     pub fn approve(
         &mut self,
         approver_id: &str,
-        approver_subject: Option<&str>,
+        approver_person: Option<&str>,
         role: ApproverRole,
         decision: Decision,
-        case_digest: String,
         now: DateTime<Utc>,
     ) -> Result<(), CaseError> {
-        if approver_id == self.agent_id || approver_subject == Some(self.subject_id.as_str()) {
+        let person = approver_person.unwrap_or_default();
+        if approver_id == self.agent_id {
             return Err(CaseError::SelfService);
         }
+        self.ensure_independent_person(person)?;
+        let case_digest = self.approval_digest();
         match self.state {
             CaseState::Open | CaseState::Verifying | CaseState::Approved => {}
             other if other.is_live() => {
@@ -606,11 +750,16 @@ impl Case {
             }
             other => return Err(CaseError::NotLive(other)),
         }
-        if self.approvals.iter().any(|a| a.approver_id == approver_id) {
+        if self
+            .approvals
+            .iter()
+            .any(|a| a.approver_id == approver_id && a.case_digest == case_digest)
+        {
             return Err(CaseError::AlreadyApproved);
         }
         self.approvals.push(Approval {
             approver_id: approver_id.to_owned(),
+            person_id: person.to_owned(),
             role,
             decision,
             case_digest,
@@ -631,7 +780,9 @@ impl Case {
     }
 
     /// Switches a live case to the break-glass requirements (two security officers, a
-    /// cooling-off). Evidence already collected still counts; approvals start from the opener.
+    /// cooling-off). Evidence already collected still counts; approvals start from nothing:
+    /// those given before stay on record but were given on other requirements, and an officer's
+    /// routine approval must not become half of a break-glass.
     pub fn open_break_glass(
         &mut self,
         requirements: Requirements,
@@ -655,6 +806,7 @@ impl Case {
         }
         self.break_glass = true;
         self.requirements = requirements;
+        self.approvals.clear();
         self.state = CaseState::Verifying;
         self.updated_at = now;
         Ok(())

@@ -155,6 +155,12 @@ pub struct Authenticator {
     pub enrolled_at: DateTime<Utc>,
 }
 
+/// Whether `a` was bound at least `freshness` before `now` (see
+/// [`Subject::has_settled_authenticator`]).
+pub fn authenticator_settled(a: &Authenticator, freshness: Duration, now: DateTime<Utc>) -> bool {
+    now - a.enrolled_at >= freshness
+}
+
 /// An identity whose access can be recovered: a person, or a non-human identity with owners.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Subject {
@@ -190,6 +196,20 @@ impl Subject {
     /// The first contact of record of this kind.
     pub fn contact(&self, kind: ContactKind) -> Option<&Contact> {
         self.contacts.iter().find(|c| c.kind == kind)
+    }
+
+    /// Whether an authenticator of `kind` was bound before the freshness window: only such a
+    /// factor is a device *of record*. One bound inside the window may be the attacker's own,
+    /// enrolled right after a takeover, and counts no more than a freshly changed contact.
+    pub fn has_settled_authenticator(
+        &self,
+        kind: AuthenticatorKind,
+        freshness: Duration,
+        now: DateTime<Utc>,
+    ) -> bool {
+        self.authenticators
+            .iter()
+            .any(|a| a.kind == kind && authenticator_settled(a, freshness, now))
     }
 
     pub fn is_non_human(&self) -> bool {

@@ -89,7 +89,7 @@ impl Requirements {
     }
 
     /// Staff approvals still missing: each confirmed approval fills one listed role, and one
-    /// person's approval never counts twice. Manager attestations are evidence, not approvals.
+    /// person's approval never counts twice (persons, not accounts, are compared). Manager attestations are evidence, not approvals.
     pub fn missing_approvals(&self, approvals: &[Approval]) -> Vec<ApproverRole> {
         let mut used: Vec<&str> = Vec::new();
         let mut missing = Vec::new();
@@ -97,10 +97,11 @@ impl Requirements {
             let found = approvals.iter().find(|a| {
                 a.role == *role
                     && a.decision == Decision::Confirm
-                    && !used.contains(&a.approver_id.as_str())
+                    && !a.person_id.is_empty()
+                    && !used.contains(&a.person_id.as_str())
             });
             match found {
-                Some(a) => used.push(&a.approver_id),
+                Some(a) => used.push(&a.person_id),
                 None => missing.push(*role),
             }
         }
@@ -231,6 +232,7 @@ mod tests {
     fn approval(id: &str, role: ApproverRole) -> Approval {
         Approval {
             approver_id: id.to_owned(),
+            person_id: id.to_owned(),
             role,
             decision: Decision::Confirm,
             case_digest: String::new(),

@@ -37,7 +37,7 @@ fn approved_case(now: DateTime<Utc>) -> Case {
         id: "a-1".into(),
         name: "Agent".into(),
         role: Role::Agent,
-        subject_id: None,
+        subject_id: Some("p-agent".into()),
         team: String::new(),
         region: String::new(),
         shift: String::new(),

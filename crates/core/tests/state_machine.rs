@@ -82,7 +82,7 @@ fn op() -> impl Strategy<Value = Op> {
         12 => (0..8usize, prop::bool::weighted(0.95), prop::bool::weighted(0.9)).prop_map(|(which, confirm, by_manager)| Op::Attest { which, confirm, by_manager }),
         8 => (0..8usize).prop_map(|which| Op::Challenge { which }),
         8 => (0..8usize, prop::bool::weighted(0.85)).prop_map(|(which, matched)| Op::SignIn { which, matched }),
-        12 => (0..4usize, prop::bool::weighted(0.95)).prop_map(|(who, confirm)| Op::Approve { who, confirm }),
+        12 => (0..6usize, prop::bool::weighted(0.95)).prop_map(|(who, confirm)| Op::Approve { who, confirm }),
         12 => prop::bool::weighted(0.8).prop_map(|by_owner| Op::Execute { by_owner }),
         8 => prop::bool::weighted(0.8).prop_map(|by_owner| Op::BeginExecution { by_owner }),
         6 => prop::bool::ANY.prop_map(|ok| Op::ConnectorAnswered { ok }),
@@ -143,13 +143,15 @@ fn pick(case: &Case, which: usize) -> String {
     }
 }
 
-/// Approvers the test can act as: (staff id, their own subject id). The agent and the subject
-/// themselves must never count.
-const APPROVERS: [(&str, Option<&str>); 4] = [
-    ("sup-1", None),
-    ("sup-2", None),
-    ("a-1", None),
+/// Staff approvers: (staff id, the person behind the account). `sup-5` is the subject's manager
+/// `m-1` holding a supervisor account; `a-1` is the agent; `sup-4` is linked to nobody.
+const APPROVERS: [(&str, Option<&str>); 6] = [
+    ("sup-1", Some("p-sup-1")),
+    ("sup-2", Some("p-sup-2")),
+    ("a-1", Some("s-agent")),
     ("sup-3", Some("s-1")),
+    ("sup-4", None),
+    ("sup-5", Some("m-1")),
 ];
 
 fn requirements_hold(case: &Case, now: DateTime<Utc>) -> bool {
@@ -229,7 +231,7 @@ proptest! {
                     let id = pick(&case, which);
                     let by = if by_manager { "m-1" } else { "x-9" };
                     let d = if confirm { Decision::Confirm } else { Decision::Reject };
-                    let attested = case.attest(&id, by, ApproverRole::Manager, d, "digest".into(), now);
+                    let attested = case.attest(&id, by, ApproverRole::Manager, d, now);
                     if attested.is_ok() {
                         let check = case.verification(&id).and_then(|v| v.respondent_check.clone());
                         prop_assert!(check.is_some_and(|c| c.passed_at.is_some()), "attested without signing in");
@@ -239,7 +241,7 @@ proptest! {
                 Op::Approve { who, confirm } => {
                     let (id, own_subject) = APPROVERS[who];
                     let d = if confirm { Decision::Confirm } else { Decision::Reject };
-                    case.approve(id, own_subject, ApproverRole::Supervisor, d, "digest".into(), now)
+                    case.approve(id, own_subject, ApproverRole::Supervisor, d, now)
                 }
                 Op::Execute { by_owner } => {
                     let who = if by_owner { "a-1" } else { "a-2" };
@@ -288,6 +290,17 @@ proptest! {
             if result.is_err() {
                 prop_assert_eq!(&case, &before, "a refused event changed the case");
             }
+            // One person, one word: nobody counts twice, and nobody who worked the case or is its
+            // subject counts at all (attestations are approvals of their respondent).
+            let counted_persons: Vec<String> =
+                case.counted_approvals().iter().map(|a| a.person_id.clone()).collect();
+            let mut distinct = counted_persons.clone();
+            distinct.sort();
+            distinct.dedup();
+            prop_assert_eq!(distinct.len(), counted_persons.len(), "one person counted twice: {:?}", counted_persons);
+            for p in &counted_persons {
+                prop_assert!(p != &case.subject_id && !case.participants.contains(p), "{p} counted though it worked the case");
+            }
             let progress = case.progress(now);
             let counted = independently_counted(&case, now);
             prop_assert_eq!(&progress.counted_classes, &counted, "a class counted twice or wrongly");
@@ -318,7 +331,7 @@ fn two_codes_to_one_phone_do_not_meet_a_two_class_requirement() {
         id: "a-1".into(),
         name: "Agent".into(),
         role: Role::Agent,
-        subject_id: None,
+        subject_id: Some("p-agent".into()),
         team: String::new(),
         region: String::new(),
         shift: String::new(),
@@ -417,7 +430,7 @@ fn case_awaiting_manager(max: u32) -> (Case, DateTime<Utc>) {
         id: "a-1".into(),
         name: "Agent".into(),
         role: Role::Agent,
-        subject_id: None,
+        subject_id: Some("p-agent".into()),
         team: String::new(),
         region: String::new(),
         shift: String::new(),
@@ -468,14 +481,7 @@ fn case_awaiting_manager(max: u32) -> (Case, DateTime<Utc>) {
 fn a_manager_who_has_not_signed_in_cannot_attest() {
     let (mut case, now) = case_awaiting_manager(5);
     let before = case.clone();
-    let refused = case.attest(
-        "v-m",
-        "m-1",
-        ApproverRole::Manager,
-        Decision::Confirm,
-        "d".into(),
-        now,
-    );
+    let refused = case.attest("v-m", "m-1", ApproverRole::Manager, Decision::Confirm, now);
     assert_eq!(
         refused,
         Err(deskgate_core::CaseError::RespondentNotAuthenticated)
@@ -492,29 +498,15 @@ fn a_manager_who_has_not_signed_in_cannot_attest() {
     .unwrap();
     // A code sent is not a sign-in: it must be read back.
     assert_eq!(
-        case.attest(
-            "v-m",
-            "m-1",
-            ApproverRole::Manager,
-            Decision::Confirm,
-            "d".into(),
-            now
-        ),
+        case.attest("v-m", "m-1", ApproverRole::Manager, Decision::Confirm, now),
         Err(deskgate_core::CaseError::RespondentNotAuthenticated)
     );
     assert_eq!(
         case.authenticate_respondent("v-m", true, now),
         Ok(AttemptOutcome::Passed)
     );
-    case.attest(
-        "v-m",
-        "m-1",
-        ApproverRole::Manager,
-        Decision::Confirm,
-        "d".into(),
-        now,
-    )
-    .unwrap();
+    case.attest("v-m", "m-1", ApproverRole::Manager, Decision::Confirm, now)
+        .unwrap();
     assert_eq!(
         case.verification("v-m").unwrap().state,
         VerificationState::Passed

@@ -379,6 +379,31 @@ pub async fn seed(service: &Service) -> Result<Vec<DemoStaff>, ApiError> {
                 tracing::warn!(subject = p.id, error = %e.message, "authenticator app not enrolled");
             }
         }
+        // The demo's people bound their authenticator apps long ago: an app bound inside the
+        // freshness window is no device of record.
+        let mut settled = Vec::new();
+        for p in PEOPLE.iter().filter(|p| p.factors) {
+            if let Some(mut subject) = service.store.subject(p.id).await? {
+                for a in &mut subject.authenticators {
+                    a.enrolled_at = a.enrolled_at.min(now - Duration::days(700));
+                }
+                settled.push(subject);
+            }
+        }
+        service
+            .store
+            .commit(Change {
+                subjects: settled,
+                audit: vec![NewAuditEntry::new(
+                    now,
+                    system_actor(),
+                    None,
+                    "directory.seeded",
+                    json!({ "source": "demo", "authenticators_bound_at": "700 days ago" }),
+                )],
+                ..Change::default()
+            })
+            .await?;
     }
     let mut out = Vec::new();
     for (id, name, role, subject_id) in STAFF {

@@ -82,6 +82,12 @@ impl From<CaseError> for ApiError {
             CaseError::NotRespondent => {
                 Self::new(StatusCode::FORBIDDEN, "not_the_manager", message)
             }
+            CaseError::NoLinkedPerson => {
+                Self::new(StatusCode::FORBIDDEN, "no_linked_person", message)
+            }
+            CaseError::WorkedTheCase | CaseError::AlreadyContributed => {
+                Self::new(StatusCode::FORBIDDEN, "same_person", message)
+            }
             CaseError::NotGrantHolder => {
                 Self::new(StatusCode::FORBIDDEN, "not_grant_holder", message)
             }

@@ -636,7 +636,17 @@ impl Service {
         let mut case = stored.case.clone();
         let now = self.now();
         let vid = link.verification_id.clone();
-        let passed = check.outcome.is_ok();
+        // Only a passkey bound before the freshness window is a device of record.
+        let respondent = self.store.subject(&link.respondent).await?;
+        let fresh = case.requirements.freshness();
+        let settled = |id: &str| {
+            respondent.as_ref().is_some_and(|s| {
+                s.authenticators.iter().any(|a| {
+                    a.id == id && deskgate_core::directory::authenticator_settled(a, fresh, now)
+                })
+            })
+        };
+        let passed = check.outcome.as_ref().is_ok_and(|id| settled(id));
         let before = case.state;
         case.complete_external(&vid, passed, now)?;
         let who = Actor {

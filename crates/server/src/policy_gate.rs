@@ -99,12 +99,14 @@ pub fn evidence(case: &Case, now: DateTime<Utc>) -> Vec<EvidenceInput> {
 }
 
 /// Staff approvals (manager attestations are evidence of class `manager`).
+/// Only approvals bound to the case as it stands count, and they are named by the person who
+/// gave them, so one person holding two accounts is seen once.
 pub fn approvals(case: &Case) -> Vec<ApprovalInput> {
-    case.approvals
+    case.counted_approvals()
         .iter()
         .filter(|a| a.decision == Verdict::Confirm && a.role != ApproverRole::Manager)
         .map(|a| ApprovalInput {
-            approver_id: a.approver_id.clone(),
+            approver_id: a.person_id.clone(),
             role: a.role,
         })
         .collect()

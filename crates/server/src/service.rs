@@ -8,9 +8,9 @@ use std::sync::Arc;
 use axum::http::StatusCode;
 use chrono::{DateTime, Duration, Utc};
 use deskgate_core::{
-    Action, ApiId, ApproverRole, AttemptOutcome, Case, CaseState, Channel, ContactKind, Decision,
-    Method, NewCase, PolicyPin, Role, Staff, Subject, SubjectStatus, Verification,
-    VerificationState,
+    Action, ApiId, ApproverRole, AttemptOutcome, AuthenticatorKind, Case, CaseState, Channel,
+    ContactKind, Decision, Method, NewCase, PolicyPin, Role, Staff, Subject, SubjectStatus,
+    Verification, VerificationState,
 };
 use deskgate_policy::{Bundle, Outcome, Stage};
 use deskgate_store::{
@@ -161,6 +161,16 @@ fn check_text(field: &str, value: &Option<String>, max: usize) -> ApiResult<()> 
 }
 
 /// Digits of a phone number, to compare numbers written differently.
+/// The kind of enrolled authenticator a device-of-record method proves.
+fn device_kind(method: Method) -> Option<AuthenticatorKind> {
+    match method {
+        Method::Totp => Some(AuthenticatorKind::Totp),
+        Method::Push => Some(AuthenticatorKind::Push),
+        Method::Passkey => Some(AuthenticatorKind::Passkey),
+        _ => None,
+    }
+}
+
 fn phone_digits(value: &str) -> String {
     value.chars().filter(char::is_ascii_digit).collect()
 }
@@ -511,6 +521,9 @@ impl Service {
                 staff.role
             )));
         }
+        if staff.subject_id.as_deref().is_none_or(str::is_empty) {
+            return Err(deskgate_core::CaseError::NoLinkedPerson.into());
+        }
         if staff.subject_id.as_deref() == Some(case.subject_id.as_str()) {
             return Err(deskgate_core::CaseError::SelfService.into());
         }
@@ -527,25 +540,24 @@ impl Service {
         let has_codes = !self.recovery_hashes(&subject.id).await?.is_empty();
         let has_totp = self.totp_record(subject).await?.is_some();
         let has_passkey = !self.usable_passkeys(subject).await?.is_empty();
+        let settled = |kind| subject.has_settled_authenticator(kind, fresh, now);
         Ok(RUNNABLE
             .into_iter()
             .filter(|m| match (m, m.contact_kind()) {
                 (Method::RecoveryCode, _) => has_codes,
-                (Method::Totp, _) => has_totp,
+                (Method::Totp, _) => has_totp && settled(AuthenticatorKind::Totp),
                 (Method::Passkey, _) => {
                     has_passkey
+                        && settled(AuthenticatorKind::Passkey)
                         && trusted_contact(subject, ContactKind::Email, fresh, now).is_some()
                 }
-                (Method::Push, _) => subject
-                    .authenticators
-                    .iter()
-                    .any(|a| a.kind == deskgate_core::AuthenticatorKind::Push),
+                (Method::Push, _) => settled(AuthenticatorKind::Push),
                 (Method::IdProofing, _) => {
                     !self.config.idv.vendors.is_empty()
                         && trusted_contact(subject, ContactKind::Email, fresh, now).is_some()
                 }
                 (_, Some(kind)) => trusted_contact(subject, kind, fresh, now).is_some(),
-                (_, None) => subject.voucher(&[&case.subject_id]).is_some(),
+                (_, None) => subject.voucher(&case.excluded_vouchers()).is_some(),
             })
             .collect())
     }
@@ -555,7 +567,7 @@ impl Service {
         if !subject
             .authenticators
             .iter()
-            .any(|a| a.kind == deskgate_core::AuthenticatorKind::Totp)
+            .any(|a| a.kind == AuthenticatorKind::Totp)
         {
             return Ok(None);
         }
@@ -690,10 +702,10 @@ impl Service {
             })?;
         subject
             .authenticators
-            .retain(|a| a.kind != deskgate_core::AuthenticatorKind::Totp);
+            .retain(|a| a.kind != AuthenticatorKind::Totp);
         subject.authenticators.push(deskgate_core::Authenticator {
             id: format!("totp-{}", subject.id),
-            kind: deskgate_core::AuthenticatorKind::Totp,
+            kind: AuthenticatorKind::Totp,
             label: "Authenticator app".to_owned(),
             enrolled_at: now,
         });
@@ -997,7 +1009,7 @@ impl Service {
         })?;
         let risk = decision.risk.clone();
         let requirements = decision.playbook.requirements.to_core_requirements();
-        let mut case = Case::open(
+        let opened = Case::open(
             NewCase {
                 id: format!("c-{}", uuid::Uuid::new_v4().simple()),
                 subject: &subject,
@@ -1014,34 +1026,53 @@ impl Service {
                 requirements,
             },
             now,
-        )?;
+        );
         let pin = policy_gate::pin(&decision, now);
-        match decision.outcome {
-            Outcome::Deny => {
-                self.store
-                    .commit(Change {
-                        audit: vec![self.pinned(
-                            self.entry(
-                                &actor(caller),
-                                None,
-                                "case.refused",
-                                json!({
-                                    "subject_id": case.subject_id, "action": case.action,
-                                    "tier": case.subject_tier, "reasons": pin.reasons,
-                                    "policy_ids": pin.policy_ids,
-                                }),
-                            ),
-                            &pin,
-                        )],
-                        ..Change::default()
-                    })
-                    .await?;
-                return Err(policy_refusal(&pin));
+        // A refusal, by the bundle or by the core's guardrails, is recorded with why and, when
+        // the bundle decided, the deciding policies.
+        let refusal: Option<(Vec<String>, ApiError)> = match (&opened, decision.outcome) {
+            (Err(e), outcome) => {
+                let mut reasons = vec![e.to_string()];
+                if outcome == Outcome::Deny {
+                    reasons.extend(pin.reasons.iter().cloned());
+                }
+                Some((reasons, e.clone().into()))
             }
+            (Ok(_), Outcome::Deny) => Some((pin.reasons.clone(), policy_refusal(&pin))),
+            (Ok(_), _) => None,
+        };
+        if let Some((reasons, error)) = refusal {
+            let policy_ids = if decision.outcome == Outcome::Deny {
+                pin.policy_ids.clone()
+            } else {
+                Vec::new()
+            };
+            self.store
+                .commit(Change {
+                    audit: vec![self.pinned(
+                        self.entry(
+                            &actor(caller),
+                            None,
+                            "case.refused",
+                            json!({
+                                "subject_id": subject.id, "action": req.action,
+                                "tier": subject.tier, "reasons": reasons,
+                                "policy_ids": policy_ids,
+                            }),
+                        ),
+                        &pin,
+                    )],
+                    ..Change::default()
+                })
+                .await?;
+            return Err(error);
+        }
+        let mut case = opened?;
+        match decision.outcome {
+            Outcome::Deny | Outcome::Allow => {}
             Outcome::Escalate => {
                 case.escalate(pin.reasons.join("; "), now)?;
             }
-            Outcome::Allow => {}
         }
         case.record_decision(pin.clone());
         let details = json!({
@@ -1169,6 +1200,7 @@ impl Service {
         let stored = self.load_case(case_id).await?;
         Self::ensure_can_work(caller, &stored.case)?;
         let mut case = stored.case.clone();
+        case.record_participant(caller.subject_id.as_deref())?;
         if method == Method::Knowledge {
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -1211,6 +1243,25 @@ impl Service {
         };
         let now = self.now();
         let fresh = case.requirements.freshness();
+        if let Some(kind) = device_kind(method)
+            && subject.authenticators.iter().any(|a| a.kind == kind)
+            && !subject.has_settled_authenticator(kind, fresh, now)
+        {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "authenticator_too_new",
+                format!(
+                    "every {kind} on record was bound less than {} day(s) ago; a factor bound inside \
+                     the freshness window may be an attacker's own, so it is not a device of record yet",
+                    case.requirements.contact_freshness_days
+                ),
+            ));
+        }
+        // The methods below load the case from `stored`: hand them the one that records who works it.
+        let stored = StoredCase {
+            case: case.clone(),
+            version: stored.version,
+        };
         let vid = format!("v-{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
         if method == Method::IdProofing {
             return self.start_id_proofing(caller, stored, subject, vid).await;
@@ -1331,14 +1382,10 @@ impl Service {
             };
             (v, message, None)
         } else {
-            let excluded: Vec<&str> = [
-                Some(case.subject_id.as_str()),
-                caller.subject_id.as_deref(),
-                case.requester.as_deref(),
-            ]
-            .into_iter()
-            .flatten()
-            .collect();
+            // Nobody who worked the case (its agent above all) or already gave their word on
+            // it vouches for it, nor the requester who asks.
+            let mut excluded = case.excluded_vouchers();
+            excluded.extend(case.requester.as_deref());
             let voucher_id = subject.voucher(&excluded).ok_or_else(|| {
                 ApiError::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
@@ -1559,7 +1606,7 @@ impl Service {
         let device = subject
             .authenticators
             .iter()
-            .find(|a| a.kind == deskgate_core::AuthenticatorKind::Push)
+            .find(|a| a.kind == AuthenticatorKind::Push)
             .ok_or_else(|| {
                 ApiError::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
@@ -1684,6 +1731,7 @@ impl Service {
         let stored = self.load_case(case_id).await?;
         Self::ensure_can_work(caller, &stored.case)?;
         let mut case = stored.case.clone();
+        case.record_participant(caller.subject_id.as_deref())?;
         match case.verification(vid) {
             Some(v) if v.method == Method::Callback => {}
             Some(v) => return Err(deskgate_core::CaseError::WrongMethod(v.method).into()),
@@ -1920,6 +1968,7 @@ impl Service {
         let stored = self.load_case(case_id).await?;
         Self::ensure_can_work(caller, &stored.case)?;
         let mut case = stored.case.clone();
+        case.record_participant(caller.subject_id.as_deref())?;
         let now = self.now();
         let verification = case
             .verification(vid)
@@ -1991,7 +2040,12 @@ impl Service {
                 let subject = self
                     .subject_or(&verification.respondent, StatusCode::NOT_FOUND, "not_found")
                     .await?;
-                match self.totp_record(&subject).await? {
+                let settled = subject.has_settled_authenticator(
+                    AuthenticatorKind::Totp,
+                    case.requirements.freshness(),
+                    now,
+                );
+                match self.totp_record(&subject).await?.filter(|_| settled) {
                     Some(record) => {
                         let secret = self.totp_secret(&subject.id, &record)?;
                         let unix = u64::try_from(now.timestamp()).unwrap_or(0);
@@ -2306,19 +2360,6 @@ impl Service {
                    "message": "The account is locked and the security team was alerted." }))
     }
 
-    /// A digest of what the approver saw: the request and the evidence collected so far.
-    fn case_digest(case: &Case) -> String {
-        let seen = json!({
-            "case_id": case.id, "subject_id": case.subject_id, "action": case.action,
-            "channel": case.channel, "agent_id": case.agent_id, "opened_at": case.opened_at,
-            "ticket": case.ticket, "new_contact": case.new_contact,
-            "evidence": case.evidence().iter().map(|e| json!({
-                "verification_id": e.verification_id, "method": e.method, "passed_at": e.passed_at,
-            })).collect::<Vec<_>>(),
-        });
-        hex::encode(Sha256::digest(seen.to_string().as_bytes()))
-    }
-
     /// Consumes the case's grant and performs the action through the configured connector
     /// (the built-in directory unless `connector` says otherwise).
     pub async fn execute(&self, caller: &Staff, case_id: &str) -> ApiResult<ExecutionView> {
@@ -2326,6 +2367,7 @@ impl Service {
         Self::ensure_can_work(caller, &stored.case)?;
         let stored = self.sync_before_execution(stored).await?;
         let mut case = stored.case.clone();
+        case.record_participant(caller.subject_id.as_deref())?;
         let now = self.now();
         let who = actor(caller);
         let grant = match case.execute(&caller.id, now) {
@@ -2648,19 +2690,30 @@ impl Service {
             .await?;
         let pin = policy_gate::pin(&policy, now);
         if policy.outcome != Outcome::Allow {
+            self.refuse_approval(
+                caller,
+                &stored.case,
+                role,
+                &pin.reasons.join("; "),
+                Some(&pin),
+            )
+            .await?;
             return Err(policy_refusal(&pin));
         }
         let mut case = stored.case.clone();
-        let digest = Self::case_digest(&case);
+        let digest = case.approval_digest();
         let before = case.state;
-        case.approve(
+        if let Err(e) = case.approve(
             &caller.id,
             caller.subject_id.as_deref(),
             role,
             decision,
-            digest.clone(),
             now,
-        )?;
+        ) {
+            self.refuse_approval(caller, &stored.case, role, &e.to_string(), None)
+                .await?;
+            return Err(e.into());
+        }
         case.record_decision(pin.clone());
         let who = actor(caller);
         let mut audit = vec![self.pinned(
@@ -2714,12 +2767,10 @@ impl Service {
             ));
         }
         let stored = self.load_case(case_id).await?;
+        let subject = self
+            .subject_or(&stored.case.subject_id, StatusCode::NOT_FOUND, "not_found")
+            .await?;
         let mut case = stored.case.clone();
-        if case.agent_id == caller.id
-            || caller.subject_id.as_deref() == Some(case.subject_id.as_str())
-        {
-            return Err(deskgate_core::CaseError::SelfService.into());
-        }
         let now = self.now();
         let resolved = self.bundle().playbooks().resolve(
             case.subject_tier,
@@ -2729,16 +2780,40 @@ impl Service {
         );
         let mut requirements = resolved.requirements.to_core_requirements();
         requirements.contact_freshness_days = case.requirements.contact_freshness_days;
-        case.open_break_glass(requirements, now)?;
-        let digest = Self::case_digest(&case);
-        case.approve(
-            &caller.id,
-            caller.subject_id.as_deref(),
-            ApproverRole::SecurityOfficer,
-            Decision::Confirm,
-            digest.clone(),
-            now,
-        )?;
+        let role = ApproverRole::SecurityOfficer;
+        let opened = case.open_break_glass(requirements, now).and_then(|()| {
+            case.approve(
+                &caller.id,
+                caller.subject_id.as_deref(),
+                role,
+                Decision::Confirm,
+                now,
+            )
+        });
+        if let Err(e) = opened {
+            self.refuse_approval(caller, &stored.case, role, &e.to_string(), None)
+                .await?;
+            return Err(e.into());
+        }
+        // Opening break-glass is an approval like any other: the bundle's guardrails (own
+        // manager, security tier, terminated...) decide on it with the break-glass case.
+        let policy = self
+            .decide_on_case(Stage::Approve, caller, &case, &subject)
+            .await?;
+        let pin = policy_gate::pin(&policy, now);
+        if policy.outcome != Outcome::Allow {
+            self.refuse_approval(
+                caller,
+                &stored.case,
+                role,
+                &pin.reasons.join("; "),
+                Some(&pin),
+            )
+            .await?;
+            return Err(policy_refusal(&pin));
+        }
+        case.record_decision(pin.clone());
+        let digest = case.approval_digest();
         let who = actor(caller);
         let audit = vec![
             self.entry(
@@ -2747,14 +2822,17 @@ impl Service {
                 "break_glass.opened",
                 json!({ "reason": reason, "requirements": case.requirements, "playbook_rows": resolved.rows }),
             ),
-            Self::on_evidence(
-                self.entry(
-                    &who,
-                    Some(&case.id),
-                    "approval.recorded",
-                    json!({ "role": ApproverRole::SecurityOfficer, "decision": Decision::Confirm, "reason": reason, "case_digest": digest }),
+            self.pinned(
+                Self::on_evidence(
+                    self.entry(
+                        &who,
+                        Some(&case.id),
+                        "approval.recorded",
+                        json!({ "role": role, "decision": Decision::Confirm, "reason": reason, "case_digest": digest }),
+                    ),
+                    &case,
                 ),
-                &case,
+                &pin,
             ),
         ];
         self.store
@@ -2778,6 +2856,38 @@ impl Service {
             }
         }
         self.view(&case).await
+    }
+
+    /// Writes `approval.refused`: who tried to approve (or open break-glass on) which case in
+    /// which role, why it was refused, and the deciding policies when the bundle refused it.
+    async fn refuse_approval(
+        &self,
+        caller: &Staff,
+        case: &Case,
+        role: ApproverRole,
+        reason: &str,
+        pin: Option<&PolicyPin>,
+    ) -> ApiResult<()> {
+        let entry = self.entry(
+            &actor(caller),
+            Some(&case.id),
+            "approval.refused",
+            json!({
+                "role": role, "reason": reason,
+                "policy_ids": pin.map(|p| p.policy_ids.clone()).unwrap_or_default(),
+            }),
+        );
+        let entry = match pin {
+            Some(p) => self.pinned(entry, p),
+            None => entry,
+        };
+        self.store
+            .commit(Change {
+                audit: vec![entry],
+                ..Change::default()
+            })
+            .await?;
+        Ok(())
     }
 
     /// Break-glass cases, newest first, for security officers and auditors.
@@ -2826,11 +2936,15 @@ impl Service {
                 cases
                     .iter()
                     .filter(|c| c.agent_id != caller.id)
-                    .filter(|c| caller.subject_id.as_deref() != Some(c.subject_id.as_str()))
-                    .filter(|c| !c.approvals.iter().any(|a| a.approver_id == caller.id))
+                    .filter(|c| {
+                        caller
+                            .subject_id
+                            .as_deref()
+                            .is_some_and(|p| !c.excluded_vouchers().contains(&p))
+                    })
                     .filter(|c| {
                         c.requirements
-                            .missing_approvals(&c.approvals)
+                            .missing_approvals(&c.counted_approvals())
                             .contains(&role)
                     })
                     .map(CaseSummary::from),
@@ -2849,6 +2963,7 @@ impl Service {
         let stored = self.load_case(case_id).await?;
         Self::ensure_can_work(caller, &stored.case)?;
         let mut case = stored.case.clone();
+        case.record_participant(caller.subject_id.as_deref())?;
         let now = self.now();
         case.resume(now)?;
         // The officer now owns the case: the grant, when there is one, names them.

@@ -271,7 +271,14 @@ async fn agent_cannot_open_case_about_themselves_or_their_manager(backend: Backe
         assert_eq!(status, StatusCode::FORBIDDEN, "{subject}");
         assert_eq!(code_of(&body), "self_service_forbidden");
     }
-    assert_eq!(s.snapshot(None, "u-sam").await, before);
+    // Nothing changed but the record of the two refusals (issue #11, finding 11).
+    let after = s.snapshot(None, "u-sam").await;
+    assert_eq!(after.subject, before.subject);
+    assert_eq!(after.outbox_len, before.outbox_len);
+    assert_eq!(
+        s.events_since(before.audit_size).await,
+        ["case.refused", "case.refused"]
+    );
     let (_, list) = s.get("/api/v1/cases", Some(&s.token("morgan.lee"))).await;
     assert_eq!(list["cases"], json!([]));
     s.finish().await;
@@ -361,7 +368,11 @@ async fn unknown_and_terminated_subjects(backend: Backend) {
         assert_eq!(status, status_want, "{subject}");
         assert_eq!(code_of(&body), code_want);
     }
-    assert_eq!(s.snapshot(None, "u-hank").await, before);
+    // An unknown subject is refused before any decision; the terminated one is on the record.
+    let after = s.snapshot(None, "u-hank").await;
+    assert_eq!(after.subject, before.subject);
+    assert_eq!(after.outbox_len, before.outbox_len);
+    assert_eq!(s.events_since(before.audit_size).await, ["case.refused"]);
     s.finish().await;
 }
 

@@ -708,7 +708,14 @@ impl Store for SqlStore {
             .bind(staff.subject_id.as_deref())
             .bind(&doc)
             .execute(p)
-            .await?;
+            .await
+            .map_err(|e| match e.as_database_error() {
+                Some(d) if d.is_unique_violation() => StoreError::Conflict(
+                    "another staff account is already linked to this person (or has this name)"
+                        .to_owned(),
+                ),
+                _ => StoreError::from(e),
+            })?;
         });
         Ok(())
     }

@@ -194,6 +194,7 @@ mod tests {
             executed_at: None,
             decisions: Vec::new(),
             break_glass: false,
+            participants: vec![format!("u-{agent}")],
         }
     }
 

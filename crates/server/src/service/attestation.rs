@@ -337,16 +337,9 @@ impl Service {
         } else {
             ApproverRole::Manager
         };
-        let digest = Self::case_digest(&case);
+        let digest = case.approval_digest();
         let before = case.state;
-        case.attest(
-            &link.verification_id,
-            &link.respondent,
-            role,
-            decision,
-            digest.clone(),
-            now,
-        )?;
+        case.attest(&link.verification_id, &link.respondent, role, decision, now)?;
         let who = Self::respondent_actor(&link, "attestation_link+sms_code");
         let mut audit = vec![Self::on_evidence(
             self.entry(
