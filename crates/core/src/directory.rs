@@ -161,6 +161,16 @@ pub fn authenticator_settled(a: &Authenticator, freshness: Duration, now: DateTi
     now - a.enrolled_at >= freshness
 }
 
+/// A person's legal identity as the organisation holds it (from HR), which identity proofing is
+/// bound to: a document only counts when the vendor matches it to these fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdentityOfRecord {
+    pub given_name: String,
+    pub family_name: String,
+    #[serde(default)]
+    pub birthdate: Option<chrono::NaiveDate>,
+}
+
 /// An identity whose access can be recovered: a person, or a non-human identity with owners.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Subject {
@@ -184,6 +194,9 @@ pub struct Subject {
     /// Set after an executed recovery: until then further high-risk changes escalate.
     #[serde(default)]
     pub probation_until: Option<DateTime<Utc>>,
+    /// The legal identity identity proofing must match; without it the method is not offered.
+    #[serde(default)]
+    pub identity: Option<IdentityOfRecord>,
 }
 
 impl Subject {

@@ -14,8 +14,8 @@ pub use case::{
     PolicyPin,
 };
 pub use directory::{
-    Action, Authenticator, AuthenticatorKind, Contact, ContactKind, Role, Staff, Subject,
-    SubjectStatus, Tier,
+    Action, Authenticator, AuthenticatorKind, Contact, ContactKind, IdentityOfRecord, Role, Staff,
+    Subject, SubjectStatus, Tier,
 };
 pub use evidence::{
     AttemptOutcome, Evidence, IndependenceClass, Method, RespondentCheck, Verification,

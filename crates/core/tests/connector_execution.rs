@@ -32,6 +32,7 @@ fn approved_case(now: DateTime<Utc>) -> Case {
         hired_at: None,
         utc_offset_minutes: None,
         probation_until: None,
+        identity: None,
     };
     let agent = Staff {
         id: "a-1".into(),

@@ -117,6 +117,7 @@ fn subject(tier: Tier) -> Subject {
         hired_at: None,
         utc_offset_minutes: None,
         probation_until: None,
+        identity: None,
     }
 }
 

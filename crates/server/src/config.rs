@@ -78,24 +78,42 @@ impl Default for CodeConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IdvConfig {
-    /// Path segment (`persona`, `standard-webhooks`) -> webhook secret.
+    /// Path segment (`persona`, `standard-webhooks`) -> webhook secret and inquiry API.
     pub vendors: BTreeMap<String, IdvVendor>,
-    /// Where the subject starts an inquiry; `{reference}` is replaced by the case reference the
-    /// vendor must send back.
-    pub inquiry_url: String,
+    /// The identity fields a document must match for a result to count. Both names are
+    /// required; `birthdate` is expected when the subject record has one.
+    pub match_fields: Vec<crate::idv::IdentityField>,
     /// How long a pending identity verification waits for the vendor.
     pub ttl_minutes: i64,
 }
 
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IdvVendor {
+    /// The webhook secret.
     pub secret: String,
+    /// The vendor's API: Persona's `https://withpersona.com/api/v1`, or for the generic vendor
+    /// the URL inquiries are created at. Deskgate creates each inquiry there with the subject's
+    /// expected identity; a vendor without it cannot start identity proofing. Plain `http` only
+    /// for loopback addresses.
+    #[serde(default)]
+    pub api_url: Option<String>,
+    /// Bearer key for `api_url`.
+    #[serde(default)]
+    pub api_key: Option<String>,
+    /// Persona: the inquiry template (`itmpl_...`) to create inquiries from.
+    #[serde(default)]
+    pub inquiry_template_id: Option<String>,
 }
 
 impl std::fmt::Debug for IdvVendor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("IdvVendor { secret: <redacted> }")
+        f.debug_struct("IdvVendor")
+            .field("secret", &"<redacted>")
+            .field("api_url", &self.api_url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("inquiry_template_id", &self.inquiry_template_id)
+            .finish()
     }
 }
 
@@ -103,7 +121,7 @@ impl Default for IdvConfig {
     fn default() -> Self {
         Self {
             vendors: BTreeMap::new(),
-            inquiry_url: "https://idv.example/inquiries/new?reference-id={reference}".to_owned(),
+            match_fields: crate::idv::default_match_fields(),
             ttl_minutes: 24 * 60,
         }
     }

@@ -42,7 +42,7 @@ enum Plan {
         value: String,
     },
     RotateServiceCredential {
-        owner: Subject,
+        owner: Box<Subject>,
     },
     /// Factors are Deskgate's: the built-in directory's result, computed up front (it is pure).
     Factors(Box<directory::Execution>),
@@ -203,7 +203,9 @@ impl Service {
                 .ok_or_else(|| {
                     refused("the subject has no trusted contact of record to receive a service credential")
                 })?;
-                Plan::RotateServiceCredential { owner }
+                Plan::RotateServiceCredential {
+                    owner: Box::new(owner),
+                }
             }
             Action::MfaReset | Action::FactorRebind => {
                 let tap_ttl = Duration::minutes(case.requirements.tap_minutes);

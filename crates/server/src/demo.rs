@@ -4,7 +4,8 @@
 
 use chrono::{DateTime, Duration, Utc};
 use deskgate_core::{
-    Authenticator, AuthenticatorKind, Contact, ContactKind, Role, Staff, Subject, SubjectStatus,
+    Authenticator, AuthenticatorKind, Contact, ContactKind, IdentityOfRecord, Role, Staff, Subject,
+    SubjectStatus,
 };
 use deskgate_store::{Change, NewAuditEntry, system_actor};
 use serde::Serialize;
@@ -331,6 +332,16 @@ fn subject_of(service: &Service, p: &Person, now: DateTime<Utc>) -> Subject {
         // No time zone: the off-hours signal would make the demo behave differently by the hour.
         utc_offset_minutes: None,
         probation_until: None,
+        // HR's record of the person's legal name, which identity proofing must match.
+        identity: p
+            .name
+            .split_once(' ')
+            .filter(|_| !p.id.starts_with("svc-"))
+            .map(|(given, family)| IdentityOfRecord {
+                given_name: given.to_owned(),
+                family_name: family.to_owned(),
+                birthdate: None,
+            }),
     }
 }
 

@@ -73,6 +73,7 @@ pub fn merge(stored: Option<&Subject>, entry: &DirectoryEntry, now: DateTime<Utc
         hired_at: None,
         utc_offset_minutes: None,
         probation_until: None,
+        identity: None,
     });
     let mut changes = serde_json::Map::new();
     let mut note = |field: &str, from: Value, to: Value| {
@@ -387,6 +388,7 @@ mod tests {
             hired_at: Some(long_ago),
             utc_offset_minutes: Some(60),
             probation_until: Some(now() + Duration::hours(3)),
+            identity: None,
         }
     }
 

@@ -27,12 +27,23 @@
 //!     "inquiry_id": "inq_123",
 //!     "reference_id": "the Deskgate reference the inquiry was created with",
 //!     "status": "approved | declined | needs_review | pending",
-//!     "checks": { "document": true, "selfie": true, "liveness": true }
+//!     "checks": { "document": true, "selfie": true, "liveness": true },
+//!     "matches": { "name_first": true, "name_last": true, "birthdate": true }
 //!   }
 //! }
 //! ```
 //! Other `type` values are authenticated but carry no result. A missing check counts as not
 //! passed, and an unknown status is kept as [`IdvStatus::Other`].
+//!
+//! ## Binding to the subject
+//! A genuine document proves nothing about the subject unless it is theirs: an attacker holding
+//! only the mailbox could finish an inquiry with their own passport. So the inquiry is created
+//! with the subject's [`ExpectedIdentity`] and a result counts only when the vendor reports a
+//! match on every expected field ([`IdvResult::unmatched_fields`]): the `matches` booleans of the
+//! generic payload (a missing one is no match), or for Persona its Inquiry comparison check
+//! (`id_inquiry_comparison`, which compares the document with the fields the inquiry was created
+//! with) passed on every passed government-ID verification, and the name and birthdate Persona
+//! extracted from the document equal the expected values.
 
 use std::fmt;
 
@@ -40,8 +51,12 @@ use axum::http::HeaderMap;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use deskgate_core::IdentityOfRecord;
 use hmac::{Hmac, Mac};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use subtle::{Choice, ConstantTimeEq};
 
@@ -136,6 +151,151 @@ pub struct IdvChecks {
     pub liveness: bool,
 }
 
+/// A field of the identity of record that a document must match.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum IdentityField {
+    NameFirst,
+    NameLast,
+    Birthdate,
+}
+
+impl IdentityField {
+    /// The configuration, audit and generic-payload name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NameFirst => "name_first",
+            Self::NameLast => "name_last",
+            Self::Birthdate => "birthdate",
+        }
+    }
+
+    /// Persona's inquiry field and verification attribute name.
+    pub fn persona_name(self) -> &'static str {
+        match self {
+            Self::NameFirst => "name-first",
+            Self::NameLast => "name-last",
+            Self::Birthdate => "birthdate",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<Self> {
+        [Self::NameFirst, Self::NameLast, Self::Birthdate]
+            .into_iter()
+            .find(|f| f.as_str() == name)
+    }
+}
+
+/// The fields a result must match: by default first name, last name, and the birthdate when
+/// the subject record has one.
+pub fn default_match_fields() -> Vec<IdentityField> {
+    vec![
+        IdentityField::NameFirst,
+        IdentityField::NameLast,
+        IdentityField::Birthdate,
+    ]
+}
+
+/// Why no inquiry can be bound to a subject.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BindingError {
+    #[error("idv.match_fields must name at least name_first and name_last")]
+    NamesNotConfigured,
+    #[error("the subject record has no legal name to match a document against")]
+    NoIdentityOfRecord,
+}
+
+/// What the vendor is told to expect when the inquiry is created, and what its result must
+/// match: the configured fields the subject record holds, in a fixed order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExpectedIdentity {
+    fields: Vec<(IdentityField, String)>,
+}
+
+impl ExpectedIdentity {
+    /// The configured fields of `identity`. Both names are required (configured and present);
+    /// a configured birthdate is expected when the record has one.
+    pub fn of(
+        identity: Option<&IdentityOfRecord>,
+        configured: &[IdentityField],
+    ) -> Result<Self, BindingError> {
+        if !configured.contains(&IdentityField::NameFirst)
+            || !configured.contains(&IdentityField::NameLast)
+        {
+            return Err(BindingError::NamesNotConfigured);
+        }
+        let identity = identity.ok_or(BindingError::NoIdentityOfRecord)?;
+        if normalise_name(&identity.given_name).is_empty()
+            || normalise_name(&identity.family_name).is_empty()
+        {
+            return Err(BindingError::NoIdentityOfRecord);
+        }
+        let mut fields = Vec::new();
+        for field in default_match_fields() {
+            if !configured.contains(&field) {
+                continue;
+            }
+            let value = match field {
+                IdentityField::NameFirst => Some(identity.given_name.trim().to_owned()),
+                IdentityField::NameLast => Some(identity.family_name.trim().to_owned()),
+                IdentityField::Birthdate => {
+                    identity.birthdate.map(|d| d.format("%Y-%m-%d").to_string())
+                }
+            };
+            if let Some(value) = value {
+                fields.push((field, value));
+            }
+        }
+        Ok(Self { fields })
+    }
+
+    /// The expected fields and values (birthdates as `YYYY-MM-DD`).
+    pub fn fields(&self) -> &[(IdentityField, String)] {
+        &self.fields
+    }
+
+    /// The names of the expected fields, for the audit trail (never the values).
+    pub fn field_names(&self) -> Vec<&'static str> {
+        self.fields.iter().map(|(f, _)| f.as_str()).collect()
+    }
+}
+
+/// Case, accents of composition and runs of white space do not make two names differ; anything
+/// else does.
+fn normalise_name(name: &str) -> String {
+    name.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
+}
+
+fn same_value(field: IdentityField, reported: &str, expected: &str) -> bool {
+    match field {
+        IdentityField::Birthdate => {
+            let date = |text: &str| NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").ok();
+            matches!((date(reported), date(expected)), (Some(a), Some(b)) if a == b)
+        }
+        IdentityField::NameFirst | IdentityField::NameLast => {
+            let (a, b) = (normalise_name(reported), normalise_name(expected));
+            !a.is_empty() && a == b
+        }
+    }
+}
+
+/// What the vendor said about the document's identity.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IdentityReport {
+    /// Standard Webhooks: the vendor's per-field `matches`.
+    pub matches: BTreeMap<IdentityField, bool>,
+    /// Persona: the values extracted from the document (a field two passed documents disagree
+    /// on is left out).
+    pub extracted: BTreeMap<IdentityField, String>,
+    /// Persona: the Inquiry comparison check passed on every passed government-ID verification.
+    pub comparison_passed: bool,
+}
+
 /// A vendor's result for one inquiry, in Deskgate's terms.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IdvResult {
@@ -147,6 +307,7 @@ pub struct IdvResult {
     pub reference_id: Option<String>,
     pub status: IdvStatus,
     pub checks: IdvChecks,
+    pub identity: IdentityReport,
 }
 
 impl IdvResult {
@@ -158,6 +319,35 @@ impl IdvResult {
             && self.checks.document
             && self.checks.selfie
             && self.checks.liveness
+    }
+
+    /// The expected fields the vendor did not report as matching the document. Empty only when
+    /// every field matched; with nothing expected, every name field is reported unmatched so
+    /// that an unbound result can never count.
+    pub fn unmatched_fields(&self, expected: &ExpectedIdentity) -> Vec<IdentityField> {
+        if expected.fields.is_empty() {
+            return vec![IdentityField::NameFirst, IdentityField::NameLast];
+        }
+        expected
+            .fields
+            .iter()
+            .filter(|(field, value)| !self.field_matches(*field, value))
+            .map(|(field, _)| *field)
+            .collect()
+    }
+
+    fn field_matches(&self, field: IdentityField, expected: &str) -> bool {
+        match self.vendor {
+            Vendor::StandardWebhooks => self.identity.matches.get(&field) == Some(&true),
+            Vendor::Persona => {
+                self.identity.comparison_passed
+                    && self
+                        .identity
+                        .extracted
+                        .get(&field)
+                        .is_some_and(|reported| same_value(field, reported, expected))
+            }
+        }
     }
 }
 
@@ -456,6 +646,10 @@ struct StandardResult {
     status: String,
     #[serde(default)]
     checks: StandardChecks,
+    /// Per identity field, whether the document matched the expected value; unknown names are
+    /// ignored.
+    #[serde(default)]
+    matches: BTreeMap<String, bool>,
 }
 
 #[derive(Default, Deserialize)]
@@ -490,6 +684,14 @@ fn parse_standard(body: &[u8]) -> Result<(String, Option<IdvResult>), IdvError> 
             document: data.checks.document,
             selfie: data.checks.selfie,
             liveness: data.checks.liveness,
+        },
+        identity: IdentityReport {
+            matches: data
+                .matches
+                .iter()
+                .filter_map(|(name, matched)| IdentityField::from_name(name).map(|f| (f, *matched)))
+                .collect(),
+            ..IdentityReport::default()
         },
     };
     Ok((envelope.event_type, Some(result)))
@@ -572,6 +774,13 @@ struct PersonaVerificationAttributes {
     status: String,
     #[serde(default)]
     checks: Vec<PersonaCheck>,
+    /// What a government-ID verification extracted from the document.
+    #[serde(rename = "name-first", default)]
+    name_first: Option<String>,
+    #[serde(rename = "name-last", default)]
+    name_last: Option<String>,
+    #[serde(default)]
+    birthdate: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -581,6 +790,8 @@ struct PersonaCheck {
 }
 
 const PERSONA_PASSED: &str = "passed";
+/// Persona's government-ID check comparing the document with the inquiry's fields.
+const PERSONA_INQUIRY_COMPARISON: &str = "id_inquiry_comparison";
 
 fn parse_persona(body: &[u8]) -> Result<(String, String, Option<IdvResult>), IdvError> {
     let event: PersonaEvent = serde_json::from_slice(body).map_err(|e| body_error(&e))?;
@@ -604,6 +815,7 @@ fn parse_persona(body: &[u8]) -> Result<(String, String, Option<IdvResult>), Idv
         .map(|link| link.id.as_str())
         .collect();
     let mut checks = IdvChecks::default();
+    let mut documents: Vec<(bool, BTreeMap<IdentityField, String>)> = Vec::new();
     for resource in &payload.included {
         // Only the inquiry's own verifications count (resources it does not link are not read,
         // whatever their shape), and only those that passed: an inquiry may hold failed
@@ -621,7 +833,22 @@ fn parse_persona(body: &[u8]) -> Result<(String, String, Option<IdvResult>), Idv
             continue;
         }
         match verification.kind.as_str() {
-            "verification/government-id" => checks.document = true,
+            "verification/government-id" => {
+                checks.document = true;
+                let attributes = &verification.attributes;
+                let compared = attributes.checks.iter().any(|check| {
+                    check.name == PERSONA_INQUIRY_COMPARISON && check.status == PERSONA_PASSED
+                });
+                let extracted = [
+                    (IdentityField::NameFirst, &attributes.name_first),
+                    (IdentityField::NameLast, &attributes.name_last),
+                    (IdentityField::Birthdate, &attributes.birthdate),
+                ]
+                .into_iter()
+                .filter_map(|(field, value)| value.clone().map(|v| (field, v)))
+                .collect();
+                documents.push((compared, extracted));
+            }
             "verification/selfie" => {
                 checks.selfie = true;
                 checks.liveness |= verification.attributes.checks.iter().any(|check| {
@@ -640,12 +867,31 @@ fn parse_persona(body: &[u8]) -> Result<(String, String, Option<IdvResult>), Idv
         "created" | "pending" | "completed" => IdvStatus::Pending,
         _ => IdvStatus::Other(inquiry.attributes.status),
     };
+    // Every passed document must have passed the comparison and agree on each field: an
+    // inquiry cannot count one person's document beside another's.
+    let comparison_passed = !documents.is_empty() && documents.iter().all(|(passed, _)| *passed);
+    let mut extracted = documents
+        .first()
+        .map(|(_, fields)| fields.clone())
+        .unwrap_or_default();
+    extracted.retain(|field, value| {
+        documents.iter().all(|(_, other)| {
+            other
+                .get(field)
+                .is_some_and(|v| same_value(*field, v, value))
+        })
+    });
     let result = IdvResult {
         vendor: Vendor::Persona,
         inquiry_id: inquiry.id,
         reference_id: inquiry.attributes.reference_id,
         status,
         checks,
+        identity: IdentityReport {
+            extracted,
+            comparison_passed,
+            ..IdentityReport::default()
+        },
     };
     Ok((id, attributes.name, Some(result)))
 }
@@ -733,8 +979,10 @@ mod tests {
               "included":[
                 {{"type":"template","id":"blu_1","attributes":{{"name":"Acme #1"}}}},
                 {{"type":"verification/government-id","id":"ver_gov",
-                  "attributes":{{"status":"passed","checks":[
-                    {{"name":"id_barcode_detection","status":"passed","reasons":[],"metadata":{{}}}}]}}}},
+                  "attributes":{{"status":"passed","name-first":"Jane","name-middle":null,
+                    "name-last":"Doe","birthdate":"1957-05-29","checks":[
+                    {{"name":"id_barcode_detection","status":"passed","reasons":[],"metadata":{{}}}},
+                    {{"name":"id_inquiry_comparison","status":"passed","reasons":[],"requirement":"required","metadata":{{}}}}]}}}},
                 {{"type":"verification/selfie","id":"ver_selfie",
                   "attributes":{{"status":"passed","checks":[
                     {{"name":"selfie_pose_detection","status":"passed","reasons":[],"metadata":{{}}}},
@@ -1010,6 +1258,15 @@ mod tests {
                     selfie: true,
                     liveness: true,
                 },
+                identity: IdentityReport {
+                    extracted: BTreeMap::from([
+                        (IdentityField::NameFirst, "Jane".to_owned()),
+                        (IdentityField::NameLast, "Doe".to_owned()),
+                        (IdentityField::Birthdate, "1957-05-29".to_owned()),
+                    ]),
+                    comparison_passed: true,
+                    ..IdentityReport::default()
+                },
             }
         );
         assert!(result.counts_as_government_id());
@@ -1204,6 +1461,7 @@ mod tests {
                     reference_id: Some("case".to_owned()),
                     status: status.clone(),
                     checks,
+                    identity: IdentityReport::default(),
                 };
                 let expected = status == IdvStatus::Approved && bits == 7;
                 assert_eq!(
@@ -1213,6 +1471,130 @@ mod tests {
                 );
             }
         }
+    }
+
+    fn jane(birthdate: Option<&str>) -> IdentityOfRecord {
+        IdentityOfRecord {
+            given_name: "Jane".to_owned(),
+            family_name: "Doe".to_owned(),
+            birthdate: birthdate.map(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap()),
+        }
+    }
+
+    fn persona_result(body: &str) -> IdvResult {
+        persona_verifier()
+            .verify(&signed_persona(NOW, body), body.as_bytes(), now())
+            .unwrap()
+            .result
+            .unwrap()
+    }
+
+    #[test]
+    fn expected_identity_needs_both_names_and_takes_the_birthdate_when_known() {
+        let all = default_match_fields();
+        let expected = ExpectedIdentity::of(Some(&jane(Some("1957-05-29"))), &all).unwrap();
+        assert_eq!(
+            expected.field_names(),
+            ["name_first", "name_last", "birthdate"]
+        );
+        let expected = ExpectedIdentity::of(Some(&jane(None)), &all).unwrap();
+        assert_eq!(expected.field_names(), ["name_first", "name_last"]);
+        assert_eq!(
+            ExpectedIdentity::of(None, &all),
+            Err(BindingError::NoIdentityOfRecord)
+        );
+        assert_eq!(
+            ExpectedIdentity::of(Some(&jane(None)), &[IdentityField::NameLast]),
+            Err(BindingError::NamesNotConfigured)
+        );
+    }
+
+    #[test]
+    fn persona_document_of_the_subject_matches_every_field() {
+        let result = persona_result(&persona_body("approved", "passed"));
+        let expected =
+            ExpectedIdentity::of(Some(&jane(Some("1957-05-29"))), &default_match_fields()).unwrap();
+        assert_eq!(result.unmatched_fields(&expected), []);
+    }
+
+    #[test]
+    fn persona_document_of_someone_else_does_not_match() {
+        let body = persona_body("approved", "passed").replace(r#""Doe""#, r#""Mallory""#);
+        let result = persona_result(&body);
+        let expected = ExpectedIdentity::of(Some(&jane(None)), &default_match_fields()).unwrap();
+        assert_eq!(
+            result.unmatched_fields(&expected),
+            [IdentityField::NameLast]
+        );
+        let wrong_birthdate =
+            persona_result(&persona_body("approved", "passed").replace("1957-05-29", "1990-01-01"));
+        let expected =
+            ExpectedIdentity::of(Some(&jane(Some("1957-05-29"))), &default_match_fields()).unwrap();
+        assert_eq!(
+            wrong_birthdate.unmatched_fields(&expected),
+            [IdentityField::Birthdate]
+        );
+    }
+
+    #[test]
+    fn persona_without_a_passed_inquiry_comparison_matches_nothing() {
+        let expected = ExpectedIdentity::of(Some(&jane(None)), &default_match_fields()).unwrap();
+        for status in ["failed", "not_applicable"] {
+            let body = persona_body("approved", "passed").replace(
+                r#""name":"id_inquiry_comparison","status":"passed""#,
+                &format!(r#""name":"id_inquiry_comparison","status":"{status}""#),
+            );
+            assert_eq!(
+                persona_result(&body).unmatched_fields(&expected),
+                [IdentityField::NameFirst, IdentityField::NameLast]
+            );
+        }
+        let without_names = persona_body("approved", "passed")
+            .replace(r#""name-first":"Jane","#, "")
+            .replace(r#""name-last":"Doe","#, "");
+        assert_eq!(
+            persona_result(&without_names).unmatched_fields(&expected),
+            [IdentityField::NameFirst, IdentityField::NameLast]
+        );
+    }
+
+    #[test]
+    fn standard_result_counts_only_reported_matches() {
+        let expected =
+            ExpectedIdentity::of(Some(&jane(Some("1957-05-29"))), &default_match_fields()).unwrap();
+        let with = |matches: &str| {
+            let body = STANDARD_BODY.replace(
+                r#""liveness":true}"#,
+                &format!(r#""liveness":true}},"matches":{matches}"#),
+            );
+            standard_verifier()
+                .verify(&signed_standard(NOW, &body), body.as_bytes(), now())
+                .unwrap()
+                .result
+                .unwrap()
+        };
+        let all = with(r#"{"name_first":true,"name_last":true,"birthdate":true}"#);
+        assert_eq!(all.unmatched_fields(&expected), []);
+        let missing = with(r#"{"name_first":true,"name_last":true}"#);
+        assert_eq!(
+            missing.unmatched_fields(&expected),
+            [IdentityField::Birthdate]
+        );
+        let mismatch = with(r#"{"name_first":false,"name_last":true,"birthdate":true}"#);
+        assert_eq!(
+            mismatch.unmatched_fields(&expected),
+            [IdentityField::NameFirst]
+        );
+        let no_report = standard_verifier()
+            .verify(
+                &signed_standard(NOW, STANDARD_BODY),
+                STANDARD_BODY.as_bytes(),
+                now(),
+            )
+            .unwrap()
+            .result
+            .unwrap();
+        assert_eq!(no_report.unmatched_fields(&expected).len(), 3);
     }
 
     #[test]

@@ -553,7 +553,12 @@ impl Service {
                 }
                 (Method::Push, _) => settled(AuthenticatorKind::Push),
                 (Method::IdProofing, _) => {
-                    !self.config.idv.vendors.is_empty()
+                    crate::idv_inquiry::creating_vendor(&self.config.idv.vendors).is_some()
+                        && crate::idv::ExpectedIdentity::of(
+                            subject.identity.as_ref(),
+                            &self.config.idv.match_fields,
+                        )
+                        .is_ok()
                         && trusted_contact(subject, ContactKind::Email, fresh, now).is_some()
                 }
                 (_, Some(kind)) => trusted_contact(subject, kind, fresh, now).is_some(),
@@ -1511,8 +1516,9 @@ impl Service {
         Ok((vid, self.view(&case).await?))
     }
 
-    /// Sends the subject (at the email of record) a link to the identity-verification vendor; the
-    /// vendor's signed webhook completes the verification later.
+    /// Creates an inquiry at the identity-verification vendor, bound to the subject's identity of
+    /// record, and sends the subject (at the email of record) the vendor's link; the vendor's
+    /// signed webhook completes the verification later, for this inquiry only.
     async fn start_id_proofing(
         &self,
         caller: &Staff,
@@ -1522,13 +1528,25 @@ impl Service {
     ) -> ApiResult<(String, CaseView)> {
         let now = self.now();
         let mut case = stored.case.clone();
-        if self.config.idv.vendors.is_empty() {
-            return Err(ApiError::new(
+        let (vendor, vendor_config) =
+            crate::idv_inquiry::creating_vendor(&self.config.idv.vendors).ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "method_not_available",
+                    "no identity-verification vendor is configured to create inquiries (api_url, api_key)",
+                )
+            })?;
+        let expected = crate::idv::ExpectedIdentity::of(
+            subject.identity.as_ref(),
+            &self.config.idv.match_fields,
+        )
+        .map_err(|e| {
+            ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "method_not_available",
-                "no identity-verification vendor is configured",
-            ));
-        }
+                "no_identity_of_record",
+                format!("identity proofing cannot be bound to this subject: {e}"),
+            )
+        })?;
         let fresh = case.requirements.freshness();
         let email = trusted_contact(&subject, ContactKind::Email, fresh, now).ok_or_else(|| {
             ApiError::new(
@@ -1538,11 +1556,16 @@ impl Service {
             )
         })?;
         let reference = format!("{}/{vid}", case.id);
-        let url = self
-            .config
-            .idv
-            .inquiry_url
-            .replace("{reference}", &reference);
+        let inquiry = crate::idv_inquiry::create(vendor, vendor_config, &reference, &expected)
+            .await
+            .map_err(|e| {
+                tracing::warn!(vendor = vendor.as_str(), error = %e, "inquiry not created");
+                ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "idv_unavailable",
+                    "the identity-verification vendor did not create the inquiry; nothing was recorded, try again",
+                )
+            })?;
         let v = Verification {
             id: vid.clone(),
             method: Method::IdProofing,
@@ -1550,7 +1573,8 @@ impl Service {
             destination: Some(email.masked()),
             respondent: subject.id.clone(),
             contact_changed_at: None,
-            secret_hash: None,
+            // Only a result for this inquiry can complete the verification.
+            secret_hash: Some(self.codes.hash(&vid, &inquiry.inquiry_id)),
             attempts: 0,
             max_attempts: 1,
             started_at: now,
@@ -1559,6 +1583,7 @@ impl Service {
             respondent_check: None,
         };
         case.start_verification(v, now)?;
+        let url = inquiry.link;
         let message = Message {
             to: email.value.clone(),
             channel: "email".to_owned(),
@@ -1583,7 +1608,10 @@ impl Service {
             &case,
             &vid,
             Method::IdProofing,
-            json!({ "destination": email.masked() }),
+            json!({
+                "destination": email.masked(), "vendor": vendor.as_str(),
+                "inquiry_id": inquiry.inquiry_id, "match_fields": expected.field_names(),
+            }),
         );
         self.store
             .commit(updating(&case, stored.version, vec![started]))
@@ -1845,7 +1873,9 @@ impl Service {
     }
 
     /// An identity-verification vendor's signed result. Only an approved inquiry with document,
-    /// selfie and liveness checks counts as `government_id`; a delivery is processed once.
+    /// selfie and liveness checks, for the inquiry Deskgate created, whose document the vendor
+    /// matched to the subject's identity of record, counts as `government_id`; a delivery is
+    /// processed once.
     pub async fn idv_webhook(
         &self,
         vendor: &str,
@@ -1914,18 +1944,47 @@ impl Service {
             .ok_or_else(|| ApiError::not_found("verification for this inquiry"))?;
         let stored = self.load_case(case_id).await?;
         let mut case = stored.case.clone();
-        match case.verification(vid) {
-            Some(v) if v.method == Method::IdProofing => {}
+        // The verification is bound to the inquiry Deskgate created: a result for any other
+        // inquiry naming the same reference matches nothing.
+        let respondent = match case.verification(vid) {
+            Some(v)
+                if v.method == Method::IdProofing
+                    && v.secret_hash
+                        .as_deref()
+                        .is_some_and(|hash| self.codes.matches(vid, &result.inquiry_id, hash)) =>
+            {
+                v.respondent.clone()
+            }
             _ => return Err(ApiError::not_found("verification for this inquiry")),
-        }
+        };
+        let subject = self
+            .subject_or(&respondent, StatusCode::NOT_FOUND, "not_found")
+            .await?;
+        // Without an identity of record nothing can match: the result fails closed.
+        let unmatched: Vec<&'static str> = match crate::idv::ExpectedIdentity::of(
+            subject.identity.as_ref(),
+            &self.config.idv.match_fields,
+        ) {
+            Ok(expected) => result
+                .unmatched_fields(&expected)
+                .into_iter()
+                .map(crate::idv::IdentityField::as_str)
+                .collect(),
+            Err(_) => vec!["identity_of_record"],
+        };
+        let identity_matched = unmatched.is_empty();
         let details = json!({
             "verification_id": vid, "inquiry_id": result.inquiry_id,
             "status": format!("{:?}", result.status).to_lowercase(),
             "checks": { "document": result.checks.document, "selfie": result.checks.selfie, "liveness": result.checks.liveness },
+            "identity_matched": identity_matched, "unmatched_fields": unmatched,
         });
         let final_answer = matches!(result.status, IdvStatus::Approved | IdvStatus::Declined);
+        // An approved document that is not the subject's is an attempt to take the account
+        // over with someone else's identity: it fails and the security team hears of it.
+        let mismatch = result.status == IdvStatus::Approved && !identity_matched;
         let before = case.state;
-        let counted = result.counts_as_government_id();
+        let counted = result.counts_as_government_id() && identity_matched;
         let event = if !final_answer {
             "idv.pending"
         } else {
@@ -1941,6 +2000,18 @@ impl Service {
             entry = Self::on_evidence(entry, &case);
         }
         let mut audit = vec![entry];
+        if mismatch {
+            audit.push(self.entry(
+                &who,
+                Some(&case.id),
+                "security.idv_identity_mismatch",
+                json!({
+                    "verification_id": vid, "subject_id": subject.id,
+                    "unmatched_fields": unmatched,
+                    "alerted": self.config.security_contacts.len(),
+                }),
+            ));
+        }
         audit.extend(self.approval_entries(&who, before, &case));
         self.store
             .commit(Change {
@@ -1954,7 +2025,34 @@ impl Service {
             })
             .await
             .map_err(replay_error)?;
-        Ok(json!({ "accepted": true, "counted": counted, "case_state": case.state }))
+        if mismatch {
+            for to in &self.config.security_contacts {
+                let alert = Message {
+                    to: to.clone(),
+                    channel: "email".to_owned(),
+                    kind: "idv_mismatch_alert".to_owned(),
+                    subject_id: subject.id.clone(),
+                    case_id: Some(case.id.clone()),
+                    body: format!(
+                        "Identity proofing in case {} ({} for {}) was completed with a document that \
+                         does not match the subject's identity of record ({}). The verification \
+                         failed; treat the request as a takeover attempt.",
+                        case.id,
+                        case.action,
+                        subject.id,
+                        unmatched.join(", ")
+                    ),
+                    secret: None,
+                };
+                if let Err(e) = self.delivery.send(&alert).await {
+                    tracing::error!(error = %e, "identity mismatch alert not delivered");
+                }
+            }
+        }
+        Ok(json!({
+            "accepted": true, "counted": counted, "identity_matched": identity_matched,
+            "case_state": case.state,
+        }))
     }
 
     /// Checks a code read back by the caller.

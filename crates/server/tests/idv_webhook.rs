@@ -4,11 +4,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+#[path = "support/idv_vendor.rs"]
+mod idv_vendor;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use common::{Backend, TestServer};
-use deskgate_server::config::IdvVendor;
 use hmac::{Hmac, Mac};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -16,16 +17,9 @@ use sha2::Sha256;
 
 const KEY: [u8; 24] = *b"deskgate-test-idv-secret";
 
-async fn server(backend: Backend) -> TestServer {
-    TestServer::start_with(backend, |c| {
-        c.idv.vendors.insert(
-            "standard-webhooks".to_owned(),
-            IdvVendor {
-                secret: format!("whsec_{}", STANDARD.encode(KEY)),
-            },
-        );
-    })
-    .await
+/// A server whose generic vendor creates inquiries at `vendor`.
+async fn server(backend: Backend, vendor: &idv_vendor::Vendor) -> TestServer {
+    TestServer::start_with(backend, |c| vendor.configure(c, false, true)).await
 }
 
 /// Posts a Standard Webhooks delivery signed with `key`, timestamped `age` seconds ago.
@@ -56,19 +50,21 @@ async fn deliver(
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
-fn result(reference: &str, status: &str, liveness: bool) -> Value {
+fn result(inquiry: &str, reference: &str, status: &str, liveness: bool) -> Value {
     json!({
         "type": "idv.result",
         "timestamp": "2026-11-26T10:00:00Z",
         "data": {
-            "inquiry_id": "inq_1", "reference_id": reference, "status": status,
+            "inquiry_id": inquiry, "reference_id": reference, "status": status,
             "checks": {"document": true, "selfie": true, "liveness": liveness},
+            "matches": {"name_first": true, "name_last": true},
         },
     })
 }
 
 async fn approved_id_proofing_counts_once(backend: Backend) {
-    let s = server(backend).await;
+    let vendor = idv_vendor::Vendor::start().await;
+    let s = server(backend, &vendor).await;
     let case = s.open_case("sam.rivera", "u-alice", "mfa_reset").await;
     let id = case["id"].as_str().unwrap();
     let (vid, code) = s.send_code("sam.rivera", id, "sms_code").await;
@@ -80,11 +76,13 @@ async fn approved_id_proofing_counts_once(backend: Backend) {
     let link = s.last_message("idv_link");
     assert_eq!(link["to"], "alice.jensen@example.org");
     let reference = format!("{id}/{pid}");
-    assert!(link["link"].as_str().unwrap().contains(&reference));
+    let created = vendor.last();
+    assert_eq!(created.body["reference_id"], reference);
+    assert_eq!(link["link"], created.link);
 
     // Forged, stale and pending deliveries change nothing.
     let before = s.snapshot(Some(id), "u-alice").await;
-    let approved = result(&reference, "approved", true);
+    let approved = result(&created.inquiry_id, &reference, "approved", true);
     let (status, _) = deliver(&s, "msg_forged", &approved, b"not-the-secret-at-all-000", 0).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let (status, body) = deliver(&s, "msg_stale", &approved, &KEY, 301).await;
@@ -116,14 +114,20 @@ async fn approved_id_proofing_counts_once(backend: Backend) {
 }
 
 async fn approval_without_liveness_does_not_count(backend: Backend) {
-    let s = server(backend).await;
+    let vendor = idv_vendor::Vendor::start().await;
+    let s = server(backend, &vendor).await;
     let case = s.open_case("sam.rivera", "u-dave", "mfa_reset").await;
     let id = case["id"].as_str().unwrap();
     let (pid, _) = s.start_method("sam.rivera", id, "id_proofing").await;
     let (status, body) = deliver(
         &s,
         "msg_2",
-        &result(&format!("{id}/{pid}"), "approved", false),
+        &result(
+            &vendor.last().inquiry_id,
+            &format!("{id}/{pid}"),
+            "approved",
+            false,
+        ),
         &KEY,
         0,
     )
@@ -139,7 +143,7 @@ async fn approval_without_liveness_does_not_count(backend: Backend) {
     let (status, _) = deliver(
         &s,
         "msg_3",
-        &result("c-nope/v-nope", "approved", true),
+        &result("inq_1", "c-nope/v-nope", "approved", true),
         &KEY,
         0,
     )
