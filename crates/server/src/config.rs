@@ -32,7 +32,10 @@ pub struct Config {
     pub api_token_days: i64,
     /// Where security alerts go ("this was not me", break-glass).
     pub security_contacts: Vec<String>,
-    /// Offer one-click console sign-in as any staff member. Only `deskgate demo` sets it.
+    /// Offer one-click console sign-in as any staff member. Only `deskgate demo` sets it, in
+    /// code: it is no configuration key, so no file or `DESKGATE_*` variable can turn it on
+    /// under `deskgate serve` (a file naming it is refused as an unknown key).
+    #[serde(skip)]
     pub demo_sign_in: bool,
     /// Identity-verification vendors whose signed webhooks count as `government_id`.
     pub idv: IdvConfig,
@@ -48,6 +51,36 @@ pub struct Config {
     pub connectors: crate::connector_setup::ConnectorsConfig,
     /// Console sign-in for staff through an OpenID Connect provider.
     pub oidc: Option<crate::sso::OidcConfig>,
+    /// Limits on the public sign-in routes, per client address.
+    pub sign_in: SignInLimits,
+}
+
+/// The `[sign_in]` table: how much one client address may ask of the public console sign-in
+/// routes (token, passkey and single sign-on), and how its refusals are audited.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SignInLimits {
+    /// Requests one address may make at once before it must wait.
+    pub burst: u32,
+    /// Requests one address regains per minute.
+    pub per_minute: u32,
+    /// Refusals are audited one by one up to a few per address in this window, then counted
+    /// into one `staff.sign_in_failures` entry per address and window.
+    pub failure_window_seconds: u64,
+    /// Reverse proxies whose `X-Forwarded-For` names the client. Empty: the peer address is the
+    /// client, and a header is never believed.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+}
+
+impl Default for SignInLimits {
+    fn default() -> Self {
+        Self {
+            burst: 20,
+            per_minute: 10,
+            failure_window_seconds: 300,
+            trusted_proxies: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -149,6 +182,7 @@ impl Default for Config {
             connector: Default::default(),
             connectors: Default::default(),
             oidc: None,
+            sign_in: SignInLimits::default(),
         }
     }
 }

@@ -20,6 +20,7 @@ pub mod passkeys;
 pub mod policy_gate;
 pub mod secrets;
 pub mod service;
+pub mod sign_in_guard;
 pub mod sso;
 pub mod staff_passkeys;
 pub mod totp;
@@ -63,8 +64,12 @@ pub async fn serve(
             }
         });
     }
-    axum::serve(listener, router(service))
-        .with_graceful_shutdown(shutdown)
+    // The peer address is what the sign-in limits count by (see `sign_in_guard`).
+    axum::serve(
+        listener,
+        router(service).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
         .await
 }
 

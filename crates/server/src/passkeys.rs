@@ -181,7 +181,7 @@ fn ct_eq(a: &str, b: &str) -> bool {
 }
 
 impl Service {
-    fn webauthn(&self) -> ApiResult<Webauthn> {
+    pub(crate) fn webauthn(&self) -> ApiResult<Webauthn> {
         relying_party(&self.config.public_url)
     }
 
@@ -337,22 +337,37 @@ impl Service {
         binding: &str,
         assertion: &Value,
     ) -> ApiResult<PasskeyCheck> {
-        let webauthn = self.webauthn()?;
         let ceremony = self.pending_ceremony(owner, purpose, binding).await?;
+        let consume = (owner.to_owned(), purpose.kind(), self.now());
+        let state: PasskeyAuthentication =
+            serde_json::from_value(ceremony.state).map_err(|_| corrupt())?;
+        let (outcome, credentials) = self
+            .check_passkey_assertion(owner, purpose, &state, assertion)
+            .await?;
+        Ok(PasskeyCheck {
+            outcome,
+            credentials,
+            consume,
+        })
+    }
+
+    /// Checks an assertion against a challenge `state` for `owner`'s passkeys of the purpose's
+    /// kind. Answers `Ok(authenticator id)` with the updated passkey list to commit, or why not.
+    pub(crate) async fn check_passkey_assertion(
+        &self,
+        owner: &str,
+        purpose: PasskeyPurpose,
+        state: &PasskeyAuthentication,
+        assertion: &Value,
+    ) -> ApiResult<(Result<String, String>, Vec<Credential>)> {
+        let webauthn = self.webauthn()?;
         let now = self.now();
-        let consume = (owner.to_owned(), purpose.kind(), now);
-        let fail = |why: &str| PasskeyCheck {
-            outcome: Err(why.to_owned()),
-            credentials: Vec::new(),
-            consume: consume.clone(),
-        };
+        let fail = |why: &str| (Err(why.to_owned()), Vec::new());
         let Ok(credential) = serde_json::from_value::<PublicKeyCredential>(assertion.clone())
         else {
             return Ok(fail("the assertion is malformed"));
         };
-        let state: PasskeyAuthentication =
-            serde_json::from_value(ceremony.state).map_err(|_| corrupt())?;
-        let result = match webauthn.finish_passkey_authentication(&credential, &state) {
+        let result = match webauthn.finish_passkey_authentication(&credential, state) {
             Ok(r) => r,
             Err(e) => {
                 tracing::info!(error = %e, "passkey assertion refused");
@@ -381,11 +396,10 @@ impl Service {
         stored.passkey.update_credential(&result);
         stored.last_used_at = Some(now);
         let authenticator_id = stored.authenticator_id.clone();
-        Ok(PasskeyCheck {
-            outcome: Ok(authenticator_id),
-            credentials: vec![Self::passkeys_credential(owner, kind, &list, now)?],
-            consume,
-        })
+        Ok((
+            Ok(authenticator_id),
+            vec![Self::passkeys_credential(owner, kind, &list, now)?],
+        ))
     }
 
     /// Starts a passkey registration for `owner` bound to a fresh ceremony token, which the

@@ -3,12 +3,19 @@
 //! the per-attempt secrets, the code exchange and ID-token verification by the `openidconnect`
 //! crate) and the service methods that map a verified identity to an active staff member and
 //! audit every outcome. The console's routes live in `console::oidc`.
+//!
+//! An attempt's secrets (state, nonce, PKCE verifier) are not kept on the server: they travel
+//! sealed (XChaCha20-Poly1305 under the server's sealing key) in the browser's own cookie, so
+//! anonymous starts fill no table and cannot crowd out anyone's sign-in, and any replica can
+//! finish the attempt. The server only remembers finished attempts until they would have expired
+//! ([`Service::spend_sign_in_attempt`]), so each is used once.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
 
 use axum::http::StatusCode;
 use deskgate_core::Staff;
@@ -25,6 +32,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::error::ApiError;
+use crate::secrets::Sealer;
 use crate::service::Service;
 
 /// The console path the provider sends the browser back to.
@@ -33,8 +41,8 @@ pub const CALLBACK_PATH: &str = "/console/oidc/callback";
 pub const ATTEMPT_TTL: Duration = Duration::from_secs(10 * 60);
 /// The audit `method` of a sign-in through the provider.
 pub const METHOD: &str = "oidc";
-/// At most this many attempts wait at once; more are refused rather than held in memory.
-const MAX_PENDING: usize = 10_000;
+/// What a sealed attempt is bound to, so no other sealed value can pass for one.
+const ATTEMPT_SEAL: &str = "deskgate/oidc_attempt";
 /// Provider metadata and keys are fetched again after this long (key rotation).
 const METADATA_TTL: Duration = Duration::from_secs(60 * 60);
 /// The largest response read from the provider.
@@ -205,23 +213,33 @@ type Client = CoreClient<
     EndpointMaybeSet,
 >;
 
-/// What is kept of one sign-in attempt until the provider sends the browser back: only the PKCE
-/// verifier and the nonce, under the hash of the state, for ten minutes, used once.
-struct Pending {
-    verifier: PkceCodeVerifier,
-    nonce: Nonce,
-    expires: Instant,
+/// One sign-in attempt as sealed into the browser's cookie until the provider sends the browser
+/// back: the state it must come back with, the nonce and the PKCE verifier, for ten minutes.
+#[derive(Serialize, Deserialize)]
+struct SealedAttempt {
+    state: String,
+    nonce: String,
+    verifier: String,
+    expires_at: DateTime<Utc>,
 }
 
-/// The relying party: the configuration, the provider's metadata once fetched, and the attempts
-/// in flight. Attempts live in this process's memory: with several replicas, route a browser's
-/// sign-in to one of them (sticky sessions) or the callback finds no attempt and refuses.
+/// An attempt this browser started, opened from its cookie and matched to the response.
+pub struct Attempt {
+    verifier: PkceCodeVerifier,
+    nonce: Nonce,
+    /// Hex SHA-256 of the state: what marks the attempt spent.
+    pub key: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The relying party: the configuration, the provider's metadata once fetched, and the key that
+/// seals attempts into browsers' cookies.
 pub struct Sso {
     config: OidcConfig,
     redirect: RedirectUrl,
     http: HttpClient,
     provider: tokio::sync::Mutex<Option<(Instant, Arc<Client>)>>,
-    pending: Mutex<HashMap<[u8; 32], Pending>>,
+    sealer: Sealer,
 }
 
 /// A refused or failed sign-in: what the person is shown and what the audit entry says.
@@ -256,8 +274,8 @@ pub struct VerifiedIdentity {
     pub identity: String,
 }
 
-fn state_key(state: &str) -> [u8; 32] {
-    Sha256::digest(state.as_bytes()).into()
+fn state_key(state: &str) -> String {
+    hex::encode(Sha256::digest(state.as_bytes()))
 }
 
 /// Provider-sent text on an error page: short and printable.
@@ -266,8 +284,13 @@ fn tame(text: &str) -> String {
 }
 
 impl Sso {
-    /// The relying party for `config`, sending browsers back to `public_url` + [`CALLBACK_PATH`].
-    pub fn new(config: OidcConfig, public_url: &str) -> Result<Self, OidcConfigError> {
+    /// The relying party for `config`, sending browsers back to `public_url` + [`CALLBACK_PATH`],
+    /// sealing attempts with `sealer`.
+    pub fn new(
+        config: OidcConfig,
+        public_url: &str,
+        sealer: Sealer,
+    ) -> Result<Self, OidcConfigError> {
         config.validate()?;
         let redirect = RedirectUrl::new(format!(
             "{}{CALLBACK_PATH}",
@@ -281,15 +304,15 @@ impl Sso {
             redirect,
             http,
             provider: tokio::sync::Mutex::new(None),
-            pending: Mutex::new(HashMap::new()),
+            sealer,
         })
     }
 
     /// The relying party `[oidc]` configures, if any. The table was validated when the service
     /// was built; should it still be unusable, the sign-in button is not offered.
-    pub fn from_config(config: &crate::Config) -> Option<Arc<Self>> {
+    pub fn from_config(config: &crate::Config, sealer: &Sealer) -> Option<Arc<Self>> {
         let oidc = config.oidc.clone()?;
-        match Self::new(oidc, &config.public_url) {
+        match Self::new(oidc, &config.public_url, sealer.clone()) {
             Ok(sso) => Some(Arc::new(sso)),
             Err(e) => {
                 tracing::error!(error = %e, "single sign-on is off");
@@ -339,8 +362,8 @@ impl Sso {
         Ok(client)
     }
 
-    /// Starts an attempt: returns the provider URL to send the browser to and the state, which
-    /// the caller binds to the browser (a cookie) so only this browser can finish the attempt.
+    /// Starts an attempt: returns the provider URL to send the browser to and the sealed attempt,
+    /// which the caller binds to the browser (a cookie) so only this browser can finish it.
     pub async fn begin(&self) -> Result<(String, String), SsoFailure> {
         let client = self.client().await?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
@@ -353,83 +376,71 @@ impl Sso {
             .add_scopes(self.config.scopes().into_iter().map(Scope::new))
             .set_pkce_challenge(challenge)
             .url();
-        let now = Instant::now();
-        let mut pending = self.pending.lock().map_err(|_| {
+        let sealed = serde_json::to_vec(&SealedAttempt {
+            state: state.secret().clone(),
+            nonce: nonce.secret().clone(),
+            verifier: verifier.secret().clone(),
+            expires_at: Utc::now() + chrono::Duration::seconds(ATTEMPT_TTL.as_secs() as i64),
+        })
+        .ok()
+        .and_then(|plain| self.sealer.seal(ATTEMPT_SEAL, &plain).ok())
+        .ok_or_else(|| {
             SsoFailure::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
                 "internal error",
             )
         })?;
-        pending.retain(|_, p| p.expires > now);
-        if pending.len() >= MAX_PENDING {
-            return Err(SsoFailure::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "too_many_attempts",
-                "Too many sign-ins are in progress. Try again in a few minutes.",
-            ));
-        }
-        pending.insert(
-            state_key(state.secret()),
-            Pending {
-                verifier,
-                nonce,
-                expires: now + ATTEMPT_TTL,
-            },
-        );
-        Ok((url.to_string(), state.secret().clone()))
+        Ok((url.to_string(), sealed))
     }
 
-    /// Takes the attempt `state` names, once: only when the browser's bound state matches
-    /// (compared in constant time) and the attempt has not expired.
-    fn take(&self, state: &str, bound: Option<&str>) -> Result<Pending, SsoFailure> {
+    /// Opens the attempt sealed in this browser's cookie: only when the state the response
+    /// carries is the attempt's own (compared in constant time) and it has not expired. Whether
+    /// it was used before is for [`Service::spend_sign_in_attempt`] to say.
+    pub fn open_attempt(&self, state: &str, bound: Option<&str>) -> Result<Attempt, SsoFailure> {
         let refused = |reason, message: &str| {
             SsoFailure::new(StatusCode::BAD_REQUEST, reason, message.to_owned())
         };
-        let Some(bound) = bound else {
-            return Err(refused(
+        let no_attempt = || {
+            refused(
                 "no_attempt_cookie",
                 "This browser did not start a sign-in, or it took longer than ten minutes. Start again.",
-            ));
+            )
         };
-        if state.is_empty() || !bool::from(state.as_bytes().ct_eq(bound.as_bytes())) {
+        let bound = bound.filter(|b| b.len() <= 4096).ok_or_else(no_attempt)?;
+        let attempt: SealedAttempt = self
+            .sealer
+            .open(ATTEMPT_SEAL, bound)
+            .ok()
+            .and_then(|plain| serde_json::from_slice(&plain).ok())
+            .ok_or_else(no_attempt)?;
+        if state.is_empty() || !bool::from(state.as_bytes().ct_eq(attempt.state.as_bytes())) {
             return Err(refused(
                 "state_mismatch",
                 "The sign-in response does not belong to the sign-in this browser started. Start again.",
             ));
         }
-        let pending = self
-            .pending
-            .lock()
-            .map_err(|_| {
-                SsoFailure::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "internal error",
-                )
-            })?
-            .remove(&state_key(state));
-        match pending {
-            Some(p) if p.expires > Instant::now() => Ok(p),
-            Some(_) => Err(refused(
+        if attempt.expires_at <= Utc::now() {
+            return Err(refused(
                 "attempt_expired",
                 "The sign-in took longer than ten minutes. Start again.",
-            )),
-            None => Err(refused(
-                "state_unknown",
-                "This sign-in response was already used or is unknown. Start again.",
-            )),
+            ));
         }
+        Ok(Attempt {
+            verifier: PkceCodeVerifier::new(attempt.verifier),
+            nonce: Nonce::new(attempt.nonce),
+            key: state_key(&attempt.state),
+            expires_at: attempt.expires_at,
+        })
     }
 
-    /// Finishes an attempt: consumes the state, refuses a provider error, exchanges the code with
+    /// Finishes an opened (and spent) attempt: refuses a provider error, exchanges the code with
     /// the PKCE verifier and verifies the ID token (signature, issuer, audience, expiry, nonce).
     pub async fn finish(
         &self,
         callback: &Callback,
-        bound: Option<&str>,
+        pending: Attempt,
     ) -> Result<VerifiedIdentity, SsoFailure> {
-        let pending = self.take(callback.state.as_deref().unwrap_or_default(), bound)?;
         if let Some(iss) = &callback.iss
             && iss.trim_end_matches('/') != self.config.issuer.trim_end_matches('/')
         {
@@ -562,6 +573,33 @@ fn unauthenticated(identity: Option<&str>) -> Actor {
 }
 
 impl Service {
+    /// Marks a sign-in attempt used, once: a second use of the same attempt (a replayed response
+    /// with its cookie) is refused before the provider is asked anything.
+    pub async fn spend_sign_in_attempt(&self, attempt: &Attempt) -> Result<(), SsoFailure> {
+        self.store
+            .commit(Change {
+                spent_sign_ins: vec![(attempt.key.clone(), self.now(), attempt.expires_at)],
+                ..Change::default()
+            })
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(_) => SsoFailure::new(
+                    StatusCode::BAD_REQUEST,
+                    "state_unknown",
+                    "This sign-in response was already used or is unknown. Start again.",
+                ),
+                other => {
+                    tracing::error!(error = %other, "sign-in attempt not recorded; refused");
+                    SsoFailure::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "store_unavailable",
+                        "Deskgate cannot record the sign-in right now. Try again in a moment.",
+                    )
+                }
+            })?;
+        Ok(())
+    }
+
     /// The active staff member a verified single sign-on identity belongs to. Sign-in succeeds
     /// only once `staff.sign_in` is in the audit log (fail closed); every refusal is audited as
     /// `staff.sign_in_failed`.

@@ -5,10 +5,18 @@
 //! and the other way round.
 
 use axum::http::StatusCode;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Duration, Utc};
 use deskgate_core::Staff;
 use deskgate_store::{Actor, Change};
+use rand::Rng;
+use rand::rngs::OsRng;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use webauthn_rs::DEFAULT_AUTHENTICATOR_TIMEOUT;
+use webauthn_rs::prelude::Url;
 
 use crate::error::ApiError;
 use crate::passkeys::{PasskeyPurpose, STAFF_PASSKEYS, StoredPasskey};
@@ -19,9 +27,46 @@ type ApiResult<T> = Result<T, ApiError>;
 
 /// At most this many console passkeys per staff member.
 const MAX_STAFF_PASSKEYS: usize = 10;
+/// How long the browser has between asking for the challenge and answering it.
+const CEREMONY_MINUTES: i64 = 5;
+/// What a sealed sign-in ceremony is bound to, so no other sealed value can pass for one.
+const CEREMONY_SEAL: &str = "deskgate/staff_passkey_sign_in";
+/// Sealed ceremonies are padded to `BASE + PER_CREDENTIAL x credentials` bytes (or the next
+/// multiple of `BASE`), so their size does not tell a real challenge from a decoy.
+const CEREMONY_BASE: usize = 2048;
+const CEREMONY_PER_CREDENTIAL: usize = 2048;
+/// The largest ceremony a browser may send back.
+const MAX_CEREMONY_CHARS: usize = 64 * 1024;
+
+/// A passkey sign-in between its two halves, sealed and held by the browser.
+#[derive(Serialize, Deserialize)]
+struct SignInCeremony {
+    /// The name the challenge was made for.
+    name: String,
+    /// The webauthn-rs challenge state; `None` for a decoy, which no assertion passes.
+    state: Option<Value>,
+    /// Random: its hash marks the ceremony spent once it signed someone in.
+    id: String,
+    expires_at: DateTime<Utc>,
+}
+
+/// How a passkey sign-in ended.
+pub enum PasskeySignIn {
+    SignedIn(Staff),
+    /// Refused, with a short reason for the audit log (never shown: every refusal looks alike).
+    Refused { reason: &'static str },
+}
+
+fn internal(why: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        format!("passkey sign-in: {why}"),
+    )
+}
 
 /// The one answer for every failed passkey sign-in: it does not say whether the name exists.
-fn sign_in_refused() -> ApiError {
+pub(crate) fn sign_in_refused() -> ApiError {
     ApiError::new(
         StatusCode::UNAUTHORIZED,
         "passkey_sign_in_refused",
@@ -145,94 +190,242 @@ impl Service {
         Ok(id)
     }
 
-    /// The challenge for signing in as `name`, with a ceremony token for the browser. An unknown
-    /// name, or one without console passkeys, gets the same refusal.
+    /// The challenge for signing in as `name`, with the ceremony the browser sends back. Every
+    /// name gets an answer of the same shape and size: a staff member with console passkeys gets
+    /// a real challenge; any other name a decoy whose credential ids are derived from the name
+    /// with a server secret (the same ones each time) and that no assertion can pass, so the
+    /// answer does not tell who exists or has passkeys. Nothing is stored: the ceremony is sealed
+    /// and held by the browser, so one browser's start never replaces another's.
     pub async fn staff_passkey_sign_in_options(&self, name: &str) -> ApiResult<Value> {
         let name = name.trim();
         if name.is_empty() || name.len() > 128 {
             return Err(sign_in_refused());
         }
-        let staff = self
-            .store
-            .staff_by_name(name)
-            .await?
-            .ok_or_else(sign_in_refused)?;
-        let owner = staff.subject_id.as_deref().ok_or_else(sign_in_refused)?;
-        let token = secrets::random_token();
-        let options = self
-            .passkey_options_for(
-                owner,
-                PasskeyPurpose::StaffSignIn,
-                &secrets::token_hash(&token),
-                None,
+        let webauthn = self.webauthn()?;
+        let mut keys = Vec::new();
+        if let Some(staff) = self.store.staff_by_name(name).await?
+            && let Some(owner) = staff.subject_id.as_deref()
+        {
+            keys = self.stored_passkeys(owner, STAFF_PASSKEYS).await?;
+        }
+        let (mut options, state, credentials) = if keys.is_empty() {
+            let ids = self.decoy_credential_ids(name);
+            let count = ids.len();
+            (self.decoy_options(ids)?, None, count)
+        } else {
+            let passkeys: Vec<_> = keys.into_iter().map(|p| p.passkey).collect();
+            let (options, state) = webauthn
+                .start_passkey_authentication(&passkeys)
+                .map_err(|_| internal("the passkey challenge could not be made"))?;
+            (
+                serde_json::to_value(options).map_err(|_| internal("unreadable challenge"))?,
+                Some(serde_json::to_value(state).map_err(|_| internal("unreadable challenge"))?),
+                passkeys.len(),
             )
-            .await
-            .map_err(|e| {
-                if e.status == StatusCode::UNPROCESSABLE_ENTITY {
-                    sign_in_refused()
-                } else {
-                    e
+        };
+        // Transports are hints the browser does without; a decoy could not know them.
+        if let Some(allowed) = options
+            .pointer_mut("/publicKey/allowCredentials")
+            .and_then(Value::as_array_mut)
+        {
+            for credential in allowed {
+                if let Some(c) = credential.as_object_mut() {
+                    c.remove("transports");
                 }
-            })?;
-        Ok(json!({ "ceremony": token, "options": options }))
+            }
+        }
+        let ceremony = self.seal_ceremony(
+            &SignInCeremony {
+                name: name.to_owned(),
+                state,
+                id: secrets::random_token(),
+                expires_at: self.now() + Duration::minutes(CEREMONY_MINUTES),
+            },
+            credentials,
+        )?;
+        Ok(json!({ "ceremony": ceremony, "options": options }))
     }
 
-    /// Checks the sign-in assertion; success answers the staff member for a new console session.
-    /// Both outcomes are audited.
+    /// Credential ids for a name without console passkeys: derived from the name with the
+    /// server's code key, so the same name always shows the same ones, in the numbers (mostly
+    /// one, sometimes two or three) and the lengths real authenticators have.
+    fn decoy_credential_ids(&self, name: &str) -> Vec<Vec<u8>> {
+        /// Credential id lengths: Android, Apple, password managers, Windows Hello, YubiKey.
+        const LENGTHS: [usize; 5] = [65, 20, 16, 32, 64];
+        let derive = |label: &str| {
+            hex::decode(self.codes.hash("deskgate/staff_passkey_decoys", &format!("{label}\0{name}")))
+                .unwrap_or_default()
+        };
+        let seed = derive("count");
+        let count = match seed.first().copied().unwrap_or_default() {
+            0..=214 => 1,
+            215..=250 => 2,
+            _ => 3,
+        };
+        (0..count)
+            .map(|i| {
+                let pick = seed.get(1 + i).copied().unwrap_or_default();
+                let len = LENGTHS[usize::from(pick) % LENGTHS.len()];
+                let mut id: Vec<u8> = (0..3)
+                    .flat_map(|block| derive(&format!("id{i}/{block}")))
+                    .collect();
+                id.truncate(len);
+                id
+            })
+            .collect()
+    }
+
+    /// Options shaped exactly as webauthn-rs shapes a real passkey challenge.
+    fn decoy_options(&self, ids: Vec<Vec<u8>>) -> ApiResult<Value> {
+        let rp_id = Url::parse(self.config.public_url.trim_end_matches('/'))
+            .ok()
+            .and_then(|u| u.domain().map(str::to_owned))
+            .ok_or_else(|| internal("no relying party id"))?;
+        let mut challenge = [0u8; 32];
+        OsRng.fill(&mut challenge);
+        let allowed: Vec<Value> = ids
+            .iter()
+            .map(|id| json!({ "type": "public-key", "id": URL_SAFE_NO_PAD.encode(id) }))
+            .collect();
+        Ok(json!({
+            "publicKey": {
+                "challenge": URL_SAFE_NO_PAD.encode(challenge),
+                "timeout": DEFAULT_AUTHENTICATOR_TIMEOUT.as_millis() as u64,
+                "rpId": rp_id,
+                "allowCredentials": allowed,
+                "userVerification": "required",
+            }
+        }))
+    }
+
+    /// Seals a ceremony, padded to a size that depends only on how many credentials it allows.
+    fn seal_ceremony(&self, ceremony: &SignInCeremony, credentials: usize) -> ApiResult<String> {
+        let mut plain = serde_json::to_vec(ceremony).map_err(|_| internal("unsealable"))?;
+        let target = (CEREMONY_BASE + CEREMONY_PER_CREDENTIAL * credentials.max(1))
+            .max(plain.len().div_ceil(CEREMONY_BASE) * CEREMONY_BASE);
+        // JSON ignores trailing whitespace.
+        plain.resize(target, b' ');
+        self.sealer
+            .seal(CEREMONY_SEAL, &plain)
+            .map_err(|_| internal("unsealable"))
+    }
+
+    /// Checks the sign-in assertion against the ceremony the browser holds. Answers the staff
+    /// member for a new console session, or why not; only success is audited here (refusals are
+    /// audited by the caller, who knows where they come from). A ceremony signs in once.
+    pub async fn staff_passkey_sign_in(
+        &self,
+        name: &str,
+        ceremony_token: &str,
+        credential: &Value,
+    ) -> ApiResult<PasskeySignIn> {
+        let refused = |reason| Ok(PasskeySignIn::Refused { reason });
+        let name = name.trim();
+        if name.is_empty() || name.len() > 128 || ceremony_token.len() > MAX_CEREMONY_CHARS {
+            return refused("malformed");
+        }
+        let Some(ceremony) = self
+            .sealer
+            .open(CEREMONY_SEAL, ceremony_token)
+            .ok()
+            .and_then(|plain| serde_json::from_slice::<SignInCeremony>(&plain).ok())
+        else {
+            return refused("no_ceremony");
+        };
+        if ceremony.expires_at <= self.now() {
+            return refused("ceremony_expired");
+        }
+        if ceremony.name != name {
+            return refused("ceremony_for_another_name");
+        }
+        let Some(state) = ceremony.state else {
+            return refused("no_passkey");
+        };
+        let state = serde_json::from_value(state).map_err(|_| internal("unreadable ceremony"))?;
+        let Some(staff) = self.store.staff_by_name(name).await? else {
+            return refused("unknown_staff");
+        };
+        let Some(owner) = staff.subject_id.clone() else {
+            return refused("no_passkey");
+        };
+        let (outcome, credentials) = self
+            .check_passkey_assertion(&owner, PasskeyPurpose::StaffSignIn, &state, credential)
+            .await?;
+        let passkey_id = match outcome {
+            Ok(id) => id,
+            Err(why) => {
+                tracing::info!(staff_id = %staff.id, why, "passkey sign-in refused");
+                return refused("assertion_refused");
+            }
+        };
+        let now = self.now();
+        let committed = self
+            .store
+            .commit(Change {
+                credentials,
+                spent_sign_ins: vec![(
+                    secrets::token_hash(&ceremony.id),
+                    now,
+                    ceremony.expires_at,
+                )],
+                audit: vec![self.entry(
+                    &staff_actor(&staff, "passkey"),
+                    None,
+                    "staff.signed_in",
+                    json!({ "staff_id": staff.id, "method": "passkey", "passkey_id": passkey_id }),
+                )],
+                ..Change::default()
+            })
+            .await;
+        match committed {
+            Ok(_) => Ok(PasskeySignIn::SignedIn(staff)),
+            Err(deskgate_store::StoreError::Conflict(_)) => refused("ceremony_used"),
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    /// [`Self::staff_passkey_sign_in`], with every refusal as the one refusal error.
     pub async fn finish_staff_passkey_sign_in(
         &self,
         name: &str,
         ceremony_token: &str,
         credential: &Value,
     ) -> ApiResult<Staff> {
-        let name = name.trim();
-        if name.is_empty()
-            || name.len() > 128
-            || ceremony_token.is_empty()
-            || ceremony_token.len() > 128
-        {
-            return Err(sign_in_refused());
-        }
-        let staff = self
-            .store
-            .staff_by_name(name)
+        match self
+            .staff_passkey_sign_in(name, ceremony_token, credential)
             .await?
-            .ok_or_else(sign_in_refused)?;
-        let owner = staff.subject_id.clone().ok_or_else(sign_in_refused)?;
-        let check = self
-            .verify_passkey_assertion(
-                &owner,
-                PasskeyPurpose::StaffSignIn,
-                &secrets::token_hash(ceremony_token),
-                credential,
-            )
-            .await
-            .map_err(|_| sign_in_refused())?;
-        let (event, details) = match &check.outcome {
-            Ok(id) => (
-                "staff.signed_in",
-                json!({ "staff_id": staff.id, "method": "passkey", "passkey_id": id }),
-            ),
-            Err(why) => (
-                "staff.sign_in_failed",
-                json!({ "staff_id": staff.id, "method": "passkey", "reason": why }),
-            ),
+        {
+            PasskeySignIn::SignedIn(staff) => Ok(staff),
+            PasskeySignIn::Refused { .. } => Err(sign_in_refused()),
+        }
+    }
+
+    /// Audits one refused passkey sign-in in detail.
+    pub async fn audit_passkey_refusal(&self, name: &str, reason: &str) {
+        let staff_id = match self.store.staff_by_name(name.trim()).await {
+            Ok(found) => found.map(|s| s.id),
+            Err(_) => None,
         };
-        self.store
+        let actor = Actor {
+            id: "anonymous".to_owned(),
+            role: "unauthenticated".to_owned(),
+            auth: "passkey".to_owned(),
+        };
+        let entry = self.entry(
+            &actor,
+            None,
+            "staff.sign_in_failed",
+            json!({ "method": "passkey", "reason": reason, "staff_id": staff_id }),
+        );
+        if let Err(e) = self
+            .store
             .commit(Change {
-                credentials: check.credentials,
-                consume_credentials: vec![check.consume],
-                audit: vec![self.entry(&staff_actor(&staff, "passkey"), None, event, details)],
+                audit: vec![entry],
                 ..Change::default()
             })
             .await
-            .map_err(|e| match e {
-                deskgate_store::StoreError::Conflict(_) => sign_in_refused(),
-                other => other.into(),
-            })?;
-        match check.outcome {
-            Ok(_) => Ok(staff),
-            Err(_) => Err(sign_in_refused()),
+        {
+            tracing::error!(error = %e, "refused passkey sign-in not audited");
         }
     }
 }

@@ -115,6 +115,9 @@ pub struct Change {
     pub webhook_deliveries: Vec<(String, String, DateTime<Utc>)>,
     /// Changes to how staff members may sign in.
     pub staff_access: Vec<StaffAccess>,
+    /// Sign-in attempts finished: (hash of the attempt, when, when it would have expired). A
+    /// second use makes the change conflict; spent attempts already expired are forgotten.
+    pub spent_sign_ins: Vec<(String, DateTime<Utc>, DateTime<Utc>)>,
     pub audit: Vec<NewAuditEntry>,
 }
 
@@ -154,6 +157,7 @@ impl Change {
             || !self.code_sends.is_empty()
             || !self.webhook_deliveries.is_empty()
             || !self.staff_access.is_empty()
+            || !self.spent_sign_ins.is_empty()
     }
 }
 

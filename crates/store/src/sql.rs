@@ -406,6 +406,26 @@ macro_rules! writes_fn {
                     )));
                 }
             }
+            for (hash, at, expires_at) in &change.spent_sign_ins {
+                // Kept only as long as the attempt itself could live: older ones guard nothing.
+                sqlx::query("DELETE FROM sign_in_spent WHERE expires_at < $1")
+                    .bind(time_text(*at))
+                    .execute(&mut *tx)
+                    .await?;
+                let done = sqlx::query(
+                    "INSERT INTO sign_in_spent (attempt_hash, expires_at) VALUES ($1, $2) \
+                     ON CONFLICT (attempt_hash) DO NOTHING",
+                )
+                .bind(hash)
+                .bind(time_text(*expires_at))
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() != 1 {
+                    return Err(StoreError::Conflict(
+                        "the sign-in attempt was already used".to_owned(),
+                    ));
+                }
+            }
             for c in &change.credentials {
                 sqlx::query(
                     "INSERT INTO credentials (subject_id, kind, hash, created_at, expires_at, used_at) \

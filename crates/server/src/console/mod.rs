@@ -16,14 +16,18 @@ mod session;
 mod stats;
 
 use std::fmt::Display;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use chrono::{DateTime, Utc};
 use deskgate_core::{Role, Staff};
 use tower_http::csrf::CsrfLayer;
@@ -31,10 +35,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::error::ApiError;
 use crate::service::Service;
-
-/// The environment variable that turns on one-click demo sign-in (`1` enables it). It is read
-/// once, when the router is built, because the demo command starts the server in its own process.
-pub const DEMO_SIGN_IN_ENV: &str = "DESKGATE_DEMO_SIGNIN";
+use crate::sign_in_guard::SignInGuard;
 
 /// Pages may load scripts, styles and images from this origin only, never inline: an injected
 /// `<script>` or `style=` attribute does nothing. Forms may only post back here, and no other site
@@ -50,14 +51,72 @@ pub(crate) struct Console {
     demo_sign_in: bool,
     /// Sign-in through the OpenID provider in `[oidc]`, when configured.
     sso: Option<Arc<crate::sso::Sso>>,
+    /// Per-address limits and the refusal tally of the public sign-in routes.
+    guard: Arc<SignInGuard>,
 }
 
-/// The console's routes, with one-click demo sign-in when `DESKGATE_DEMO_SIGNIN=1`. The state is
-/// applied here, so the router merges into a router of any state (the API's included).
+/// The console's routes, with one-click demo sign-in only when the configuration says so, which
+/// only `deskgate demo` can (it is no configuration key). The state is applied here, so the
+/// router merges into a router of any state (the API's included).
 pub fn router<S: Clone + Send + Sync + 'static>(service: Arc<Service>) -> Router<S> {
-    let demo_sign_in =
-        service.config.demo_sign_in || std::env::var(DEMO_SIGN_IN_ENV).is_ok_and(|v| v == "1");
+    let demo_sign_in = service.config.demo_sign_in;
     router_with(service, demo_sign_in)
+}
+
+/// The client a request comes from, as the sign-in limits count it: the peer address when the
+/// server was started with connection info, else one shared unknown address.
+pub(crate) struct ClientAddress(pub(crate) IpAddr);
+
+impl FromRequestParts<Console> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, console: &Console) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0);
+        Ok(Self(console.guard.address(peer, &parts.headers)))
+    }
+}
+
+/// Answers 429 with `Retry-After` once the client's address has used up its allowance.
+async fn rate_limited(
+    State(console): State<Console>,
+    ClientAddress(address): ClientAddress,
+    request: Request,
+    next: Next,
+) -> Response {
+    match console.guard.admit(address) {
+        Ok(()) => next.run(request).await,
+        Err(wait) => {
+            let mut page = error_page(
+                None,
+                &ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_sign_ins",
+                    format!(
+                        "Too many sign-in requests from your network. Try again in {} seconds.",
+                        wait.as_secs()
+                    ),
+                ),
+            );
+            if let Ok(value) = HeaderValue::from_str(&wait.as_secs().to_string()) {
+                page.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+            page
+        }
+    }
+}
+
+/// Records a refused sign-in from `address`: one by one for the first few of a window, else only
+/// counted (see [`SignInGuard`]). Answers whether the caller should audit this one in detail.
+async fn note_refusal(console: &Console, address: IpAddr, method: &str, reason: &str) -> bool {
+    let (detailed, closed) =
+        console
+            .guard
+            .note_failure(address, method, reason, console.service.now());
+    console.service.audit_sign_in_failures(closed).await;
+    detailed
 }
 
 /// The console's routes with demo sign-in chosen by the caller (the demo command and tests).
@@ -66,24 +125,30 @@ pub fn router_with<S: Clone + Send + Sync + 'static>(
     demo_sign_in: bool,
 ) -> Router<S> {
     let console = Console {
-        sso: crate::sso::Sso::from_config(&service.config),
+        sso: crate::sso::Sso::from_config(&service.config, &service.sealer),
+        guard: Arc::new(SignInGuard::new(&service.config.sign_in)),
         service,
         demo_sign_in,
+    };
+    spawn_failure_flusher(&console);
+    // Every public sign-in route shares one allowance per client address.
+    let limited = |route: MethodRouter<Console>| {
+        route.route_layer(from_fn_with_state(console.clone(), rate_limited))
     };
     Router::new()
         .route("/console", get(cases::queue))
         .route(
             "/console/sign-in",
-            get(session::sign_in_page).post(session::sign_in),
+            get(session::sign_in_page).merge(limited(post(session::sign_in))),
         )
-        .route("/console/sign-in/demo", post(session::demo_sign_in))
-        .route("/console/sign-in/oidc", get(oidc::begin))
-        .route("/console/oidc/callback", get(oidc::callback))
+        .route("/console/sign-in/demo", limited(post(session::demo_sign_in)))
+        .route("/console/sign-in/oidc", limited(get(oidc::begin)))
+        .route("/console/oidc/callback", limited(get(oidc::callback)))
         .route("/console/sign-out", post(session::sign_out))
-        .route("/console/sign-in/passkey", post(passkeys::sign_in))
+        .route("/console/sign-in/passkey", limited(post(passkeys::sign_in)))
         .route(
             "/console/sign-in/passkey/options",
-            post(passkeys::sign_in_options),
+            limited(post(passkeys::sign_in_options)),
         )
         .route("/console/account", get(passkeys::account_page))
         .route("/console/account/passkeys", post(passkeys::register))
@@ -134,6 +199,30 @@ pub fn router_with<S: Clone + Send + Sync + 'static>(
             HeaderValue::from_static(CONSOLE_CSP),
         ))
         .with_state(console)
+}
+
+/// Writes the summaries of refused sign-ins whose window has closed, also when no new refusal
+/// arrives to trigger it. Needs a runtime: a router built outside one writes them only as new
+/// refusals arrive.
+fn spawn_failure_flusher(console: &Console) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let guard = Arc::downgrade(&console.guard);
+    let service = console.service.clone();
+    let every = console.guard.flush_interval();
+    runtime.spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            // The router is gone: so is the tally.
+            let Some(guard) = guard.upgrade() else {
+                return;
+            };
+            let closed = guard.closed_windows(service.now());
+            service.audit_sign_in_failures(closed).await;
+        }
+    });
 }
 
 /// Static files are compiled in, so the console works wherever the binary runs.

@@ -1,8 +1,9 @@
 //! Console sign-in through the OpenID provider configured in `[oidc]`:
-//! `GET /console/sign-in/oidc` sends the browser to the provider and binds the attempt to this
-//! browser with a short-lived cookie; `GET /console/oidc/callback` finishes it through
+//! `GET /console/sign-in/oidc` sends the browser to the provider and seals the attempt into a
+//! short-lived cookie of this browser; `GET /console/oidc/callback` finishes it through
 //! [`Sso::finish`](crate::sso::Sso::finish) and [`Service::sso_sign_in`] and starts the same
-//! console session the token sign-in starts. Every refusal is a page, never a session.
+//! console session the token sign-in starts. Every refusal is a page, never a session; refusals
+//! nobody vouched for are audited through the per-address tally (`super::note_refusal`).
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -10,13 +11,13 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 
-use super::{Console, error_page, session};
+use super::{ClientAddress, Console, error_page, note_refusal, session};
 use crate::error::ApiError;
 use crate::service::Service;
 use crate::sso::{ATTEMPT_TTL, Callback, SsoFailure};
 
-/// Holds the state of the attempt this browser started, so a response for another browser's
-/// attempt (login CSRF) is refused. Lax, because the provider's redirect back is a cross-site
+/// Holds the attempt this browser started, sealed (its state, nonce and PKCE verifier), so a
+/// response for another browser's attempt (login CSRF) is refused. Lax, because the provider's redirect back is a cross-site
 /// top-level navigation; scoped to the callback path; HttpOnly.
 const ATTEMPT_COOKIE: &str = "deskgate_oidc";
 const ATTEMPT_ATTRIBUTES: &str = "Path=/console/oidc; HttpOnly; Secure; SameSite=Lax";
@@ -38,9 +39,9 @@ pub(super) async fn begin(State(console): State<Console>) -> Response {
         return error_page(None, &ApiError::not_found("single sign-on"));
     };
     match sso.begin().await {
-        Ok((url, state)) => {
+        Ok((url, sealed)) => {
             let cookie = format!(
-                "{ATTEMPT_COOKIE}={state}; Max-Age={}; {ATTEMPT_ATTRIBUTES}",
+                "{ATTEMPT_COOKIE}={sealed}; Max-Age={}; {ATTEMPT_ATTRIBUTES}",
                 ATTEMPT_TTL.as_secs()
             );
             let mut response = Redirect::to(&url).into_response();
@@ -73,20 +74,31 @@ struct SignedInPage {
 /// Finishes the attempt and starts the console session, or shows why not (audited).
 pub(super) async fn callback(
     State(console): State<Console>,
+    ClientAddress(address): ClientAddress,
     headers: HeaderMap,
     Query(callback): Query<Callback>,
 ) -> Response {
     let Some(sso) = &console.sso else {
         return error_page(None, &ApiError::not_found("single sign-on"));
     };
-    let outcome = match sso.finish(&callback, attempt_cookie(&headers)).await {
-        Ok(identity) => console.service.sso_sign_in(&identity).await,
-        Err(failure) => Err(failure),
-    };
+    let state = callback.state.as_deref().unwrap_or_default();
+    let outcome = async {
+        let attempt = sso.open_attempt(state, attempt_cookie(&headers))?;
+        console.service.spend_sign_in_attempt(&attempt).await?;
+        let identity = sso.finish(&callback, attempt).await?;
+        console.service.sso_sign_in(&identity).await
+    }
+    .await;
     let mut response = match outcome {
         Ok(staff) => signed_in(&console, &staff.name, sso.provider_name()).await,
         Err(failure) => {
-            Service::audit_sso_refusal(&console.service, &failure).await;
+            // A refusal of an identity the provider vouched for is always audited in detail;
+            // one nobody vouched for only while the address has not sent many.
+            if failure.identity.is_some()
+                || note_refusal(&console, address, crate::sso::METHOD, failure.reason).await
+            {
+                Service::audit_sso_refusal(&console.service, &failure).await;
+            }
             refusal(&failure)
         }
     };

@@ -11,8 +11,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::session::{SignedIn, render_sign_in, start_session};
-use super::{Console, Failure, Nav, at, error_page};
+use super::{ClientAddress, Console, Failure, Nav, at, error_page, note_refusal};
 use crate::error::ApiError;
+use crate::staff_passkeys::PasskeySignIn;
 
 struct PasskeyRow {
     label: String,
@@ -129,23 +130,32 @@ pub(super) struct SignInForm {
     credential: String,
 }
 
-/// Checks the assertion and starts the console session, exactly as the token sign-in does.
+/// Checks the assertion and starts the console session, exactly as the token sign-in does. A
+/// refusal is audited in detail only while the address has not sent many.
 pub(super) async fn sign_in(
     State(console): State<Console>,
+    ClientAddress(address): ClientAddress,
     Form(form): Form<SignInForm>,
 ) -> Response {
     let credential: Value = serde_json::from_str(&form.credential).unwrap_or(Value::Null);
     match console
         .service
-        .finish_staff_passkey_sign_in(&form.name, &form.ceremony, &credential)
+        .staff_passkey_sign_in(&form.name, &form.ceremony, &credential)
         .await
     {
-        Ok(staff) => match start_session(&console, &staff.name).await {
+        Ok(PasskeySignIn::SignedIn(staff)) => match start_session(&console, &staff.name).await {
             Ok(response) => response,
             Err(e) => e.into_response(),
         },
-        Err(e) if e.status == axum::http::StatusCode::UNAUTHORIZED => {
-            render_sign_in(&console, e.status, Some(e.message)).await
+        Ok(PasskeySignIn::Refused { reason }) => {
+            if note_refusal(&console, address, "passkey", reason).await {
+                console
+                    .service
+                    .audit_passkey_refusal(&form.name, reason)
+                    .await;
+            }
+            let refused = crate::staff_passkeys::sign_in_refused();
+            render_sign_in(&console, refused.status, Some(refused.message)).await
         }
         Err(e) => Failure::from(e).into_response(),
     }

@@ -118,7 +118,13 @@ impl TestServer {
             .collect();
         let app = deskgate_server::router(service.clone());
         tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
+            // As `deskgate serve` does: the sign-in limits count by the peer address.
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .await
+            .unwrap();
         });
         Self {
             base,
