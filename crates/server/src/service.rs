@@ -1689,7 +1689,13 @@ impl Service {
                 .map_err(|e| e.to_string())?
                 .place_call(&phone.value, &twiml)
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(|e| match e {
+                    // Twilio's message can quote the number called; the log keeps the codes.
+                    crate::delivery::DeliveryError::Twilio { status, code, .. } => {
+                        format!("Twilio refused the call (HTTP {status}, error {code:?})")
+                    }
+                    other => other.to_string(),
+                })
         };
         let call_sid = placed.await.map_err(|e| {
             tracing::warn!(case = %case.id, error = %e, "callback not placed");

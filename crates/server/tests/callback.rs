@@ -369,7 +369,68 @@ async fn finding_8_no_callback_without_a_telephony_provider(backend: Backend) {
     s.finish().await;
 }
 
+/// The agent's console: starting a callback shows the code once; the case page offers no field
+/// to type it into; the code from the page, keyed in on the call, passes the callback.
+async fn finding_8_console_shows_the_code_once_and_no_code_field(backend: Backend) {
+    let (twilio_base, calls) = twilio().await;
+    let s = server(backend, &twilio_base).await;
+    let case = s.open_case(AGENT, "u-dave", "password_reset").await;
+    let id = case["id"].as_str().unwrap();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let resp = client
+        .post(format!("{}/console/sign-in", s.base))
+        .form(&[("token", s.token(AGENT))])
+        .send()
+        .await
+        .unwrap();
+    let cookie = resp.headers()["set-cookie"].to_str().unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+    let resp = client
+        .post(format!("{}/console/cases/{id}/verifications", s.base))
+        .header("cookie", &cookie)
+        .form(&[("method", "callback")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let page = resp.text().await.unwrap();
+    assert!(page.contains("Read this code to the caller"), "{page}");
+    let needle = "<strong class=\"read-out\">";
+    let start = page.find(needle).unwrap() + needle.len();
+    let code: String = page[start..start + 6].to_owned();
+    assert!(code.chars().all(|c| c.is_ascii_digit()), "{code}");
+    assert_masked(&page);
+    let call = calls.lock().unwrap().last().cloned().unwrap();
+    let action = call.action();
+    let vid = action.rsplit('/').next().unwrap().to_owned();
+    // Reloading the case page: the code is gone and there is no field to type it into.
+    let page = client
+        .get(format!("{}/console/cases/{id}", s.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!page.contains(&code));
+    assert!(!page.contains(&format!("/verifications/{vid}\"")), "{page}");
+    assert_masked(&page);
+    let params = gather_params(&code);
+    let (status, _) = gather(&s, &action, &params, &sign(AUTH_TOKEN, &action, &params)).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, case) = s
+        .get(&format!("/api/v1/cases/{id}"), Some(&s.token(AGENT)))
+        .await;
+    assert_eq!(case["state"], "approved");
+    s.finish().await;
+}
+
 on_both_backends!(
+    finding_8_console_shows_the_code_once_and_no_code_field,
     finding_8_callback_passes_only_on_a_signed_gather_with_the_code,
     finding_8_wrong_digits_fail_the_callback,
     finding_8_no_callback_without_a_telephony_provider
