@@ -230,6 +230,29 @@ impl TwilioDelivery {
     }
 }
 
+impl TwilioDelivery {
+    /// Places a call to `to` from the configured caller ID that runs `twiml` (Calls resource,
+    /// `Twiml` parameter), and returns the new call's SID. Used for callbacks whose TwiML
+    /// gathers digits; the number is never logged.
+    pub async fn place_call(&self, to: &str, twiml: &str) -> Result<String, DeliveryError> {
+        let from = self
+            .voice_from
+            .as_deref()
+            .ok_or_else(|| DeliveryError::InvalidMessage {
+                channel: "voice",
+                reason: "twilio.from is not configured (calls need a caller ID)".to_owned(),
+            })?;
+        let form = [("To", to), ("From", from), ("Twiml", twiml)];
+        let created = self.post(&self.calls_url, &form).await?;
+        tracing::info!(
+            sid = %created.sid,
+            status = created.status.as_deref().unwrap_or(""),
+            "callback handed to Twilio"
+        );
+        Ok(created.sid)
+    }
+}
+
 /// A failed request and, for a 429, how long the API asked us to wait.
 struct Throttled {
     error: DeliveryError,

@@ -145,14 +145,6 @@ struct RedeemBody {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CallbackBody {
-    reached: bool,
-    #[serde(default)]
-    confirmed: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct ApprovalBody {
     decision: Decision,
     reason: String,
@@ -295,16 +287,37 @@ async fn cancel(
     Ok(Json(s.end_case(&caller, &id, false, &body.reason).await?))
 }
 
-async fn record_callback(
+/// The agent's account of a callback is not evidence: a callback passes only when the person
+/// who answers the phone of record keys in the code, as the telephony provider reports.
+async fn record_callback() -> ApiError {
+    ApiError::new(
+        StatusCode::GONE,
+        "callback_outcome_not_accepted",
+        "a callback passes only when the subject keys in the code on the call Deskgate places; the agent's outcome is not recorded",
+    )
+}
+
+/// The telephony provider's Gather webhook (form-encoded, `X-Twilio-Signature`). The signed URL
+/// is the one Deskgate put in the call's TwiML: `public_url` and this path.
+async fn callback_gathered(
     State(s): State<AppState>,
-    Caller(caller): Caller,
     Path((id, vid)): Path<(String, String)>,
-    ApiJson(body): ApiJson<CallbackBody>,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+    headers: axum::http::HeaderMap,
+    axum::Form(params): axum::Form<Vec<(String, String)>>,
 ) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(
-        s.record_callback(&caller, &id, &vid, body.reached, &body.confirmed)
-            .await?,
-    ))
+    let path_and_query = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+    let url = format!(
+        "{}{path_and_query}",
+        s.config.public_url.trim_end_matches('/')
+    );
+    let signature = headers
+        .get(crate::telephony::SIGNATURE_HEADER)
+        .and_then(|v| v.to_str().ok());
+    let twiml = s
+        .callback_gathered(&id, &vid, &url, &params, signature)
+        .await?;
+    Ok(([(header::CONTENT_TYPE, "text/xml")], twiml))
 }
 
 async fn approve(
@@ -590,6 +603,10 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/approvals", get(pending_approvals))
         .route("/admin/policy/reload", post(reload_policy))
         .route("/webhooks/idv/{vendor}", post(idv_webhook))
+        .route(
+            "/webhooks/telephony/gather/{id}/{vid}",
+            post(callback_gathered),
+        )
         .route("/tap/redeem", post(redeem_pass))
         .route("/tap/passkey", post(crate::passkey_pages::finish_tap))
         .route(

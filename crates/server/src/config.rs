@@ -39,6 +39,9 @@ pub struct Config {
     pub demo_sign_in: bool,
     /// Identity-verification vendors whose signed webhooks count as `government_id`.
     pub idv: IdvConfig,
+    /// The telephony provider (Twilio's Calls API and signed webhooks) that places callbacks to
+    /// the phone of record; without it the callback method is not offered.
+    pub telephony: Option<deskgate_delivery::TwilioConfig>,
     /// A policy bundle directory replacing the default pack compiled into the binary.
     pub policy_dir: Option<PathBuf>,
     /// The audit log's origin line and checkpoint key name (no spaces or `+`).
@@ -177,6 +180,7 @@ impl Default for Config {
             demo_sign_in: false,
             security_contacts: Vec::new(),
             idv: IdvConfig::default(),
+            telephony: None,
             audit_origin: "deskgate.example/audit".to_owned(),
             checkpoint_interval_seconds: 5,
             connector: Default::default(),

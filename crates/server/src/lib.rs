@@ -23,6 +23,7 @@ pub mod service;
 pub mod sign_in_guard;
 pub mod sso;
 pub mod staff_passkeys;
+pub mod telephony;
 pub mod totp;
 pub mod views;
 
@@ -117,6 +118,13 @@ pub async fn build(config: Config, clock: Clock) -> Result<Service, StartError> 
     // reqwest (Twilio) is built without a crypto provider of its own; install ring once.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let delivery = delivery::build(&config.delivery, &dir)?;
+    if let Some(telephony) = &config.telephony {
+        // Checked now so that a callback never fails on configuration.
+        delivery::TwilioDelivery::new(telephony)?;
+        if telephony.from.is_none() {
+            return Err(StartError::Delivery(delivery::ConfigError::TwilioNoSender));
+        }
+    }
     let bundle = policy_gate::load(config.policy_dir.as_deref())?;
     tracing::info!(digest = bundle.digest(), "policy bundle loaded");
     Ok(Service {

@@ -552,6 +552,10 @@ impl Service {
                         && trusted_contact(subject, ContactKind::Email, fresh, now).is_some()
                 }
                 (Method::Push, _) => settled(AuthenticatorKind::Push),
+                (Method::Callback, _) => {
+                    self.config.telephony.is_some()
+                        && trusted_contact(subject, ContactKind::Phone, fresh, now).is_some()
+                }
                 (Method::IdProofing, _) => {
                     crate::idv_inquiry::creating_vendor(&self.config.idv.vendors).is_some()
                         && crate::idv::ExpectedIdentity::of(
@@ -1691,8 +1695,11 @@ impl Service {
         Ok((vid, self.view(&case).await?))
     }
 
-    /// Shows the agent the phone number of record to call back (never a number the caller gave);
-    /// the agent records the outcome afterwards.
+    /// Calls the phone of record back through the telephony provider (never a number the caller
+    /// gave). The call asks whoever answers to key in the one-time code the agent now reads to
+    /// the caller; the provider's signed Gather webhook brings the digits back
+    /// ([`Service::callback_gathered`]). The agent sees the code once, in this answer; only its
+    /// hash is kept, and the number is shown masked.
     async fn start_callback(
         &self,
         caller: &Staff,
@@ -1702,6 +1709,13 @@ impl Service {
     ) -> ApiResult<(String, CaseView)> {
         let now = self.now();
         let mut case = stored.case.clone();
+        let telephony = self.config.telephony.as_ref().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "method_not_available",
+                "no telephony provider is configured to place callbacks",
+            )
+        })?;
         let fresh = case.requirements.freshness();
         let phone = trusted_contact(&subject, ContactKind::Phone, fresh, now).ok_or_else(|| {
             ApiError::new(
@@ -1710,19 +1724,46 @@ impl Service {
                 "the phone of record is missing, unverified or recently changed",
             )
         })?;
+        let code = CodeHasher::generate_code(self.config.codes.digits);
+        let action = format!(
+            "{}/api/v1/webhooks/telephony/gather/{}/{vid}",
+            self.config.public_url.trim_end_matches('/'),
+            case.id
+        );
+        let twiml = crate::telephony::gather_twiml(&action, code.len());
+        let placed = async {
+            crate::delivery::TwilioDelivery::new(telephony)
+                .map_err(|e| e.to_string())?
+                .place_call(&phone.value, &twiml)
+                .await
+                .map_err(|e| match e {
+                    // Twilio's message can quote the number called; the log keeps the codes.
+                    crate::delivery::DeliveryError::Twilio { status, code, .. } => {
+                        format!("Twilio refused the call (HTTP {status}, error {code:?})")
+                    }
+                    other => other.to_string(),
+                })
+        };
+        let call_sid = placed.await.map_err(|e| {
+            tracing::warn!(case = %case.id, error = %e, "callback not placed");
+            ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "delivery_failed",
+                "the callback could not be placed; nothing was recorded, try again",
+            )
+        })?;
         let v = Verification {
             id: vid.clone(),
             method: Method::Callback,
             state: VerificationState::Pending,
-            // The agent must dial it, so it is shown in full, here only.
-            destination: Some(phone.value.clone()),
+            destination: Some(phone.masked()),
             respondent: subject.id.clone(),
             contact_changed_at: Some(phone.changed_at),
-            secret_hash: None,
+            secret_hash: Some(self.codes.hash(&vid, &code)),
             attempts: 0,
             max_attempts: 1,
             started_at: now,
-            expires_at: now + Duration::minutes(30),
+            expires_at: now + Duration::minutes(self.config.codes.phone_ttl_minutes),
             completed_at: None,
             respondent_check: None,
         };
@@ -1732,58 +1773,83 @@ impl Service {
             &case,
             &vid,
             Method::Callback,
-            json!({ "destination": phone.masked() }),
+            json!({ "destination": phone.masked(), "call_sid": call_sid }),
         );
         self.store
             .commit(updating(&case, stored.version, vec![started]))
             .await?;
-        Ok((vid, self.view(&case).await?))
+        let mut view = self.view(&case).await?;
+        if let Some(shown) = view.verifications.iter_mut().find(|v| v.id == vid) {
+            shown.read_out = Some(code);
+        }
+        Ok((vid, view))
     }
 
-    /// The agent's record of a callback to the number of record: whether the subject was reached
-    /// and the words they confirmed. Only a reached subject who confirmed the request counts.
-    pub async fn record_callback(
+    /// The telephony provider's Gather webhook for a callback: `params` are the form fields it
+    /// posted to `url` (the action URL of the call's TwiML), `signature` its
+    /// `X-Twilio-Signature`. Only a correctly signed request for a pending callback, from the
+    /// configured account, whose digits match the code the agent read out (constant time)
+    /// passes it; wrong digits fail it. Answers the TwiML the caller hears.
+    pub async fn callback_gathered(
         &self,
-        caller: &Staff,
         case_id: &str,
         vid: &str,
-        reached: bool,
-        confirmed: &str,
-    ) -> ApiResult<CaseView> {
-        let confirmed = confirmed.trim();
-        if confirmed.chars().count() > 500 || confirmed.chars().any(char::is_control) {
-            return Err(ApiError::invalid(
-                "confirmed must be at most 500 printable characters",
+        url: &str,
+        params: &[(String, String)],
+        signature: Option<&str>,
+    ) -> ApiResult<String> {
+        let telephony = self
+            .config
+            .telephony
+            .as_ref()
+            .ok_or_else(|| ApiError::not_found("telephony provider"))?;
+        let signed = signature.is_some_and(|header| {
+            crate::telephony::signature_matches(&telephony.auth_token, url, params, header)
+        });
+        let field = |name: &str| {
+            params
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
+        if !signed || field("AccountSid") != Some(telephony.account_sid.as_str()) {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "bad_signature",
+                "the request is not signed by the configured telephony provider",
             ));
         }
         let stored = self.load_case(case_id).await?;
-        Self::ensure_can_work(caller, &stored.case)?;
         let mut case = stored.case.clone();
-        case.record_participant(caller.subject_id.as_deref())?;
-        match case.verification(vid) {
-            Some(v) if v.method == Method::Callback => {}
-            Some(v) => return Err(deskgate_core::CaseError::WrongMethod(v.method).into()),
-            None => return Err(ApiError::not_found("verification")),
-        }
+        let hash = match case.verification(vid) {
+            Some(v) if v.method == Method::Callback => v.secret_hash.clone().unwrap_or_default(),
+            _ => return Err(ApiError::not_found("callback")),
+        };
         let now = self.now();
-        let passed = reached && !confirmed.is_empty();
+        let digits = field("Digits").unwrap_or_default();
+        let matched = !digits.is_empty() && self.codes.matches(vid, digits, &hash);
         let before = case.state;
-        case.complete_external(vid, passed, now)?;
-        let who = actor(caller);
+        case.complete_external(vid, matched, now)?;
+        let who = Actor {
+            id: "telephony".to_owned(),
+            role: "telephony_provider".to_owned(),
+            auth: "webhook_signature".to_owned(),
+        };
         let mut entry = self.entry(
             &who,
             Some(&case.id),
-            if passed {
+            if matched {
                 "verification.passed"
             } else {
                 "verification.failed"
             },
             json!({
-                "verification_id": vid, "method": Method::Callback, "reached": reached,
-                "confirmed": confirmed,
+                "verification_id": vid, "method": Method::Callback,
+                "call_sid": field("CallSid").unwrap_or_default(),
+                "outcome": if matched { "the code was keyed in on the phone of record" } else { "wrong or no digits keyed in" },
             }),
         );
-        if passed {
+        if matched {
             entry = Self::on_evidence(entry, &case);
         }
         let mut audit = vec![entry];
@@ -1791,7 +1857,12 @@ impl Service {
         self.store
             .commit(updating(&case, stored.version, audit))
             .await?;
-        self.view(&case).await
+        let words = if matched {
+            "Thank you. The code is confirmed. Goodbye."
+        } else {
+            "That code is not the one the help desk read to you. Goodbye."
+        };
+        Ok(format!("<Response><Say>{words}</Say></Response>"))
     }
 
     /// The subject's device answers the newest pending push: approve with the number the agent

@@ -74,6 +74,10 @@ pub struct VerificationView {
     /// Whether this verification counts toward the requirements, and why not when it does not.
     pub counts: bool,
     pub not_counted_because: Option<String>,
+    /// A callback's one-time code for the agent to read to the caller: only in the answer that
+    /// started it, never stored (the verification keeps its hash).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_out: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -137,6 +141,7 @@ impl CaseView {
                     completed_at: v.completed_at,
                     counts: v.state == VerificationState::Passed && reason.is_none(),
                     not_counted_because: reason,
+                    read_out: None,
                 }
             })
             .collect();

@@ -493,62 +493,6 @@ async fn push_needs_the_number_the_agent_read_out(backend: Backend) {
     s.finish().await;
 }
 
-async fn callback_to_the_number_of_record(backend: Backend) {
-    let s = TestServer::start(backend).await;
-    let (status, case) = s
-        .post(
-            "/api/v1/cases",
-            Some(&s.token(AGENT)),
-            serde_json::json!({"subject": "u-dave", "action": "password_reset", "channel": "phone",
-                               "caller_number": "+1 555 999 1234"}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{case}");
-    let id = case["id"].as_str().unwrap();
-    let (first, body) = s.start_method(AGENT, id, "callback").await;
-    let shown = body["verification"]["destination"].as_str().unwrap();
-    assert_eq!(
-        shown, "+1 555 010 0112",
-        "the number of record, never the caller's"
-    );
-    let path = format!("/api/v1/cases/{id}/verifications/{first}/callback");
-    let (status, body) = s
-        .post(
-            &path,
-            Some(&s.token(AGENT)),
-            serde_json::json!({"reached": false}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["verifications"][0]["state"], "rejected");
-    assert_eq!(body["state"], "verifying");
-    // Recorded once: a second outcome for the same callback is refused.
-    let (status, _) = s
-        .post(
-            &path,
-            Some(&s.token(AGENT)),
-            serde_json::json!({"reached": true, "confirmed": "yes"}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CONFLICT);
-
-    let (second, _) = s.start_method(AGENT, id, "callback").await;
-    let (status, body) = s
-        .post(
-            &format!("/api/v1/cases/{id}/verifications/{second}/callback"),
-            Some(&s.token(AGENT)),
-            serde_json::json!({"reached": true, "confirmed": "Dave confirmed ticket INC-1 and that he asked for a reset"}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["state"], "approved");
-    assert_eq!(
-        body["progress"]["counted_classes"],
-        serde_json::json!(["phone_of_record"])
-    );
-    s.finish().await;
-}
-
 async fn this_was_not_me_locks_the_account(backend: Backend) {
     let s = TestServer::start_with(backend, |c| {
         c.security_contacts = vec!["soc@example.org".to_owned()]
@@ -604,7 +548,6 @@ async fn this_was_not_me_locks_the_account(backend: Backend) {
 
 on_both_backends!(
     this_was_not_me_locks_the_account,
-    callback_to_the_number_of_record,
     push_needs_the_number_the_agent_read_out,
     email_change_with_the_enrolled_app_and_the_phone,
     password_reset_happy_path,

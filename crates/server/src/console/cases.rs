@@ -386,6 +386,8 @@ struct CasePage {
     risk_reasons: Vec<String>,
     steps: Vec<Step>,
     codes: Vec<CodeEntry>,
+    /// A callback's one-time code, shown only on the page answering the start.
+    read_out: Option<String>,
     can_end: bool,
     /// Security officers may open break-glass on a case still short of its playbook.
     can_break_glass: bool,
@@ -423,13 +425,26 @@ async fn render_case(
     notice: Option<Notice>,
     error: Option<&ApiError>,
 ) -> Result<Response, Failure> {
+    render_case_reading_out(console, staff, id, notice, error, None).await
+}
+
+async fn render_case_reading_out(
+    console: &Console,
+    staff: &SignedIn,
+    id: &str,
+    notice: Option<Notice>,
+    error: Option<&ApiError>,
+    read_out: Option<String>,
+) -> Result<Response, Failure> {
     let case = console.service.get_case(&staff.0, id).await?;
     let not_before = grant_not_before(console, &case.id).await?;
     let now = console.service.now();
     let codes = case
         .verifications
         .iter()
-        .filter(|v| v.state == VerificationState::Pending && v.method != Method::ManagerAttestation)
+        // Only methods the caller answers with a code get a code field; a callback's code is
+        // keyed in on the call, never typed here by the agent.
+        .filter(|v| v.state == VerificationState::Pending && v.method.is_answered())
         .map(|v| CodeEntry {
             id: v.id.clone(),
             label: match &v.destination {
@@ -474,6 +489,7 @@ async fn render_case(
             })
             .collect(),
         codes,
+        read_out,
         can_end: case.state.is_live(),
         can_break_glass: staff.0.role == Role::SecurityOfficer
             && !case.break_glass
@@ -546,10 +562,29 @@ pub(super) async fn start_verification(
             .service
             .start_verification(&staff.0, &id, method)
             .await
-            .map(|_| ()),
+            .map(|(vid, case)| {
+                case.verifications
+                    .into_iter()
+                    .find(|v| v.id == vid)
+                    .and_then(|v| v.read_out)
+            }),
         Err(e) => Err(e),
     };
-    after_action(&console, &staff, &id, result, Notice::Started).await
+    match result {
+        // The code exists only in this answer: show it now rather than redirect it away.
+        Ok(Some(code)) => {
+            render_case_reading_out(
+                &console,
+                &staff,
+                &id,
+                Some(Notice::Started),
+                None,
+                Some(code),
+            )
+            .await
+        }
+        other => after_action(&console, &staff, &id, other, Notice::Started).await,
+    }
 }
 
 #[derive(Deserialize)]
