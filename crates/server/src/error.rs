@@ -152,6 +152,11 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Conflict(m) => Self::new(StatusCode::CONFLICT, "conflict", m),
             StoreError::NotFound(m) => Self::new(StatusCode::NOT_FOUND, "not_found", m),
+            StoreError::LimitReached { .. } => Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_sends",
+                e.to_string(),
+            ),
             StoreError::AuditUnavailable(_) => {
                 tracing::error!(error = %e, "audit append failed; change rolled back");
                 Self::new(

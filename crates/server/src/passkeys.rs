@@ -511,8 +511,6 @@ impl Service {
                 "the email of record is missing, unverified or recently changed; it cannot carry a passkey link",
             )
         })?;
-        // The same per-contact send limit as codes: a flood of links is itself an attack.
-        let contact_hash = self.contact_send_slot(email, now).await?;
         let token = secrets::random_token();
         let expires_at = now + Duration::minutes(self.config.codes.email_ttl_minutes);
         let url = format!(
@@ -559,6 +557,8 @@ impl Service {
             ),
             secret: Some(Secret::Link(url)),
         };
+        // The same per-contact send limit as codes: a flood of links is itself an attack.
+        self.contact_send_slot(email, now).await?;
         self.delivery.send(&message).await.map_err(|_| {
             ApiError::new(
                 StatusCode::BAD_GATEWAY,
@@ -580,7 +580,6 @@ impl Service {
                     expected_version: stored.version,
                 }),
                 new_links: vec![link],
-                code_sends: vec![(contact_hash, now)],
                 audit: vec![started],
                 ..Change::default()
             })

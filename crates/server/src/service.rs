@@ -78,8 +78,6 @@ const RUNNABLE: [Method; 10] = [
     Method::ManagerAttestation,
 ];
 
-/// The credential kind holding the hashes of a subject's unused recovery codes.
-const RECOVERY_CODES: &str = "recovery_codes";
 /// The credential kind holding a subject's sealed TOTP seed and the last time step accepted.
 const TOTP: &str = "totp";
 
@@ -210,28 +208,40 @@ impl Service {
         NewAuditEntry::new(self.now(), actor.clone(), case_id, event, details)
     }
 
-    /// The key under which a message to `contact` is counted, once the per-contact send limit
-    /// allows one more: bounded sends per contact, across cases and kinds (codes, links), because
-    /// a flood of messages is itself an attack.
+    /// Reserves a message to `contact` under the per-contact send limit, right before it is sent:
+    /// bounded sends per contact, across cases and kinds (codes, links), because a flood of
+    /// messages is itself an attack. The count and the reservation are one serialised write, so
+    /// racing requests cannot overshoot; a reserved slot stays counted even if delivery fails.
     pub(crate) async fn contact_send_slot(
         &self,
         contact: &deskgate_core::Contact,
         now: DateTime<Utc>,
-    ) -> ApiResult<String> {
-        let contact_hash = self.codes.hash("contact", &contact.value.to_lowercase());
-        let window = now - Duration::minutes(self.config.codes.send_window_minutes);
-        let sent = self.store.code_sends_since(&contact_hash, window).await?;
-        if sent >= self.config.codes.max_sends_per_contact {
-            return Err(ApiError::new(
+    ) -> ApiResult<()> {
+        let slot = deskgate_store::SendSlot {
+            contact_hash: self.codes.hash("contact", &contact.value.to_lowercase()),
+            at: now,
+            since: now - Duration::minutes(self.config.codes.send_window_minutes),
+            limit: self.config.codes.max_sends_per_contact,
+        };
+        let reserved = self
+            .store
+            .commit(Change {
+                send_slots: vec![slot],
+                ..Change::default()
+            })
+            .await;
+        match reserved {
+            Ok(_) => Ok(()),
+            Err(deskgate_store::StoreError::LimitReached { sent }) => Err(ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "too_many_sends",
                 format!(
                     "{sent} messages were sent to this {} of record in the last {} minutes; wait before sending another",
                     contact.kind, self.config.codes.send_window_minutes
                 ),
-            ));
+            )),
+            Err(e) => Err(e.into()),
         }
-        Ok(contact_hash)
     }
 
     /// The audit entry of a started verification: its id, method and class, plus `extra`.
@@ -573,6 +583,12 @@ impl Service {
 
     /// The subject's TOTP record, when an authenticator app is enrolled.
     async fn totp_record(&self, subject: &Subject) -> ApiResult<Option<TotpRecord>> {
+        Ok(self.totp_stored(subject).await?.map(|(record, _)| record))
+    }
+
+    /// The subject's TOTP record with its stored text, which a later write must still find
+    /// (compare-and-swap) for its step to count.
+    async fn totp_stored(&self, subject: &Subject) -> ApiResult<Option<(TotpRecord, String)>> {
         if !subject
             .authenticators
             .iter()
@@ -581,7 +597,7 @@ impl Service {
             return Ok(None);
         }
         match self.store.credential(&subject.id, TOTP).await? {
-            Some(c) => Ok(serde_json::from_str(&c.hash).ok()),
+            Some(c) => Ok(serde_json::from_str(&c.hash).ok().map(|r| (r, c.hash))),
             None => Ok(None),
         }
     }
@@ -743,31 +759,7 @@ impl Service {
 
     /// Hashes of the subject's unused recovery codes.
     async fn recovery_hashes(&self, subject_id: &str) -> ApiResult<Vec<String>> {
-        match self.store.credential(subject_id, RECOVERY_CODES).await? {
-            Some(c) => serde_json::from_str(&c.hash).map_err(|_| {
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "corrupt_credential",
-                    "stored recovery codes are unreadable",
-                )
-            }),
-            None => Ok(Vec::new()),
-        }
-    }
-
-    fn recovery_credential(
-        subject_id: &str,
-        hashes: &[String],
-        now: DateTime<Utc>,
-    ) -> deskgate_store::Credential {
-        deskgate_store::Credential {
-            subject_id: subject_id.to_owned(),
-            kind: RECOVERY_CODES.to_owned(),
-            hash: serde_json::to_string(hashes).unwrap_or_else(|_| "[]".to_owned()),
-            created_at: now,
-            expires_at: None,
-            used_at: None,
-        }
+        Ok(self.store.recovery_codes(subject_id).await?)
     }
 
     /// Issues ten new recovery codes (replacing any old ones), stores only their keyed hashes,
@@ -829,7 +821,11 @@ impl Service {
             })?;
         self.store
             .commit(Change {
-                credentials: vec![Self::recovery_credential(&subject.id, &hashes, now)],
+                recovery_codes: vec![deskgate_store::RecoveryCodes {
+                    subject_id: subject.id.clone(),
+                    hashes: hashes.clone(),
+                    issued_at: now,
+                }],
                 audit: vec![self.entry(
                     by,
                     None,
@@ -1323,8 +1319,8 @@ impl Service {
                 .await?;
             return Ok((vid, self.view(&case).await?));
         }
-        let mut code_send = None;
-        let (verification, message, link) = if let Some(kind) = method.contact_kind() {
+        // Codes and links alike count toward the destination's send limit.
+        let (verification, message, link, destination) = if let Some(kind) = method.contact_kind() {
             let contact = subject.contact(kind).ok_or_else(|| {
                 ApiError::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
@@ -1348,8 +1344,6 @@ impl Service {
                     format!("the {kind} of record {why}; it cannot carry a verification"),
                 ));
             }
-            let contact_hash = self.contact_send_slot(contact, now).await?;
-            code_send = Some((contact_hash, now));
             let code = CodeHasher::generate_code(self.config.codes.digits);
             let ttl = if kind == ContactKind::Email {
                 self.config.codes.email_ttl_minutes
@@ -1389,7 +1383,7 @@ impl Service {
                 ),
                 secret: Some(Secret::Code(code)),
             };
-            (v, message, None)
+            (v, message, None, contact.clone())
         } else {
             // Nobody who worked the case (its agent above all) or already gave their word on
             // it vouches for it, nor the requester who asks.
@@ -1482,12 +1476,13 @@ impl Service {
                 ),
                 secret: Some(Secret::Link(url)),
             };
-            (v, message, Some(link))
+            (v, message, Some(link), contact.clone())
         };
-        let destination = verification.destination.clone();
+        let masked = verification.destination.clone();
         let respondent = verification.respondent.clone();
         let expires_at = verification.expires_at;
         case.start_verification(verification, now)?;
+        self.contact_send_slot(&destination, now).await?;
         self.delivery.send(&message).await.map_err(|e| {
             tracing::warn!(case = %case.id, method = %method, error = %e, "delivery failed");
             ApiError::new(
@@ -1502,7 +1497,7 @@ impl Service {
             "verification.started",
             json!({
                 "verification_id": vid, "method": method, "class": method.class(),
-                "destination": destination, "respondent": respondent, "expires_at": expires_at,
+                "destination": masked, "respondent": respondent, "expires_at": expires_at,
             }),
         )];
         self.store
@@ -1512,7 +1507,6 @@ impl Service {
                     expected_version: stored.version,
                 }),
                 new_links: link.into_iter().collect(),
-                code_sends: code_send.into_iter().collect(),
                 audit,
                 ..Change::default()
             })
@@ -1600,6 +1594,7 @@ impl Service {
             ),
             secret: Some(Secret::Link(url)),
         };
+        self.contact_send_slot(email, now).await?;
         self.delivery.send(&message).await.map_err(|_| {
             ApiError::new(
                 StatusCode::BAD_GATEWAY,
@@ -1646,19 +1641,13 @@ impl Service {
                     "the subject has no enrolled push device",
                 )
             })?;
-        let key = self.codes.hash("push", &subject.id);
-        let window = now - Duration::minutes(self.config.codes.send_window_minutes);
-        let sent = self.store.code_sends_since(&key, window).await?;
-        if sent >= self.config.codes.max_sends_per_contact {
-            return Err(ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "push_limit",
-                format!(
-                    "{sent} pushes went to this device in the last {} minutes; no more (push fatigue defence)",
-                    self.config.codes.send_window_minutes
-                ),
-            ));
-        }
+        // Counted in the same commit that records the push, so racing requests cannot overshoot.
+        let slot = deskgate_store::SendSlot {
+            contact_hash: self.codes.hash("push", &subject.id),
+            at: now,
+            since: now - Duration::minutes(self.config.codes.send_window_minutes),
+            limit: self.config.codes.max_sends_per_contact,
+        };
         let number = rand::Rng::gen_range(&mut rand::rngs::OsRng, 10..100u32).to_string();
         let v = Verification {
             id: vid.clone(),
@@ -1688,10 +1677,21 @@ impl Service {
         );
         self.store
             .commit(Change {
-                code_sends: vec![(key, now)],
+                send_slots: vec![slot],
                 ..updating(&case, stored.version, vec![started])
             })
-            .await?;
+            .await
+            .map_err(|e| match e {
+                deskgate_store::StoreError::LimitReached { sent } => ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "push_limit",
+                    format!(
+                        "{sent} pushes went to this device in the last {} minutes; no more (push fatigue defence)",
+                        self.config.codes.send_window_minutes
+                    ),
+                ),
+                other => other.into(),
+            })?;
         Ok((vid, self.view(&case).await?))
     }
 
@@ -2181,28 +2181,26 @@ impl Service {
             ));
         }
         // A recovery code is checked against every unused code (each compare in constant time)
-        // and, when it matches, removed in the same commit: single use.
-        let mut credentials = Vec::new();
+        // and, when it matches, spent in the same commit only if it is still unused: single use
+        // even when two cases race for it. Likewise a TOTP step counts only if the stored record
+        // is still the one read, so one step passes once.
+        let mut spend_recovery_codes = Vec::new();
+        let mut swap_credentials = Vec::new();
         let matched = match &recovery_code {
             Some(answer) => {
                 let hashes = self.recovery_hashes(&verification.respondent).await?;
                 let context = format!("recovery:{}", verification.respondent);
                 let mut hit = None;
-                for (i, h) in hashes.iter().enumerate() {
+                for h in &hashes {
                     if self.codes.matches(&context, answer, h) {
-                        hit = Some(i);
+                        hit = Some(h.clone());
                     }
                 }
-                if let Some(i) = hit {
-                    let mut remaining = hashes.clone();
-                    remaining.remove(i);
-                    credentials.push(Self::recovery_credential(
-                        &verification.respondent,
-                        &remaining,
-                        now,
-                    ));
+                let matched = hit.is_some();
+                if let Some(h) = hit {
+                    spend_recovery_codes.push((verification.respondent.clone(), h, now));
                 }
-                hit.is_some()
+                matched
             }
             None if verification.method == Method::Totp => {
                 // The person verified: the subject, or the owner who asked for a service account.
@@ -2214,8 +2212,8 @@ impl Service {
                     case.requirements.freshness(),
                     now,
                 );
-                match self.totp_record(&subject).await?.filter(|_| settled) {
-                    Some(record) => {
+                match self.totp_stored(&subject).await?.filter(|_| settled) {
+                    Some((record, stored)) => {
                         let secret = self.totp_secret(&subject.id, &record)?;
                         let unix = u64::try_from(now.timestamp()).unwrap_or(0);
                         // A code of a step already used (a replay, or an older code) fails.
@@ -2225,7 +2223,10 @@ impl Service {
                                     sealed: record.sealed,
                                     last_step: Some(step),
                                 };
-                                credentials.push(Self::totp_credential(&subject.id, &next, now));
+                                swap_credentials.push(deskgate_store::CredentialSwap {
+                                    expected_hash: stored,
+                                    credential: Self::totp_credential(&subject.id, &next, now),
+                                });
                                 true
                             }
                             Err(_) => false,
@@ -2268,7 +2269,8 @@ impl Service {
                     case: case.clone(),
                     expected_version: stored.version,
                 }),
-                credentials,
+                spend_recovery_codes,
+                swap_credentials,
                 audit,
                 ..Change::default()
             })
@@ -2424,23 +2426,26 @@ impl Service {
             "A temporary access pass was used to enrol a new authenticator app on your \
                        account. If this was not you, contact the security team at once.",
         );
+        // The pass is spent only if it is still the unused one just checked: of racing
+        // redemptions, one enrols an app and the others are refused.
         self.store
             .commit(Change {
                 subjects: vec![subject.clone()],
-                credentials: vec![
-                    deskgate_store::Credential {
+                swap_credentials: vec![deskgate_store::CredentialSwap {
+                    expected_hash: credential.hash.clone(),
+                    credential: deskgate_store::Credential {
                         used_at: Some(now),
                         ..credential
                     },
-                    Self::totp_credential(
-                        &subject.id,
-                        &TotpRecord {
-                            sealed,
-                            last_step: None,
-                        },
-                        now,
-                    ),
-                ],
+                }],
+                credentials: vec![Self::totp_credential(
+                    &subject.id,
+                    &TotpRecord {
+                        sealed,
+                        last_step: None,
+                    },
+                    now,
+                )],
                 audit: vec![self.entry(
                     &Actor {
                         id: subject.id.clone(),
@@ -2453,7 +2458,11 @@ impl Service {
                 )],
                 ..Change::default()
             })
-            .await?;
+            .await
+            .map_err(|e| match e {
+                deskgate_store::StoreError::Conflict(_) => refused(),
+                other => other.into(),
+            })?;
         // Binding a new authenticator is announced on every contact of record.
         for n in &notices {
             if let Err(e) = self.delivery.send(n).await {

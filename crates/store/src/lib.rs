@@ -26,6 +26,9 @@ pub enum StoreError {
     Conflict(String),
     #[error("not found: {0}")]
     NotFound(String),
+    /// A [`SendSlot`] found its destination's limit reached; nothing in the change was written.
+    #[error("send limit reached: {sent} already sent in the window")]
+    LimitReached { sent: u32 },
     /// The audit trail could not be appended; the whole change was rolled back.
     #[error("audit append failed: {0}")]
     AuditUnavailable(String),
@@ -97,6 +100,34 @@ pub struct Credential {
     pub used_at: Option<DateTime<Utc>>,
 }
 
+/// A compare-and-swap on a credential: `credential` replaces the stored row of its subject and
+/// kind only while that row is unused and still holds `expected_hash`; otherwise the whole change
+/// fails with [`StoreError::Conflict`], so of two requests that read the same row, one wins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialSwap {
+    pub expected_hash: String,
+    pub credential: Credential,
+}
+
+/// A subject's new recovery codes (hashes only); they replace every earlier code, used or not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoveryCodes {
+    pub subject_id: String,
+    pub hashes: Vec<String>,
+    pub issued_at: DateTime<Utc>,
+}
+
+/// One message to a destination, counted against that destination's limit before it is sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendSlot {
+    /// Hash of the destination, never the number or address itself.
+    pub contact_hash: String,
+    pub at: DateTime<Utc>,
+    /// Messages sent since then count toward the limit.
+    pub since: DateTime<Utc>,
+    pub limit: u32,
+}
+
 /// Everything one request changes, committed atomically with its audit entries.
 #[derive(Debug, Clone, Default)]
 pub struct Change {
@@ -106,11 +137,18 @@ pub struct Change {
     /// Link token hashes to mark used; an already used link makes the change conflict.
     pub use_links: Vec<(String, DateTime<Utc>)>,
     pub credentials: Vec<Credential>,
+    pub swap_credentials: Vec<CredentialSwap>,
+    pub recovery_codes: Vec<RecoveryCodes>,
+    /// Recovery codes to spend: (subject id, code hash, when). One already used or replaced
+    /// makes the change conflict, so a code passes once and spending one never revives another.
+    pub spend_recovery_codes: Vec<(String, String, DateTime<Utc>)>,
     /// Credentials to mark used, single use: (subject id, kind, when). One already used, or
     /// missing, makes the change conflict, so two racing requests cannot both spend it.
     pub consume_credentials: Vec<(String, String, DateTime<Utc>)>,
-    /// Codes sent: (hash of the destination, when).
-    pub code_sends: Vec<(String, DateTime<Utc>)>,
+    /// Messages to count, each only while fewer than its limit went to its destination in its
+    /// window; otherwise the change fails with [`StoreError::LimitReached`]. The count and the
+    /// insert are one serialised step, so racing senders cannot overshoot the limit.
+    pub send_slots: Vec<SendSlot>,
     /// Webhook deliveries processed: (vendor, delivery id, when); a repeat makes the change conflict.
     pub webhook_deliveries: Vec<(String, String, DateTime<Utc>)>,
     /// Changes to how staff members may sign in.
@@ -153,8 +191,11 @@ impl Change {
             || !self.new_links.is_empty()
             || !self.use_links.is_empty()
             || !self.credentials.is_empty()
+            || !self.swap_credentials.is_empty()
+            || !self.recovery_codes.is_empty()
+            || !self.spend_recovery_codes.is_empty()
             || !self.consume_credentials.is_empty()
-            || !self.code_sends.is_empty()
+            || !self.send_slots.is_empty()
             || !self.webhook_deliveries.is_empty()
             || !self.staff_access.is_empty()
             || !self.spent_sign_ins.is_empty()
@@ -227,8 +268,8 @@ pub trait Store: Send + Sync {
     async fn link(&self, token_hash: &str) -> Result<Option<LinkToken>>;
     /// Whether this webhook delivery was processed already.
     async fn webhook_seen(&self, vendor: &str, delivery_id: &str) -> Result<bool>;
-    /// Codes sent to the destination with this hash since `since`.
-    async fn code_sends_since(&self, contact_hash: &str, since: DateTime<Utc>) -> Result<u32>;
+    /// Hashes of the subject's unused recovery codes.
+    async fn recovery_codes(&self, subject_id: &str) -> Result<Vec<String>>;
     async fn credential(&self, subject_id: &str, kind: &str) -> Result<Option<Credential>>;
 
     /// Writes the change and its audit entries in one transaction, returning the entries as

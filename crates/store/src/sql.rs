@@ -383,10 +383,79 @@ macro_rules! writes_fn {
                     ));
                 }
             }
-            for (hash, at) in &change.code_sends {
-                sqlx::query("INSERT INTO code_sends (contact_hash, sent_at) VALUES ($1, $2)")
+            for swap in &change.swap_credentials {
+                let c = &swap.credential;
+                let done = sqlx::query(
+                    "UPDATE credentials SET hash = $1, created_at = $2, expires_at = $3, \
+                     used_at = $4 WHERE subject_id = $5 AND kind = $6 AND hash = $7 \
+                     AND used_at IS NULL",
+                )
+                .bind(&c.hash)
+                .bind(time_text(c.created_at))
+                .bind(c.expires_at.map(time_text))
+                .bind(c.used_at.map(time_text))
+                .bind(&c.subject_id)
+                .bind(&c.kind)
+                .bind(&swap.expected_hash)
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() != 1 {
+                    return Err(StoreError::Conflict(format!(
+                        "the {} changed concurrently or was already used",
+                        c.kind
+                    )));
+                }
+            }
+            for (subject_id, hash, at) in &change.spend_recovery_codes {
+                let done = sqlx::query(
+                    "UPDATE recovery_codes SET used_at = $1 \
+                     WHERE subject_id = $2 AND code_hash = $3 AND used_at IS NULL",
+                )
+                .bind(time_text(*at))
+                .bind(subject_id)
+                .bind(hash)
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() != 1 {
+                    return Err(StoreError::Conflict(
+                        "the recovery code was already used".to_owned(),
+                    ));
+                }
+            }
+            for codes in &change.recovery_codes {
+                sqlx::query("DELETE FROM recovery_codes WHERE subject_id = $1")
+                    .bind(&codes.subject_id)
+                    .execute(&mut *tx)
+                    .await?;
+                for hash in &codes.hashes {
+                    sqlx::query(
+                        "INSERT INTO recovery_codes (subject_id, code_hash, issued_at, used_at) \
+                         VALUES ($1, $2, $3, NULL)",
+                    )
+                    .bind(&codes.subject_id)
                     .bind(hash)
-                    .bind(time_text(*at))
+                    .bind(time_text(codes.issued_at))
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+            // Atomic because writers are serialised: SQLite has one writer, and on PostgreSQL
+            // every commit holds the sequencer row and a lock per destination (see `commit`).
+            for slot in &change.send_slots {
+                let sent: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM code_sends WHERE contact_hash = $1 AND sent_at >= $2",
+                )
+                .bind(&slot.contact_hash)
+                .bind(time_text(slot.since))
+                .fetch_one(&mut *tx)
+                .await?;
+                let sent = u32::try_from(sent).unwrap_or(u32::MAX);
+                if sent >= slot.limit {
+                    return Err(StoreError::LimitReached { sent });
+                }
+                sqlx::query("INSERT INTO code_sends (contact_hash, sent_at) VALUES ($1, $2)")
+                    .bind(&slot.contact_hash)
+                    .bind(time_text(slot.at))
                     .execute(&mut *tx)
                     .await?;
             }
@@ -1019,15 +1088,14 @@ impl Store for SqlStore {
         Ok(n > 0)
     }
 
-    async fn code_sends_since(&self, contact_hash: &str, since: DateTime<Utc>) -> Result<u32> {
-        let since = time_text(since);
-        let n = self
-            .count(
-                "SELECT COUNT(*) FROM code_sends WHERE contact_hash = $1 AND sent_at >= $2",
-                &[contact_hash, &since],
-            )
-            .await?;
-        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    async fn recovery_codes(&self, subject_id: &str) -> Result<Vec<String>> {
+        self.docs(
+            "SELECT code_hash FROM recovery_codes WHERE subject_id = $1 AND used_at IS NULL \
+             ORDER BY code_hash",
+            &[subject_id],
+            None,
+        )
+        .await
     }
 
     async fn link(&self, token_hash: &str) -> Result<Option<LinkToken>> {
@@ -1123,6 +1191,22 @@ impl Store for SqlStore {
             (Backend::Postgres(p), _) => {
                 let mut tx = p.begin().await?;
                 let mut head = read_head_postgres(&mut tx).await?;
+                // The sequencer row already serialises writers; a lock per destination keeps
+                // the send limit exact on its own, in a fixed order so that two changes never
+                // wait on each other.
+                let mut destinations: Vec<&str> = change
+                    .send_slots
+                    .iter()
+                    .map(|s| s.contact_hash.as_str())
+                    .collect();
+                destinations.sort_unstable();
+                destinations.dedup();
+                for d in destinations {
+                    sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+                        .bind(d)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 writes_postgres(&mut tx, &change).await?;
                 let entries: Vec<&NewAuditEntry> = change.audit.iter().collect();
                 // Several instances may share the database: read the right edge from the table.

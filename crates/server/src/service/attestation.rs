@@ -109,7 +109,6 @@ impl Service {
         let (link, stored) = self.open_attestation(token).await?;
         let (respondent, phone) = self.respondent_phone(&link, &stored).await?;
         let now = self.now();
-        let contact_hash = self.contact_send_slot(&phone, now).await?;
         let code = CodeHasher::generate_code(self.config.codes.digits);
         let ttl = self.config.codes.phone_ttl_minutes;
         let expires_at = now + Duration::minutes(ttl);
@@ -136,6 +135,7 @@ impl Service {
             ),
             secret: Some(Secret::Code(code)),
         };
+        self.contact_send_slot(&phone, now).await?;
         self.delivery.send(&message).await.map_err(|e| {
             tracing::warn!(case = %case.id, error = %e, "delivery of an attestation sign-in code failed");
             ApiError::new(
@@ -153,9 +153,9 @@ impl Service {
                 "expires_at": expires_at,
             }),
         );
-        let mut change = updating(&case, stored.version, vec![entry]);
-        change.code_sends = vec![(contact_hash, now)];
-        self.store.commit(change).await?;
+        self.store
+            .commit(updating(&case, stored.version, vec![entry]))
+            .await?;
         Ok(CodeSent {
             destination: phone.masked(),
             expires_at,
