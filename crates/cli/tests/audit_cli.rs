@@ -244,8 +244,8 @@ fn running_server_proofs_verify_and_ocsf_exports() {
             &demo.base(),
             "--key",
             &key,
-            "--token",
-            &demo.token("avery.stone"),
+            // `=` form: a random token may begin with '-', which clap would read as a flag.
+            &format!("--token={}", demo.token("avery.stone")),
             "--previous",
             older.join("checkpoint").to_str().unwrap(),
         ],
@@ -265,8 +265,7 @@ fn running_server_proofs_verify_and_ocsf_exports() {
             &demo.base(),
             "--key",
             &key,
-            "--token",
-            &demo.token("sam.rivera"),
+            &format!("--token={}", demo.token("sam.rivera")),
         ],
     );
     assert!(!o.status.success(), "an agent may not read the log");
