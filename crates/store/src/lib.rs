@@ -109,6 +109,8 @@ pub struct Change {
     /// Credentials to mark used, single use: (subject id, kind, when). One already used, or
     /// missing, makes the change conflict, so two racing requests cannot both spend it.
     pub consume_credentials: Vec<(String, String, DateTime<Utc>)>,
+    /// Outstanding handovers of subjects to spend at once (a "this was not me" report).
+    pub revoke_handovers: Vec<HandoverRevocation>,
     /// Codes sent: (hash of the destination, when).
     pub code_sends: Vec<(String, DateTime<Utc>)>,
     /// Webhook deliveries processed: (vendor, delivery id, when); a repeat makes the change conflict.
@@ -116,6 +118,17 @@ pub struct Change {
     /// Changes to how staff members may sign in.
     pub staff_access: Vec<StaffAccess>,
     pub audit: Vec<NewAuditEntry>,
+}
+
+/// Spends, at `at`, everything still outstanding that acts on `subject_id`: every unused link of
+/// the subject's cases or sent to the subject, and every unused credential of the subject whose
+/// kind is in `credential_kinds` (its stored hash or sealed value is destroyed with it). Finding
+/// nothing to spend is not an error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandoverRevocation {
+    pub subject_id: String,
+    pub credential_kinds: Vec<String>,
+    pub at: DateTime<Utc>,
 }
 
 /// A change to how a staff member may sign in. An unknown staff id makes the change fail with
@@ -151,6 +164,7 @@ impl Change {
             || !self.use_links.is_empty()
             || !self.credentials.is_empty()
             || !self.consume_credentials.is_empty()
+            || !self.revoke_handovers.is_empty()
             || !self.code_sends.is_empty()
             || !self.webhook_deliveries.is_empty()
             || !self.staff_access.is_empty()

@@ -53,6 +53,10 @@ impl Service {
     async fn open_attestation(&self, token: &str) -> ApiResult<(LinkToken, StoredCase)> {
         let link = self.attestation_link(token).await?;
         let stored = self.load_case(&link.case_id).await?;
+        let subject = self
+            .subject_or(&stored.case.subject_id, StatusCode::NOT_FOUND, "not_found")
+            .await?;
+        super::ensure_not_on_hold(&subject, false)?;
         Ok((link, stored))
     }
 
@@ -67,6 +71,7 @@ impl Service {
         let respondent = self
             .subject_or(&link.respondent, StatusCode::NOT_FOUND, "not_found")
             .await?;
+        super::ensure_not_on_hold(&respondent, true)?;
         if respondent.status != SubjectStatus::Active {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
