@@ -14,6 +14,7 @@ pub mod directory;
 pub mod directory_sync;
 pub mod error;
 pub mod idv;
+pub mod link_tokens;
 pub mod passkey_pages;
 pub mod passkeys;
 pub mod policy_gate;

@@ -48,7 +48,7 @@ fn not_me_link(s: &TestServer, to: &str) -> String {
 }
 
 async fn report_not_me(s: &TestServer, link: &str) {
-    let resp = s.client.post(link).send().await.unwrap();
+    let resp = s.post_link(link, "").send().await.unwrap();
     assert_eq!(
         resp.status(),
         StatusCode::OK,
@@ -143,7 +143,7 @@ async fn finding_4_not_me_spends_the_service_secret_retrieval(backend: Backend) 
 
     report_not_me(&s, &not_me_link(&s, "svc-payroll@service.example.org")).await;
 
-    let resp = s.client.post(&url).send().await.unwrap();
+    let resp = s.post_link(&url, "").send().await.unwrap();
     let status = resp.status();
     let body = resp.text().await.unwrap();
     assert_ne!(status, StatusCode::OK, "{body}");
@@ -307,6 +307,128 @@ async fn finding_14_verifications_per_case_are_capped(backend: Backend) {
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
     assert_eq!(body["error"]["code"], "too_many_verifications", "{body}");
     assert_eq!(s.snapshot(Some(id), "u-alice").await, before);
+    s.finish().await;
+}
+
+// --- finding 14: link tokens leave the URL after the first GET ---------------------------------
+
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+async fn finding_14_link_tokens_are_refused_in_post_paths(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let case = s.open_case(AGENT, "u-alice", "mfa_reset").await;
+    let id = case["id"].as_str().unwrap();
+    let link = s.request_attestation(AGENT, id).await;
+    let token = link.rsplit_once('/').unwrap().1.to_owned();
+    let before = s.snapshot(Some(id), "u-alice").await;
+    // Every POST that carries the token in its path is refused before anything is looked up.
+    for path in [
+        format!("/attest/{token}"),
+        format!("/attest/{token}/code"),
+        format!("/attest/{token}/sign-in"),
+        format!("/console/attest/{token}"),
+        format!("/console/attest/{token}/code"),
+        format!("/console/attest/{token}/sign-in"),
+    ] {
+        let (status, body) = s
+            .send(
+                s.client
+                    .post(format!("{}{path}", s.base))
+                    .json(&json!({"code": "123456", "decision": "confirm"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+        assert_eq!(body["error"]["code"], "token_in_path", "{path}: {body}");
+    }
+    assert_eq!(
+        s.snapshot(Some(id), "u-alice").await,
+        before,
+        "nothing sent or changed"
+    );
+
+    // The manager's browser: the first GET moves the token into an HttpOnly cookie scoped to
+    // the attestation pages and lands on a token-free URL; nothing after it names the token.
+    let first = no_redirects()
+        .get(format!("{}/console/attest/{token}", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), StatusCode::SEE_OTHER);
+    assert_eq!(first.headers()["location"], "/console/attest");
+    assert_eq!(first.headers()["referrer-policy"], "no-referrer");
+    let cookie = first.headers()["set-cookie"].to_str().unwrap().to_owned();
+    for attribute in ["HttpOnly", "Path=/console/attest", "Max-Age="] {
+        assert!(cookie.contains(attribute), "{cookie}");
+    }
+    let jar = cookie.split(';').next().unwrap().to_owned();
+    let page = s
+        .client
+        .get(format!("{}/console/attest", s.base))
+        .header("cookie", &jar)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert_eq!(page.headers()["referrer-policy"], "no-referrer");
+    let html = page.text().await.unwrap();
+    assert!(html.contains("action=\"/console/attest/code\""), "{html}");
+    assert!(!html.contains(&token), "the page does not repeat the token");
+    // The sign-in continues on token-free URLs with the cookie alone.
+    let sent = s
+        .client
+        .post(format!("{}/console/attest/code", s.base))
+        .header("cookie", &jar)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), StatusCode::OK);
+    assert_eq!(
+        s.last_message("attestation_sign_in_code")["to"],
+        "+1 555 010 0110"
+    );
+    s.finish().await;
+}
+
+async fn finding_14_the_not_me_page_posts_its_token_in_the_body(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let case = s.open_case(AGENT, "u-dave", "password_reset").await;
+    let id = case["id"].as_str().unwrap();
+    let (vid, code) = s.send_code(AGENT, id, "email_code").await;
+    s.answer(AGENT, id, &vid, &code).await;
+    assert_eq!(s.execute(AGENT, id).await.0, StatusCode::OK);
+    let link = not_me_link(&s, "dave.whitfield@example.org");
+    let token = link.rsplit_once('/').unwrap().1.to_owned();
+
+    let (status, body) = s.send(s.client.post(&link)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["code"], "token_in_path");
+    let dave = s.service.store.subject("u-dave").await.unwrap().unwrap();
+    assert!(!dave.flagged, "a refused report changes nothing");
+
+    let page = s.client.get(&link).send().await.unwrap();
+    assert_eq!(page.headers()["referrer-policy"], "no-referrer");
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("<form method=\"post\" action=\"/not-me\">"),
+        "{html}"
+    );
+    // The browser's form post: the token in the body, the URL without it.
+    let resp = s
+        .client
+        .post(format!("{}/not-me", s.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let dave = s.service.store.subject("u-dave").await.unwrap().unwrap();
+    assert!(dave.flagged);
     s.finish().await;
 }
 
@@ -562,6 +684,8 @@ async fn finding_14_an_execution_lost_mid_call_is_failed_not_cancelled(backend: 
 }
 
 on_both_backends!(
+    finding_14_link_tokens_are_refused_in_post_paths,
+    finding_14_the_not_me_page_posts_its_token_in_the_body,
     finding_14_cancel_or_deny_during_the_connector_call_keeps_the_outcome,
     finding_14_an_execution_lost_mid_call_is_failed_not_cancelled,
     finding_4_not_me_spends_the_temporary_access_pass_and_the_subjects_links,

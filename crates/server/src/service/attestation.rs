@@ -49,6 +49,11 @@ impl Service {
         Ok(link)
     }
 
+    /// Checks that `token` is a live attestation link whose subject is not held, changing nothing.
+    pub async fn check_attestation_link(&self, token: &str) -> ApiResult<()> {
+        self.open_attestation(token).await.map(|_| ())
+    }
+
     /// The link and its case, refusing a link whose attestation no longer waits for an answer.
     async fn open_attestation(&self, token: &str) -> ApiResult<(LinkToken, StoredCase)> {
         let link = self.attestation_link(token).await?;
