@@ -5,7 +5,7 @@
 //! ```text
 //! open -> verifying -> approved -> executed -> closed
 //! any live state -> denied | cancelled | expired | escalated;  escalated -> verifying
-//! approved (grant consumed, connector call in flight) -> executed | failed
+//! approved (grant consumed, connector call in flight) -> executed | failed  (nothing else)
 //! ```
 
 use chrono::{DateTime, Duration, Utc};
@@ -243,6 +243,8 @@ pub enum CaseError {
     WorkedTheCase,
     #[error("this person already vouched for or approved the case, so they cannot work it")]
     AlreadyContributed,
+    #[error("the connector is carrying out the action now; its outcome is recorded first")]
+    ExecutionInFlight,
 }
 
 impl Case {
@@ -849,8 +851,9 @@ impl Case {
     /// Consumes the grant for an action performed by an external connector, whose outcome is
     /// known only after the call. The case stays `approved` with its grant consumed until
     /// [`Case::complete_execution`] or [`Case::fail_execution`]; the caller persists this change
-    /// before calling the connector, so the grant can never be used twice, and a case left here
-    /// by a crash mid-call can be ended but never executed again.
+    /// before calling the connector, so the grant can never be used twice. Nothing but the
+    /// connector's outcome ends a case here; one left by a crash mid-call is failed with
+    /// [`Case::fail_execution`] (the outcome unknown) and never executed again.
     pub fn begin_execution(
         &mut self,
         agent_id: &str,
@@ -962,7 +965,13 @@ impl Case {
         changed
     }
 
+    /// Denying, cancelling or expiring waits for a connector call in flight: ending the case
+    /// under it would leave the action done in the directory with no outcome, notices or
+    /// probation on record.
     fn end(&mut self, to: CaseState, reason: String, now: DateTime<Utc>) -> Result<(), CaseError> {
+        if self.execution_in_flight() {
+            return Err(CaseError::ExecutionInFlight);
+        }
         self.ensure_live()?;
         self.state = to;
         self.outcome_reason = Some(reason);

@@ -95,6 +95,15 @@ pub struct Contact {
 }
 
 impl Contact {
+    /// The value as it reaches someone: a phone's digits, an email without case or spaces. Two
+    /// contacts with the same reach land on the same phone or in the same mailbox.
+    pub fn reach(&self) -> String {
+        match self.kind {
+            ContactKind::Phone => self.value.chars().filter(char::is_ascii_digit).collect(),
+            ContactKind::Email => self.value.trim().to_lowercase(),
+        }
+    }
+
     /// True when the contact was changed less than `window` before `now`.
     pub fn changed_within(&self, window: Duration, now: DateTime<Utc>) -> bool {
         now - self.changed_at < window
@@ -227,6 +236,19 @@ impl Subject {
 
     pub fn is_non_human(&self) -> bool {
         self.tier == Tier::Service
+    }
+
+    /// True when a phone or email of record of `self` reaches the same phone or mailbox as one of
+    /// `other`'s: whoever holds it holds both, so the two are not independent people.
+    pub fn shares_contact_with(&self, other: &Subject) -> bool {
+        self.contacts.iter().any(|mine| {
+            let reach = mine.reach();
+            !reach.is_empty()
+                && other
+                    .contacts
+                    .iter()
+                    .any(|theirs| theirs.kind == mine.kind && theirs.reach() == reach)
+        })
     }
 
     /// Who vouches for this subject out of band: the manager of a person, or the first owner

@@ -181,3 +181,71 @@ fn a_changed_contact_leaves_an_execution_in_flight_alone() {
     assert!(!case.contact_changed(ContactKind::Phone, now));
     assert_eq!(case, before);
 }
+
+#[test]
+fn a_deny_or_cancel_waits_for_the_connectors_answer() {
+    let now = start();
+    let mut case = approved_case(now);
+    case.begin_execution("a-1", now).unwrap();
+    let before = case.clone();
+    assert_eq!(
+        case.cancel("x".into(), now),
+        Err(CaseError::ExecutionInFlight)
+    );
+    assert_eq!(
+        case.deny("x".into(), now),
+        Err(CaseError::ExecutionInFlight)
+    );
+    assert_eq!(
+        case.expire("x".into(), now),
+        Err(CaseError::ExecutionInFlight)
+    );
+    assert_eq!(case, before, "a refused end changes nothing");
+    case.complete_execution(now).unwrap();
+    assert_eq!(case.state, CaseState::Executed);
+}
+
+#[test]
+fn contacts_that_reach_the_same_phone_or_mailbox_are_shared() {
+    let now = start();
+    let contact = |kind, value: &str| deskgate_core::Contact {
+        kind,
+        value: value.into(),
+        verified_at: Some(now),
+        changed_at: now,
+    };
+    let person = |id: &str, contacts| Subject {
+        id: id.into(),
+        display_name: id.into(),
+        tier: Tier::Standard,
+        status: SubjectStatus::Active,
+        manager: None,
+        owners: vec![],
+        groups: vec![],
+        contacts,
+        authenticators: vec![],
+        flagged: false,
+        hired_at: None,
+        utc_offset_minutes: None,
+        probation_until: None,
+        identity: None,
+    };
+    let a = person(
+        "a",
+        vec![
+            contact(ContactKind::Phone, "+1 555 010 0142"),
+            contact(ContactKind::Email, "a@example.org"),
+        ],
+    );
+    let b = person("b", vec![contact(ContactKind::Phone, "+15550100143")]);
+    assert!(!a.shares_contact_with(&b));
+    let same_phone = person("c", vec![contact(ContactKind::Phone, "+15550100142")]);
+    assert!(a.shares_contact_with(&same_phone));
+    let same_mailbox = person("d", vec![contact(ContactKind::Email, " A@Example.org")]);
+    assert!(a.shares_contact_with(&same_mailbox));
+    let crossed = person("e", vec![contact(ContactKind::Email, "+1 555 010 0142")]);
+    assert!(
+        !a.shares_contact_with(&crossed),
+        "a phone never matches an email"
+    );
+}

@@ -18,6 +18,7 @@ use serde_json::json;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::error::ApiError;
+use crate::link_tokens;
 use crate::service::{OpenCase, Service, parse_id};
 
 type AppState = Arc<Service>;
@@ -374,6 +375,7 @@ async fn reload_policy(
 }
 
 /// JSON for integrations; a person's browser following the emailed link goes to the page.
+/// This first GET is the one request that may carry the token in its path.
 async fn attestation_view(
     State(s): State<AppState>,
     Path(token): Path<String>,
@@ -383,14 +385,9 @@ async fn attestation_view(
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("text/html"));
-    // Tokens are URL-safe base64; anything else cannot be a link we sent (and must not reach a
+    // Anything but a well-formed token cannot be a link we sent (and must not reach a
     // Location header).
-    let well_formed = !token.is_empty()
-        && token.len() <= 128
-        && token
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if !well_formed {
+    if !link_tokens::well_formed(&token) {
         return Err(ApiError::not_found("link"));
     }
     if wants_page {
@@ -405,6 +402,18 @@ async fn attestation_view(
     .into_response())
 }
 
+/// The same view, for a client presenting the token in the `X-Link-Token` header.
+async fn attestation_view_by_header(
+    State(s): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    let token = link_tokens::presented(&headers, None, None)?;
+    Ok(Json(
+        s.attestation_view(&token, attestation_session(&headers))
+            .await?,
+    ))
+}
+
 /// The attestation session a respondent presents after signing in.
 fn attestation_session(headers: &axum::http::HeaderMap) -> Option<&str> {
     headers
@@ -416,8 +425,9 @@ fn attestation_session(headers: &axum::http::HeaderMap) -> Option<&str> {
 /// Sends the respondent a sign-in code on their own phone of record.
 async fn attestation_code(
     State(s): State<AppState>,
-    Path(token): Path<String>,
+    headers: axum::http::HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
+    let token = link_tokens::presented(&headers, None, None)?;
     Ok(Json(s.send_attestation_code(&token).await?))
 }
 
@@ -430,19 +440,20 @@ struct SignInBody {
 /// Checks the sign-in code; answers with the attestation session.
 async fn attestation_sign_in(
     State(s): State<AppState>,
-    Path(token): Path<String>,
+    headers: axum::http::HeaderMap,
     ApiJson(body): ApiJson<SignInBody>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let token = link_tokens::presented(&headers, None, None)?;
     Ok(Json(s.sign_in_to_attestation(&token, &body.code).await?))
 }
 
 async fn attest(
     State(s): State<AppState>,
     MaybeCaller(presenter): MaybeCaller,
-    Path(token): Path<String>,
     headers: axum::http::HeaderMap,
     ApiJson(body): ApiJson<AttestBody>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let token = link_tokens::presented(&headers, None, None)?;
     let case = s
         .attest(
             &token,
@@ -518,19 +529,55 @@ async fn idv_webhook(
     Ok(Json(s.idv_webhook(&vendor, &headers, &body).await?))
 }
 
-/// The page the emailed "this was not me" link opens: one button, no script.
+/// A link's token sent as a form field by the pages below.
+#[derive(Deserialize)]
+struct LinkForm {
+    token: String,
+}
+
+/// The token of a POST to a token-free link route: the header, else the form field.
+fn form_token(
+    headers: &axum::http::HeaderMap,
+    form: Result<axum::Form<LinkForm>, axum::extract::rejection::FormRejection>,
+) -> Result<String, ApiError> {
+    let form = form.ok().map(|axum::Form(f)| f.token);
+    link_tokens::presented(headers, form.as_deref(), None)
+}
+
+/// A one-button page, no script, whose form POSTs the token in its body to `action`.
+fn link_page(
+    title: &str,
+    heading: &str,
+    text: &str,
+    action: &str,
+    token: &str,
+    button: &str,
+) -> Response {
+    let page = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+        <title>{title}</title></head><body><main><h1>{heading}</h1><p>{text}</p>\
+        <form method=\"post\" action=\"{action}\">\
+        <input type=\"hidden\" name=\"token\" value=\"{token}\">\
+        <button type=\"submit\">{button}</button></form></main></body></html>"
+    );
+    axum::response::Html(page).into_response()
+}
+
+/// The page the emailed "this was not me" link opens: one button, no script. The button POSTs
+/// the token in the form body to the token-free `/not-me`.
 async fn not_me_page(
     State(s): State<AppState>,
     Path(token): Path<String>,
 ) -> Result<Response, ApiError> {
     s.check_not_me(&token).await?;
-    let page = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-        <title>Report an account recovery</title></head><body><main>\
-        <h1>Was this recovery not you?</h1>\
-        <p>Pressing the button locks the account at once and alerts the security team.</p>\
-        <form method=\"post\"><button type=\"submit\">This was not me: lock the account</button>\
-        </form></main></body></html>";
-    Ok(axum::response::Html(page).into_response())
+    Ok(link_page(
+        "Report an account recovery",
+        "Was this recovery not you?",
+        "Pressing the button locks the account at once and alerts the security team.",
+        "/not-me",
+        &token,
+        "This was not me: lock the account",
+    ))
 }
 
 /// The page the retrieval link opens: fetching it changes nothing, so a mail scanner that
@@ -540,19 +587,22 @@ async fn retrieval_page(
     Path(token): Path<String>,
 ) -> Result<Response, ApiError> {
     s.check_retrieval(&token).await?;
-    let page = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-        <title>Retrieve a service secret</title></head><body><main>\
-        <h1>Retrieve the rotated service secret</h1>\
-        <p>It is shown once. Put it straight into the secret store.</p>\
-        <form method=\"post\"><button type=\"submit\">Show the secret once</button></form>\
-        </main></body></html>";
-    Ok(axum::response::Html(page).into_response())
+    Ok(link_page(
+        "Retrieve a service secret",
+        "Retrieve the rotated service secret",
+        "It is shown once. Put it straight into the secret store.",
+        "/retrieve",
+        &token,
+        "Show the secret once",
+    ))
 }
 
 async fn retrieve_secret(
     State(s): State<AppState>,
-    Path(token): Path<String>,
+    headers: axum::http::HeaderMap,
+    form: Result<axum::Form<LinkForm>, axum::extract::rejection::FormRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let token = form_token(&headers, form)?;
     Ok(Json(s.retrieve_secret(&token).await?))
 }
 
@@ -571,8 +621,10 @@ async fn redeem_pass(
 
 async fn report_not_me(
     State(s): State<AppState>,
-    Path(token): Path<String>,
+    headers: axum::http::HeaderMap,
+    form: Result<axum::Form<LinkForm>, axum::extract::rejection::FormRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let token = form_token(&headers, form)?;
     Ok(Json(s.report_not_me(&token).await?))
 }
 
@@ -619,13 +671,26 @@ pub fn router(service: Arc<Service>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/attest/{token}", get(attestation_view).post(attest))
-        .route("/attest/{token}/code", post(attestation_code))
-        .route("/attest/{token}/sign-in", post(attestation_sign_in))
-        .route("/not-me/{token}", get(not_me_page).post(report_not_me))
+        // Only the first GET carries a link token in its path; everything after sends it in
+        // the X-Link-Token header or a form field (see `link_tokens`).
+        .route("/attest", get(attestation_view_by_header).post(attest))
+        .route("/attest/code", post(attestation_code))
+        .route("/attest/sign-in", post(attestation_sign_in))
+        .route(
+            "/attest/{token}",
+            get(attestation_view).post(link_tokens::refuse_in_path),
+        )
+        .route("/attest/{token}/code", post(link_tokens::refuse_in_path))
+        .route("/attest/{token}/sign-in", post(link_tokens::refuse_in_path))
+        .route("/not-me", post(report_not_me))
+        .route(
+            "/not-me/{token}",
+            get(not_me_page).post(link_tokens::refuse_in_path),
+        )
+        .route("/retrieve", post(retrieve_secret))
         .route(
             "/retrieve/{token}",
-            get(retrieval_page).post(retrieve_secret),
+            get(retrieval_page).post(link_tokens::refuse_in_path),
         )
         .nest("/api/v1", api)
         .merge(crate::console::router(service.clone()))

@@ -28,6 +28,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// How long a manager's attestation link stays valid.
     pub attestation_ttl_minutes: i64,
+    /// Verifications one case may start; past it the case is denied or escalated, not retried.
+    pub max_verifications_per_case: u32,
     /// Lifetime of a new integration API token, in days (1 to 366).
     pub api_token_days: i64,
     /// Where security alerts go ("this was not me", break-glass).
@@ -175,6 +177,7 @@ impl Default for Config {
             tier_groups: default_tier_groups(),
             max_body_bytes: 64 * 1024,
             attestation_ttl_minutes: 240,
+            max_verifications_per_case: 20,
             api_token_days: 90,
             policy_dir: None,
             demo_sign_in: false,

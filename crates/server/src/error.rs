@@ -119,6 +119,9 @@ impl From<CaseError> for ApiError {
                 Self::new(StatusCode::CONFLICT, code, message)
             }
             CaseError::GrantConsumed => Self::new(StatusCode::CONFLICT, "grant_consumed", message),
+            CaseError::ExecutionInFlight => {
+                Self::new(StatusCode::CONFLICT, "execution_in_flight", message)
+            }
             CaseError::GrantExpired => Self::new(StatusCode::CONFLICT, "grant_expired", message),
             CaseError::CoolingOff(until) => Self::new(StatusCode::CONFLICT, "cooling_off", message)
                 .with_details(json!({ "until": until })),

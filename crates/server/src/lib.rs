@@ -15,6 +15,7 @@ pub mod directory_sync;
 pub mod error;
 pub mod idv;
 pub mod idv_inquiry;
+pub mod link_tokens;
 pub mod passkey_pages;
 pub mod passkeys;
 pub mod policy_gate;

@@ -1,16 +1,18 @@
 //! The pages a subject's browser runs passkey ceremonies on: the verification link
 //! (`/passkey/{token}`) and temporary-access-pass enrolment (`/tap`), plus the small vendored
 //! script both (and the console's passkey forms) use. Served under the console's strict CSP: the
-//! script comes from this origin, nothing inline.
+//! script comes from this origin, nothing inline. The link's first GET moves its token into a
+//! short-lived cookie and redirects to the token-free `/passkey/verify`; the ceremony's requests
+//! carry it in that cookie (or the `X-Link-Token` header), never in their URLs.
 
 use std::sync::Arc;
 
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::Value;
@@ -25,7 +27,6 @@ type AppState = Arc<Service>;
 #[derive(Template, WebTemplate)]
 #[template(path = "passkey/verify.html")]
 struct VerifyPage {
-    token: String,
     name: String,
     case_id: String,
     expires_at: String,
@@ -35,10 +36,33 @@ struct VerifyPage {
 #[template(path = "passkey/tap.html")]
 struct TapPage;
 
-async fn verify_page(
+/// The cookie holding a passkey link's token after its first GET.
+const LINK_COOKIE: &str = "deskgate_passkey_link";
+
+fn link_token(headers: &HeaderMap) -> Result<String, ApiError> {
+    crate::link_tokens::presented(headers, None, Some(LINK_COOKIE))
+}
+
+/// The first GET of the emailed link: a live link's token goes into a cookie, the browser to
+/// the page.
+async fn open_link(
     State(s): State<AppState>,
     Path(token): Path<String>,
 ) -> Result<Response, ApiError> {
+    if !crate::link_tokens::well_formed(&token) {
+        return Err(ApiError::not_found("link"));
+    }
+    s.passkey_link_view(&token).await?;
+    Ok(crate::link_tokens::into_cookie(
+        &token,
+        LINK_COOKIE,
+        "/passkey",
+        "/passkey/verify",
+    ))
+}
+
+async fn verify_page(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let token = link_token(&headers)?;
     let view = s.passkey_link_view(&token).await?;
     let text = |k: &str| view[k].as_str().unwrap_or_default().to_owned();
     let expires_at = view["expires_at"]
@@ -47,7 +71,6 @@ async fn verify_page(
         .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
         .unwrap_or_default();
     Ok(VerifyPage {
-        token,
         name: text("name"),
         case_id: text("case_id"),
         expires_at,
@@ -57,8 +80,9 @@ async fn verify_page(
 
 async fn verify_options(
     State(s): State<AppState>,
-    Path(token): Path<String>,
+    headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
+    let token = link_token(&headers)?;
     Ok(Json(s.passkey_link_options(&token).await?))
 }
 
@@ -70,9 +94,10 @@ struct AssertionBody {
 
 async fn verify_answer(
     State(s): State<AppState>,
-    Path(token): Path<String>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<AssertionBody>,
 ) -> Result<Json<Value>, ApiError> {
+    let token = link_token(&headers)?;
     Ok(Json(s.passkey_link_answer(&token, &body.credential).await?))
 }
 
@@ -110,8 +135,17 @@ async fn script() -> Response {
 /// The subject-facing passkey pages, with the console's CSP.
 pub fn router<S: Clone + Send + Sync + 'static>(service: Arc<Service>) -> Router<S> {
     Router::new()
-        .route("/passkey/{token}", get(verify_page).post(verify_answer))
-        .route("/passkey/{token}/options", get(verify_options))
+        .route("/passkey/verify", get(verify_page))
+        .route("/passkey/options", get(verify_options))
+        .route("/passkey/answer", post(verify_answer))
+        .route(
+            "/passkey/{token}",
+            get(open_link).post(crate::link_tokens::refuse_in_path),
+        )
+        .route(
+            "/passkey/{token}/options",
+            get(crate::link_tokens::refuse_in_path),
+        )
         .route("/passkey/static/passkey.js", get(script))
         .route("/tap", get(tap_page))
         .layer(SetResponseHeaderLayer::overriding(

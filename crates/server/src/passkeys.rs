@@ -593,6 +593,12 @@ impl Service {
         if link.kind != LINK_KIND {
             return Err(ApiError::not_found("link"));
         }
+        let subject = self
+            .store
+            .subject(&link.respondent)
+            .await?
+            .ok_or_else(|| ApiError::not_found("subject"))?;
+        crate::service::ensure_not_on_hold(&subject, false)?;
         Ok(link)
     }
 
@@ -753,6 +759,7 @@ impl Service {
             .subject(subject_id)
             .await?
             .ok_or_else(|| ApiError::not_found("subject"))?;
+        crate::service::ensure_not_on_hold(&subject, true)?;
         self.passkey_registration_options(
             &subject.id,
             &subject.id,
@@ -809,6 +816,7 @@ impl Service {
             .subject(subject_id)
             .await?
             .ok_or_else(|| ApiError::not_found("subject"))?;
+        crate::service::ensure_not_on_hold(&subject, true)?;
         let authenticator_id = format!("passkey-{}", &credential_id(&passkey)[..16]);
         let mut list = self.usable_passkeys(&subject).await?;
         list.retain(|p| p.passkey.cred_id() != passkey.cred_id());

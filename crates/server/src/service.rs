@@ -81,6 +81,10 @@ const RUNNABLE: [Method; 10] = [
 /// The credential kind holding a subject's sealed TOTP seed and the last time step accepted.
 const TOTP: &str = "totp";
 
+/// After this long without an outcome, an execution in flight is taken as lost (the process
+/// died mid-call) and a deny or cancel ends it `failed`; until then they are refused.
+const ABANDON_IN_FLIGHT_MINUTES: i64 = 15;
+
 /// The credential kind holding a rotated service secret, sealed, until its one retrieval.
 pub(crate) const SECRET_PICKUP: &str = "service_secret_pickup";
 
@@ -543,8 +547,52 @@ impl Service {
         Ok(())
     }
 
+    /// The manager or owner who vouches for `case` about `subject`: not the subject, the
+    /// requester or `also_excluded` (the agent's own identity), and an independent person: one
+    /// sharing a phone or email of record with the subject or the requester is refused, since
+    /// whoever holds that phone or mailbox would answer for both.
+    async fn independent_voucher(
+        &self,
+        case: &Case,
+        subject: &Subject,
+        also_excluded: Option<&str>,
+    ) -> ApiResult<Subject> {
+        // Nobody who worked the case (its agent above all) or already gave their word on it
+        // vouches for it, nor the requester who asks.
+        let mut excluded = case.excluded_vouchers();
+        excluded.extend(also_excluded);
+        excluded.extend(case.requester.as_deref());
+        let voucher_id = subject.voucher(&excluded).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "no_manager",
+                "the subject has no manager or owner who can vouch for this request",
+            )
+        })?;
+        let voucher = self
+            .subject_or(voucher_id, StatusCode::UNPROCESSABLE_ENTITY, "no_manager")
+            .await?;
+        let requester = match case.requester.as_deref() {
+            Some(id) if id != subject.id => self.store.subject(id).await?,
+            _ => None,
+        };
+        if voucher.shares_contact_with(subject)
+            || requester.is_some_and(|r| voucher.shares_contact_with(&r))
+        {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "voucher_not_independent",
+                "the manager or owner who would vouch shares a phone or email of record with the \
+                 subject or the requester, so they are not an independent person; use another \
+                 verification",
+            ));
+        }
+        Ok(voucher)
+    }
+
     /// Methods the agent can use for this subject now, in the order the playbook offers them.
     pub async fn offered_methods(&self, subject: &Subject, case: &Case) -> ApiResult<Vec<Method>> {
+        let can_vouch = self.independent_voucher(case, subject, None).await.is_ok();
         let now = self.now();
         let fresh = case.requirements.freshness();
         let has_codes = !self.recovery_hashes(&subject.id).await?.is_empty();
@@ -576,7 +624,7 @@ impl Service {
                         && trusted_contact(subject, ContactKind::Email, fresh, now).is_some()
                 }
                 (_, Some(kind)) => trusted_contact(subject, kind, fresh, now).is_some(),
-                (_, None) => subject.voucher(&case.excluded_vouchers()).is_some(),
+                (_, None) => can_vouch,
             })
             .collect())
     }
@@ -1204,6 +1252,17 @@ impl Service {
     ) -> ApiResult<(String, CaseView)> {
         let stored = self.load_case(case_id).await?;
         Self::ensure_can_work(caller, &stored.case)?;
+        let cap = self.config.max_verifications_per_case;
+        if stored.case.verifications.len() >= usize::try_from(cap).unwrap_or(usize::MAX) {
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_verifications",
+                format!(
+                    "this case has already started {cap} verifications, the most one case may; \
+                     deny or cancel it, or escalate it to a security officer"
+                ),
+            ));
+        }
         let mut case = stored.case.clone();
         case.record_participant(caller.subject_id.as_deref())?;
         if method == Method::Knowledge {
@@ -1385,19 +1444,8 @@ impl Service {
             };
             (v, message, None, contact.clone())
         } else {
-            // Nobody who worked the case (its agent above all) or already gave their word on
-            // it vouches for it, nor the requester who asks.
-            let mut excluded = case.excluded_vouchers();
-            excluded.extend(case.requester.as_deref());
-            let voucher_id = subject.voucher(&excluded).ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "no_manager",
-                    "the subject has no manager or owner who can vouch for this request",
-                )
-            })?;
             let voucher = self
-                .subject_or(voucher_id, StatusCode::UNPROCESSABLE_ENTITY, "no_manager")
+                .independent_voucher(&case, &subject, caller.subject_id.as_deref())
                 .await?;
             if voucher.on_probation(now) {
                 return Err(ApiError::new(
@@ -2378,11 +2426,19 @@ impl Service {
         Ok(json!({ "subject_id": subject_id, "secret": secret }))
     }
 
-    /// The live retrieval link behind `token`.
+    /// The live retrieval link behind `token`; neither the service account nor the owner it
+    /// was sent to may be held by the security team.
     pub async fn check_retrieval(&self, token: &str) -> ApiResult<LinkToken> {
         let link = self.live_link(token).await?;
         if link.kind != "secret_retrieval" {
             return Err(ApiError::not_found("link"));
+        }
+        let stored = self.load_case(&link.case_id).await?;
+        for id in [&stored.case.subject_id, &link.respondent] {
+            let held = self
+                .subject_or(id, StatusCode::NOT_FOUND, "not_found")
+                .await?;
+            ensure_not_on_hold(&held, true)?;
         }
         Ok(link)
     }
@@ -2419,6 +2475,7 @@ impl Service {
         let mut subject = self
             .subject_or(subject_id, StatusCode::NOT_FOUND, "not_found")
             .await?;
+        ensure_not_on_hold(&subject, true)?;
         let (uri, sealed) = self.bind_new_app(&mut subject, now)?;
         let notices = directory::notice_to_every_contact(
             &subject,
@@ -2483,7 +2540,10 @@ impl Service {
 
     /// "This was not me": someone at a contact of record says a recovery was not theirs. The
     /// account is locked and flagged at once (further requests are critical risk) and the security
-    /// team is alerted; the link works once.
+    /// team is alerted; the link works once. In the same commit everything still outstanding that
+    /// acts on the subject is spent: every unused link of the subject's cases or sent to the
+    /// subject, the temporary access pass (and a passkey enrolment it started) and a sealed
+    /// service secret waiting for pickup. The subject's live cases are then denied.
     pub async fn report_not_me(&self, token: &str) -> ApiResult<Value> {
         let link = self.check_not_me(token).await?;
         let now = self.now();
@@ -2512,10 +2572,20 @@ impl Service {
                 secret: None,
             })
             .collect();
+        let spent_credentials = vec![
+            "temporary_access_pass".to_owned(),
+            crate::passkeys::PasskeyPurpose::Enrol.kind(),
+            SECRET_PICKUP.to_owned(),
+        ];
         self.store
             .commit(Change {
                 subjects: vec![subject.clone()],
                 use_links: vec![(link.token_hash.clone(), now)],
+                revoke_handovers: vec![deskgate_store::HandoverRevocation {
+                    subject_id: subject.id.clone(),
+                    credential_kinds: spent_credentials.clone(),
+                    at: now,
+                }],
                 audit: vec![self.entry(
                     &Actor {
                         id: subject.id.clone(),
@@ -2524,11 +2594,15 @@ impl Service {
                     },
                     Some(&link.case_id),
                     "security.not_me_reported",
-                    json!({ "subject_id": subject.id, "locked": true, "flagged": true }),
+                    json!({
+                        "subject_id": subject.id, "locked": true, "flagged": true,
+                        "spent": { "links": "all unused", "credentials": spent_credentials },
+                    }),
                 )],
                 ..Change::default()
             })
             .await?;
+        self.deny_live_cases(&subject.id, &link.case_id).await;
         for alert in &alerts {
             if let Err(e) = self.delivery.send(alert).await {
                 tracing::error!(error = %e, "security alert not delivered");
@@ -2536,6 +2610,77 @@ impl Service {
         }
         Ok(json!({ "locked": true, "case_id": link.case_id,
                    "message": "The account is locked and the security team was alerted." }))
+    }
+
+    /// Denies every live case about `subject_id` after a "this was not me" report: their grants
+    /// are withdrawn and their pending verifications closed. A case whose connector call is in
+    /// flight is left to record its outcome (the subject is flagged, so nothing further runs).
+    /// Best effort after the report's own commit: a case that cannot be ended is logged.
+    async fn deny_live_cases(&self, subject_id: &str, reported_case: &str) {
+        let reason = format!(
+            "a contact of record reported the recovery in case {reported_case} as not theirs; \
+             the account is locked and flagged"
+        );
+        for state in [
+            CaseState::Open,
+            CaseState::Verifying,
+            CaseState::Approved,
+            CaseState::Escalated,
+        ] {
+            let filter = CaseFilter {
+                state: Some(state),
+                subject_id: Some(subject_id.to_owned()),
+                limit: 1000,
+                ..CaseFilter::default()
+            };
+            let cases = match self.store.list_cases(&filter).await {
+                Ok(cases) => cases,
+                Err(e) => {
+                    tracing::error!(subject = %subject_id, error = %e, "live cases not listed after a not-me report");
+                    continue;
+                }
+            };
+            for case in cases {
+                if let Err(e) = self.deny_for_security(&case.id, &reason).await {
+                    tracing::error!(case = %case.id, error = %e.message, "case not denied after a not-me report");
+                }
+            }
+        }
+    }
+
+    /// Denies one case on the security team's behalf; a concurrent change is retried.
+    async fn deny_for_security(&self, case_id: &str, reason: &str) -> ApiResult<()> {
+        let mut tries = 0;
+        loop {
+            let stored = self.load_case(case_id).await?;
+            if !stored.case.state.is_live() || stored.case.execution_in_flight() {
+                return Ok(());
+            }
+            let mut case = stored.case.clone();
+            let now = self.now();
+            case.deny(reason.to_owned(), now)?;
+            let committed = self
+                .store
+                .commit(Change {
+                    case: Some(CaseWrite::Update {
+                        case,
+                        expected_version: stored.version,
+                    }),
+                    audit: vec![self.entry(
+                        &system_actor(),
+                        Some(case_id),
+                        "case.denied",
+                        json!({ "reason": reason }),
+                    )],
+                    ..Change::default()
+                })
+                .await;
+            match committed {
+                Ok(_) => return Ok(()),
+                Err(deskgate_store::StoreError::Conflict(_)) if tries < 3 => tries += 1,
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// Consumes the case's grant and performs the action through the configured connector
@@ -2797,6 +2942,13 @@ impl Service {
         }
         let mut case = stored.case.clone();
         let now = self.now();
+        if let Some(consumed_at) = case.grant.as_ref().and_then(|g| g.consumed_at)
+            && case.execution_in_flight()
+        {
+            return self
+                .abandon_execution(caller, stored, consumed_at, reason)
+                .await;
+        }
         if deny {
             case.deny(reason.to_owned(), now)?;
         } else {
@@ -2817,6 +2969,44 @@ impl Service {
                         "case.cancelled"
                     },
                     json!({ "reason": reason }),
+                )],
+                ..Change::default()
+            })
+            .await?;
+        self.view(&case).await
+    }
+
+    /// A deny or cancel of a case whose connector call is in flight. While the call may still
+    /// answer it is refused: the outcome, notices and probation land first. A call that has
+    /// given no outcome for [`ABANDON_IN_FLIGHT_MINUTES`] (the process died mid-call) is ended
+    /// `failed`, the outcome unknown, so the case does not hang forever.
+    async fn abandon_execution(
+        &self,
+        caller: &Staff,
+        stored: StoredCase,
+        consumed_at: DateTime<Utc>,
+        reason: &str,
+    ) -> ApiResult<CaseView> {
+        let now = self.now();
+        if now < consumed_at + Duration::minutes(ABANDON_IN_FLIGHT_MINUTES) {
+            return Err(deskgate_core::CaseError::ExecutionInFlight.into());
+        }
+        let mut case = stored.case.clone();
+        case.fail_execution(
+            format!("the connector's outcome was never recorded; ended by staff: {reason}"),
+            now,
+        )?;
+        self.store
+            .commit(Change {
+                case: Some(CaseWrite::Update {
+                    case: case.clone(),
+                    expected_version: stored.version,
+                }),
+                audit: vec![self.entry(
+                    &actor(caller),
+                    Some(&case.id),
+                    "execution.abandoned",
+                    json!({ "reason": reason, "grant_consumed_at": consumed_at }),
                 )],
                 ..Change::default()
             })
@@ -3270,6 +3460,22 @@ fn log_error(e: crate::audit_log::AuditLogError) -> ApiError {
             )
         }
     }
+}
+
+/// Refuses a subject the security team holds: flagged, as a "this was not me" report leaves it,
+/// or, with `or_locked`, locked. What hands something over (a pass, a secret) refuses both; a
+/// verification link refuses only the flag, so a locked account can still be verified for its
+/// unlock. The refusal changes nothing.
+pub(crate) fn ensure_not_on_hold(subject: &Subject, or_locked: bool) -> ApiResult<()> {
+    if subject.flagged || (or_locked && subject.status == SubjectStatus::Locked) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "subject_on_hold",
+            "the security team holds this account: nothing can be done through this link or \
+             pass. Contact the security team.",
+        ));
+    }
+    Ok(())
 }
 
 impl Service {

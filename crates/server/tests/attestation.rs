@@ -31,12 +31,8 @@ async fn awaiting_bob(s: &TestServer) -> (String, String) {
 }
 
 async fn post_code(s: &TestServer, link: &str, code: &str) -> (StatusCode, Value) {
-    s.send(
-        s.client
-            .post(format!("{link}/sign-in"))
-            .json(&json!({ "code": code })),
-    )
-    .await
+    s.send(s.post_link(link, "/sign-in").json(&json!({ "code": code })))
+        .await
 }
 
 async fn the_link_alone_shows_nothing_and_decides_nothing(backend: Backend) {
@@ -106,7 +102,7 @@ async fn the_decision_records_the_sign_in_and_the_session_dies_with_it(backend: 
 async fn wrong_sign_in_codes_lock_the_attestation(backend: Backend) {
     let s = TestServer::start(backend).await;
     let (id, link) = awaiting_bob(&s).await;
-    let (status, _) = s.send(s.client.post(format!("{link}/code"))).await;
+    let (status, _) = s.send(s.post_link(&link, "/code")).await;
     assert_eq!(status, StatusCode::OK);
     let code = s.last_message("attestation_sign_in_code")["code"]
         .as_str()
@@ -147,7 +143,7 @@ async fn wrong_sign_in_codes_lock_the_attestation(backend: Backend) {
 async fn sign_in_codes_expire_and_are_bounded_per_link(backend: Backend) {
     let s = TestServer::start(backend).await;
     let (_, link) = awaiting_bob(&s).await;
-    let (status, _) = s.send(s.client.post(format!("{link}/code"))).await;
+    let (status, _) = s.send(s.post_link(&link, "/code")).await;
     assert_eq!(status, StatusCode::OK);
     let code = s.last_message("attestation_sign_in_code")["code"]
         .as_str()
@@ -158,10 +154,10 @@ async fn sign_in_codes_expire_and_are_bounded_per_link(backend: Backend) {
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(code_of(&body), "sign_in_code_expired");
     for _ in 0..2 {
-        let (status, body) = s.send(s.client.post(format!("{link}/code"))).await;
+        let (status, body) = s.send(s.post_link(&link, "/code")).await;
         assert_eq!(status, StatusCode::OK, "{body}");
     }
-    let (status, body) = s.send(s.client.post(format!("{link}/code"))).await;
+    let (status, body) = s.send(s.post_link(&link, "/code")).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
     // The newest code still signs in.
     let code = s.last_message("attestation_sign_in_code")["code"]
@@ -217,7 +213,7 @@ async fn a_manager_whose_phone_changed_recently_cannot_sign_in(backend: Backend)
         .unwrap();
     let before = s.snapshot(Some(&id), "u-alice").await;
     let sent = s.outbox().len();
-    let (status, body) = s.send(s.client.post(format!("{link}/code"))).await;
+    let (status, body) = s.send(s.post_link(&link, "/code")).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(code_of(&body), "manager_cannot_authenticate");
     assert_eq!(s.outbox().len(), sent, "nothing sent to the new number");

@@ -499,7 +499,7 @@ async fn a_service_credential_rotation_sets_the_new_secret_in_the_directory(back
     let handover = s.last_message("secret_retrieval_link");
     assert_eq!(handover["to"], "erin.walsh@example.org");
     let url = handover["link"].as_str().unwrap().to_owned();
-    let first = s.client.post(&url).send().await.unwrap();
+    let first = s.post_link(&url, "").send().await.unwrap();
     assert_eq!(first.status(), StatusCode::OK);
     let secret = first.json::<Value>().await.unwrap()["secret"]
         .as_str()
@@ -510,7 +510,7 @@ async fn a_service_credential_rotation_sets_the_new_secret_in_the_directory(back
         slapd.bind_rc(&svc, "payroll-old-secret").await,
         INVALID_CREDENTIALS
     );
-    let again = s.client.post(&url).send().await.unwrap();
+    let again = s.post_link(&url, "").send().await.unwrap();
     assert_eq!(again.status(), StatusCode::CONFLICT);
     for e in entries(&s).await {
         assert!(

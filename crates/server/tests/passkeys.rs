@@ -97,8 +97,28 @@ async fn start_passkey(s: &TestServer, case_id: &str) -> String {
     path_of(s.last_message("passkey_link")["link"].as_str().unwrap())
 }
 
+/// The link's token; after the link's first GET it travels in the `X-Link-Token` header.
+fn token_of(link: &str) -> &str {
+    link.rsplit_once('/').unwrap().1
+}
+
 async fn options(s: &TestServer, link: &str) -> (StatusCode, Value) {
-    s.get(&format!("{link}/options"), None).await
+    s.send(
+        s.client
+            .get(format!("{}/passkey/options", s.base))
+            .header("x-link-token", token_of(link)),
+    )
+    .await
+}
+
+async fn post_answer(s: &TestServer, link: &str, body: Value) -> (StatusCode, Value) {
+    s.send(
+        s.client
+            .post(format!("{}/passkey/answer", s.base))
+            .header("x-link-token", token_of(link))
+            .json(&body),
+    )
+    .await
 }
 
 /// Signs the link's challenge with `authenticator` and posts the assertion.
@@ -113,7 +133,7 @@ async fn answer(
     let assertion = authenticator
         .do_authentication(origin(s), challenge)
         .unwrap();
-    s.post(link, None, json!({ "credential": assertion })).await
+    post_answer(s, link, json!({ "credential": assertion })).await
 }
 
 async fn case_of(s: &TestServer, id: &str) -> Value {
@@ -163,10 +183,27 @@ async fn enrolled_passkey_verifies_the_subject_as_device_of_record(backend: Back
         "the trusted email of record"
     );
 
+    // The link's first GET moves its token into a cookie and the browser to a token-free page.
+    let first = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(format!("{}{link}", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), StatusCode::SEE_OTHER);
+    assert_eq!(first.headers()["location"], "/passkey/verify");
+    let cookie = first.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("Path=/passkey"),
+        "{cookie}"
+    );
     // The page runs under the console's strict CSP and loads the vendored script only.
     let page = s
         .client
-        .get(format!("{}{link}", s.base))
+        .get(format!("{}/passkey/verify", s.base))
+        .header("cookie", cookie.split(';').next().unwrap())
         .send()
         .await
         .unwrap();
@@ -198,7 +235,7 @@ async fn enrolled_passkey_verifies_the_subject_as_device_of_record(backend: Back
     );
 
     // The link worked once: replaying it, or asking it for a new challenge, is refused.
-    let (status, body) = s.post(&link, None, json!({ "credential": {} })).await;
+    let (status, body) = post_answer(&s, &link, json!({ "credential": {} })).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(body["error"]["code"], "link_used");
     let (status, _) = options(&s, &link).await;
@@ -234,9 +271,7 @@ async fn another_subjects_passkey_fails_the_verification(backend: Backend) {
         .do_authentication(origin(&s), challenge)
         .unwrap();
     let before = s.service.store.audit_size().await.unwrap();
-    let (status, body) = s
-        .post(&alice_link, None, json!({ "credential": assertion }))
-        .await;
+    let (status, body) = post_answer(&s, &alice_link, json!({ "credential": assertion })).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(body["error"]["code"], "passkey_refused");
     let case = case_of(&s, alice_case["id"].as_str().unwrap()).await;
@@ -276,9 +311,7 @@ async fn expired_link_is_refused(backend: Backend) {
     let challenge: RequestChallengeResponse = serde_json::from_value(challenge).unwrap();
     let assertion = device.do_authentication(origin(&s), challenge).unwrap();
     s.clock.advance(Duration::minutes(31));
-    let (status, body) = s
-        .post(&link, None, json!({ "credential": assertion }))
-        .await;
+    let (status, body) = post_answer(&s, &link, json!({ "credential": assertion })).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(body["error"]["code"], "link_expired");
     let (status, _) = s.get(&link, None).await;

@@ -516,10 +516,10 @@ async fn this_was_not_me_locks_the_account(backend: Backend) {
         page.text()
             .await
             .unwrap()
-            .contains("<form method=\"post\">")
+            .contains("<form method=\"post\" action=\"/not-me\">")
     );
 
-    let resp = s.client.post(&link).send().await.unwrap();
+    let resp = s.post_link(&link, "").send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     let dave = s.service.store.subject("u-dave").await.unwrap().unwrap();
     assert_eq!(dave.status, deskgate_core::SubjectStatus::Locked);
@@ -530,7 +530,7 @@ async fn this_was_not_me_locks_the_account(backend: Backend) {
             .await
             .contains(&"security.not_me_reported".to_owned())
     );
-    let again = s.client.post(&link).send().await.unwrap();
+    let again = s.post_link(&link, "").send().await.unwrap();
     assert_eq!(again.status(), StatusCode::CONFLICT);
     // Any further request about Dave is critical.
     let (status, next) = s

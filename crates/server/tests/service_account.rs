@@ -79,14 +79,14 @@ async fn rotation_for_a_verified_owner_with_a_second_owners_approval(backend: Ba
     // Opening the link shows a button; only the POST hands the secret over, once.
     let page = s.client.get(&url).send().await.unwrap();
     assert_eq!(page.status(), StatusCode::OK);
-    let first = s.client.post(&url).send().await.unwrap();
+    let first = s.post_link(&url, "").send().await.unwrap();
     assert_eq!(first.status(), StatusCode::OK);
     let secret = first.json::<serde_json::Value>().await.unwrap()["secret"]
         .as_str()
         .unwrap()
         .to_owned();
     assert!(secret.len() >= 40);
-    let again = s.client.post(&url).send().await.unwrap();
+    let again = s.post_link(&url, "").send().await.unwrap();
     assert_eq!(again.status(), StatusCode::CONFLICT);
 
     // The secret is nowhere but in that one answer.
@@ -134,7 +134,7 @@ async fn an_expired_retrieval_link_hands_nothing_over(backend: Backend) {
         .unwrap()
         .to_owned();
     s.clock.advance(chrono::Duration::minutes(16));
-    let late = s.client.post(&url).send().await.unwrap();
+    let late = s.post_link(&url, "").send().await.unwrap();
     assert_eq!(late.status(), StatusCode::CONFLICT);
     s.finish().await;
 }

@@ -149,6 +149,8 @@ pub struct Change {
     /// window; otherwise the change fails with [`StoreError::LimitReached`]. The count and the
     /// insert are one serialised step, so racing senders cannot overshoot the limit.
     pub send_slots: Vec<SendSlot>,
+    /// Outstanding handovers of subjects to spend at once (a "this was not me" report).
+    pub revoke_handovers: Vec<HandoverRevocation>,
     /// Webhook deliveries processed: (vendor, delivery id, when); a repeat makes the change conflict.
     pub webhook_deliveries: Vec<(String, String, DateTime<Utc>)>,
     /// Changes to how staff members may sign in.
@@ -157,6 +159,17 @@ pub struct Change {
     /// second use makes the change conflict; spent attempts already expired are forgotten.
     pub spent_sign_ins: Vec<(String, DateTime<Utc>, DateTime<Utc>)>,
     pub audit: Vec<NewAuditEntry>,
+}
+
+/// Spends, at `at`, everything still outstanding that acts on `subject_id`: every unused link of
+/// the subject's cases or sent to the subject, and every unused credential of the subject whose
+/// kind is in `credential_kinds` (its stored hash or sealed value is destroyed with it). Finding
+/// nothing to spend is not an error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandoverRevocation {
+    pub subject_id: String,
+    pub credential_kinds: Vec<String>,
+    pub at: DateTime<Utc>,
 }
 
 /// A change to how a staff member may sign in. An unknown staff id makes the change fail with
@@ -196,6 +209,7 @@ impl Change {
             || !self.spend_recovery_codes.is_empty()
             || !self.consume_credentials.is_empty()
             || !self.send_slots.is_empty()
+            || !self.revoke_handovers.is_empty()
             || !self.webhook_deliveries.is_empty()
             || !self.staff_access.is_empty()
             || !self.spent_sign_ins.is_empty()

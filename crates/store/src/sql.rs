@@ -383,6 +383,28 @@ macro_rules! writes_fn {
                     ));
                 }
             }
+            for r in &change.revoke_handovers {
+                let at = time_text(r.at);
+                sqlx::query(
+                    "UPDATE link_tokens SET used_at = $1 WHERE used_at IS NULL AND \
+                     (respondent = $2 OR case_id IN (SELECT id FROM cases WHERE subject_id = $2))",
+                )
+                .bind(&at)
+                .bind(&r.subject_id)
+                .execute(&mut *tx)
+                .await?;
+                for kind in &r.credential_kinds {
+                    sqlx::query(
+                        "UPDATE credentials SET used_at = $1, hash = '' \
+                         WHERE subject_id = $2 AND kind = $3 AND used_at IS NULL",
+                    )
+                    .bind(&at)
+                    .bind(&r.subject_id)
+                    .bind(kind)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
             for swap in &change.swap_credentials {
                 let c = &swap.credential;
                 let done = sqlx::query(

@@ -1,7 +1,10 @@
 //! The manager's page behind the emailed attestation link. The link reached a mailbox, which is
 //! what an attacker who took over an account can read, so the page first asks the manager to
 //! prove who they are with a code sent to their own phone of record; only then do the case
-//! summary and Confirm / Reject appear. The sign-in is kept in a cookie scoped to this one link.
+//! summary and Confirm / Reject appear. The first GET of the link moves its token into a
+//! short-lived HttpOnly cookie and redirects to the token-free `/console/attest`; the forms
+//! after it carry no token in their URLs (see [`crate::link_tokens`]). The sign-in is kept in a
+//! second cookie, bound to the link by the service.
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -16,14 +19,17 @@ use super::{Console, Failure, Nav, at, error_page, words};
 use crate::error::ApiError;
 use crate::service::parse_id;
 
-/// The cookie holding the attestation session, scoped to the link's own path.
+/// The cookie holding the attestation session, scoped to the attestation pages.
 const COOKIE: &str = "deskgate_attest";
+/// The cookie holding the link's token after its first GET.
+const LINK_COOKIE: &str = "deskgate_attest_link";
+/// Where the attestation pages live, token-free.
+const PAGES: &str = "/console/attest";
 
 #[derive(Template, WebTemplate)]
 #[template(path = "console/attest.html")]
 struct AttestPage {
     nav: Option<Nav>,
-    token: String,
     manager: String,
     subject_name: String,
     subject_id: String,
@@ -42,7 +48,6 @@ struct AttestPage {
 #[template(path = "console/attest_sign_in.html")]
 struct SignInPage {
     nav: Option<Nav>,
-    token: String,
     manager: String,
     code_goes_to: String,
     code_pending: bool,
@@ -73,7 +78,6 @@ async fn sign_in_page(
             status,
             SignInPage {
                 nav: None,
-                token,
                 manager: hint["name"].as_str().unwrap_or_default().to_owned(),
                 code_goes_to: hint["code_goes_to"].as_str().unwrap_or_default().to_owned(),
                 code_pending: hint["code_pending"].as_bool().unwrap_or(false),
@@ -85,11 +89,41 @@ async fn sign_in_page(
     }
 }
 
-pub(super) async fn attestation_page(
+/// The link's token, from the cookie its first GET set.
+fn link_token(headers: &HeaderMap) -> Result<String, ApiError> {
+    crate::link_tokens::presented(headers, None, Some(LINK_COOKIE)).map_err(|e| {
+        if e.code == "link_token_required" {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "link_token_required",
+                "open the link in the email you received again",
+            )
+        } else {
+            e
+        }
+    })
+}
+
+/// The first GET of the emailed link: a live link's token goes into a cookie, the browser to
+/// the page.
+pub(super) async fn open_link(
     State(console): State<Console>,
     Path(token): Path<String>,
+) -> Response {
+    if !crate::link_tokens::well_formed(&token) {
+        return error_page(None, &ApiError::not_found("link"));
+    }
+    match console.service.check_attestation_link(&token).await {
+        Ok(()) => crate::link_tokens::into_cookie(&token, LINK_COOKIE, PAGES, PAGES),
+        Err(e) => error_page(None, &e),
+    }
+}
+
+pub(super) async fn attestation_page(
+    State(console): State<Console>,
     headers: HeaderMap,
 ) -> Result<Response, Failure> {
+    let token = link_token(&headers)?;
     let view = match console
         .service
         .attestation_view(&token, session(&headers))
@@ -103,7 +137,6 @@ pub(super) async fn attestation_page(
     };
     Ok(AttestPage {
         nav: None,
-        token,
         manager: view.respondent.name,
         subject_name: view.subject.name,
         subject_id: view.subject.id,
@@ -121,10 +154,11 @@ pub(super) async fn attestation_page(
 }
 
 /// Sends the sign-in code and shows the form to enter it.
-pub(super) async fn send_code(
-    State(console): State<Console>,
-    Path(token): Path<String>,
-) -> Response {
+pub(super) async fn send_code(State(console): State<Console>, headers: HeaderMap) -> Response {
+    let token = match link_token(&headers) {
+        Ok(token) => token,
+        Err(e) => return error_page(None, &e),
+    };
     match console.service.send_attestation_code(&token).await {
         Ok(_) => sign_in_page(&console, token, StatusCode::OK, None).await,
         Err(e) if e.status == StatusCode::TOO_MANY_REQUESTS => {
@@ -139,12 +173,17 @@ pub(super) struct CodeForm {
     code: String,
 }
 
-/// Checks the code; on success keeps the attestation session in a cookie for this link only.
+/// Checks the code; on success keeps the attestation session in a cookie (the service binds
+/// it to this link).
 pub(super) async fn sign_in(
     State(console): State<Console>,
-    Path(token): Path<String>,
+    headers: HeaderMap,
     Form(form): Form<CodeForm>,
 ) -> Response {
+    let token = match link_token(&headers) {
+        Ok(token) => token,
+        Err(e) => return error_page(None, &e),
+    };
     match console
         .service
         .sign_in_to_attestation(&token, &form.code)
@@ -155,13 +194,12 @@ pub(super) async fn sign_in(
                 .num_seconds()
                 .max(0);
             let cookie = format!(
-                "{COOKIE}={}; Path=/console/attest/{token}; Max-Age={max_age}; HttpOnly; Secure; SameSite=Strict",
+                "{COOKIE}={}; Path={PAGES}; Max-Age={max_age}; HttpOnly; Secure; SameSite=Strict",
                 held.session
             );
             match HeaderValue::from_str(&cookie) {
                 Ok(value) => {
-                    let mut response =
-                        Redirect::to(&format!("/console/attest/{token}")).into_response();
+                    let mut response = Redirect::to(PAGES).into_response();
                     response.headers_mut().insert(header::SET_COOKIE, value);
                     response
                 }
@@ -186,10 +224,13 @@ pub(super) struct AttestForm {
 /// Records the manager's decision, with the attestation session from their sign-in.
 pub(super) async fn attest(
     State(console): State<Console>,
-    Path(token): Path<String>,
     headers: HeaderMap,
     Form(form): Form<AttestForm>,
 ) -> Response {
+    let token = match link_token(&headers) {
+        Ok(token) => token,
+        Err(e) => return error_page(None, &e),
+    };
     let result = match parse_id::<Decision>("decision", &form.decision) {
         Ok(decision) => console
             .service

@@ -188,11 +188,23 @@ pub fn router_with<S: Clone + Send + Sync + 'static>(
         .route("/console/admin/reload", post(admin::reload))
         .route("/console/approvals", get(approvals::queue))
         .route(
-            "/console/attest/{token}",
+            "/console/attest",
             get(attest::attestation_page).post(attest::attest),
         )
-        .route("/console/attest/{token}/code", post(attest::send_code))
-        .route("/console/attest/{token}/sign-in", post(attest::sign_in))
+        .route("/console/attest/code", post(attest::send_code))
+        .route("/console/attest/sign-in", post(attest::sign_in))
+        .route(
+            "/console/attest/{token}",
+            get(attest::open_link).post(crate::link_tokens::refuse_in_path),
+        )
+        .route(
+            "/console/attest/{token}/code",
+            post(crate::link_tokens::refuse_in_path),
+        )
+        .route(
+            "/console/attest/{token}/sign-in",
+            post(crate::link_tokens::refuse_in_path),
+        )
         .route("/console/audit", get(audit::audit_page))
         .route("/console/audit/checkpoint", post(audit::cut_checkpoint))
         .route("/console/static/console.css", get(stylesheet))

@@ -49,10 +49,19 @@ impl Service {
         Ok(link)
     }
 
+    /// Checks that `token` is a live attestation link whose subject is not held, changing nothing.
+    pub async fn check_attestation_link(&self, token: &str) -> ApiResult<()> {
+        self.open_attestation(token).await.map(|_| ())
+    }
+
     /// The link and its case, refusing a link whose attestation no longer waits for an answer.
     async fn open_attestation(&self, token: &str) -> ApiResult<(LinkToken, StoredCase)> {
         let link = self.attestation_link(token).await?;
         let stored = self.load_case(&link.case_id).await?;
+        let subject = self
+            .subject_or(&stored.case.subject_id, StatusCode::NOT_FOUND, "not_found")
+            .await?;
+        super::ensure_not_on_hold(&subject, false)?;
         Ok((link, stored))
     }
 
@@ -67,6 +76,7 @@ impl Service {
         let respondent = self
             .subject_or(&link.respondent, StatusCode::NOT_FOUND, "not_found")
             .await?;
+        super::ensure_not_on_hold(&respondent, true)?;
         if respondent.status != SubjectStatus::Active {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,

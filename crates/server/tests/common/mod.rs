@@ -300,11 +300,20 @@ impl TestServer {
             .to_owned()
     }
 
+    /// A POST to the token-free route of a link Deskgate sent (absolute URL `PREFIX/TOKEN`):
+    /// `PREFIX` + `suffix`, with the token in the `X-Link-Token` header, never in the URL.
+    pub fn post_link(&self, link: &str, suffix: &str) -> reqwest::RequestBuilder {
+        let (prefix, token) = link.rsplit_once('/').unwrap();
+        self.client
+            .post(format!("{prefix}{suffix}"))
+            .header("x-link-token", token)
+    }
+
     /// Signs in to an attestation link (absolute URL) the way the manager does: asks for a
     /// code on their own phone, reads it from the outbox and enters it. Returns the session, or
     /// the refusal of whichever step refused.
     pub async fn attestation_sign_in(&self, link: &str) -> Result<String, (StatusCode, Value)> {
-        let (status, body) = self.send(self.client.post(format!("{link}/code"))).await;
+        let (status, body) = self.send(self.post_link(link, "/code")).await;
         if status != StatusCode::OK {
             return Err((status, body));
         }
@@ -314,8 +323,7 @@ impl TestServer {
             .to_owned();
         let (status, body) = self
             .send(
-                self.client
-                    .post(format!("{link}/sign-in"))
+                self.post_link(link, "/sign-in")
                     .json(&json!({ "code": code })),
             )
             .await;
@@ -349,8 +357,7 @@ impl TestServer {
         decision: &str,
     ) -> (StatusCode, Value) {
         let mut req = self
-            .client
-            .post(link)
+            .post_link(link, "")
             .json(&json!({ "decision": decision }));
         if let Some(t) = token {
             req = req.bearer_auth(t);
