@@ -69,7 +69,7 @@ pub async fn serve(
         router(service).into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown)
-        .await
+    .await
 }
 
 /// Why the service could not start.

@@ -163,9 +163,9 @@ impl SignInGuard {
             tokens: self.burst,
             at: now,
         });
-        bucket.tokens =
-            (bucket.tokens + now.duration_since(bucket.at).as_secs_f64() * self.per_second)
-                .min(self.burst);
+        bucket.tokens = (bucket.tokens
+            + now.duration_since(bucket.at).as_secs_f64() * self.per_second)
+            .min(self.burst);
         bucket.at = now;
         if bucket.tokens >= 1.0 {
             bucket.tokens -= 1.0;
@@ -321,7 +321,10 @@ mod tests {
     fn forwarded_for_is_believed_only_from_a_trusted_proxy() {
         let proxy: IpAddr = "10.0.0.1".parse().unwrap();
         let mut headers = HeaderMap::new();
-        headers.insert("x-forwarded-for", "203.0.113.9, 198.51.100.7".parse().unwrap());
+        headers.insert(
+            "x-forwarded-for",
+            "203.0.113.9, 198.51.100.7".parse().unwrap(),
+        );
         let from_proxy = Some(SocketAddr::new(proxy, 4000));
         assert_eq!(
             client_address(from_proxy, &headers, &[proxy]),
@@ -343,9 +346,16 @@ mod tests {
         });
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let detailed = (0..10)
-            .filter(|_| guard.note_failure(a, "oidc", "state_mismatch", Utc::now()).0)
+            .filter(|_| {
+                guard
+                    .note_failure(a, "oidc", "state_mismatch", Utc::now())
+                    .0
+            })
             .count();
         assert_eq!(detailed, DETAILED_PER_WINDOW as usize);
-        assert!(guard.closed_windows(Utc::now()).is_empty(), "window still open");
+        assert!(
+            guard.closed_windows(Utc::now()).is_empty(),
+            "window still open"
+        );
     }
 }

@@ -54,7 +54,9 @@ struct SignInCeremony {
 pub enum PasskeySignIn {
     SignedIn(Staff),
     /// Refused, with a short reason for the audit log (never shown: every refusal looks alike).
-    Refused { reason: &'static str },
+    Refused {
+        reason: &'static str,
+    },
 }
 
 fn internal(why: &str) -> ApiError {
@@ -253,8 +255,11 @@ impl Service {
         /// Credential id lengths: Android, Apple, password managers, Windows Hello, YubiKey.
         const LENGTHS: [usize; 5] = [65, 20, 16, 32, 64];
         let derive = |label: &str| {
-            hex::decode(self.codes.hash("deskgate/staff_passkey_decoys", &format!("{label}\0{name}")))
-                .unwrap_or_default()
+            hex::decode(
+                self.codes
+                    .hash("deskgate/staff_passkey_decoys", &format!("{label}\0{name}")),
+            )
+            .unwrap_or_default()
         };
         let seed = derive("count");
         let count = match seed.first().copied().unwrap_or_default() {
@@ -363,11 +368,7 @@ impl Service {
             .store
             .commit(Change {
                 credentials,
-                spent_sign_ins: vec![(
-                    secrets::token_hash(&ceremony.id),
-                    now,
-                    ceremony.expires_at,
-                )],
+                spent_sign_ins: vec![(secrets::token_hash(&ceremony.id), now, ceremony.expires_at)],
                 audit: vec![self.entry(
                     &staff_actor(&staff, "passkey"),
                     None,

@@ -329,10 +329,7 @@ async fn finding_9_anonymous_oidc_callbacks_do_not_add_one_audit_entry_each(back
     let attacker = client_from("127.0.0.3");
     for i in 0..200 {
         let resp = attacker
-            .get(format!(
-                "{}{CALLBACK_PATH}?state=forged-{i}&code=x",
-                s.base
-            ))
+            .get(format!("{}{CALLBACK_PATH}?state=forged-{i}&code=x", s.base))
             .send()
             .await
             .unwrap();
@@ -365,7 +362,10 @@ async fn finding_9_anonymous_oidc_callbacks_do_not_add_one_audit_entry_each(back
         "{summary}"
     );
     assert_eq!(summary["details"]["address"], "127.0.0.3");
-    assert_eq!(summary["details"]["reasons"]["no_attempt_cookie"], 200 - individual);
+    assert_eq!(
+        summary["details"]["reasons"]["no_attempt_cookie"],
+        200 - individual
+    );
     let all = entries_since(&s, from).await;
     assert!(all.len() <= 4, "{} entries: {all:?}", all.len());
     s.assert_audit_chain_intact().await;
@@ -462,7 +462,9 @@ async fn finding_9_a_pending_passkey_challenge_cannot_be_replaced_by_another_cli
 /// The JSON's structure without its values: what an observer compares across names.
 fn shape(value: &Value) -> Value {
     match value {
-        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), shape(v))).collect()),
+        Value::Object(map) => {
+            Value::Object(map.iter().map(|(k, v)| (k.clone(), shape(v))).collect())
+        }
         Value::Array(items) => Value::Array(items.iter().take(1).map(shape).collect()),
         Value::String(_) => json!("string"),
         Value::Number(_) => json!("number"),
@@ -587,8 +589,12 @@ on_both_backends!(
 /// on from its TOML file or a `DESKGATE_*` variable; only `deskgate demo` sets it, in code.
 #[test]
 fn finding_12_demo_sign_in_is_not_a_configuration_key() {
-    let refused = serde_json::from_value::<deskgate_server::Config>(json!({ "demo_sign_in": true }));
-    assert!(refused.is_err(), "demo_sign_in was accepted from configuration");
+    let refused =
+        serde_json::from_value::<deskgate_server::Config>(json!({ "demo_sign_in": true }));
+    assert!(
+        refused.is_err(),
+        "demo_sign_in was accepted from configuration"
+    );
     let known = serde_json::to_value(deskgate_server::Config::default()).unwrap();
     assert!(known.get("demo_sign_in").is_none(), "{known}");
 }

@@ -70,7 +70,10 @@ pub(crate) struct ClientAddress(pub(crate) IpAddr);
 impl FromRequestParts<Console> for ClientAddress {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, console: &Console) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        console: &Console,
+    ) -> Result<Self, Self::Rejection> {
         let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
@@ -141,7 +144,10 @@ pub fn router_with<S: Clone + Send + Sync + 'static>(
             "/console/sign-in",
             get(session::sign_in_page).merge(limited(post(session::sign_in))),
         )
-        .route("/console/sign-in/demo", limited(post(session::demo_sign_in)))
+        .route(
+            "/console/sign-in/demo",
+            limited(post(session::demo_sign_in)),
+        )
         .route("/console/sign-in/oidc", limited(get(oidc::begin)))
         .route("/console/oidc/callback", limited(get(oidc::callback)))
         .route("/console/sign-out", post(session::sign_out))
