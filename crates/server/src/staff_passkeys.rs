@@ -31,10 +31,9 @@ const MAX_STAFF_PASSKEYS: usize = 10;
 const CEREMONY_MINUTES: i64 = 5;
 /// What a sealed sign-in ceremony is bound to, so no other sealed value can pass for one.
 const CEREMONY_SEAL: &str = "deskgate/staff_passkey_sign_in";
-/// Sealed ceremonies are padded to `BASE + PER_CREDENTIAL x credentials` bytes (or the next
-/// multiple of `BASE`), so their size does not tell a real challenge from a decoy.
-const CEREMONY_BASE: usize = 2048;
-const CEREMONY_PER_CREDENTIAL: usize = 2048;
+/// Sealed ceremonies are padded to this many bytes (or a multiple, for a state that does not
+/// fit), so their size tells neither a real challenge from a decoy nor how many passkeys allow it.
+const CEREMONY_SIZE: usize = 16 * 1024;
 /// The largest ceremony a browser may send back.
 const MAX_CEREMONY_CHARS: usize = 64 * 1024;
 
@@ -210,10 +209,9 @@ impl Service {
         {
             keys = self.stored_passkeys(owner, STAFF_PASSKEYS).await?;
         }
-        let (mut options, state, credentials) = if keys.is_empty() {
+        let (mut options, state) = if keys.is_empty() {
             let ids = self.decoy_credential_ids(name);
-            let count = ids.len();
-            (self.decoy_options(ids)?, None, count)
+            (self.decoy_options(ids)?, None)
         } else {
             let passkeys: Vec<_> = keys.into_iter().map(|p| p.passkey).collect();
             let (options, state) = webauthn
@@ -222,7 +220,6 @@ impl Service {
             (
                 serde_json::to_value(options).map_err(|_| internal("unreadable challenge"))?,
                 Some(serde_json::to_value(state).map_err(|_| internal("unreadable challenge"))?),
-                passkeys.len(),
             )
         };
         // Transports are hints the browser does without; a decoy could not know them.
@@ -236,15 +233,12 @@ impl Service {
                 }
             }
         }
-        let ceremony = self.seal_ceremony(
-            &SignInCeremony {
-                name: name.to_owned(),
-                state,
-                id: secrets::random_token(),
-                expires_at: self.now() + Duration::minutes(CEREMONY_MINUTES),
-            },
-            credentials,
-        )?;
+        let ceremony = self.seal_ceremony(&SignInCeremony {
+            name: name.to_owned(),
+            state,
+            id: secrets::random_token(),
+            expires_at: self.now() + Duration::minutes(CEREMONY_MINUTES),
+        })?;
         Ok(json!({ "ceremony": ceremony, "options": options }))
     }
 
@@ -303,11 +297,10 @@ impl Service {
         }))
     }
 
-    /// Seals a ceremony, padded to a size that depends only on how many credentials it allows.
-    fn seal_ceremony(&self, ceremony: &SignInCeremony, credentials: usize) -> ApiResult<String> {
+    /// Seals a ceremony, padded to [`CEREMONY_SIZE`].
+    fn seal_ceremony(&self, ceremony: &SignInCeremony) -> ApiResult<String> {
         let mut plain = serde_json::to_vec(ceremony).map_err(|_| internal("unsealable"))?;
-        let target = (CEREMONY_BASE + CEREMONY_PER_CREDENTIAL * credentials.max(1))
-            .max(plain.len().div_ceil(CEREMONY_BASE) * CEREMONY_BASE);
+        let target = plain.len().div_ceil(CEREMONY_SIZE).max(1) * CEREMONY_SIZE;
         // JSON ignores trailing whitespace.
         plain.resize(target, b' ');
         self.sealer
