@@ -3053,21 +3053,9 @@ impl Service {
             }
         };
         let now = self.now();
-        let policy = self
-            .decide_on_case(Stage::Approve, caller, &stored.case, &subject)
+        let pin = self
+            .approval_permitted(caller, &stored.case, &stored.case, role, &subject)
             .await?;
-        let pin = policy_gate::pin(&policy, now);
-        if policy.outcome != Outcome::Allow {
-            self.refuse_approval(
-                caller,
-                &stored.case,
-                role,
-                &pin.reasons.join("; "),
-                Some(&pin),
-            )
-            .await?;
-            return Err(policy_refusal(&pin));
-        }
         let mut case = stored.case.clone();
         let digest = case.approval_digest();
         let before = case.state;
@@ -3165,21 +3153,9 @@ impl Service {
         }
         // Opening break-glass is an approval like any other: the bundle's guardrails (own
         // manager, security tier, terminated...) decide on it with the break-glass case.
-        let policy = self
-            .decide_on_case(Stage::Approve, caller, &case, &subject)
+        let pin = self
+            .approval_permitted(caller, &case, &stored.case, role, &subject)
             .await?;
-        let pin = policy_gate::pin(&policy, now);
-        if policy.outcome != Outcome::Allow {
-            self.refuse_approval(
-                caller,
-                &stored.case,
-                role,
-                &pin.reasons.join("; "),
-                Some(&pin),
-            )
-            .await?;
-            return Err(policy_refusal(&pin));
-        }
         case.record_decision(pin.clone());
         let digest = case.approval_digest();
         let who = actor(caller);
@@ -3224,6 +3200,28 @@ impl Service {
             }
         }
         self.view(&case).await
+    }
+
+    /// Asks the bundle whether `caller` may approve `case` (as it would stand after the
+    /// approval's own change) in `role`; a refusal is audited against the stored case and returned.
+    async fn approval_permitted(
+        &self,
+        caller: &Staff,
+        case: &Case,
+        stored: &Case,
+        role: ApproverRole,
+        subject: &Subject,
+    ) -> ApiResult<PolicyPin> {
+        let policy = self
+            .decide_on_case(Stage::Approve, caller, case, subject)
+            .await?;
+        let pin = policy_gate::pin(&policy, self.now());
+        if policy.outcome != Outcome::Allow {
+            self.refuse_approval(caller, stored, role, &pin.reasons.join("; "), Some(&pin))
+                .await?;
+            return Err(policy_refusal(&pin));
+        }
+        Ok(pin)
     }
 
     /// Writes `approval.refused`: who tried to approve (or open break-glass on) which case in

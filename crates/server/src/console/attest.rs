@@ -63,7 +63,7 @@ struct AttestedPage {
 }
 
 fn session(headers: &HeaderMap) -> Option<&str> {
-    super::cookie(headers, COOKIE)
+    crate::link_tokens::cookie(headers, COOKIE)
 }
 
 /// The sign-in step, with what went wrong last if anything.

@@ -319,18 +319,6 @@ impl IntoResponse for Failure {
     }
 }
 
-/// The value of the cookie `name` in the request, if it sent one.
-fn cookie<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(n, _)| *n == name)
-        .map(|(_, value)| value)
-}
-
 fn error_page(nav: Option<Nav>, e: &ApiError) -> Response {
     (
         e.status,

@@ -23,7 +23,7 @@ const ATTEMPT_COOKIE: &str = "deskgate_oidc";
 const ATTEMPT_ATTRIBUTES: &str = "Path=/console/oidc; HttpOnly; Secure; SameSite=Lax";
 
 fn attempt_cookie(headers: &HeaderMap) -> Option<&str> {
-    super::cookie(headers, ATTEMPT_COOKIE)
+    crate::link_tokens::cookie(headers, ATTEMPT_COOKIE)
 }
 
 fn refusal(failure: &SsoFailure) -> Response {

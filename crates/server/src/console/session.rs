@@ -31,7 +31,7 @@ impl SignedIn {
 }
 
 fn session_token(headers: &HeaderMap) -> Option<&str> {
-    super::cookie(headers, COOKIE)
+    crate::link_tokens::cookie(headers, COOKIE)
 }
 
 impl FromRequestParts<Console> for SignedIn {
