@@ -1,0 +1,176 @@
+//! Callback verification: the telephony provider calls the number of record and the person who
+//! answers keys in the code the agent reads out.
+
+use super::*;
+
+impl Service {
+    /// Calls the phone of record back through the telephony provider (never a number the caller
+    /// gave). The call asks whoever answers to key in the one-time code the agent now reads to
+    /// the caller; the provider's signed Gather webhook brings the digits back
+    /// ([`Service::callback_gathered`]). The agent sees the code once, in this answer; only its
+    /// hash is kept, and the number is shown masked.
+    pub(super) async fn start_callback(
+        &self,
+        caller: &Staff,
+        stored: StoredCase,
+        subject: Subject,
+        vid: String,
+    ) -> ApiResult<(String, CaseView)> {
+        let now = self.now();
+        let mut case = stored.case.clone();
+        let telephony = self.config.telephony.as_ref().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "method_not_available",
+                "no telephony provider is configured to place callbacks",
+            )
+        })?;
+        let fresh = case.requirements.freshness();
+        let phone = trusted_contact(&subject, ContactKind::Phone, fresh, now).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "contact_not_trusted",
+                "the phone of record is missing, unverified or recently changed",
+            )
+        })?;
+        let code = CodeHasher::generate_code(self.config.codes.digits);
+        let action = format!(
+            "{}/api/v1/webhooks/telephony/gather/{}/{vid}",
+            self.config.public_url.trim_end_matches('/'),
+            case.id
+        );
+        let twiml = crate::telephony::gather_twiml(&action, code.len());
+        let placed = async {
+            crate::delivery::TwilioDelivery::new(telephony)
+                .map_err(|e| e.to_string())?
+                .place_call(&phone.value, &twiml)
+                .await
+                .map_err(|e| match e {
+                    // Twilio's message can quote the number called; the log keeps the codes.
+                    crate::delivery::DeliveryError::Twilio { status, code, .. } => {
+                        format!("Twilio refused the call (HTTP {status}, error {code:?})")
+                    }
+                    other => other.to_string(),
+                })
+        };
+        let call_sid = placed.await.map_err(|e| {
+            tracing::warn!(case = %case.id, error = %e, "callback not placed");
+            ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "delivery_failed",
+                "the callback could not be placed; nothing was recorded, try again",
+            )
+        })?;
+        let v = Verification {
+            id: vid.clone(),
+            method: Method::Callback,
+            state: VerificationState::Pending,
+            destination: Some(phone.masked()),
+            respondent: subject.id.clone(),
+            contact_changed_at: Some(phone.changed_at),
+            secret_hash: Some(self.codes.hash(&vid, &code)),
+            attempts: 0,
+            max_attempts: 1,
+            started_at: now,
+            expires_at: now + Duration::minutes(self.config.codes.phone_ttl_minutes),
+            completed_at: None,
+            respondent_check: None,
+        };
+        case.start_verification(v, now)?;
+        let started = self.started(
+            caller,
+            &case,
+            &vid,
+            Method::Callback,
+            json!({ "destination": phone.masked(), "call_sid": call_sid }),
+        );
+        self.store
+            .commit(updating(&case, stored.version, vec![started]))
+            .await?;
+        let mut view = self.view(&case).await?;
+        if let Some(shown) = view.verifications.iter_mut().find(|v| v.id == vid) {
+            shown.read_out = Some(code);
+        }
+        Ok((vid, view))
+    }
+
+    /// The telephony provider's Gather webhook for a callback: `params` are the form fields it
+    /// posted to `url` (the action URL of the call's TwiML), `signature` its
+    /// `X-Twilio-Signature`. Only a correctly signed request for a pending callback, from the
+    /// configured account, whose digits match the code the agent read out (constant time)
+    /// passes it; wrong digits fail it. Answers the TwiML the caller hears.
+    pub async fn callback_gathered(
+        &self,
+        case_id: &str,
+        vid: &str,
+        url: &str,
+        params: &[(String, String)],
+        signature: Option<&str>,
+    ) -> ApiResult<String> {
+        let telephony = self
+            .config
+            .telephony
+            .as_ref()
+            .ok_or_else(|| ApiError::not_found("telephony provider"))?;
+        let signed = signature.is_some_and(|header| {
+            crate::telephony::signature_matches(&telephony.auth_token, url, params, header)
+        });
+        let field = |name: &str| {
+            params
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
+        if !signed || field("AccountSid") != Some(telephony.account_sid.as_str()) {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "bad_signature",
+                "the request is not signed by the configured telephony provider",
+            ));
+        }
+        let stored = self.load_case(case_id).await?;
+        let mut case = stored.case.clone();
+        let hash = match case.verification(vid) {
+            Some(v) if v.method == Method::Callback => v.secret_hash.clone().unwrap_or_default(),
+            _ => return Err(ApiError::not_found("callback")),
+        };
+        let now = self.now();
+        let digits = field("Digits").unwrap_or_default();
+        let matched = !digits.is_empty() && self.codes.matches(vid, digits, &hash);
+        let before = case.state;
+        case.complete_external(vid, matched, now)?;
+        let who = Actor {
+            id: "telephony".to_owned(),
+            role: "telephony_provider".to_owned(),
+            auth: "webhook_signature".to_owned(),
+        };
+        let mut entry = self.entry(
+            &who,
+            Some(&case.id),
+            if matched {
+                "verification.passed"
+            } else {
+                "verification.failed"
+            },
+            json!({
+                "verification_id": vid, "method": Method::Callback,
+                "call_sid": field("CallSid").unwrap_or_default(),
+                "outcome": if matched { "the code was keyed in on the phone of record" } else { "wrong or no digits keyed in" },
+            }),
+        );
+        if matched {
+            entry = Self::on_evidence(entry, &case);
+        }
+        let mut audit = vec![entry];
+        audit.extend(self.approval_entries(&who, before, &case));
+        self.store
+            .commit(updating(&case, stored.version, audit))
+            .await?;
+        let words = if matched {
+            "Thank you. The code is confirmed. Goodbye."
+        } else {
+            "That code is not the one the help desk read to you. Goodbye."
+        };
+        Ok(format!("<Response><Say>{words}</Say></Response>"))
+    }
+}

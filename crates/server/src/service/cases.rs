@@ -1,0 +1,298 @@
+//! Cases: opening one (risk, policy, playbook), reading and listing them, ending one, resuming an
+//! escalated one, its audit trail.
+
+use super::*;
+
+impl Service {
+    pub async fn open_case(&self, caller: &Staff, req: OpenCase) -> ApiResult<CaseView> {
+        if !caller.role.works_cases() {
+            return Err(ApiError::forbidden(format!(
+                "the {} role cannot open recovery cases",
+                caller.role
+            )));
+        }
+        if req.subject.trim().is_empty() || req.subject.len() > 128 {
+            return Err(ApiError::invalid("subject must be 1 to 128 characters"));
+        }
+        check_text("ticket", &req.ticket, 64)?;
+        check_text("note", &req.note, 2000)?;
+        if let Some(n) = &req.caller_number
+            && !valid_phone(n)
+        {
+            return Err(ApiError::invalid("caller_number is not a phone number"));
+        }
+        match (req.action.changed_contact_kind(), &req.new_contact) {
+            (Some(ContactKind::Phone), Some(v)) if !valid_phone(v) => {
+                return Err(ApiError::invalid("new_contact is not a phone number"));
+            }
+            (Some(ContactKind::Email), Some(v)) if !valid_email(v) => {
+                return Err(ApiError::invalid("new_contact is not an email address"));
+            }
+            _ => {}
+        }
+        let subject = self.subject_for_new_case(&req.subject).await?;
+        let agent_manager = self.own_manager(caller).await?;
+        let now = self.now();
+        let facts = self
+            .store_facts(&subject, req.caller_number.as_deref(), &caller.id, None)
+            .await?;
+        let requester_is_owner = req
+            .requester
+            .as_ref()
+            .is_some_and(|r| subject.owners.contains(r));
+        let decision = self.decide(policy_gate::Ask {
+            stage: Stage::Open,
+            principal: policy_gate::staff_info(caller, agent_manager.clone()),
+            case_agent_id: caller.id.clone(),
+            subject: &subject,
+            action: req.action,
+            signals: policy_gate::signals(&subject, req.caller_number.as_deref(), &facts, now),
+            case: None,
+            requester_is_owner,
+            now,
+        })?;
+        let risk = decision.risk.clone();
+        let requirements = decision.playbook.requirements.to_core_requirements();
+        let opened = Case::open(
+            NewCase {
+                id: format!("c-{}", uuid::Uuid::new_v4().simple()),
+                subject: &subject,
+                agent: caller,
+                agent_manager: agent_manager.as_deref(),
+                action: req.action,
+                channel: req.channel,
+                caller_number: req.caller_number,
+                ticket: req.ticket,
+                note: req.note,
+                new_contact: req.new_contact,
+                requester: req.requester,
+                risk,
+                requirements,
+            },
+            now,
+        );
+        let pin = policy_gate::pin(&decision, now);
+        // A refusal, by the bundle or by the core's guardrails, is recorded with why and, when
+        // the bundle decided, the deciding policies.
+        let refusal: Option<(Vec<String>, ApiError)> = match (&opened, decision.outcome) {
+            (Err(e), outcome) => {
+                let mut reasons = vec![e.to_string()];
+                if outcome == Outcome::Deny {
+                    reasons.extend(pin.reasons.iter().cloned());
+                }
+                Some((reasons, e.clone().into()))
+            }
+            (Ok(_), Outcome::Deny) => Some((pin.reasons.clone(), policy_refusal(&pin))),
+            (Ok(_), _) => None,
+        };
+        if let Some((reasons, error)) = refusal {
+            let policy_ids = if decision.outcome == Outcome::Deny {
+                pin.policy_ids.clone()
+            } else {
+                Vec::new()
+            };
+            self.store
+                .commit(Change {
+                    audit: vec![self.pinned(
+                        self.entry(
+                            &actor(caller),
+                            None,
+                            "case.refused",
+                            json!({
+                                "subject_id": subject.id, "action": req.action,
+                                "tier": subject.tier, "reasons": reasons,
+                                "policy_ids": policy_ids,
+                            }),
+                        ),
+                        &pin,
+                    )],
+                    ..Change::default()
+                })
+                .await?;
+            return Err(error);
+        }
+        let mut case = opened?;
+        match decision.outcome {
+            Outcome::Deny | Outcome::Allow => {}
+            Outcome::Escalate => {
+                case.escalate(pin.reasons.join("; "), now)?;
+            }
+        }
+        case.record_decision(pin.clone());
+        let details = json!({
+            "subject_id": case.subject_id,
+            "tier": case.subject_tier,
+            "action": case.action,
+            "channel": case.channel,
+            "ticket": case.ticket,
+            "risk": case.risk.level,
+            "risk_reasons": case.risk.reasons.iter().map(|r| r.code.clone()).collect::<Vec<_>>(),
+            "requirements": case.requirements,
+            "state": case.state,
+            "policy_ids": pin.policy_ids,
+            "playbook_rows": decision.playbook.rows,
+        });
+        self.store
+            .commit(Change {
+                audit: vec![self.pinned(
+                    self.entry(&actor(caller), Some(&case.id), "case.opened", details),
+                    &pin,
+                )],
+                case: Some(CaseWrite::Insert(case.clone())),
+                ..Change::default()
+            })
+            .await?;
+        tracing::info!(case = %case.id, action = %case.action, tier = %case.subject_tier, "case opened");
+        let offered = self.offered_methods(&subject, &case).await?;
+        Ok(CaseView::build(&case, &subject, &offered, now))
+    }
+
+    pub async fn get_case(&self, caller: &Staff, id: &str) -> ApiResult<CaseView> {
+        let stored = self.load_case(id).await?;
+        if !Self::can_view(caller, &stored.case) {
+            return Err(ApiError::forbidden("you may only see your own cases"));
+        }
+        self.view(&stored.case).await
+    }
+
+    pub async fn list_cases(
+        &self,
+        caller: &Staff,
+        state: Option<CaseState>,
+        mine: bool,
+    ) -> ApiResult<Vec<CaseSummary>> {
+        let sees_all = caller.role.oversees_cases() || caller.role == Role::Auditor;
+        if !sees_all && caller.role != Role::Agent {
+            return Err(ApiError::forbidden(format!(
+                "the {} role has no case list",
+                caller.role
+            )));
+        }
+        let filter = CaseFilter {
+            state,
+            agent_id: (mine || !sees_all).then(|| caller.id.clone()),
+            subject_id: None,
+            limit: 200,
+        };
+        let cases = self.store.list_cases(&filter).await?;
+        Ok(cases.iter().map(CaseSummary::from).collect())
+    }
+
+    /// Denies or cancels a live case.
+    pub async fn end_case(
+        &self,
+        caller: &Staff,
+        case_id: &str,
+        deny: bool,
+        reason: &str,
+    ) -> ApiResult<CaseView> {
+        let reason = reason.trim();
+        if reason.is_empty()
+            || reason.chars().count() > 1000
+            || reason.chars().any(char::is_control)
+        {
+            return Err(ApiError::invalid(
+                "reason must be 1 to 1000 printable characters",
+            ));
+        }
+        let stored = self.load_case(case_id).await?;
+        Self::ensure_can_work(caller, &stored.case)?;
+        if !deny && caller.role == Role::SecurityOfficer && stored.case.agent_id != caller.id {
+            return Err(ApiError::forbidden(
+                "security officers deny cases; only the agent or a supervisor cancels",
+            ));
+        }
+        let mut case = stored.case.clone();
+        let now = self.now();
+        if let Some(consumed_at) = case.grant.as_ref().and_then(|g| g.consumed_at)
+            && case.execution_in_flight()
+        {
+            return self
+                .abandon_execution(caller, stored, consumed_at, reason)
+                .await;
+        }
+        if deny {
+            case.deny(reason.to_owned(), now)?;
+        } else {
+            case.cancel(reason.to_owned(), now)?;
+        }
+        self.store
+            .commit(Change {
+                case: Some(CaseWrite::Update {
+                    case: case.clone(),
+                    expected_version: stored.version,
+                }),
+                audit: vec![self.entry(
+                    &actor(caller),
+                    Some(&case.id),
+                    if deny {
+                        "case.denied"
+                    } else {
+                        "case.cancelled"
+                    },
+                    json!({ "reason": reason }),
+                )],
+                ..Change::default()
+            })
+            .await?;
+        self.view(&case).await
+    }
+
+    /// A security officer takes an escalated case back into verification and works it.
+    pub async fn resume(&self, caller: &Staff, case_id: &str) -> ApiResult<CaseView> {
+        if caller.role != Role::SecurityOfficer {
+            return Err(ApiError::forbidden(
+                "only a security officer resumes an escalated case",
+            ));
+        }
+        let stored = self.load_case(case_id).await?;
+        Self::ensure_can_work(caller, &stored.case)?;
+        let mut case = stored.case.clone();
+        case.record_participant(caller.subject_id.as_deref())?;
+        let now = self.now();
+        case.resume(now)?;
+        // The officer now owns the case: the grant, when there is one, names them.
+        case.agent_id = caller.id.clone();
+        self.store
+            .commit(Change {
+                case: Some(CaseWrite::Update {
+                    case: case.clone(),
+                    expected_version: stored.version,
+                }),
+                audit: vec![self.entry(
+                    &actor(caller),
+                    Some(&case.id),
+                    "case.resumed",
+                    json!({ "previous_agent": stored.case.agent_id, "reason": stored.case.outcome_reason }),
+                )],
+                ..Change::default()
+            })
+            .await?;
+        self.view(&case).await
+    }
+
+    /// Audit entries of one case, for people who may see the case.
+    pub async fn case_audit(&self, caller: &Staff, case_id: &str) -> ApiResult<Vec<Value>> {
+        let stored = self.load_case(case_id).await?;
+        if !Self::can_view(caller, &stored.case) {
+            return Err(ApiError::forbidden("you may only see your own cases"));
+        }
+        let records = self.store.audit_for_case(case_id).await?;
+        records
+            .iter()
+            .map(|r| {
+                let mut entry = r.entry().map_err(|e| {
+                    ApiError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "corrupt_entry",
+                        e.to_string(),
+                    )
+                })?;
+                if let Some(o) = entry.as_object_mut() {
+                    o.insert("leaf_hash".to_owned(), json!(r.leaf_hash));
+                }
+                Ok(entry)
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,61 @@
+//! Policy administration: reloading the bundle.
+
+use super::*;
+
+impl Service {
+    /// Reloads the policy bundle (admin API, or SIGHUP when `by` is `None`). A bundle that fails
+    /// to load is refused with its file:line problems and the running one stays in force.
+    pub async fn reload_policy(&self, by: Option<&Staff>) -> ApiResult<Value> {
+        if let Some(staff) = by
+            && staff.role != Role::Admin
+        {
+            return Err(ApiError::forbidden("only admins reload the policy bundle"));
+        }
+        let who = by.map(actor).unwrap_or_else(system_actor);
+        let old = self.bundle().digest().to_owned();
+        let loaded = policy_gate::load(self.config.policy_dir.as_deref());
+        let bundle = match loaded {
+            Ok(b) => b,
+            Err(e) => {
+                let problems = e.to_string();
+                self.store
+                    .commit(Change {
+                        audit: vec![self.entry(
+                            &who,
+                            None,
+                            "policy.reload_refused",
+                            json!({ "current_digest": old, "problems": problems }),
+                        )],
+                        ..Change::default()
+                    })
+                    .await?;
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "policy_invalid",
+                    format!("the bundle was refused; {old} stays in force: {problems}"),
+                ));
+            }
+        };
+        let new = bundle.digest().to_owned();
+        let mut entry = self.entry(
+            &who,
+            None,
+            "policy.reloaded",
+            json!({ "old_digest": old, "new_digest": new, "policies": bundle.policy_count() }),
+        );
+        entry.policy_digest = Some(new.clone());
+        // Audited before it takes effect: no decision under a bundle the log does not name.
+        self.store
+            .commit(Change {
+                audit: vec![entry],
+                ..Change::default()
+            })
+            .await?;
+        match self.policy.write() {
+            Ok(mut current) => *current = Arc::new(bundle),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(bundle),
+        }
+        tracing::info!(old = %old, new = %new, "policy bundle reloaded");
+        Ok(json!({ "old_digest": old, "new_digest": new }))
+    }
+}

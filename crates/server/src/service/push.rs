@@ -1,0 +1,161 @@
+//! Push verification: a number-matched challenge to the subject's enrolled device, and the device's
+//! answer.
+
+use super::*;
+
+impl Service {
+    /// Sends a push challenge to the subject's enrolled device. The agent reads the number shown
+    /// on the case to the caller, who must enter it on the device: approving blindly is not
+    /// possible. Pushes are limited per subject so that a flood cannot wear the person down.
+    pub(super) async fn start_push(
+        &self,
+        caller: &Staff,
+        stored: StoredCase,
+        subject: Subject,
+        vid: String,
+    ) -> ApiResult<(String, CaseView)> {
+        let now = self.now();
+        let mut case = stored.case.clone();
+        let device = subject
+            .authenticators
+            .iter()
+            .find(|a| a.kind == AuthenticatorKind::Push)
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "no_authenticator",
+                    "the subject has no enrolled push device",
+                )
+            })?;
+        // Counted in the same commit that records the push, so racing requests cannot overshoot.
+        let slot = deskgate_store::SendSlot {
+            contact_hash: self.codes.hash("push", &subject.id),
+            at: now,
+            since: now - Duration::minutes(self.config.codes.send_window_minutes),
+            limit: self.config.codes.max_sends_per_contact,
+        };
+        let number = rand::Rng::gen_range(&mut rand::rngs::OsRng, 10..100u32).to_string();
+        let v = Verification {
+            id: vid.clone(),
+            method: Method::Push,
+            state: VerificationState::Pending,
+            destination: Some(format!(
+                "{}: read out the number {number}; the caller must enter it on the device",
+                device.label
+            )),
+            respondent: subject.id.clone(),
+            contact_changed_at: None,
+            secret_hash: Some(self.codes.hash(&vid, &number)),
+            attempts: 0,
+            max_attempts: 1,
+            started_at: now,
+            expires_at: now + Duration::minutes(5),
+            completed_at: None,
+            respondent_check: None,
+        };
+        case.start_verification(v, now)?;
+        let started = self.started(
+            caller,
+            &case,
+            &vid,
+            Method::Push,
+            json!({ "device": device.id }),
+        );
+        self.store
+            .commit(Change {
+                send_slots: vec![slot],
+                ..updating(&case, stored.version, vec![started])
+            })
+            .await
+            .map_err(|e| match e {
+                deskgate_store::StoreError::LimitReached { sent } => ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "push_limit",
+                    format!(
+                        "{sent} pushes went to this device in the last {} minutes; no more (push fatigue defence)",
+                        self.config.codes.send_window_minutes
+                    ),
+                ),
+                other => other.into(),
+            })?;
+        Ok((vid, self.view(&case).await?))
+    }
+
+    /// The subject's device answers the newest pending push: approve with the number the agent
+    /// read out, or deny. A wrong number fails the verification.
+    pub async fn push_response(
+        &self,
+        subject_id: &str,
+        approve: bool,
+        number: Option<&str>,
+    ) -> ApiResult<Value> {
+        let now = self.now();
+        // The push went to whoever must answer it: the subject, or for a service account the
+        // owner who asked. So look at the subject's own cases and at every case in verification
+        // (a bounded set: cases in verification live minutes), keeping those addressed to them.
+        let mut cases = self
+            .store
+            .list_cases(&CaseFilter {
+                state: Some(CaseState::Verifying),
+                subject_id: Some(subject_id.to_owned()),
+                limit: 50,
+                ..CaseFilter::default()
+            })
+            .await?;
+        cases.extend(
+            self.store
+                .list_cases(&CaseFilter {
+                    state: Some(CaseState::Verifying),
+                    limit: 1000,
+                    ..CaseFilter::default()
+                })
+                .await?,
+        );
+        let (case_id, vid) = cases
+            .iter()
+            .flat_map(|c| c.verifications.iter().map(move |v| (c, v)))
+            .filter(|(_, v)| {
+                v.method == Method::Push
+                    && v.respondent == subject_id
+                    && v.state == VerificationState::Pending
+                    && !v.is_expired(now)
+            })
+            .max_by_key(|(_, v)| v.started_at)
+            .map(|(c, v)| (c.id.clone(), v.id.clone()))
+            .ok_or_else(|| ApiError::not_found("pending push for this device"))?;
+        let stored = self.load_case(&case_id).await?;
+        let mut case = stored.case.clone();
+        let hash = case
+            .verification(&vid)
+            .and_then(|v| v.secret_hash.clone())
+            .unwrap_or_default();
+        let matched = approve && number.is_some_and(|n| self.codes.matches(&vid, n, &hash));
+        let before = case.state;
+        case.complete_external(&vid, matched, now)?;
+        let who = Actor {
+            id: subject_id.to_owned(),
+            role: "subject".to_owned(),
+            auth: "enrolled_device".to_owned(),
+        };
+        let (event, reason) = match (approve, matched) {
+            (_, true) => ("verification.passed", "approved with the matching number"),
+            (true, false) => ("verification.failed", "approved with a wrong number"),
+            (false, _) => ("verification.failed", "denied on the device"),
+        };
+        let mut entry = self.entry(
+            &who,
+            Some(&case.id),
+            event,
+            json!({ "verification_id": vid, "method": Method::Push, "outcome": reason }),
+        );
+        if matched {
+            entry = Self::on_evidence(entry, &case);
+        }
+        let mut audit = vec![entry];
+        audit.extend(self.approval_entries(&who, before, &case));
+        self.store
+            .commit(updating(&case, stored.version, audit))
+            .await?;
+        Ok(json!({ "case_id": case.id, "counted": matched, "case_state": case.state }))
+    }
+}

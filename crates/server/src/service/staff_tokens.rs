@@ -1,0 +1,196 @@
+//! Staff members' API tokens: console sessions, integration tokens, listing and revoking them.
+
+use super::*;
+
+impl Service {
+    /// Resolves a bearer token to its staff member.
+    pub async fn authenticate(&self, token: &str) -> ApiResult<Staff> {
+        if token.is_empty() || token.len() > 256 {
+            return Err(ApiError::unauthenticated());
+        }
+        self.store
+            .staff_for_token(&secrets::token_hash(token), self.now())
+            .await?
+            .ok_or_else(ApiError::unauthenticated)
+    }
+
+    /// A console session token: like an API token, but it expires after `hours` and is revoked
+    /// at sign-out.
+    pub async fn create_session_token(&self, staff_name: &str, hours: i64) -> ApiResult<String> {
+        let token = self.create_token(staff_name, "console").await?;
+        self.store
+            .expire_token_at(
+                &secrets::token_hash(&token),
+                self.now() + Duration::hours(hours),
+            )
+            .await?;
+        Ok(token)
+    }
+
+    /// Revokes every token of a staff member (offboarding, a lost laptop), audited.
+    pub async fn revoke_staff_tokens(&self, staff_name: &str, by: &Actor) -> ApiResult<u64> {
+        let staff = self
+            .store
+            .staff_by_name(staff_name)
+            .await?
+            .ok_or_else(|| ApiError::not_found("staff member"))?;
+        let now = self.now();
+        let revoked = self.store.revoke_staff_tokens(&staff.id, now).await?;
+        self.store
+            .commit(Change {
+                audit: vec![self.entry(
+                    by,
+                    None,
+                    "staff.tokens_revoked",
+                    json!({ "staff_id": staff.id, "revoked": revoked }),
+                )],
+                ..Change::default()
+            })
+            .await?;
+        Ok(revoked)
+    }
+
+    /// Revokes the token presented (console sign-out); an unknown token changes nothing.
+    pub async fn revoke_token(&self, token: &str) -> ApiResult<()> {
+        if token.is_empty() || token.len() > 256 {
+            return Ok(());
+        }
+        self.store
+            .revoke_token(&secrets::token_hash(token), self.now())
+            .await?;
+        Ok(())
+    }
+
+    /// Makes a new API token for a staff member that expires after the configured
+    /// `api_token_days`; only its hash is stored.
+    pub async fn create_token(&self, staff_name: &str, label: &str) -> ApiResult<String> {
+        self.create_token_for_days(staff_name, label, self.config.api_token_days)
+            .await
+    }
+
+    /// Makes a new API token that expires after `days` (1 to 366): integration tokens are
+    /// rotated, never kept forever.
+    pub async fn create_token_for_days(
+        &self,
+        staff_name: &str,
+        label: &str,
+        days: i64,
+    ) -> ApiResult<String> {
+        if !(1..=366).contains(&days) {
+            return Err(ApiError::invalid(
+                "a token lives between 1 and 366 days; rotate it instead of keeping it",
+            ));
+        }
+        if label.is_empty() || label.len() > 64 || label.chars().any(char::is_control) {
+            return Err(ApiError::invalid(
+                "the label must be 1 to 64 printable characters",
+            ));
+        }
+        let staff = self
+            .store
+            .staff_by_name(staff_name)
+            .await?
+            .ok_or_else(|| ApiError::not_found("staff member"))?;
+        let token = secrets::random_token();
+        let hash = secrets::token_hash(&token);
+        let now = self.now();
+        let expires_at = now + Duration::days(days);
+        self.store
+            .add_api_token(&hash, &staff.id, label, now)
+            .await?;
+        self.store.expire_token_at(&hash, expires_at).await?;
+        self.store
+            .commit(Change {
+                audit: vec![self.entry(
+                    &system_actor(),
+                    None,
+                    "staff.token_created",
+                    json!({
+                        "staff_id": staff.id, "label": label, "token_id": &hash[..12],
+                        "expires_at": expires_at,
+                    }),
+                )],
+                ..Change::default()
+            })
+            .await?;
+        Ok(token)
+    }
+
+    /// Every token issued, with its state at `now`; a token is named by the first 12 hex digits
+    /// of its hash, which cannot be turned back into the token.
+    pub async fn list_tokens(&self, staff_name: Option<&str>) -> ApiResult<Vec<Value>> {
+        let staff = match staff_name {
+            Some(name) => Some(
+                self.store
+                    .staff_by_name(name)
+                    .await?
+                    .ok_or_else(|| ApiError::not_found("staff member"))?,
+            ),
+            None => None,
+        };
+        let now = self.now();
+        Ok(self
+            .store
+            .list_api_tokens()
+            .await?
+            .into_iter()
+            .filter(|t| staff.as_ref().is_none_or(|s| s.id == t.staff_id))
+            .map(|t| {
+                let state = if t.revoked_at.is_some() {
+                    "revoked"
+                } else if t.expires_at.is_some_and(|at| at <= now) {
+                    "expired"
+                } else {
+                    "live"
+                };
+                json!({
+                    "id": &t.token_hash[..12.min(t.token_hash.len())],
+                    "staff_id": t.staff_id, "label": t.label, "state": state,
+                    "created_at": t.created_at, "expires_at": t.expires_at,
+                    "revoked_at": t.revoked_at,
+                })
+            })
+            .collect())
+    }
+
+    /// Revokes the one token whose id (a prefix of its hash, at least 8 hex digits) matches.
+    pub async fn revoke_token_by_id(&self, id: &str, by: &Actor) -> ApiResult<()> {
+        if id.len() < 8 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(ApiError::invalid(
+                "a token id is at least 8 hex digits, as `admin token list` prints it",
+            ));
+        }
+        let id = id.to_ascii_lowercase();
+        let matches: Vec<_> = self
+            .store
+            .list_api_tokens()
+            .await?
+            .into_iter()
+            .filter(|t| t.token_hash.starts_with(&id))
+            .collect();
+        let token = match matches.as_slice() {
+            [one] => one,
+            [] => return Err(ApiError::not_found("token")),
+            _ => {
+                return Err(ApiError::invalid(
+                    "that id matches several tokens; give more digits",
+                ));
+            }
+        };
+        self.store
+            .revoke_token(&token.token_hash, self.now())
+            .await?;
+        self.store
+            .commit(Change {
+                audit: vec![self.entry(
+                    by,
+                    None,
+                    "staff.token_revoked",
+                    json!({ "staff_id": token.staff_id, "token_id": &token.token_hash[..12] }),
+                )],
+                ..Change::default()
+            })
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,574 @@
+//! Verifications: which methods are offered, starting one (codes, links, devices), and checking an
+//! answer read back by the caller.
+
+use super::*;
+
+impl Service {
+    /// The manager or owner who vouches for `case` about `subject`: not the subject, the
+    /// requester or `also_excluded` (the agent's own identity), and an independent person: one
+    /// sharing a phone or email of record with the subject or the requester is refused, since
+    /// whoever holds that phone or mailbox would answer for both.
+    pub(super) async fn independent_voucher(
+        &self,
+        case: &Case,
+        subject: &Subject,
+        also_excluded: Option<&str>,
+    ) -> ApiResult<Subject> {
+        // Nobody who worked the case (its agent above all) or already gave their word on it
+        // vouches for it, nor the requester who asks.
+        let mut excluded = case.excluded_vouchers();
+        excluded.extend(also_excluded);
+        excluded.extend(case.requester.as_deref());
+        let voucher_id = subject.voucher(&excluded).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "no_manager",
+                "the subject has no manager or owner who can vouch for this request",
+            )
+        })?;
+        let voucher = self
+            .subject_or(voucher_id, StatusCode::UNPROCESSABLE_ENTITY, "no_manager")
+            .await?;
+        let requester = match case.requester.as_deref() {
+            Some(id) if id != subject.id => self.store.subject(id).await?,
+            _ => None,
+        };
+        if voucher.shares_contact_with(subject)
+            || requester.is_some_and(|r| voucher.shares_contact_with(&r))
+        {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "voucher_not_independent",
+                "the manager or owner who would vouch shares a phone or email of record with the \
+                 subject or the requester, so they are not an independent person; use another \
+                 verification",
+            ));
+        }
+        Ok(voucher)
+    }
+
+    /// Methods the agent can use for this subject now, in the order the playbook offers them.
+    pub async fn offered_methods(&self, subject: &Subject, case: &Case) -> ApiResult<Vec<Method>> {
+        let can_vouch = self.independent_voucher(case, subject, None).await.is_ok();
+        let now = self.now();
+        let fresh = case.requirements.freshness();
+        let has_codes = !self.recovery_hashes(&subject.id).await?.is_empty();
+        let has_totp = self.totp_record(subject).await?.is_some();
+        let has_passkey = !self.usable_passkeys(subject).await?.is_empty();
+        let settled = |kind| subject.has_settled_authenticator(kind, fresh, now);
+        Ok(RUNNABLE
+            .into_iter()
+            .filter(|m| match (m, m.contact_kind()) {
+                (Method::RecoveryCode, _) => has_codes,
+                (Method::Totp, _) => has_totp && settled(AuthenticatorKind::Totp),
+                (Method::Passkey, _) => {
+                    has_passkey
+                        && settled(AuthenticatorKind::Passkey)
+                        && trusted_contact(subject, ContactKind::Email, fresh, now).is_some()
+                }
+                (Method::Push, _) => settled(AuthenticatorKind::Push),
+                (Method::Callback, _) => {
+                    self.config.telephony.is_some()
+                        && trusted_contact(subject, ContactKind::Phone, fresh, now).is_some()
+                }
+                (Method::IdProofing, _) => {
+                    crate::idv_inquiry::creating_vendor(&self.config.idv.vendors).is_some()
+                        && crate::idv::ExpectedIdentity::of(
+                            subject.identity.as_ref(),
+                            &self.config.idv.match_fields,
+                        )
+                        .is_ok()
+                        && trusted_contact(subject, ContactKind::Email, fresh, now).is_some()
+                }
+                (_, Some(kind)) => trusted_contact(subject, kind, fresh, now).is_some(),
+                (_, None) => can_vouch,
+            })
+            .collect())
+    }
+
+    /// Starts a verification; for codes and links the message is delivered before the case
+    /// records it, so a failed delivery leaves the case unchanged and the agent can retry.
+    pub async fn start_verification(
+        &self,
+        caller: &Staff,
+        case_id: &str,
+        method: Method,
+    ) -> ApiResult<(String, CaseView)> {
+        let stored = self.load_case(case_id).await?;
+        Self::ensure_can_work(caller, &stored.case)?;
+        let cap = self.config.max_verifications_per_case;
+        if stored.case.verifications.len() >= usize::try_from(cap).unwrap_or(usize::MAX) {
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_verifications",
+                format!(
+                    "this case has already started {cap} verifications, the most one case may; \
+                     deny or cancel it, or escalate it to a security officer"
+                ),
+            ));
+        }
+        let mut case = stored.case.clone();
+        case.record_participant(caller.subject_id.as_deref())?;
+        if method == Method::Knowledge {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "method_never_counts",
+                "knowledge questions never count toward verification: answers about a person can be researched",
+            ));
+        }
+        if !RUNNABLE.contains(&method) {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "method_not_available",
+                format!("{method} is not available in this deployment yet"),
+            ));
+        }
+        let subject = self
+            .subject_or(&case.subject_id, StatusCode::NOT_FOUND, "not_found")
+            .await?;
+        // A service account has no person to verify: its registered owner who asked is verified
+        // instead, through their own contacts and devices. The second owner vouches by link.
+        let subject = if subject.is_non_human() && method != Method::ManagerAttestation {
+            let requester = case
+                .requester
+                .as_ref()
+                .filter(|r| subject.owners.contains(r))
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "requester_not_owner",
+                        "a service account is recovered for a registered owner: open the case with requester set to one",
+                    )
+                })?;
+            self.subject_or(
+                requester,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "requester_not_owner",
+            )
+            .await?
+        } else {
+            subject
+        };
+        let now = self.now();
+        let fresh = case.requirements.freshness();
+        if let Some(kind) = device_kind(method)
+            && subject.authenticators.iter().any(|a| a.kind == kind)
+            && !subject.has_settled_authenticator(kind, fresh, now)
+        {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "authenticator_too_new",
+                format!(
+                    "every {kind} on record was bound less than {} day(s) ago; a factor bound inside \
+                     the freshness window may be an attacker's own, so it is not a device of record yet",
+                    case.requirements.contact_freshness_days
+                ),
+            ));
+        }
+        // The methods below load the case from `stored`: hand them the one that records who works it.
+        let stored = StoredCase {
+            case: case.clone(),
+            version: stored.version,
+        };
+        let vid = format!("v-{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
+        if method == Method::IdProofing {
+            return self.start_id_proofing(caller, stored, subject, vid).await;
+        }
+        if method == Method::Push {
+            return self.start_push(caller, stored, subject, vid).await;
+        }
+        if method == Method::Passkey {
+            return self.start_passkey(caller, stored, subject, vid).await;
+        }
+        if method == Method::Callback {
+            return self.start_callback(caller, stored, subject, vid).await;
+        }
+        if matches!(method, Method::RecoveryCode | Method::Totp) {
+            // Nothing is sent: the caller reads a saved code, or the one their app shows.
+            if method == Method::RecoveryCode && self.recovery_hashes(&subject.id).await?.is_empty()
+            {
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "no_recovery_codes",
+                    "the subject has no unused recovery codes",
+                ));
+            }
+            if method == Method::Totp && self.totp_record(&subject).await?.is_none() {
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "no_authenticator",
+                    "the subject has no enrolled authenticator app",
+                ));
+            }
+            let v = Verification {
+                id: vid.clone(),
+                method,
+                state: VerificationState::Pending,
+                destination: None,
+                respondent: subject.id.clone(),
+                contact_changed_at: None,
+                secret_hash: None,
+                attempts: 0,
+                max_attempts: self.config.codes.max_attempts,
+                started_at: now,
+                expires_at: now + Duration::minutes(self.config.codes.phone_ttl_minutes),
+                completed_at: None,
+                respondent_check: None,
+            };
+            case.start_verification(v, now)?;
+            let started = self.started(caller, &case, &vid, method, json!({}));
+            self.store
+                .commit(updating(&case, stored.version, vec![started]))
+                .await?;
+            return Ok((vid, self.view(&case).await?));
+        }
+        // Codes and links alike count toward the destination's send limit.
+        let (verification, message, link, destination) = if let Some(kind) = method.contact_kind() {
+            let contact = subject.contact(kind).ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "no_contact_of_record",
+                    format!("the subject has no {kind} of record"),
+                )
+            })?;
+            if trusted_contact(&subject, kind, fresh, now).is_none() {
+                let why = if contact.verified_at.is_none() {
+                    "was never verified".to_owned()
+                } else {
+                    format!(
+                        "was changed {} day(s) ago, inside the {}-day freshness window",
+                        (now - contact.changed_at).num_days(),
+                        case.requirements.contact_freshness_days
+                    )
+                };
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "contact_not_trusted",
+                    format!("the {kind} of record {why}; it cannot carry a verification"),
+                ));
+            }
+            let code = CodeHasher::generate_code(self.config.codes.digits);
+            let ttl = if kind == ContactKind::Email {
+                self.config.codes.email_ttl_minutes
+            } else {
+                self.config.codes.phone_ttl_minutes
+            };
+            let channel = match method {
+                Method::VoiceCode => "voice",
+                Method::SmsCode => "sms",
+                _ => "email",
+            };
+            let v = Verification {
+                id: vid.clone(),
+                method,
+                state: VerificationState::Pending,
+                destination: Some(contact.masked()),
+                respondent: subject.id.clone(),
+                contact_changed_at: Some(contact.changed_at),
+                secret_hash: Some(self.codes.hash(&vid, &code)),
+                attempts: 0,
+                max_attempts: self.config.codes.max_attempts,
+                started_at: now,
+                expires_at: now + Duration::minutes(ttl),
+                completed_at: None,
+                respondent_check: None,
+            };
+            let message = Message {
+                to: contact.value.clone(),
+                channel: channel.to_owned(),
+                kind: "verification_code".to_owned(),
+                subject_id: subject.id.clone(),
+                case_id: Some(case.id.clone()),
+                body: format!(
+                    "Your Deskgate verification code is {code}. The help desk will ask you to read \
+                     it back. It expires in {ttl} minutes. If you did not call the help desk, do \
+                     not share it."
+                ),
+                secret: Some(Secret::Code(code)),
+            };
+            (v, message, None, contact.clone())
+        } else {
+            let voucher = self
+                .independent_voucher(&case, &subject, caller.subject_id.as_deref())
+                .await?;
+            if voucher.on_probation(now) {
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "manager_unavailable",
+                    "the manager is on probation after a recent recovery and cannot attest",
+                ));
+            }
+            if voucher.status != SubjectStatus::Active {
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "manager_unavailable",
+                    format!("the manager is {} and cannot attest", voucher.status),
+                ));
+            }
+            let contact =
+                trusted_contact(&voucher, ContactKind::Email, fresh, now).ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "manager_contact_not_trusted",
+                        "the manager's email of record is missing, unverified or recently changed",
+                    )
+                })?;
+            // The link alone is not enough: the manager signs in with a code to their own phone
+            // of record before the case appears, so that phone must be one we can trust.
+            if trusted_contact(&voucher, ContactKind::Phone, fresh, now).is_none() {
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "manager_cannot_authenticate",
+                    "the manager has no verified phone of record unchanged for the freshness \
+                     window to receive a sign-in code on; use another verification",
+                ));
+            }
+            let token = secrets::random_token();
+            let expires_at = now + Duration::minutes(self.config.attestation_ttl_minutes);
+            let url = format!(
+                "{}/attest/{token}",
+                self.config.public_url.trim_end_matches('/')
+            );
+            let v = Verification {
+                id: vid.clone(),
+                method,
+                state: VerificationState::Pending,
+                destination: Some(contact.masked()),
+                respondent: voucher.id.clone(),
+                contact_changed_at: None,
+                secret_hash: None,
+                attempts: 0,
+                max_attempts: self.config.codes.max_attempts,
+                started_at: now,
+                expires_at,
+                completed_at: None,
+                respondent_check: None,
+            };
+            let link = LinkToken {
+                token_hash: secrets::token_hash(&token),
+                kind: "attestation".to_owned(),
+                case_id: case.id.clone(),
+                verification_id: vid.clone(),
+                respondent: voucher.id.clone(),
+                created_at: now,
+                expires_at,
+                used_at: None,
+            };
+            let message = Message {
+                to: contact.value.clone(),
+                channel: "email".to_owned(),
+                kind: "attestation_link".to_owned(),
+                subject_id: voucher.id.clone(),
+                case_id: Some(case.id.clone()),
+                body: format!(
+                    "The help desk asks you to confirm that {} requested a {} (case {}). Open \
+                     {url} only if you have spoken to them yourself. If you know nothing about \
+                     this, reject it.",
+                    subject.display_name, case.action, case.id
+                ),
+                secret: Some(Secret::Link(url)),
+            };
+            (v, message, Some(link), contact.clone())
+        };
+        let masked = verification.destination.clone();
+        let respondent = verification.respondent.clone();
+        let expires_at = verification.expires_at;
+        case.start_verification(verification, now)?;
+        self.contact_send_slot(&destination, now).await?;
+        self.delivery.send(&message).await.map_err(|e| {
+            tracing::warn!(case = %case.id, method = %method, error = %e, "delivery failed");
+            ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "delivery_failed",
+                "the message could not be delivered; nothing was recorded, try again",
+            )
+        })?;
+        let audit = vec![self.entry(
+            &actor(caller),
+            Some(&case.id),
+            "verification.started",
+            json!({
+                "verification_id": vid, "method": method, "class": method.class(),
+                "destination": masked, "respondent": respondent, "expires_at": expires_at,
+            }),
+        )];
+        self.store
+            .commit(Change {
+                case: Some(CaseWrite::Update {
+                    case: case.clone(),
+                    expected_version: stored.version,
+                }),
+                new_links: link.into_iter().collect(),
+                audit,
+                ..Change::default()
+            })
+            .await?;
+        Ok((vid, self.view(&case).await?))
+    }
+
+    /// Checks a code read back by the caller.
+    pub async fn answer_code(
+        &self,
+        caller: &Staff,
+        case_id: &str,
+        vid: &str,
+        code: &str,
+    ) -> ApiResult<CaseView> {
+        let stored = self.load_case(case_id).await?;
+        Self::ensure_can_work(caller, &stored.case)?;
+        let mut case = stored.case.clone();
+        case.record_participant(caller.subject_id.as_deref())?;
+        let now = self.now();
+        let verification = case
+            .verification(vid)
+            .ok_or_else(|| ApiError::not_found("verification"))?
+            .clone();
+        let code = code.trim();
+        let recovery = verification.method == Method::RecoveryCode;
+        let recovery_code = if recovery {
+            Some(normalise_recovery_code(code).ok_or_else(|| {
+                ApiError::invalid(
+                    "a recovery code is 16 letters and digits, like ABCD-EFGH-JKLM-NPQR",
+                )
+            })?)
+        } else {
+            if !(6..=12).contains(&code.len()) || !code.chars().all(|c| c.is_ascii_digit()) {
+                return Err(ApiError::invalid("code must be 6 to 12 digits"));
+            }
+            None
+        };
+        let who = actor(caller);
+        if case.expire_verification(vid, now) {
+            self.store
+                .commit(Change {
+                    case: Some(CaseWrite::Update {
+                        case: case.clone(),
+                        expected_version: stored.version,
+                    }),
+                    audit: vec![self.entry(
+                        &who,
+                        Some(&case.id),
+                        "verification.expired",
+                        json!({ "verification_id": vid, "method": verification.method }),
+                    )],
+                    ..Change::default()
+                })
+                .await?;
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "verification_expired",
+                "the code expired; start a new verification",
+            ));
+        }
+        // A recovery code is checked against every unused code (each compare in constant time)
+        // and, when it matches, spent in the same commit only if it is still unused: single use
+        // even when two cases race for it. Likewise a TOTP step counts only if the stored record
+        // is still the one read, so one step passes once.
+        let mut spend_recovery_codes = Vec::new();
+        let mut swap_credentials = Vec::new();
+        let matched = match &recovery_code {
+            Some(answer) => {
+                let hashes = self.recovery_hashes(&verification.respondent).await?;
+                let context = format!("recovery:{}", verification.respondent);
+                let mut hit = None;
+                for h in &hashes {
+                    if self.codes.matches(&context, answer, h) {
+                        hit = Some(h.clone());
+                    }
+                }
+                let matched = hit.is_some();
+                if let Some(h) = hit {
+                    spend_recovery_codes.push((verification.respondent.clone(), h, now));
+                }
+                matched
+            }
+            None if verification.method == Method::Totp => {
+                // The person verified: the subject, or the owner who asked for a service account.
+                let subject = self
+                    .subject_or(&verification.respondent, StatusCode::NOT_FOUND, "not_found")
+                    .await?;
+                let settled = subject.has_settled_authenticator(
+                    AuthenticatorKind::Totp,
+                    case.requirements.freshness(),
+                    now,
+                );
+                match self.totp_stored(&subject).await?.filter(|_| settled) {
+                    Some((record, stored)) => {
+                        let secret = self.totp_secret(&subject.id, &record)?;
+                        let unix = u64::try_from(now.timestamp()).unwrap_or(0);
+                        // A code of a step already used (a replay, or an older code) fails.
+                        match crate::totp::verify(&secret, code, unix, record.last_step) {
+                            Ok(step) => {
+                                let next = TotpRecord {
+                                    sealed: record.sealed,
+                                    last_step: Some(step),
+                                };
+                                swap_credentials.push(deskgate_store::CredentialSwap {
+                                    expected_hash: stored,
+                                    credential: Self::totp_credential(&subject.id, &next, now),
+                                });
+                                true
+                            }
+                            Err(_) => false,
+                        }
+                    }
+                    None => false,
+                }
+            }
+            None => verification
+                .secret_hash
+                .as_deref()
+                .is_some_and(|h| self.codes.matches(vid, code, h)),
+        };
+        let before = case.state;
+        let outcome = case.answer_code(vid, matched, now)?;
+        let base = json!({ "verification_id": vid, "method": verification.method, "class": verification.method.class() });
+        let (event, details) = match outcome {
+            AttemptOutcome::Passed => ("verification.passed", base),
+            AttemptOutcome::Failed { attempts_left } => (
+                "verification.failed",
+                json!({ "verification_id": vid, "method": verification.method, "attempts_left": attempts_left }),
+            ),
+            AttemptOutcome::Locked => ("verification.locked", base),
+        };
+        let mut first = self.entry(&who, Some(&case.id), event, details);
+        if outcome == AttemptOutcome::Passed {
+            // This verification's own evidence digest: the last one the case holds.
+            first.evidence_digests = Self::evidence_digests(&case)
+                .into_iter()
+                .zip(case.evidence())
+                .filter(|(_, e)| e.verification_id == vid)
+                .map(|(d, _)| d)
+                .collect();
+        }
+        let mut audit = vec![first];
+        audit.extend(self.approval_entries(&who, before, &case));
+        self.store
+            .commit(Change {
+                case: Some(CaseWrite::Update {
+                    case: case.clone(),
+                    expected_version: stored.version,
+                }),
+                spend_recovery_codes,
+                swap_credentials,
+                audit,
+                ..Change::default()
+            })
+            .await?;
+        match outcome {
+            AttemptOutcome::Passed => self.view(&case).await,
+            AttemptOutcome::Failed { attempts_left } => Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "wrong_code",
+                format!("the code is wrong; {attempts_left} attempt(s) left"),
+            )
+            .with_details(json!({ "attempts_left": attempts_left, "locked": false }))),
+            AttemptOutcome::Locked => Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "wrong_code",
+                "the code is wrong; the verification is now locked",
+            )
+            .with_details(json!({ "attempts_left": 0, "locked": true }))),
+        }
+    }
+}
