@@ -40,6 +40,7 @@ mod credentials;
 mod execution;
 mod id_proofing;
 mod links;
+mod oversight;
 mod policy_admin;
 mod push;
 mod staff_tokens;
@@ -47,6 +48,9 @@ mod subjects;
 mod verification;
 
 pub use attestation::{AttestationSession, CodeSent};
+pub use oversight::{
+    AdminOverview, Day, Exceptions, RosterEntry, SecurityOverview, Stats, WatchedSubject,
+};
 
 type ApiResult<T> = Result<T, ApiError>;
 

@@ -6,7 +6,6 @@ use askama_web::WebTemplate;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use deskgate_core::Role;
 use serde::Deserialize;
 
 use super::session::SignedIn;
@@ -41,16 +40,8 @@ async fn render(
     reloaded: bool,
     error: Option<&ApiError>,
 ) -> Result<Response, Failure> {
-    let bundle = console.service.bundle();
-    // Run on every view: the bundle's tests are small and the answer must be about the bundle
-    // in force now, not about one loaded earlier.
-    let report = deskgate_policy::run_tests(&bundle);
-    let people = console
-        .service
-        .store
-        .list_staff()
-        .await
-        .map_err(ApiError::from)?;
+    let overview = console.service.admin_overview(&staff.0).await?;
+    let (bundle, report) = (&overview.bundle, &overview.tests);
     let page = AdminPage {
         nav: Some(staff.nav()),
         reloaded,
@@ -65,7 +56,8 @@ async fn render(
             .filter(|r| !r.passed())
             .map(|r| format!("{} ({}:{})", r.name, r.file, r.line))
             .collect(),
-        staff: people
+        staff: overview
+            .staff
             .iter()
             .map(|s| StaffRow {
                 id: s.id.clone(),
@@ -89,10 +81,10 @@ pub(super) async fn admin_page(
     staff: SignedIn,
     Query(q): Query<ReloadedQuery>,
 ) -> Result<Response, Failure> {
-    if staff.0.role != Role::Admin {
-        return Ok(refuse(&staff, "this page is for admins"));
+    match render(&console, &staff, q.reloaded.unwrap_or(false), None).await {
+        Err(Failure(e)) if e.status == StatusCode::FORBIDDEN => Ok(refuse(&staff, &e.message)),
+        other => other,
     }
-    render(&console, &staff, q.reloaded.unwrap_or(false), None).await
 }
 
 /// Reloads the bundle from disk. A refused bundle leaves the running one in force; the page

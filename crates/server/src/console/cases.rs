@@ -401,23 +401,6 @@ struct LiveFragment {
     live: Live,
 }
 
-/// The cooling-off end of the case's grant. The case view does not carry it yet, so it is read
-/// from the stored grant after [`Service::get_case`](crate::service::Service::get_case) has
-/// authorised the caller.
-async fn grant_not_before(
-    console: &Console,
-    case_id: &str,
-) -> Result<Option<DateTime<Utc>>, Failure> {
-    Ok(console
-        .service
-        .store
-        .case(case_id)
-        .await
-        .map_err(ApiError::from)?
-        .and_then(|stored| stored.case.grant)
-        .and_then(|g| g.not_before))
-}
-
 async fn render_case(
     console: &Console,
     staff: &SignedIn,
@@ -437,7 +420,7 @@ async fn render_case_reading_out(
     read_out: Option<String>,
 ) -> Result<Response, Failure> {
     let case = console.service.get_case(&staff.0, id).await?;
-    let not_before = grant_not_before(console, &case.id).await?;
+    let not_before = console.service.grant_not_before(&staff.0, &case.id).await?;
     let now = console.service.now();
     let codes = case
         .verifications
@@ -517,7 +500,7 @@ pub(super) async fn live(
     Path(id): Path<String>,
 ) -> Result<Response, Failure> {
     let case = console.service.get_case(&staff.0, &id).await?;
-    let not_before = grant_not_before(&console, &case.id).await?;
+    let not_before = console.service.grant_not_before(&staff.0, &case.id).await?;
     Ok(LiveFragment {
         live: Live::build(&case, not_before, console.service.now()),
     }

@@ -1,23 +1,19 @@
 //! The dashboard for supervisors, security officers and auditors: server-rendered SVG charts of
 //! the last two weeks of cases, each with a data table saying the same in text. The geometry is
-//! computed here so the template only places shapes: no script, no inline style.
+//! computed here so the template only places shapes: no script, no inline style. The numbers and
+//! who may see them are the service's ([`Service::dashboard_stats`](crate::service::Service::dashboard_stats)).
 
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::Duration;
-use deskgate_core::{Action, ApiId, Role};
-use deskgate_store::CaseFilter;
+use deskgate_core::{Action, ApiId};
 
 use super::session::SignedIn;
-use super::stats::{self, Exceptions, Stats};
 use super::{Console, Failure, Nav, refuse, words};
-use crate::error::ApiError;
-
-/// The newest cases the dashboard reads; older ones fall outside the two-week window anyway on
-/// any desk of the demo's size.
-const CASE_LIMIT: u32 = 1000;
+use crate::service::{Day, Exceptions, Stats};
 
 /// Plot area of the per-day chart, in SVG user units.
 const PLOT_LEFT: u32 = 40;
@@ -259,7 +255,7 @@ fn exception_bars(id: &'static str, title: &'static str, rows: &[Exceptions]) ->
 }
 
 fn page(nav: Nav, s: Stats) -> DashboardPage {
-    let day_max = s.days.iter().map(stats::Day::total).max().unwrap_or(0);
+    let day_max = s.days.iter().map(Day::total).max().unwrap_or(0);
     let tier_max = s.by_tier.iter().map(|(_, n)| *n).max().unwrap_or(0);
     let tiers = bars(
         "tiers",
@@ -351,26 +347,11 @@ pub(super) async fn dashboard(
     State(console): State<Console>,
     staff: SignedIn,
 ) -> Result<Response, Failure> {
-    if !matches!(
-        staff.0.role,
-        Role::Supervisor | Role::SecurityOfficer | Role::Auditor
-    ) {
-        return Ok(refuse(
-            &staff,
-            "the dashboard is for supervisors, security officers and auditors",
-        ));
+    match console.service.dashboard_stats(&staff.0).await {
+        Ok(s) => Ok(page(staff.nav(), s).into_response()),
+        Err(e) if e.status == StatusCode::FORBIDDEN => Ok(refuse(&staff, &e.message)),
+        Err(e) => Err(e.into()),
     }
-    let store = &console.service.store;
-    let cases = store
-        .list_cases(&CaseFilter {
-            limit: CASE_LIMIT,
-            ..CaseFilter::default()
-        })
-        .await
-        .map_err(ApiError::from)?;
-    let people = store.list_staff().await.map_err(ApiError::from)?;
-    let s = stats::compute(&cases, &people, console.service.now());
-    Ok(page(staff.nav(), s).into_response())
 }
 
 #[cfg(test)]
@@ -389,7 +370,7 @@ mod tests {
     #[test]
     fn stacked_segments_fill_the_bar_without_gaps() {
         let s = Stats {
-            days: vec![stats::Day {
+            days: vec![Day {
                 date: chrono::NaiveDate::MIN,
                 per_action: vec![1, 0, 2, 0, 0, 0, 0],
             }],

@@ -13,7 +13,6 @@ mod oidc;
 mod passkeys;
 mod security;
 mod session;
-mod stats;
 
 use std::fmt::Display;
 use std::net::{IpAddr, SocketAddr};

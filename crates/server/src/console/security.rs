@@ -1,26 +1,20 @@
 //! The security officer's page: escalated cases to take over, the break-glass report, and the
-//! subjects on probation or flagged. Break-glass itself is opened from the case page.
-
-use std::collections::BTreeSet;
+//! subjects on probation or flagged. Break-glass itself is opened from the case page. The data and
+//! who may see it are the service's ([`Service::security_overview`](crate::service::Service::security_overview)).
 
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Form;
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use deskgate_core::{CaseState, Role};
-use deskgate_store::CaseFilter;
 use serde::Deserialize;
 
 use super::cases::{Notice, after_action};
 use super::session::SignedIn;
 use super::{Console, Failure, Nav, at, refuse, words};
-use crate::error::ApiError;
+use crate::service::WatchedSubject;
 use crate::views::CaseSummary;
-
-/// Recent cases whose subjects are checked for probation and flags: probation follows an
-/// execution, so executed cases name every subject on it unless older than this many cases.
-const RECENT: u32 = 500;
 
 struct CaseRow {
     id: String,
@@ -65,57 +59,32 @@ struct SecurityPage {
     watched: Vec<Watched>,
 }
 
-/// Subjects of recent cases who are on probation now or flagged by the security team.
-async fn watched_subjects(console: &Console) -> Result<Vec<Watched>, ApiError> {
-    let store = &console.service.store;
-    let mut ids = BTreeSet::new();
-    for state in [Some(CaseState::Executed), None] {
-        let cases = store
-            .list_cases(&CaseFilter {
-                state,
-                limit: RECENT,
-                ..CaseFilter::default()
-            })
-            .await?;
-        ids.extend(cases.into_iter().map(|c| c.subject_id));
-    }
-    let now = console.service.now();
-    let mut watched = Vec::new();
-    for id in ids {
-        let Some(subject) = store.subject(&id).await? else {
-            continue;
-        };
-        let on_probation = subject.on_probation(now);
-        if on_probation || subject.flagged {
-            watched.push(Watched {
-                id: subject.id,
-                name: subject.display_name,
-                tier: words(subject.tier),
-                probation_until: subject.probation_until.filter(|_| on_probation).map(at),
-                flagged: subject.flagged,
-            });
+impl From<WatchedSubject> for Watched {
+    fn from(w: WatchedSubject) -> Self {
+        Self {
+            id: w.id,
+            name: w.name,
+            tier: words(w.tier),
+            probation_until: w.probation_until.map(at),
+            flagged: w.flagged,
         }
     }
-    Ok(watched)
 }
 
 pub(super) async fn security_page(
     State(console): State<Console>,
     staff: SignedIn,
 ) -> Result<Response, Failure> {
-    if staff.0.role != Role::SecurityOfficer {
-        return Ok(refuse(&staff, "this page is for security officers"));
-    }
-    let service = &console.service;
-    let escalated = service
-        .list_cases(&staff.0, Some(CaseState::Escalated), false)
-        .await?;
-    let break_glass = service.break_glass_report(&staff.0).await?;
+    let overview = match console.service.security_overview(&staff.0).await {
+        Ok(overview) => overview,
+        Err(e) if e.status == StatusCode::FORBIDDEN => return Ok(refuse(&staff, &e.message)),
+        Err(e) => return Err(e.into()),
+    };
     Ok(SecurityPage {
         nav: Some(staff.nav()),
-        escalated: escalated.iter().map(CaseRow::from).collect(),
-        break_glass: break_glass.iter().map(CaseRow::from).collect(),
-        watched: watched_subjects(&console).await?,
+        escalated: overview.escalated.iter().map(CaseRow::from).collect(),
+        break_glass: overview.break_glass.iter().map(CaseRow::from).collect(),
+        watched: overview.watched.into_iter().map(Watched::from).collect(),
     }
     .into_response())
 }

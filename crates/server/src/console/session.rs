@@ -64,15 +64,15 @@ pub(super) async fn render_sign_in(
     error: Option<String>,
 ) -> Response {
     let demo = if console.demo_sign_in {
-        match console.service.store.list_staff().await {
+        match console.service.demo_roster().await {
             Ok(staff) => staff
-                .iter()
+                .into_iter()
                 .map(|s| DemoStaff {
-                    name: s.name.clone(),
+                    name: s.name,
                     role: words(s.role),
                 })
                 .collect(),
-            Err(e) => return Failure::from(ApiError::from(e)).into_response(),
+            Err(e) => return Failure::from(e).into_response(),
         }
     } else {
         Vec::new()

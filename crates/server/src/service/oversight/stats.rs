@@ -11,41 +11,41 @@ pub(crate) const DAYS: usize = 14;
 
 /// Cases opened on one UTC day, per action in [`Action::all`] order.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) struct Day {
-    pub(crate) date: NaiveDate,
-    pub(crate) per_action: Vec<u32>,
+pub struct Day {
+    pub date: NaiveDate,
+    pub per_action: Vec<u32>,
 }
 
 impl Day {
-    pub(crate) fn total(&self) -> u32 {
+    pub fn total(&self) -> u32 {
         self.per_action.iter().sum()
     }
 }
 
 /// Exceptions attributed to one agent or one shift.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) struct Exceptions {
-    pub(crate) who: String,
-    pub(crate) break_glass: u32,
-    pub(crate) escalations: u32,
+pub struct Exceptions {
+    pub who: String,
+    pub break_glass: u32,
+    pub escalations: u32,
 }
 
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) struct Stats {
+pub struct Stats {
     /// Oldest first, ending today.
-    pub(crate) days: Vec<Day>,
+    pub days: Vec<Day>,
     /// Every tier, in [`Tier::all`] order, with the cases opened in the window.
-    pub(crate) by_tier: Vec<(Tier, u32)>,
+    pub by_tier: Vec<(Tier, u32)>,
     /// Cases opened in the window; the rates below are over these.
-    pub(crate) total: u32,
-    pub(crate) denied: u32,
-    pub(crate) escalated: u32,
-    pub(crate) executed: u32,
+    pub total: u32,
+    pub denied: u32,
+    pub escalated: u32,
+    pub executed: u32,
     /// Median time from opening to execution of the window's executed cases.
-    pub(crate) median_to_execute: Option<Duration>,
+    pub median_to_execute: Option<Duration>,
     /// Agents and shifts with at least one exception, by name.
-    pub(crate) per_agent: Vec<Exceptions>,
-    pub(crate) per_shift: Vec<Exceptions>,
+    pub per_agent: Vec<Exceptions>,
+    pub per_shift: Vec<Exceptions>,
 }
 
 /// A case counts as escalated while it is escalated, and also after a security officer resumed
