@@ -109,6 +109,13 @@ impl Contact {
         now - self.changed_at < window
     }
 
+    /// Whether the contact may carry a code, a link or a secret: the subject proved control of
+    /// it, and it was not changed inside the freshness window (a fresh change is what an attacker
+    /// who redirected it leaves behind).
+    pub fn is_trusted(&self, freshness: Duration, now: DateTime<Utc>) -> bool {
+        self.verified_at.is_some() && !self.changed_within(freshness, now)
+    }
+
     /// The value with all but its last two characters hidden, e.g. `+1 *** *** 42`,
     /// `a***@example.org` for emails.
     pub fn masked(&self) -> String {
@@ -218,6 +225,35 @@ impl Subject {
     /// The first contact of record of this kind.
     pub fn contact(&self, kind: ContactKind) -> Option<&Contact> {
         self.contacts.iter().find(|c| c.kind == kind)
+    }
+
+    /// The contact of record of `kind` when it is trusted (see [`Contact::is_trusted`]). Only the
+    /// first contact of the kind counts: a second one added beside it does not stand in for it.
+    pub fn trusted_contact(
+        &self,
+        kind: ContactKind,
+        freshness: Duration,
+        now: DateTime<Utc>,
+    ) -> Option<&Contact> {
+        self.contact(kind).filter(|c| c.is_trusted(freshness, now))
+    }
+
+    /// Where a secret generated for this subject (a temporary password, a temporary access pass)
+    /// may be sent: the email of record, else the phone of record, each only when trusted. `None`
+    /// means the secret has nowhere safe to go and the action must not run.
+    pub fn secret_destination(&self, freshness: Duration, now: DateTime<Utc>) -> Option<&Contact> {
+        self.trusted_contact(ContactKind::Email, freshness, now)
+            .or_else(|| self.trusted_contact(ContactKind::Phone, freshness, now))
+    }
+
+    /// Where the retrieval link of a rotated service secret may be sent when this subject is the
+    /// owner receiving it: their trusted email of record only, with no fallback to a phone.
+    pub fn service_secret_destination(
+        &self,
+        freshness: Duration,
+        now: DateTime<Utc>,
+    ) -> Option<&Contact> {
+        self.trusted_contact(ContactKind::Email, freshness, now)
     }
 
     /// Whether an authenticator of `kind` was bound before the freshness window: only such a
@@ -350,6 +386,135 @@ mod tests {
         let now = c.changed_at + Duration::days(3);
         assert!(c.changed_within(Duration::days(14), now));
         assert!(!c.changed_within(Duration::days(14), c.changed_at + Duration::days(14)));
+    }
+
+    fn at(days: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
+            .single()
+            .unwrap_or_default()
+            + Duration::days(days)
+    }
+
+    fn verified(kind: ContactKind, value: &str, changed_day: i64) -> Contact {
+        Contact {
+            kind,
+            value: value.to_owned(),
+            verified_at: Some(at(changed_day)),
+            changed_at: at(changed_day),
+        }
+    }
+
+    fn person(contacts: Vec<Contact>) -> Subject {
+        Subject {
+            id: "u-alice".to_owned(),
+            display_name: "Alice".to_owned(),
+            tier: Tier::Standard,
+            status: SubjectStatus::Active,
+            manager: Some("u-bob".to_owned()),
+            owners: Vec::new(),
+            groups: Vec::new(),
+            contacts,
+            authenticators: Vec::new(),
+            flagged: false,
+            hired_at: None,
+            utc_offset_minutes: None,
+            probation_until: None,
+            identity: None,
+        }
+    }
+
+    const FRESH: i64 = 14;
+
+    #[test]
+    fn a_secret_goes_to_the_trusted_email_before_the_phone() {
+        let alice = person(vec![
+            verified(ContactKind::Phone, "+1 555 0100", 0),
+            verified(ContactKind::Email, "alice@example.org", 0),
+        ]);
+        let to = alice.secret_destination(Duration::days(FRESH), at(30));
+        assert_eq!(to.map(|c| c.kind), Some(ContactKind::Email));
+    }
+
+    #[test]
+    fn a_secret_falls_back_to_the_phone_when_the_email_changed_recently() {
+        let alice = person(vec![
+            verified(ContactKind::Email, "alice@example.org", 25),
+            verified(ContactKind::Phone, "+1 555 0100", 0),
+        ]);
+        let to = alice.secret_destination(Duration::days(FRESH), at(30));
+        assert_eq!(to.map(|c| c.kind), Some(ContactKind::Phone));
+    }
+
+    #[test]
+    fn a_secret_has_nowhere_to_go_without_a_trusted_contact() {
+        let mut never_verified = verified(ContactKind::Email, "alice@example.org", 0);
+        never_verified.verified_at = None;
+        let alice = person(vec![
+            never_verified,
+            verified(ContactKind::Phone, "+1 555 0100", 20),
+        ]);
+        assert_eq!(
+            alice.secret_destination(Duration::days(FRESH), at(30)),
+            None
+        );
+    }
+
+    #[test]
+    fn a_service_secret_link_never_falls_back_to_the_owners_phone() {
+        let owner = person(vec![verified(ContactKind::Phone, "+1 555 0100", 0)]);
+        let fresh = Duration::days(FRESH);
+        assert!(owner.secret_destination(fresh, at(30)).is_some());
+        assert_eq!(owner.service_secret_destination(fresh, at(30)), None);
+    }
+
+    #[test]
+    fn only_the_first_contact_of_a_kind_is_of_record() {
+        let alice = person(vec![
+            verified(ContactKind::Email, "alice@example.org", 25),
+            verified(ContactKind::Email, "old@example.org", 0),
+        ]);
+        let fresh = Duration::days(FRESH);
+        assert_eq!(
+            alice.trusted_contact(ContactKind::Email, fresh, at(30)),
+            None
+        );
+    }
+
+    proptest::proptest! {
+        /// Whatever else is on record, a contact changed inside the window or never verified
+        /// never receives a generated secret.
+        #[test]
+        fn a_fresh_or_unverified_contact_never_receives_a_secret(
+            email_age in 0i64..60,
+            phone_age in 0i64..60,
+            email_verified: bool,
+            phone_verified: bool,
+            freshness in 0i64..30,
+        ) {
+            let now = at(100);
+            let mut email = verified(ContactKind::Email, "alice@example.org", 100 - email_age);
+            let mut phone = verified(ContactKind::Phone, "+1 555 0100", 100 - phone_age);
+            if !email_verified { email.verified_at = None; }
+            if !phone_verified { phone.verified_at = None; }
+            let alice = person(vec![phone, email]);
+            let window = Duration::days(freshness);
+            for to in [
+                alice.secret_destination(window, now),
+                alice.service_secret_destination(window, now),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                proptest::prop_assert!(to.verified_at.is_some());
+                proptest::prop_assert!(now - to.changed_at >= window);
+            }
+            let email_ok = email_verified && email_age >= freshness;
+            let phone_ok = phone_verified && phone_age >= freshness;
+            proptest::prop_assert_eq!(
+                alice.secret_destination(window, now).map(|c| c.kind),
+                if email_ok { Some(ContactKind::Email) } else if phone_ok { Some(ContactKind::Phone) } else { None }
+            );
+        }
     }
 
     #[test]

@@ -5,9 +5,11 @@
 pub mod case;
 pub mod directory;
 pub mod evidence;
+pub mod offer;
 pub mod playbook;
 pub mod requirements;
 pub mod risk;
+pub mod vouching;
 
 pub use case::{
     Approval, ApproverRole, Case, CaseError, CaseState, Channel, Decision, Grant, NewCase,

@@ -22,7 +22,7 @@ use deskgate_store::{CaseWrite, Change, Credential, LinkToken, StoredCase, syste
 use serde_json::{Value, json};
 
 use crate::delivery::{Message, Secret};
-use crate::directory::{self, trusted_contact};
+use crate::directory;
 use crate::error::ApiError;
 use crate::secrets;
 use crate::service::{SECRET_PICKUP, Service, actor};
@@ -169,14 +169,12 @@ impl Service {
         let freshness = case.requirements.freshness();
         Ok(match case.action {
             Action::PasswordReset => {
-                let to = trusted_contact(subject, ContactKind::Email, freshness, now)
-                    .or_else(|| trusted_contact(subject, ContactKind::Phone, freshness, now))
-                    .ok_or_else(|| {
-                        refused(
-                            "the subject has no trusted contact of record to receive a temporary \
+                let to = subject.secret_destination(freshness, now).ok_or_else(|| {
+                    refused(
+                        "the subject has no trusted contact of record to receive a temporary \
                              password",
-                        )
-                    })?;
+                    )
+                })?;
                 Plan::PasswordReset { to: to.clone() }
             }
             Action::AccountUnlock => Plan::Unlock,
@@ -199,7 +197,7 @@ impl Service {
                     }
                     _ => None,
                 }
-                .filter(|o| trusted_contact(o, ContactKind::Email, freshness, now).is_some())
+                .filter(|o| o.service_secret_destination(freshness, now).is_some())
                 .ok_or_else(|| {
                     refused("the subject has no trusted contact of record to receive a service credential")
                 })?;

@@ -33,18 +33,6 @@ pub enum ExecutionError {
     Hashing,
 }
 
-/// A contact that may carry a secret: verified, and not changed inside the freshness window.
-pub fn trusted_contact(
-    subject: &Subject,
-    kind: ContactKind,
-    freshness: Duration,
-    now: DateTime<Utc>,
-) -> Option<&Contact> {
-    subject
-        .contact(kind)
-        .filter(|c| c.verified_at.is_some() && !c.changed_within(freshness, now))
-}
-
 fn channel_for(kind: ContactKind) -> &'static str {
     match kind {
         ContactKind::Phone => "sms",
@@ -67,17 +55,6 @@ pub fn notice_to_every_contact(subject: &Subject, kind: &str, body: &str) -> Vec
             secret: None,
         })
         .collect()
-}
-
-/// Where a new secret for `subject` goes: the email of record, else the phone of record, both only
-/// when trusted.
-fn secret_destination(
-    subject: &Subject,
-    freshness: Duration,
-    now: DateTime<Utc>,
-) -> Option<&Contact> {
-    trusted_contact(subject, ContactKind::Email, freshness, now)
-        .or_else(|| trusted_contact(subject, ContactKind::Phone, freshness, now))
 }
 
 /// Performs `case.action` on `subject`. `owner` is the service account owner who receives a
@@ -105,7 +82,8 @@ pub fn execute(
     };
     let details = match case.action {
         Action::PasswordReset => {
-            let dest = secret_destination(subject, freshness, now)
+            let dest = subject
+                .secret_destination(freshness, now)
                 .ok_or(ExecutionError::NoTrustedContact("a temporary password"))?;
             let password = secrets::generate_password();
             let hash = secrets::hash_password(&password).map_err(|_| ExecutionError::Hashing)?;
@@ -131,7 +109,8 @@ pub fn execute(
             json!({ "credential": "password", "must_change": true, "delivered_to": dest.masked() })
         }
         Action::MfaReset | Action::FactorRebind => {
-            let dest = secret_destination(subject, freshness, now)
+            let dest = subject
+                .secret_destination(freshness, now)
                 .ok_or(ExecutionError::NoTrustedContact("a temporary access pass"))?;
             let removed: Vec<String> = subject
                 .authenticators
@@ -195,7 +174,8 @@ pub fn execute(
         }
         Action::ServiceCredentialRotate => {
             let owner = owner.ok_or(ExecutionError::NoTrustedContact("a service credential"))?;
-            let dest = trusted_contact(owner, ContactKind::Email, freshness, now)
+            let dest = owner
+                .service_secret_destination(freshness, now)
                 .ok_or(ExecutionError::NoTrustedContact("a service credential"))?;
             let secret = secrets::random_token();
             pickup = Some((secret.clone(), owner.clone()));

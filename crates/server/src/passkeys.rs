@@ -25,7 +25,6 @@ use webauthn_rs::prelude::{
 };
 
 use crate::delivery::{Message, Secret};
-use crate::directory::trusted_contact;
 use crate::error::ApiError;
 use crate::secrets;
 use crate::service::Service;
@@ -504,7 +503,7 @@ impl Service {
             ));
         }
         let fresh = case.requirements.freshness();
-        let email = trusted_contact(&subject, ContactKind::Email, fresh, now).ok_or_else(|| {
+        let email = subject.trusted_contact(ContactKind::Email, fresh, now).ok_or_else(|| {
             ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "contact_not_trusted",

@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::delivery::{Delivery, Message, Secret};
-use crate::directory::{self, trusted_contact};
+use crate::directory;
 use crate::error::ApiError;
 use crate::policy_gate::{self, StoreFacts};
 use crate::secrets::{self, CodeHasher};

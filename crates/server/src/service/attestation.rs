@@ -6,15 +6,13 @@
 
 use axum::http::StatusCode;
 use chrono::{DateTime, Duration, Utc};
-use deskgate_core::{
-    ApproverRole, AttemptOutcome, CaseState, ContactKind, Decision, Staff, Subject, SubjectStatus,
-};
+use deskgate_core::vouching::{self, VoucherRefusal};
+use deskgate_core::{ApproverRole, AttemptOutcome, CaseState, Decision, Staff, Subject};
 use deskgate_store::{Actor, CaseWrite, Change, LinkToken, StoredCase};
 use serde_json::{Value, json};
 
 use super::{ApiResult, Service, updating};
 use crate::delivery::{Message, Secret};
-use crate::directory::trusted_contact;
 use crate::error::ApiError;
 use crate::secrets::{self, CodeHasher};
 use crate::views::{AttestationView, CaseView, SubjectRef};
@@ -65,8 +63,8 @@ impl Service {
         Ok((link, stored))
     }
 
-    /// The respondent as the directory knows them now, able to attest: active, not on probation,
-    /// with a phone of record that is verified and not freshly changed.
+    /// The respondent as the directory knows them now, still able to vouch for the case (see
+    /// [`vouching::may_vouch`]), and the phone of record they sign in with.
     async fn respondent_phone(
         &self,
         link: &LinkToken,
@@ -77,32 +75,14 @@ impl Service {
             .subject_or(&link.respondent, StatusCode::NOT_FOUND, "not_found")
             .await?;
         super::ensure_not_on_hold(&respondent, true)?;
-        if respondent.status != SubjectStatus::Active {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "manager_unavailable",
-                format!("you are {} and cannot attest", respondent.status),
-            ));
-        }
-        if respondent.on_probation(now) {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "manager_unavailable",
-                "your own account was recovered recently; until its probation ends you cannot attest",
-            ));
-        }
-        let fresh = stored.case.requirements.freshness();
-        let phone = trusted_contact(&respondent, ContactKind::Phone, fresh, now)
-            .cloned()
-            .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "manager_cannot_authenticate",
-                    "you have no phone of record that is verified and unchanged for the freshness \
-                     window, so you cannot prove who you are here; ask the help desk to use \
-                     another verification",
-                )
-            })?;
+        let case = &stored.case;
+        let subject = self
+            .subject_or(&case.subject_id, StatusCode::NOT_FOUND, "not_found")
+            .await?;
+        let requester = self.requester_of(case, &subject).await?;
+        let phone = vouching::may_vouch(case, &subject, &respondent, requester.as_ref(), now)
+            .map_err(respondent_refused)?
+            .clone();
         Ok((respondent, phone))
     }
 
@@ -402,4 +382,35 @@ impl Service {
                 && check.code_expires_at.is_some_and(|at| at > self.now()),
         }))
     }
+}
+
+/// A refusal to let the respondent vouch, as the person holding the link sees it.
+fn respondent_refused(refusal: VoucherRefusal) -> ApiError {
+    let (code, message) = match refusal {
+        VoucherRefusal::NoVoucher
+        | VoucherRefusal::NotManagerOrOwner
+        | VoucherRefusal::IsSubject
+        | VoucherRefusal::IsRequester
+        | VoucherRefusal::WorkedTheCase
+        | VoucherRefusal::SharesContact => (
+            "voucher_not_independent",
+            format!("{refusal}, so you cannot vouch for this request"),
+        ),
+        VoucherRefusal::NotActive(status) => (
+            "manager_unavailable",
+            format!("you are {status} and cannot attest"),
+        ),
+        VoucherRefusal::OnProbation => (
+            "manager_unavailable",
+            "your own account was recovered recently; until its probation ends you cannot attest"
+                .to_owned(),
+        ),
+        VoucherRefusal::NoTrustedEmail | VoucherRefusal::NoTrustedPhone => (
+            "manager_cannot_authenticate",
+            "you have no phone of record that is verified and unchanged for the freshness window, \
+             so you cannot prove who you are here; ask the help desk to use another verification"
+                .to_owned(),
+        ),
+    };
+    ApiError::new(StatusCode::FORBIDDEN, code, message)
 }

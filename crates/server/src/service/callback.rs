@@ -26,13 +26,15 @@ impl Service {
             )
         })?;
         let fresh = case.requirements.freshness();
-        let phone = trusted_contact(&subject, ContactKind::Phone, fresh, now).ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "contact_not_trusted",
-                "the phone of record is missing, unverified or recently changed",
-            )
-        })?;
+        let phone = subject
+            .trusted_contact(ContactKind::Phone, fresh, now)
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "contact_not_trusted",
+                    "the phone of record is missing, unverified or recently changed",
+                )
+            })?;
         let code = CodeHasher::generate_code(self.config.codes.digits);
         let action = format!(
             "{}/api/v1/webhooks/telephony/gather/{}/{vid}",

@@ -36,13 +36,15 @@ impl Service {
             )
         })?;
         let fresh = case.requirements.freshness();
-        let email = trusted_contact(&subject, ContactKind::Email, fresh, now).ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "contact_not_trusted",
-                "the email of record is missing, unverified or recently changed",
-            )
-        })?;
+        let email = subject
+            .trusted_contact(ContactKind::Email, fresh, now)
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "contact_not_trusted",
+                    "the email of record is missing, unverified or recently changed",
+                )
+            })?;
         let reference = format!("{}/{vid}", case.id);
         let inquiry = crate::idv_inquiry::create(vendor, vendor_config, &reference, &expected)
             .await

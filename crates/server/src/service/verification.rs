@@ -1,89 +1,68 @@
 //! Verifications: which methods are offered, starting one (codes, links, devices), and checking an
 //! answer read back by the caller.
 
+use deskgate_core::offer::{self, OfferFacts};
+use deskgate_core::vouching::{self, VoucherRefusal};
+
 use super::*;
 
 impl Service {
-    /// The manager or owner who vouches for `case` about `subject`: not the subject, the
-    /// requester or `also_excluded` (the agent's own identity), and an independent person: one
-    /// sharing a phone or email of record with the subject or the requester is refused, since
-    /// whoever holds that phone or mailbox would answer for both.
+    /// The manager or owner who vouches for `case` about `subject`, chosen and checked for
+    /// independence by [`vouching`]: not the subject, the requester, anyone who worked the case or
+    /// `agent` (the caller's own identity), and sharing no phone or email of record with the subject
+    /// or the requester. Also returns the requester as the directory knows them.
     pub(super) async fn independent_voucher(
         &self,
         case: &Case,
         subject: &Subject,
-        also_excluded: Option<&str>,
-    ) -> ApiResult<Subject> {
-        // Nobody who worked the case (its agent above all) or already gave their word on it
-        // vouches for it, nor the requester who asks.
-        let mut excluded = case.excluded_vouchers();
-        excluded.extend(also_excluded);
-        excluded.extend(case.requester.as_deref());
-        let voucher_id = subject.voucher(&excluded).ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "no_manager",
-                "the subject has no manager or owner who can vouch for this request",
-            )
-        })?;
+        agent: Option<&str>,
+    ) -> ApiResult<(Subject, Option<Subject>)> {
+        let voucher_id = vouching::voucher_id(case, subject, agent).map_err(voucher_refused)?;
         let voucher = self
             .subject_or(voucher_id, StatusCode::UNPROCESSABLE_ENTITY, "no_manager")
             .await?;
-        let requester = match case.requester.as_deref() {
-            Some(id) if id != subject.id => self.store.subject(id).await?,
-            _ => None,
-        };
-        if voucher.shares_contact_with(subject)
-            || requester.is_some_and(|r| voucher.shares_contact_with(&r))
-        {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "voucher_not_independent",
-                "the manager or owner who would vouch shares a phone or email of record with the \
-                 subject or the requester, so they are not an independent person; use another \
-                 verification",
-            ));
-        }
-        Ok(voucher)
+        let requester = self.requester_of(case, subject).await?;
+        vouching::independent(case, subject, &voucher, requester.as_ref(), agent)
+            .map_err(voucher_refused)?;
+        Ok((voucher, requester))
     }
 
-    /// Methods the agent can use for this subject now, in the order the playbook offers them.
+    /// The person who asked for `case`, when that is not the subject.
+    pub(super) async fn requester_of(
+        &self,
+        case: &Case,
+        subject: &Subject,
+    ) -> ApiResult<Option<Subject>> {
+        Ok(match case.requester.as_deref() {
+            Some(id) if id != subject.id => self.store.subject(id).await?,
+            _ => None,
+        })
+    }
+
+    /// Methods the agent can use for this subject now, in the order the playbook offers them:
+    /// this loads what the store and configuration say, [`offer::offered_methods`] decides.
     pub async fn offered_methods(&self, subject: &Subject, case: &Case) -> ApiResult<Vec<Method>> {
-        let can_vouch = self.independent_voucher(case, subject, None).await.is_ok();
-        let now = self.now();
+        let facts = OfferFacts {
+            has_recovery_codes: !self.recovery_hashes(&subject.id).await?.is_empty(),
+            has_totp_seed: self.totp_record(subject).await?.is_some(),
+            has_usable_passkey: !self.usable_passkeys(subject).await?.is_empty(),
+            telephony: self.config.telephony.is_some(),
+            idv_vendor: crate::idv_inquiry::creating_vendor(&self.config.idv.vendors).is_some(),
+            identity_matchable: crate::idv::ExpectedIdentity::of(
+                subject.identity.as_ref(),
+                &self.config.idv.match_fields,
+            )
+            .is_ok(),
+            independent_voucher: self.independent_voucher(case, subject, None).await.is_ok(),
+        };
         let fresh = case.requirements.freshness();
-        let has_codes = !self.recovery_hashes(&subject.id).await?.is_empty();
-        let has_totp = self.totp_record(subject).await?.is_some();
-        let has_passkey = !self.usable_passkeys(subject).await?.is_empty();
-        let settled = |kind| subject.has_settled_authenticator(kind, fresh, now);
-        Ok(RUNNABLE
-            .into_iter()
-            .filter(|m| match (m, m.contact_kind()) {
-                (Method::RecoveryCode, _) => has_codes,
-                (Method::Totp, _) => has_totp && settled(AuthenticatorKind::Totp),
-                (Method::Passkey, _) => {
-                    has_passkey
-                        && settled(AuthenticatorKind::Passkey)
-                        && trusted_contact(subject, ContactKind::Email, fresh, now).is_some()
-                }
-                (Method::Push, _) => settled(AuthenticatorKind::Push),
-                (Method::Callback, _) => {
-                    self.config.telephony.is_some()
-                        && trusted_contact(subject, ContactKind::Phone, fresh, now).is_some()
-                }
-                (Method::IdProofing, _) => {
-                    crate::idv_inquiry::creating_vendor(&self.config.idv.vendors).is_some()
-                        && crate::idv::ExpectedIdentity::of(
-                            subject.identity.as_ref(),
-                            &self.config.idv.match_fields,
-                        )
-                        .is_ok()
-                        && trusted_contact(subject, ContactKind::Email, fresh, now).is_some()
-                }
-                (_, Some(kind)) => trusted_contact(subject, kind, fresh, now).is_some(),
-                (_, None) => can_vouch,
-            })
-            .collect())
+        Ok(offer::offered_methods(
+            &RUNNABLE,
+            &facts,
+            subject,
+            fresh,
+            self.now(),
+        ))
     }
 
     /// Starts a verification; for codes and links the message is delivered before the case
@@ -231,7 +210,7 @@ impl Service {
                     format!("the subject has no {kind} of record"),
                 )
             })?;
-            if trusted_contact(&subject, kind, fresh, now).is_none() {
+            if subject.trusted_contact(kind, fresh, now).is_none() {
                 let why = if contact.verified_at.is_none() {
                     "was never verified".to_owned()
                 } else {
@@ -288,41 +267,12 @@ impl Service {
             };
             (v, message, None, contact.clone())
         } else {
-            let voucher = self
-                .independent_voucher(&case, &subject, caller.subject_id.as_deref())
-                .await?;
-            if voucher.on_probation(now) {
-                return Err(ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "manager_unavailable",
-                    "the manager is on probation after a recent recovery and cannot attest",
-                ));
-            }
-            if voucher.status != SubjectStatus::Active {
-                return Err(ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "manager_unavailable",
-                    format!("the manager is {} and cannot attest", voucher.status),
-                ));
-            }
+            let agent = caller.subject_id.as_deref();
+            let (voucher, requester) = self.independent_voucher(&case, &subject, agent).await?;
             let contact =
-                trusted_contact(&voucher, ContactKind::Email, fresh, now).ok_or_else(|| {
-                    ApiError::new(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        "manager_contact_not_trusted",
-                        "the manager's email of record is missing, unverified or recently changed",
-                    )
-                })?;
-            // The link alone is not enough: the manager signs in with a code to their own phone
-            // of record before the case appears, so that phone must be one we can trust.
-            if trusted_contact(&voucher, ContactKind::Phone, fresh, now).is_none() {
-                return Err(ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "manager_cannot_authenticate",
-                    "the manager has no verified phone of record unchanged for the freshness \
-                     window to receive a sign-in code on; use another verification",
-                ));
-            }
+                vouching::may_be_asked(&case, &subject, &voucher, requester.as_ref(), agent, now)
+                    .map_err(voucher_refused)?
+                    .email;
             let token = secrets::random_token();
             let expires_at = now + Duration::minutes(self.config.attestation_ttl_minutes);
             let url = format!(
@@ -571,4 +521,44 @@ impl Service {
             .with_details(json!({ "attempts_left": 0, "locked": true }))),
         }
     }
+}
+
+/// A refusal to let a person vouch, as the agent starting an attestation sees it.
+fn voucher_refused(refusal: VoucherRefusal) -> ApiError {
+    let (code, message) = match refusal {
+        VoucherRefusal::NoVoucher
+        | VoucherRefusal::NotManagerOrOwner
+        | VoucherRefusal::IsSubject
+        | VoucherRefusal::IsRequester
+        | VoucherRefusal::WorkedTheCase => (
+            "no_manager",
+            "the subject has no manager or owner who can vouch for this request".to_owned(),
+        ),
+        VoucherRefusal::SharesContact => (
+            "voucher_not_independent",
+            "the manager or owner who would vouch shares a phone or email of record with the \
+             subject or the requester, so they are not an independent person; use another \
+             verification"
+                .to_owned(),
+        ),
+        VoucherRefusal::OnProbation => (
+            "manager_unavailable",
+            "the manager is on probation after a recent recovery and cannot attest".to_owned(),
+        ),
+        VoucherRefusal::NotActive(status) => (
+            "manager_unavailable",
+            format!("the manager is {status} and cannot attest"),
+        ),
+        VoucherRefusal::NoTrustedEmail => (
+            "manager_contact_not_trusted",
+            "the manager's email of record is missing, unverified or recently changed".to_owned(),
+        ),
+        VoucherRefusal::NoTrustedPhone => (
+            "manager_cannot_authenticate",
+            "the manager has no verified phone of record unchanged for the freshness window to \
+             receive a sign-in code on; use another verification"
+                .to_owned(),
+        ),
+    };
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
 }
