@@ -171,6 +171,18 @@ pub(crate) fn actor(staff: &Staff) -> Actor {
     }
 }
 
+/// A staff member's stated reason (approval, denial, break-glass): 1 to 1000 printable
+/// characters, trimmed, so the audit log never holds an empty or control-laden reason.
+fn checked_reason(reason: &str) -> ApiResult<&str> {
+    let reason = reason.trim();
+    if reason.is_empty() || reason.chars().count() > 1000 || reason.chars().any(char::is_control) {
+        return Err(ApiError::invalid(
+            "reason must be 1 to 1000 printable characters",
+        ));
+    }
+    Ok(reason)
+}
+
 fn check_text(field: &str, value: &Option<String>, max: usize) -> ApiResult<()> {
     if let Some(v) = value
         && (v.trim().is_empty() || v.chars().count() > max || v.chars().any(char::is_control))

@@ -5,7 +5,7 @@ use super::*;
 
 impl Service {
     /// A staff approval (supervisor, security officer, or an owner of a service account), bound
-    /// to a digest of the case and its evidence at this moment.
+    /// to the case's approval digest (what is asked and the requirements in force) at this moment.
     pub async fn approve(
         &self,
         caller: &Staff,
@@ -13,15 +13,7 @@ impl Service {
         decision: Decision,
         reason: &str,
     ) -> ApiResult<CaseView> {
-        let reason = reason.trim();
-        if reason.is_empty()
-            || reason.chars().count() > 1000
-            || reason.chars().any(char::is_control)
-        {
-            return Err(ApiError::invalid(
-                "reason must be 1 to 1000 printable characters",
-            ));
-        }
+        let reason = checked_reason(reason)?;
         let stored = self.load_case(case_id).await?;
         let subject = self
             .subject_or(&stored.case.subject_id, StatusCode::NOT_FOUND, "not_found")
@@ -103,15 +95,7 @@ impl Service {
                 "only a security officer opens break-glass",
             ));
         }
-        let reason = reason.trim();
-        if reason.is_empty()
-            || reason.chars().count() > 1000
-            || reason.chars().any(char::is_control)
-        {
-            return Err(ApiError::invalid(
-                "reason must be 1 to 1000 printable characters",
-            ));
-        }
+        let reason = checked_reason(reason)?;
         let stored = self.load_case(case_id).await?;
         let subject = self
             .subject_or(&stored.case.subject_id, StatusCode::NOT_FOUND, "not_found")

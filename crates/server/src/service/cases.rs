@@ -186,15 +186,7 @@ impl Service {
         deny: bool,
         reason: &str,
     ) -> ApiResult<CaseView> {
-        let reason = reason.trim();
-        if reason.is_empty()
-            || reason.chars().count() > 1000
-            || reason.chars().any(char::is_control)
-        {
-            return Err(ApiError::invalid(
-                "reason must be 1 to 1000 printable characters",
-            ));
-        }
+        let reason = checked_reason(reason)?;
         let stored = self.load_case(case_id).await?;
         Self::ensure_can_work(caller, &stored.case)?;
         if !deny && caller.role == Role::SecurityOfficer && stored.case.agent_id != caller.id {
