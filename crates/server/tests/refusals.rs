@@ -401,6 +401,28 @@ async fn bad_input_changes_nothing(backend: Backend) {
         (&verifications, br#"{"method":"knowledge"}"#.to_vec(), StatusCode::UNPROCESSABLE_ENTITY, "method_never_counts"),
     ];
     for (path, body, want_status, want_code) in cases {
+        if want_status == StatusCode::PAYLOAD_TOO_LARGE {
+            // The server refuses as soon as it sees the declared length and may close the
+            // connection while the client still writes the body; the client then sees a broken
+            // pipe instead of the 413. Either way nothing was read or changed (the snapshot below).
+            let sent = s
+                .client
+                .post(format!("{}{path}", s.base))
+                .bearer_auth(&t)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await;
+            match sent {
+                Ok(resp) => {
+                    assert_eq!(resp.status(), want_status, "{path}");
+                    let resp: Value = resp.json().await.unwrap();
+                    assert_eq!(code_of(&resp), want_code, "{path}");
+                }
+                Err(e) => assert!(e.is_request(), "{path}: {e}"),
+            }
+            continue;
+        }
         let (status, resp) = s.post_raw(path, Some(&t), body).await;
         assert_eq!(status, want_status, "{path}: {resp}");
         assert_eq!(code_of(&resp), want_code, "{path}");
