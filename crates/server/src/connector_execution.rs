@@ -314,22 +314,7 @@ impl Service {
             Some(m) => self.store.subject(m).await?,
             None => None,
         };
-        // One "this was not me" link for every notice: any contact of record can raise the alarm.
-        let not_me = secrets::random_token();
-        let not_me_url = format!(
-            "{}/not-me/{not_me}",
-            self.config.public_url.trim_end_matches('/')
-        );
-        let not_me_link = LinkToken {
-            token_hash: secrets::token_hash(&not_me),
-            kind: "not_me".to_owned(),
-            case_id: case.id.clone(),
-            verification_id: String::new(),
-            respondent: subject.id.clone(),
-            created_at: now,
-            expires_at: now + Duration::hours(case.requirements.probation_hours.max(72)),
-            used_at: None,
-        };
+        let (not_me_url, not_me_link) = self.not_me_link(&case, &subject.id, now);
         let notices =
             directory::notices(&case, &subject, &next, manager.as_ref(), &not_me_url, now);
         let performed_entry = self.pinned(

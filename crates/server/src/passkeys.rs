@@ -557,14 +557,8 @@ impl Service {
             secret: Some(Secret::Link(url)),
         };
         // The same per-contact send limit as codes: a flood of links is itself an attack.
-        self.contact_send_slot(email, now).await?;
-        self.delivery.send(&message).await.map_err(|_| {
-            ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "delivery_failed",
-                "the message could not be delivered; nothing was recorded, try again",
-            )
-        })?;
+        self.send_within_limit(email, &message, "message", now)
+            .await?;
         let started = self.started(
             caller,
             &case,

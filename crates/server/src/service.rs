@@ -280,6 +280,54 @@ impl Service {
         }
     }
 
+    /// Sends `message` to `contact` under the per-contact send limit: the slot is reserved first
+    /// and stays counted whatever happens. A failed delivery is a 502 and the caller records
+    /// nothing, so no undelivered code or link is ever on a case.
+    pub(crate) async fn send_within_limit(
+        &self,
+        contact: &deskgate_core::Contact,
+        message: &Message,
+        what: &str,
+        now: DateTime<Utc>,
+    ) -> ApiResult<()> {
+        self.contact_send_slot(contact, now).await?;
+        self.delivery.send(message).await.map_err(|e| {
+            tracing::warn!(case = ?message.case_id, kind = %message.kind, error = %e, "delivery failed");
+            ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "delivery_failed",
+                format!("the {what} could not be delivered; nothing was recorded, try again"),
+            )
+        })
+    }
+
+    /// The "this was not me" link that goes with every notice of `case`: any contact of record
+    /// can raise the alarm until well after probation begins. Returns its URL and what the store
+    /// keeps (the token's hash).
+    pub(crate) fn not_me_link(
+        &self,
+        case: &Case,
+        subject_id: &str,
+        now: DateTime<Utc>,
+    ) -> (String, LinkToken) {
+        let token = secrets::random_token();
+        let url = format!(
+            "{}/not-me/{token}",
+            self.config.public_url.trim_end_matches('/')
+        );
+        let link = LinkToken {
+            token_hash: secrets::token_hash(&token),
+            kind: "not_me".to_owned(),
+            case_id: case.id.clone(),
+            verification_id: String::new(),
+            respondent: subject_id.to_owned(),
+            created_at: now,
+            expires_at: now + Duration::hours(case.requirements.probation_hours.max(72)),
+            used_at: None,
+        };
+        (url, link)
+    }
+
     /// The audit entry of a started verification: its id, method and class, plus `extra`.
     pub(crate) fn started(
         &self,

@@ -125,15 +125,8 @@ impl Service {
             ),
             secret: Some(Secret::Code(code)),
         };
-        self.contact_send_slot(&phone, now).await?;
-        self.delivery.send(&message).await.map_err(|e| {
-            tracing::warn!(case = %case.id, error = %e, "delivery of an attestation sign-in code failed");
-            ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "delivery_failed",
-                "the code could not be delivered; nothing was recorded, try again",
-            )
-        })?;
+        self.send_within_limit(&phone, &message, "code", now)
+            .await?;
         let entry = self.entry(
             &Self::respondent_actor(&link, "attestation_link"),
             Some(&case.id),

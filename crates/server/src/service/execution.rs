@@ -126,22 +126,7 @@ impl Service {
             execution.credentials.push(credential);
             pickup_message = Some((link, message));
         }
-        // One "this was not me" link for every notice: any contact of record can raise the alarm.
-        let not_me = secrets::random_token();
-        let not_me_url = format!(
-            "{}/not-me/{not_me}",
-            self.config.public_url.trim_end_matches('/')
-        );
-        let not_me_link = LinkToken {
-            token_hash: secrets::token_hash(&not_me),
-            kind: "not_me".to_owned(),
-            case_id: case.id.clone(),
-            verification_id: String::new(),
-            respondent: subject.id.clone(),
-            created_at: now,
-            expires_at: now + Duration::hours(case.requirements.probation_hours.max(72)),
-            used_at: None,
-        };
+        let (not_me_url, not_me_link) = self.not_me_link(&case, &subject.id, now);
         let notices = directory::notices(
             &case,
             &subject,

@@ -86,14 +86,8 @@ impl Service {
             ),
             secret: Some(Secret::Link(url)),
         };
-        self.contact_send_slot(email, now).await?;
-        self.delivery.send(&message).await.map_err(|_| {
-            ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "delivery_failed",
-                "the message could not be delivered; nothing was recorded, try again",
-            )
-        })?;
+        self.send_within_limit(email, &message, "message", now)
+            .await?;
         let started = self.started(
             caller,
             &case,

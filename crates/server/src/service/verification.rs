@@ -324,15 +324,8 @@ impl Service {
         let respondent = verification.respondent.clone();
         let expires_at = verification.expires_at;
         case.start_verification(verification, now)?;
-        self.contact_send_slot(&destination, now).await?;
-        self.delivery.send(&message).await.map_err(|e| {
-            tracing::warn!(case = %case.id, method = %method, error = %e, "delivery failed");
-            ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "delivery_failed",
-                "the message could not be delivered; nothing was recorded, try again",
-            )
-        })?;
+        self.send_within_limit(&destination, &message, "message", now)
+            .await?;
         let audit = vec![self.entry(
             &actor(caller),
             Some(&case.id),
