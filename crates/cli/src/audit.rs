@@ -6,11 +6,11 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use deskgate_app::Service;
 use deskgate_audit::{
     AuditEntry, Checkpoint, Hash, LogVerifier, leaf_hash, verify_checkpoint, verify_consistency,
     verify_inclusion,
 };
-use deskgate_server::Service;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 

@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use deskgate_app::{AppError, Clock, Config};
 use deskgate_core::{ApiId, Role, Staff};
-use deskgate_server::{Clock, Config};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 
@@ -271,7 +271,7 @@ async fn shutdown_signal() {
 
 async fn serve(config: Config) -> Result<(), String> {
     let listen = config.listen.clone();
-    let service = deskgate_server::build(config, Clock::system())
+    let service = deskgate_app::build(config, Clock::system())
         .await
         .map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(&listen)
@@ -295,7 +295,7 @@ async fn demo(listen: SocketAddr, data: PathBuf, database: Option<String>) -> Re
     };
     config.data_dir = data.clone();
     config.demo_sign_in = true;
-    config.delivery = deskgate_server::delivery::Config {
+    config.delivery = deskgate_app::delivery::Config {
         outbox_file: true,
         ..Default::default()
     };
@@ -305,12 +305,10 @@ async fn demo(listen: SocketAddr, data: PathBuf, database: Option<String>) -> Re
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-    let service = deskgate_server::build(config.clone(), Clock::system())
+    let service = deskgate_app::build(config.clone(), Clock::system())
         .await
         .map_err(|e| e.to_string())?;
-    let staff = deskgate_server::demo::seed(&service)
-        .await
-        .map_err(|e| e.message)?;
+    let staff = deskgate_app::demo::seed(&service).await.map_err(refusal)?;
     let outbox = data.join("outbox.jsonl");
     let info = serde_json::json!({
         "base_url": config.public_url,
@@ -349,31 +347,25 @@ async fn demo(listen: SocketAddr, data: PathBuf, database: Option<String>) -> Re
 
 async fn device_command(config: Option<PathBuf>, command: DeviceCommand) -> Result<(), String> {
     let config = load_config(config.as_ref())?;
-    let service = deskgate_server::build(config, Clock::system())
+    let service = deskgate_app::build(config, Clock::system())
         .await
         .map_err(|e| e.to_string())?;
     match command {
         DeviceCommand::Totp { subject } => {
-            println!(
-                "{}",
-                service
-                    .current_totp(&subject)
-                    .await
-                    .map_err(|e| e.message)?
-            );
+            println!("{}", service.current_totp(&subject).await.map_err(refusal)?);
         }
         DeviceCommand::Approve { subject, number } => {
             let answer = service
                 .push_response(&subject, true, Some(&number))
                 .await
-                .map_err(|e| e.message)?;
+                .map_err(refusal)?;
             println!("{answer}");
         }
         DeviceCommand::Deny { subject } => {
             let answer = service
                 .push_response(&subject, false, None)
                 .await
-                .map_err(|e| e.message)?;
+                .map_err(refusal)?;
             println!("{answer}");
         }
     }
@@ -394,7 +386,7 @@ async fn policy_command(command: PolicyCommand) -> Result<(), String> {
         } => {
             let config = load_config(config.as_ref())?;
             let dir = dir.or_else(|| config.policy_dir.clone());
-            let service = deskgate_server::build(config, Clock::system())
+            let service = deskgate_app::build(config, Clock::system())
                 .await
                 .map_err(|e| e.to_string())?;
             let found = service
@@ -431,7 +423,7 @@ async fn audit_command(config: Option<PathBuf>, command: AuditCommand) -> Result
         return Ok(());
     }
     let config = load_config(config.as_ref())?;
-    let service = deskgate_server::build(config, Clock::system())
+    let service = deskgate_app::build(config, Clock::system())
         .await
         .map_err(|e| e.to_string())?;
     match command {
@@ -460,7 +452,7 @@ fn cli_actor() -> deskgate_store::Actor {
 
 async fn admin(config: Option<PathBuf>, command: AdminCommand) -> Result<(), String> {
     let config = load_config(config.as_ref())?;
-    let service = deskgate_server::build(config, Clock::system())
+    let service = deskgate_app::build(config, Clock::system())
         .await
         .map_err(|e| e.to_string())?;
     match command {
@@ -476,7 +468,7 @@ async fn admin(config: Option<PathBuf>, command: AdminCommand) -> Result<(), Str
             let token = service
                 .create_token_for_days(&staff, &label, days)
                 .await
-                .map_err(|e| e.message)?;
+                .map_err(refusal)?;
             println!("{token}");
         }
         AdminCommand::Token {
@@ -485,7 +477,7 @@ async fn admin(config: Option<PathBuf>, command: AdminCommand) -> Result<(), Str
             let tokens = service
                 .list_tokens(staff.as_deref())
                 .await
-                .map_err(|e| e.message)?;
+                .map_err(refusal)?;
             println!(
                 "{:<12}  {:<10} {:<16} {:<8} {:<25} expires",
                 "id", "staff", "label", "state", "created"
@@ -509,7 +501,7 @@ async fn admin(config: Option<PathBuf>, command: AdminCommand) -> Result<(), Str
             service
                 .revoke_token_by_id(&id, &cli_actor())
                 .await
-                .map_err(|e| e.message)?;
+                .map_err(refusal)?;
             println!("revoked");
         }
         AdminCommand::Staff {
@@ -565,7 +557,7 @@ async fn admin(config: Option<PathBuf>, command: AdminCommand) -> Result<(), Str
                 service
                     .set_staff_sso_identity(&name, Some(&identity), &cli_actor())
                     .await
-                    .map_err(|e| e.message)?;
+                    .map_err(refusal)?;
             }
             println!("ok");
         }
@@ -575,7 +567,7 @@ async fn admin(config: Option<PathBuf>, command: AdminCommand) -> Result<(), Str
             let n = service
                 .revoke_staff_tokens(&staff, &cli_actor())
                 .await
-                .map_err(|e| e.message)?;
+                .map_err(refusal)?;
             println!("revoked {n} token(s)");
         }
         AdminCommand::ImportSubjects { file } => {
@@ -598,7 +590,7 @@ async fn admin(config: Option<PathBuf>, command: AdminCommand) -> Result<(), Str
             let n = service
                 .import_subjects(subjects, &who)
                 .await
-                .map_err(|e| e.message)?;
+                .map_err(refusal)?;
             println!("imported {n} subject(s)");
         }
         AdminCommand::Staff {
@@ -607,7 +599,7 @@ async fn admin(config: Option<PathBuf>, command: AdminCommand) -> Result<(), Str
             service
                 .set_staff_disabled(&name, true, &cli_actor())
                 .await
-                .map_err(|e| e.message)?;
+                .map_err(refusal)?;
             println!("disabled {name}");
         }
         AdminCommand::Staff {
@@ -616,7 +608,7 @@ async fn admin(config: Option<PathBuf>, command: AdminCommand) -> Result<(), Str
             service
                 .set_staff_disabled(&name, false, &cli_actor())
                 .await
-                .map_err(|e| e.message)?;
+                .map_err(refusal)?;
             println!("enabled {name}");
         }
         AdminCommand::Staff {
@@ -654,6 +646,30 @@ async fn admin(config: Option<PathBuf>, command: AdminCommand) -> Result<(), Str
         }
     }
     Ok(())
+}
+
+/// How the command words a refusal of the application: by its kind, never by reading its text.
+fn refusal(e: AppError) -> String {
+    let message = e.message();
+    match &e {
+        AppError::NotFound(_) => format!("not found: {message}"),
+        AppError::Unauthenticated(_) | AppError::Forbidden(_) => format!("refused: {message}"),
+        AppError::PolicyDenied { pin: Some(pin), .. } => format!(
+            "{message} (policies {}; bundle {})",
+            pin.policy_ids.join(", "),
+            pin.bundle_digest
+        ),
+        AppError::PolicyDenied { pin: None, .. } => format!("refused by policy: {message}"),
+        AppError::Invalid(_) | AppError::Malformed(_) | AppError::RequirementsNotMet(_) => {
+            format!("invalid: {message}")
+        }
+        AppError::Conflict(_) | AppError::Gone(_) => format!("{message} ({})", e.code()),
+        AppError::RateLimited(_) => format!("too many attempts, try later: {message}"),
+        AppError::UpstreamFailed(_) | AppError::Unavailable(_) => {
+            format!("unavailable, nothing was changed: {message}")
+        }
+        _ => message.to_owned(),
+    }
 }
 
 #[tokio::main]

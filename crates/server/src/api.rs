@@ -19,7 +19,8 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::error::ApiError;
 use crate::link_tokens;
-use crate::service::{OpenCase, Service, parse_id};
+use deskgate_app::AppError;
+use deskgate_app::service::{OpenCase, Service, parse_id};
 
 type AppState = Arc<Service>;
 
@@ -39,31 +40,22 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
 
 fn json_error(rejection: JsonRejection) -> ApiError {
     match &rejection {
-        JsonRejection::JsonSyntaxError(_) => ApiError::new(
-            StatusCode::BAD_REQUEST,
+        JsonRejection::JsonSyntaxError(_) => ApiError(AppError::malformed(
             "malformed_json",
             "the request body is not valid JSON",
-        ),
-        JsonRejection::JsonDataError(e) => ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_request",
-            e.body_text(),
-        ),
-        JsonRejection::MissingJsonContentType(_) => ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        )),
+        JsonRejection::JsonDataError(e) => {
+            ApiError(AppError::invalid_as("invalid_request", e.body_text()))
+        }
+        JsonRejection::MissingJsonContentType(_) => ApiError(AppError::unsupported_media_type(
             "unsupported_media_type",
             "send the body as application/json",
-        ),
-        _ if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
+        )),
+        _ if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError(AppError::too_large(
             "body_too_large",
             "the request body is too large",
-        ),
-        _ => ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            rejection.body_text(),
-        ),
+        )),
+        _ => ApiError(AppError::malformed("bad_request", rejection.body_text())),
     }
 }
 
@@ -291,11 +283,10 @@ async fn cancel(
 /// The agent's account of a callback is not evidence: a callback passes only when the person
 /// who answers the phone of record keys in the code, as the telephony provider reports.
 async fn record_callback() -> ApiError {
-    ApiError::new(
-        StatusCode::GONE,
+    ApiError(AppError::gone(
         "callback_outcome_not_accepted",
         "a callback passes only when the subject keys in the code on the call Deskgate places; the agent's outcome is not recorded",
-    )
+    ))
 }
 
 /// The telephony provider's Gather webhook (form-encoded, `X-Twilio-Signature`). The signed URL
@@ -313,7 +304,7 @@ async fn callback_gathered(
         s.config.public_url.trim_end_matches('/')
     );
     let signature = headers
-        .get(crate::telephony::SIGNATURE_HEADER)
+        .get(deskgate_app::telephony::SIGNATURE_HEADER)
         .and_then(|v| v.to_str().ok());
     let twiml = s
         .callback_gathered(&id, &vid, &url, &params, signature)
@@ -541,7 +532,7 @@ fn form_token(
     form: Result<axum::Form<LinkForm>, axum::extract::rejection::FormRejection>,
 ) -> Result<String, ApiError> {
     let form = form.ok().map(|axum::Form(f)| f.token);
-    link_tokens::presented(headers, form.as_deref(), None)
+    Ok(link_tokens::presented(headers, form.as_deref(), None)?)
 }
 
 /// A one-button page, no script, whose form POSTs the token in its body to `action`.
@@ -718,10 +709,4 @@ pub fn router(service: Arc<Service>) -> Router {
             HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
         ))
         .with_state(service)
-}
-
-impl IntoResponse for crate::views::CaseView {
-    fn into_response(self) -> Response {
-        Json(self).into_response()
-    }
 }

@@ -6,10 +6,11 @@
 //! carries it in the `X-Link-Token` header (API clients), a form field or that cookie. A POST
 //! with a token in its path is refused before anything is looked up.
 
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Redirect, Response};
 
 use crate::error::ApiError;
+use deskgate_app::AppError;
 
 /// The header API clients present a link token in.
 pub const HEADER: &str = "x-link-token";
@@ -45,7 +46,7 @@ pub fn presented(
     headers: &HeaderMap,
     form: Option<&str>,
     cookie_name: Option<&str>,
-) -> Result<String, ApiError> {
+) -> Result<String, AppError> {
     let token = headers
         .get(HEADER)
         .and_then(|v| v.to_str().ok())
@@ -54,15 +55,14 @@ pub fn presented(
         .or_else(|| cookie_name.and_then(|name| cookie(headers, name)))
         .filter(|t| !t.is_empty())
         .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
+            AppError::unauthenticated_as(
                 "link_token_required",
                 "present the link's token in the X-Link-Token header, or open the link you \
                  received again",
             )
         })?;
     if !well_formed(token) {
-        return Err(ApiError::not_found("link"));
+        return Err(AppError::not_found("link"));
     }
     Ok(token.to_owned())
 }
@@ -89,12 +89,11 @@ pub fn into_cookie(token: &str, cookie_name: &str, scope: &str, to: &str) -> Res
 
 /// A POST (or a later GET) with a link token in its path.
 pub fn in_path() -> ApiError {
-    ApiError::new(
-        StatusCode::BAD_REQUEST,
+    ApiError(AppError::malformed(
         "token_in_path",
         "link tokens are not accepted in the URL after the first visit: send the token in the \
          X-Link-Token header or the form, and POST to the link's route without it",
-    )
+    ))
 }
 
 /// Handler refusing a request with a token in its path; nothing is looked up.

@@ -20,7 +20,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::api::ApiJson;
 use crate::error::ApiError;
-use crate::service::Service;
+use deskgate_app::service::Service;
 
 type AppState = Arc<Service>;
 
@@ -40,7 +40,11 @@ struct TapPage;
 const LINK_COOKIE: &str = "deskgate_passkey_link";
 
 fn link_token(headers: &HeaderMap) -> Result<String, ApiError> {
-    crate::link_tokens::presented(headers, None, Some(LINK_COOKIE))
+    Ok(crate::link_tokens::presented(
+        headers,
+        None,
+        Some(LINK_COOKIE),
+    )?)
 }
 
 /// The first GET of the emailed link: a live link's token goes into a cookie, the browser to

@@ -11,11 +11,9 @@ use std::time::{Duration, Instant};
 
 use axum::http::HeaderMap;
 use chrono::{DateTime, Utc};
-use deskgate_store::{Actor, Change};
-use serde_json::json;
 
-use crate::config::SignInLimits;
-use crate::service::Service;
+use deskgate_app::config::SignInLimits;
+use deskgate_app::service::FailureSummary;
 
 /// At most this many addresses are tracked at once, in each table.
 const MAX_ADDRESSES: usize = 65_536;
@@ -82,17 +80,6 @@ struct Tally {
     opened_at: DateTime<Utc>,
     detailed: u32,
     counted: u64,
-    reasons: BTreeMap<String, u64>,
-    methods: BTreeMap<String, u64>,
-}
-
-/// A closed window's refusals that were only counted: one `staff.sign_in_failures` entry.
-#[derive(Debug)]
-pub struct FailureSummary {
-    address: IpAddr,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-    count: u64,
     reasons: BTreeMap<String, u64>,
     methods: BTreeMap<String, u64>,
 }
@@ -247,46 +234,6 @@ impl SignInGuard {
         match self.tallies.lock() {
             Ok(mut tallies) => self.take_closed(&mut tallies, Instant::now(), at),
             Err(_) => Vec::new(),
-        }
-    }
-}
-
-impl Service {
-    /// Writes the summaries of refused sign-ins that were only counted. The refusals stand
-    /// whether or not this is recorded.
-    pub async fn audit_sign_in_failures(&self, summaries: Vec<FailureSummary>) {
-        if summaries.is_empty() {
-            return;
-        }
-        let actor = Actor {
-            id: "anonymous".to_owned(),
-            role: "unauthenticated".to_owned(),
-            auth: "none".to_owned(),
-        };
-        let audit = summaries
-            .into_iter()
-            .map(|s| {
-                self.entry(
-                    &actor,
-                    None,
-                    "staff.sign_in_failures",
-                    json!({
-                        "address": s.address.to_string(), "count": s.count,
-                        "reasons": s.reasons, "methods": s.methods,
-                        "from": s.from, "to": s.to,
-                    }),
-                )
-            })
-            .collect();
-        if let Err(e) = self
-            .store
-            .commit(Change {
-                audit,
-                ..Change::default()
-            })
-            .await
-        {
-            tracing::error!(error = %e, "summary of refused sign-ins not audited");
         }
     }
 }

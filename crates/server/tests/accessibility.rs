@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use browser::Chromedriver;
 use common::{Backend, TestServer};
-use deskgate_server::sso::{IdentityClaim, OidcConfig};
+use deskgate_app::sso::{IdentityClaim, OidcConfig};
 use serde::Deserialize;
 use thirtyfour::prelude::*;
 

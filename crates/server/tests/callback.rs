@@ -17,7 +17,7 @@ use axum::routing::post;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use common::{Backend, TestServer};
-use deskgate_server::delivery::TwilioConfig;
+use deskgate_app::delivery::TwilioConfig;
 use hmac::{Hmac, Mac};
 use reqwest::StatusCode;
 use serde_json::{Value, json};

@@ -20,10 +20,10 @@ async fn staff(s: &TestServer, name: &str) -> Staff {
     s.service.authenticate(&s.token(name)).await.unwrap()
 }
 
-fn status<T>(result: Result<T, deskgate_server::error::ApiError>) -> StatusCode {
+fn status<T>(result: Result<T, deskgate_app::AppError>) -> StatusCode {
     match result {
         Ok(_) => StatusCode::OK,
-        Err(e) => StatusCode::from_u16(e.status.as_u16()).unwrap(),
+        Err(e) => StatusCode::from_u16(deskgate_server::error::status(&e).as_u16()).unwrap(),
     }
 }
 

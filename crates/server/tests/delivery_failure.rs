@@ -8,7 +8,7 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use common::{Backend, TestServer};
-use deskgate_server::delivery::{Config as DeliveryConfig, SmtpConfig, SmtpTls};
+use deskgate_app::delivery::{Config as DeliveryConfig, SmtpConfig, SmtpTls};
 use reqwest::StatusCode;
 use serde_json::json;
 

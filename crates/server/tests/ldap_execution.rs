@@ -7,8 +7,8 @@
 mod common;
 
 use common::{Backend, TestServer};
+use deskgate_app::connector_setup::ConnectorKind;
 use deskgate_core::ContactKind;
-use deskgate_server::connector_setup::ConnectorKind;
 use deskgate_testkit::{INVALID_CREDENTIALS, SERVICE_DN, SERVICE_PW, SUFFIX, Slapd, people};
 use reqwest::StatusCode;
 use serde_json::{Value, json};

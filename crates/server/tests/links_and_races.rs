@@ -6,8 +6,8 @@
 mod common;
 
 use common::{Backend, TestServer};
+use deskgate_app::connector_setup::ConnectorKind;
 use deskgate_core::ContactKind;
-use deskgate_server::connector_setup::ConnectorKind;
 use deskgate_store::Change;
 use deskgate_testkit::{SERVICE_DN, SERVICE_PW, SUFFIX, Slapd};
 use reqwest::StatusCode;

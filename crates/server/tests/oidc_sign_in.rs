@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use browser::Chromedriver;
 use common::{Backend, TestServer};
-use deskgate_server::sso::{CALLBACK_PATH, IdentityClaim, OidcConfig};
+use deskgate_app::sso::{CALLBACK_PATH, IdentityClaim, OidcConfig};
 use deskgate_store::Actor;
 use reqwest::header::{LOCATION, SET_COOKIE};
 use reqwest::{StatusCode, Url};
@@ -719,7 +719,12 @@ async fn an_sso_identity_belongs_to_one_staff_member_only() {
         .set_staff_sso_identity(SUPERVISOR, Some("SHARED@example.org"), &admin())
         .await
         .unwrap_err();
-    assert_eq!(e.status, StatusCode::CONFLICT, "{}", e.message);
+    assert_eq!(
+        deskgate_server::error::status(&e).as_u16(),
+        StatusCode::CONFLICT.as_u16(),
+        "{}",
+        e.message()
+    );
     let found = s
         .service
         .store

@@ -106,7 +106,7 @@ async fn staff_member_registers_a_passkey_and_signs_in_with_it_in_chromium() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subject_enrols_with_a_pass_and_confirms_a_case_with_the_passkey_in_chromium() {
     let (s, base) = server().await;
-    let pass = deskgate_server::secrets::random_token();
+    let pass = deskgate_app::secrets::random_token();
     let now = Utc::now();
     s.service
         .store
@@ -114,7 +114,7 @@ async fn subject_enrols_with_a_pass_and_confirms_a_case_with_the_passkey_in_chro
             credentials: vec![Credential {
                 subject_id: "u-alice".to_owned(),
                 kind: "temporary_access_pass".to_owned(),
-                hash: deskgate_server::secrets::token_hash(&pass),
+                hash: deskgate_app::secrets::token_hash(&pass),
                 created_at: now,
                 expires_at: Some(now + chrono::Duration::hours(1)),
                 used_at: None,

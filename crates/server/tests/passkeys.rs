@@ -36,7 +36,7 @@ fn path_of(link: &str) -> String {
 
 /// Issues a temporary access pass for `subject` as an MFA reset would (only its hash is stored).
 async fn issue_pass(s: &TestServer, subject: &str) -> String {
-    let pass = deskgate_server::secrets::random_token();
+    let pass = deskgate_app::secrets::random_token();
     let now = s.service.now();
     s.service
         .store
@@ -44,7 +44,7 @@ async fn issue_pass(s: &TestServer, subject: &str) -> String {
             credentials: vec![Credential {
                 subject_id: subject.to_owned(),
                 kind: "temporary_access_pass".to_owned(),
-                hash: deskgate_server::secrets::token_hash(&pass),
+                hash: deskgate_app::secrets::token_hash(&pass),
                 created_at: now,
                 expires_at: Some(now + Duration::hours(1)),
                 used_at: None,
@@ -432,7 +432,7 @@ async fn passkey_whose_counter_goes_backwards_is_refused_as_a_possible_clone(bac
     // The server has seen a higher counter than this authenticator will send.
     let mut stored = s
         .service
-        .stored_passkeys("u-alice", deskgate_server::passkeys::SUBJECT_PASSKEYS)
+        .stored_passkeys("u-alice", deskgate_app::passkeys::SUBJECT_PASSKEYS)
         .await
         .unwrap();
     stored[0].sign_count = 1000;
@@ -442,7 +442,7 @@ async fn passkey_whose_counter_goes_backwards_is_refused_as_a_possible_clone(bac
         .commit(Change {
             credentials: vec![Credential {
                 subject_id: "u-alice".to_owned(),
-                kind: deskgate_server::passkeys::SUBJECT_PASSKEYS.to_owned(),
+                kind: deskgate_app::passkeys::SUBJECT_PASSKEYS.to_owned(),
                 hash: serde_json::to_string(&stored).unwrap(),
                 created_at: now,
                 expires_at: None,
@@ -715,7 +715,10 @@ async fn staff_sign_in_challenge_works_once(backend: Backend) {
         .finish_staff_passkey_sign_in(AGENT, ceremony, &assertion)
         .await
         .unwrap_err();
-    assert_eq!(replay.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        deskgate_server::error::status(&replay).as_u16(),
+        StatusCode::UNAUTHORIZED.as_u16()
+    );
     s.finish().await;
 }
 
@@ -798,12 +801,12 @@ async fn a_passkey_link_that_cannot_be_delivered_changes_nothing(backend: Backen
         .port();
     let s = TestServer::start_with(backend, |c| {
         c.public_url = c.public_url.replace("127.0.0.1", "localhost");
-        c.delivery = deskgate_server::delivery::Config {
+        c.delivery = deskgate_app::delivery::Config {
             outbox_file: false,
-            smtp: Some(deskgate_server::delivery::SmtpConfig {
+            smtp: Some(deskgate_app::delivery::SmtpConfig {
                 host: "127.0.0.1".to_owned(),
                 port: Some(port),
-                tls: deskgate_server::delivery::SmtpTls::None,
+                tls: deskgate_app::delivery::SmtpTls::None,
                 username: None,
                 password: None,
                 from: "deskgate@example.org".to_owned(),

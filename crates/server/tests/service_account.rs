@@ -176,7 +176,11 @@ async fn the_requesting_owner_answers_a_push_on_their_own_device(backend: Backen
             .push_response(other, true, Some(&number))
             .await
             .unwrap_err();
-        assert_eq!(err.status, StatusCode::NOT_FOUND, "{other}");
+        assert_eq!(
+            deskgate_server::error::status(&err).as_u16(),
+            StatusCode::NOT_FOUND.as_u16(),
+            "{other}"
+        );
     }
     let answer = s
         .service

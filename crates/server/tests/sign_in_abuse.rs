@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::{Backend, TestServer};
-use deskgate_server::sso::{CALLBACK_PATH, IdentityClaim, OidcConfig};
+use deskgate_app::sso::{CALLBACK_PATH, IdentityClaim, OidcConfig};
 use deskgate_store::Actor;
 use reqwest::header::{LOCATION, RETRY_AFTER, SET_COOKIE};
 use reqwest::{StatusCode, Url};
@@ -126,7 +126,7 @@ fn oidc_config(port: u16, secret: &str) -> OidcConfig {
 /// A server with `[oidc]` at a real provider; `adjust` may change the rest of the configuration.
 async fn with_provider(
     backend: Backend,
-    adjust: impl Fn(&mut deskgate_server::Config) + Clone + Send + 'static,
+    adjust: impl Fn(&mut deskgate_app::Config) + Clone + Send + 'static,
 ) -> (TestServer, Provider) {
     let mut failures = Vec::new();
     for _ in 0..3 {
@@ -277,7 +277,7 @@ fn session_cookie(page: &Page) -> Option<&String> {
 
 /// Limits so generous that the per-address limiter never answers: what is left to stop an
 /// attacker is the design of the sign-in state itself.
-fn no_rate_limit(c: &mut deskgate_server::Config) {
+fn no_rate_limit(c: &mut deskgate_app::Config) {
     c.sign_in.burst = 1_000_000;
     c.sign_in.per_minute = 1_000_000;
 }
@@ -376,7 +376,7 @@ async fn finding_9_anonymous_oidc_callbacks_do_not_add_one_audit_entry_each(back
 /// one console passkey registered for [`AGENT`].
 async fn passkey_server(
     backend: Backend,
-    adjust: impl FnOnce(&mut deskgate_server::Config),
+    adjust: impl FnOnce(&mut deskgate_app::Config),
 ) -> (TestServer, SoftPasskey) {
     let s = TestServer::start_with(backend, |c| {
         c.public_url = c.public_url.replace("127.0.0.1", "localhost");
@@ -589,12 +589,11 @@ on_both_backends!(
 /// on from its TOML file or a `DESKGATE_*` variable; only `deskgate demo` sets it, in code.
 #[test]
 fn finding_12_demo_sign_in_is_not_a_configuration_key() {
-    let refused =
-        serde_json::from_value::<deskgate_server::Config>(json!({ "demo_sign_in": true }));
+    let refused = serde_json::from_value::<deskgate_app::Config>(json!({ "demo_sign_in": true }));
     assert!(
         refused.is_err(),
         "demo_sign_in was accepted from configuration"
     );
-    let known = serde_json::to_value(deskgate_server::Config::default()).unwrap();
+    let known = serde_json::to_value(deskgate_app::Config::default()).unwrap();
     assert!(known.get("demo_sign_in").is_none(), "{known}");
 }

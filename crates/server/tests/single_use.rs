@@ -267,7 +267,7 @@ async fn finding_5_totp_step_passes_once_across_cases_under_50_way_concurrency(b
 
 async fn finding_5_temporary_access_pass_redeemed_once_under_50_way_concurrency(backend: Backend) {
     let s = Arc::new(TestServer::start(backend).await);
-    let pass = deskgate_server::secrets::random_token();
+    let pass = deskgate_app::secrets::random_token();
     let now = Utc::now();
     s.service
         .store
@@ -275,7 +275,7 @@ async fn finding_5_temporary_access_pass_redeemed_once_under_50_way_concurrency(
             credentials: vec![Credential {
                 subject_id: "u-alice".to_owned(),
                 kind: "temporary_access_pass".to_owned(),
-                hash: deskgate_server::secrets::token_hash(&pass),
+                hash: deskgate_app::secrets::token_hash(&pass),
                 created_at: now,
                 expires_at: Some(now + Duration::hours(1)),
                 used_at: None,

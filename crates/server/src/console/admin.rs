@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::session::SignedIn;
 use super::{Console, Failure, Nav, refuse, words};
-use crate::error::ApiError;
+use deskgate_app::AppError;
 
 struct StaffRow {
     id: String,
@@ -38,14 +38,14 @@ async fn render(
     console: &Console,
     staff: &SignedIn,
     reloaded: bool,
-    error: Option<&ApiError>,
+    error: Option<&AppError>,
 ) -> Result<Response, Failure> {
     let overview = console.service.admin_overview(&staff.0).await?;
     let (bundle, report) = (&overview.bundle, &overview.tests);
     let page = AdminPage {
         nav: Some(staff.nav()),
         reloaded,
-        error: error.map(|e| e.message.clone()),
+        error: error.map(|e| e.message().to_owned()),
         digest: bundle.digest().to_owned(),
         policy_count: bundle.policy_count(),
         tests_passed: report.passed(),
@@ -67,7 +67,7 @@ async fn render(
             })
             .collect(),
     };
-    let status = error.map_or(StatusCode::OK, |e| e.status);
+    let status = error.map_or(StatusCode::OK, crate::error::status);
     Ok((status, page).into_response())
 }
 
@@ -82,7 +82,9 @@ pub(super) async fn admin_page(
     Query(q): Query<ReloadedQuery>,
 ) -> Result<Response, Failure> {
     match render(&console, &staff, q.reloaded.unwrap_or(false), None).await {
-        Err(Failure(e)) if e.status == StatusCode::FORBIDDEN => Ok(refuse(&staff, &e.message)),
+        Err(Failure(e)) if matches!(e, AppError::Forbidden(_) | AppError::PolicyDenied { .. }) => {
+            Ok(refuse(&staff, e.message()))
+        }
         other => other,
     }
 }
@@ -95,7 +97,7 @@ pub(super) async fn reload(
 ) -> Result<Response, Failure> {
     match console.service.reload_policy(Some(&staff.0)).await {
         Ok(_) => Ok(Redirect::to("/console/admin?reloaded=true").into_response()),
-        Err(e) if e.status == StatusCode::FORBIDDEN => {
+        Err(AppError::Forbidden(_) | AppError::PolicyDenied { .. }) => {
             Ok(refuse(&staff, "only admins reload the policy bundle"))
         }
         Err(e) => render(&console, &staff, false, Some(&e)).await,

@@ -11,8 +11,8 @@ use serde::Deserialize;
 
 use super::session::SignedIn;
 use super::{Console, Failure, Nav, at, words};
-use crate::error::ApiError;
-use crate::service::parse_id;
+use deskgate_app::AppError;
+use deskgate_app::service::parse_id;
 
 struct Waiting {
     id: String,
@@ -36,7 +36,7 @@ struct ApprovalsPage {
 async fn render(
     console: &Console,
     staff: &SignedIn,
-    error: Option<&ApiError>,
+    error: Option<&AppError>,
     decided: bool,
 ) -> Result<Response, Failure> {
     let cases = console
@@ -57,11 +57,11 @@ async fn render(
     let page = ApprovalsPage {
         nav: Some(staff.nav()),
         cases,
-        error: error.map(|e| e.message.clone()),
+        error: error.map(|e| e.message().to_owned()),
         decided,
     };
     Ok(match error {
-        Some(e) => (e.status, page).into_response(),
+        Some(e) => (crate::error::status(e), page).into_response(),
         None => page.into_response(),
     })
 }

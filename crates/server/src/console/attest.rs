@@ -16,8 +16,8 @@ use deskgate_core::Decision;
 use serde::Deserialize;
 
 use super::{Console, Failure, Nav, at, error_page, words};
-use crate::error::ApiError;
-use crate::service::parse_id;
+use deskgate_app::AppError;
+use deskgate_app::service::parse_id;
 
 /// The cookie holding the attestation session, scoped to the attestation pages.
 const COOKIE: &str = "deskgate_attest";
@@ -90,11 +90,10 @@ async fn sign_in_page(
 }
 
 /// The link's token, from the cookie its first GET set.
-fn link_token(headers: &HeaderMap) -> Result<String, ApiError> {
+fn link_token(headers: &HeaderMap) -> Result<String, AppError> {
     crate::link_tokens::presented(headers, None, Some(LINK_COOKIE)).map_err(|e| {
-        if e.code == "link_token_required" {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
+        if e.code() == "link_token_required" {
+            AppError::unauthenticated_as(
                 "link_token_required",
                 "open the link in the email you received again",
             )
@@ -111,7 +110,7 @@ pub(super) async fn open_link(
     Path(token): Path<String>,
 ) -> Response {
     if !crate::link_tokens::well_formed(&token) {
-        return error_page(None, &ApiError::not_found("link"));
+        return error_page(None, &AppError::not_found("link"));
     }
     match console.service.check_attestation_link(&token).await {
         Ok(()) => crate::link_tokens::into_cookie(&token, LINK_COOKIE, PAGES, PAGES),
@@ -130,7 +129,7 @@ pub(super) async fn attestation_page(
         .await
     {
         Ok(view) => view,
-        Err(e) if e.code == "manager_sign_in_required" => {
+        Err(e) if e.code() == "manager_sign_in_required" => {
             return Ok(sign_in_page(&console, token, StatusCode::OK, None).await);
         }
         Err(e) => return Err(e.into()),
@@ -161,8 +160,14 @@ pub(super) async fn send_code(State(console): State<Console>, headers: HeaderMap
     };
     match console.service.send_attestation_code(&token).await {
         Ok(_) => sign_in_page(&console, token, StatusCode::OK, None).await,
-        Err(e) if e.status == StatusCode::TOO_MANY_REQUESTS => {
-            sign_in_page(&console, token, e.status, Some(e.message)).await
+        Err(e) if matches!(e, AppError::RateLimited(_)) => {
+            sign_in_page(
+                &console,
+                token,
+                crate::error::status(&e),
+                Some(e.message().to_owned()),
+            )
+            .await
         }
         Err(e) => error_page(None, &e),
     }
@@ -205,12 +210,18 @@ pub(super) async fn sign_in(
                 }
                 Err(_) => error_page(
                     None,
-                    &ApiError::invalid("the link is not a valid cookie path"),
+                    &AppError::invalid("the link is not a valid cookie path"),
                 ),
             }
         }
-        Err(e) if e.code == "wrong_code" || e.code == "sign_in_code_expired" => {
-            sign_in_page(&console, token, e.status, Some(e.message)).await
+        Err(e) if e.code() == "wrong_code" || e.code() == "sign_in_code_expired" => {
+            sign_in_page(
+                &console,
+                token,
+                crate::error::status(&e),
+                Some(e.message().to_owned()),
+            )
+            .await
         }
         Err(e) => error_page(None, &e),
     }

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use super::session::SignedIn;
 use super::{Console, Failure, Nav};
-use crate::error::ApiError;
+use deskgate_app::AppError;
 
 /// Entries per page: each needs its own proof, so pages stay short.
 const PAGE: u64 = 20;
@@ -139,7 +139,7 @@ async fn entry_row(
                 .flatten()
                 .map(|h| Hash::from_hex(h.as_str().unwrap_or_default()))
                 .collect();
-            let hashes = hashes.map_err(|e| ApiError::invalid(e.to_string()))?;
+            let hashes = hashes.map_err(|e| AppError::invalid(e.to_string()))?;
             let ok = leaf.to_hex() == stored_leaf
                 && verify_inclusion(leaf, index, cp.size, &hashes, cp.root).is_ok();
             let shown = if ok {

@@ -15,9 +15,9 @@ use serde::Deserialize;
 
 use super::session::SignedIn;
 use super::{Console, Failure, Nav, at, error_page, optional, words};
-use crate::error::ApiError;
-use crate::service::{OpenCase, parse_id};
-use crate::views::{CaseSummary, CaseView, SubjectView};
+use deskgate_app::AppError;
+use deskgate_app::service::{OpenCase, parse_id};
+use deskgate_app::views::{CaseSummary, CaseView, SubjectView};
 
 struct QueueRow {
     id: String,
@@ -142,7 +142,9 @@ pub(super) async fn new_case(
     } else {
         match console.service.search_subjects(&staff.0, &query).await {
             Ok(found) => (found.iter().map(SubjectRow::from).collect(), None),
-            Err(e) if e.status == StatusCode::UNPROCESSABLE_ENTITY => (Vec::new(), Some(e.message)),
+            Err(e) if matches!(e, AppError::Invalid(_) | AppError::RequirementsNotMet(_)) => {
+                (Vec::new(), Some(e.message().to_owned()))
+            }
             Err(e) => return Err(e.into()),
         }
     };
@@ -406,7 +408,7 @@ async fn render_case(
     staff: &SignedIn,
     id: &str,
     notice: Option<Notice>,
-    error: Option<&ApiError>,
+    error: Option<&AppError>,
 ) -> Result<Response, Failure> {
     render_case_reading_out(console, staff, id, notice, error, None).await
 }
@@ -416,7 +418,7 @@ async fn render_case_reading_out(
     staff: &SignedIn,
     id: &str,
     notice: Option<Notice>,
-    error: Option<&ApiError>,
+    error: Option<&AppError>,
     read_out: Option<String>,
 ) -> Result<Response, Failure> {
     let case = console.service.get_case(&staff.0, id).await?;
@@ -442,7 +444,7 @@ async fn render_case_reading_out(
     let page = CasePage {
         nav: Some(staff.nav()),
         notice: notice.map(Notice::text),
-        error: error.map(|e| e.message.clone()),
+        error: error.map(|e| e.message().to_owned()),
         id: case.id.clone(),
         subject_id: case.subject.id.clone(),
         subject_name: case.subject.name.clone(),
@@ -480,7 +482,7 @@ async fn render_case_reading_out(
         executed_at: case.executed_at.map(at),
         live: Live::build(&case, not_before, now),
     };
-    let status = error.map_or(StatusCode::OK, |e| e.status);
+    let status = error.map_or(StatusCode::OK, crate::error::status);
     Ok((status, page).into_response())
 }
 
@@ -513,14 +515,14 @@ pub(super) async fn after_action<T>(
     console: &Console,
     staff: &SignedIn,
     id: &str,
-    result: Result<T, ApiError>,
+    result: Result<T, AppError>,
     notice: Notice,
 ) -> Result<Response, Failure> {
     match result {
         Ok(_) => Ok(
             Redirect::to(&format!("/console/cases/{id}?notice={}", notice.id())).into_response(),
         ),
-        Err(e) if e.status == StatusCode::UNAUTHORIZED => Err(e.into()),
+        Err(e) if matches!(e, AppError::Unauthenticated(_)) => Err(e.into()),
         Err(e) => match render_case(console, staff, id, None, Some(&e)).await {
             Ok(page) => Ok(page),
             // The case itself cannot be shown (not found, not yours): show why the action failed.
@@ -614,7 +616,7 @@ pub(super) async fn end_case(
         "deny" => true,
         "cancel" => false,
         _ => {
-            let e = ApiError::invalid("outcome must be deny or cancel");
+            let e = AppError::invalid("outcome must be deny or cancel");
             return after_action::<()>(&console, &staff, &id, Err(e), Notice::Ended).await;
         }
     };

@@ -1,19 +1,19 @@
 //! The dashboard for supervisors, security officers and auditors: server-rendered SVG charts of
 //! the last two weeks of cases, each with a data table saying the same in text. The geometry is
 //! computed here so the template only places shapes: no script, no inline style. The numbers and
-//! who may see them are the service's ([`Service::dashboard_stats`](crate::service::Service::dashboard_stats)).
+//! who may see them are the service's ([`Service::dashboard_stats`](deskgate_app::service::Service::dashboard_stats)).
 
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::Duration;
+use deskgate_app::AppError;
 use deskgate_core::{Action, ApiId};
 
 use super::session::SignedIn;
 use super::{Console, Failure, Nav, refuse, words};
-use crate::service::{Day, Exceptions, Stats};
+use deskgate_app::service::{Day, Exceptions, Stats};
 
 /// Plot area of the per-day chart, in SVG user units.
 const PLOT_LEFT: u32 = 40;
@@ -349,7 +349,9 @@ pub(super) async fn dashboard(
 ) -> Result<Response, Failure> {
     match console.service.dashboard_stats(&staff.0).await {
         Ok(s) => Ok(page(staff.nav(), s).into_response()),
-        Err(e) if e.status == StatusCode::FORBIDDEN => Ok(refuse(&staff, &e.message)),
+        Err(e) if matches!(e, AppError::Forbidden(_) | AppError::PolicyDenied { .. }) => {
+            Ok(refuse(&staff, e.message()))
+        }
         Err(e) => Err(e.into()),
     }
 }

@@ -23,7 +23,7 @@ use askama_web::WebTemplate;
 use axum::Router;
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{MethodRouter, get, post};
@@ -32,9 +32,9 @@ use deskgate_core::{Role, Staff};
 use tower_http::csrf::CsrfLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 
-use crate::error::ApiError;
-use crate::service::Service;
 use crate::sign_in_guard::SignInGuard;
+use deskgate_app::AppError;
+use deskgate_app::service::Service;
 
 /// Pages may load scripts, styles and images from this origin only, never inline: an injected
 /// `<script>` or `style=` attribute does nothing. Forms may only post back here, and no other site
@@ -49,7 +49,7 @@ pub(crate) struct Console {
     /// One-click sign-in as any staff member; only for the demo.
     demo_sign_in: bool,
     /// Sign-in through the OpenID provider in `[oidc]`, when configured.
-    sso: Option<Arc<crate::sso::Sso>>,
+    sso: Option<Arc<deskgate_app::sso::Sso>>,
     /// Per-address limits and the refusal tally of the public sign-in routes.
     guard: Arc<SignInGuard>,
 }
@@ -93,8 +93,7 @@ async fn rate_limited(
         Err(wait) => {
             let mut page = error_page(
                 None,
-                &ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
+                &AppError::rate_limited(
                     "too_many_sign_ins",
                     format!(
                         "Too many sign-in requests from your network. Try again in {} seconds.",
@@ -127,7 +126,7 @@ pub fn router_with<S: Clone + Send + Sync + 'static>(
     demo_sign_in: bool,
 ) -> Router<S> {
     let console = Console {
-        sso: crate::sso::Sso::from_config(&service.config, &service.sealer),
+        sso: deskgate_app::sso::Sso::from_config(&service.config, &service.sealer),
         guard: Arc::new(SignInGuard::new(&service.config.sign_in)),
         service,
         demo_sign_in,
@@ -301,30 +300,42 @@ struct ErrorPage {
 
 /// A failed console request. A missing or bad session sends the browser to sign in; anything else
 /// is shown as a page carrying the service's own message and status.
-pub(crate) struct Failure(ApiError);
+pub(crate) struct Failure(AppError);
 
-impl From<ApiError> for Failure {
-    fn from(e: ApiError) -> Self {
+impl From<AppError> for Failure {
+    fn from(e: AppError) -> Self {
         Self(e)
+    }
+}
+
+impl From<crate::error::ApiError> for Failure {
+    fn from(e: crate::error::ApiError) -> Self {
+        Self(e.0)
+    }
+}
+
+impl From<deskgate_store::StoreError> for Failure {
+    fn from(e: deskgate_store::StoreError) -> Self {
+        Self(e.into())
     }
 }
 
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
-        if self.0.status == StatusCode::UNAUTHORIZED {
+        if matches!(self.0, AppError::Unauthenticated(_)) {
             return Redirect::to("/console/sign-in").into_response();
         }
         error_page(None, &self.0)
     }
 }
 
-fn error_page(nav: Option<Nav>, e: &ApiError) -> Response {
+fn error_page(nav: Option<Nav>, e: &AppError) -> Response {
     (
-        e.status,
+        crate::error::status(e),
         ErrorPage {
             nav,
-            status: e.status.as_u16(),
-            message: e.message.clone(),
+            status: crate::error::status(e).as_u16(),
+            message: e.message().to_owned(),
         },
     )
         .into_response()
@@ -333,7 +344,7 @@ fn error_page(nav: Option<Nav>, e: &ApiError) -> Response {
 /// A page the signed-in role may not see: 403 with the navigation, so the staff member can go
 /// where they belong.
 fn refuse(staff: &session::SignedIn, message: &str) -> Response {
-    error_page(Some(staff.nav()), &ApiError::forbidden(message))
+    error_page(Some(staff.nav()), &AppError::forbidden(message))
 }
 
 /// An API id in words for people: `mfa_reset` -> `mfa reset`.

@@ -1,7 +1,7 @@
 //! Console sign-in through the OpenID provider configured in `[oidc]`:
 //! `GET /console/sign-in/oidc` sends the browser to the provider and seals the attempt into a
 //! short-lived cookie of this browser; `GET /console/oidc/callback` finishes it through
-//! [`Sso::finish`](crate::sso::Sso::finish) and [`Service::sso_sign_in`] and starts the same
+//! [`Sso::finish`](deskgate_app::sso::Sso::finish) and [`Service::sso_sign_in`] and starts the same
 //! console session the token sign-in starts. Every refusal is a page, never a session; refusals
 //! nobody vouched for are audited through the per-address tally (`super::note_refusal`).
 
@@ -12,9 +12,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 
 use super::{ClientAddress, Console, error_page, note_refusal, session};
-use crate::error::ApiError;
-use crate::service::Service;
-use crate::sso::{ATTEMPT_TTL, Callback, SsoFailure};
+use deskgate_app::AppError;
+use deskgate_app::service::Service;
+use deskgate_app::sso::{ATTEMPT_TTL, Callback, SsoFailure};
 
 /// Holds the attempt this browser started, sealed (its state, nonce and PKCE verifier), so a
 /// response for another browser's attempt (login CSRF) is refused. Lax, because the provider's redirect back is a cross-site
@@ -27,16 +27,13 @@ fn attempt_cookie(headers: &HeaderMap) -> Option<&str> {
 }
 
 fn refusal(failure: &SsoFailure) -> Response {
-    error_page(
-        None,
-        &ApiError::new(failure.status, "sign_in_refused", failure.message.clone()),
-    )
+    error_page(None, &failure.error)
 }
 
 /// Sends the browser to the provider with a fresh state, nonce and PKCE challenge.
 pub(super) async fn begin(State(console): State<Console>) -> Response {
     let Some(sso) = &console.sso else {
-        return error_page(None, &ApiError::not_found("single sign-on"));
+        return error_page(None, &AppError::not_found("single sign-on"));
     };
     match sso.begin().await {
         Ok((url, sealed)) => {
@@ -52,7 +49,7 @@ pub(super) async fn begin(State(console): State<Console>) -> Response {
                 }
                 Err(_) => error_page(
                     None,
-                    &ApiError::invalid("the sign-in state is not a cookie"),
+                    &AppError::invalid("the sign-in state is not a cookie"),
                 ),
             }
         }
@@ -79,7 +76,7 @@ pub(super) async fn callback(
     Query(callback): Query<Callback>,
 ) -> Response {
     let Some(sso) = &console.sso else {
-        return error_page(None, &ApiError::not_found("single sign-on"));
+        return error_page(None, &AppError::not_found("single sign-on"));
     };
     let state = callback.state.as_deref().unwrap_or_default();
     let outcome = async {
@@ -95,7 +92,7 @@ pub(super) async fn callback(
             // A refusal of an identity the provider vouched for is always audited in detail;
             // one nobody vouched for only while the address has not sent many.
             if failure.identity.is_some()
-                || note_refusal(&console, address, crate::sso::METHOD, failure.reason).await
+                || note_refusal(&console, address, deskgate_app::sso::METHOD, failure.reason).await
             {
                 Service::audit_sso_refusal(&console.service, &failure).await;
             }
@@ -117,7 +114,7 @@ async fn signed_in(console: &Console, staff_name: &str, provider: &str) -> Respo
         Err(e) => return e.into_response(),
     };
     let Some(cookie) = started.headers().get(header::SET_COOKIE).cloned() else {
-        return error_page(None, &ApiError::invalid("no console session was started"));
+        return error_page(None, &AppError::invalid("no console session was started"));
     };
     let mut page = (
         StatusCode::OK,

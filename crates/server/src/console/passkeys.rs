@@ -13,7 +13,8 @@ use serde_json::Value;
 use super::session::{SignedIn, render_sign_in, start_session};
 use super::{ClientAddress, Console, Failure, Nav, at, error_page, note_refusal};
 use crate::error::ApiError;
-use crate::staff_passkeys::PasskeySignIn;
+use deskgate_app::AppError;
+use deskgate_app::staff_passkeys::PasskeySignIn;
 
 struct PasskeyRow {
     label: String,
@@ -93,14 +94,14 @@ pub(super) async fn register(
     Form(form): Form<RegisterForm>,
 ) -> Result<Response, Failure> {
     let credential: Value = serde_json::from_str(&form.credential)
-        .map_err(|_| ApiError::invalid("credential is not JSON"))?;
+        .map_err(|_| AppError::invalid("credential is not JSON"))?;
     let result = console
         .service
         .finish_staff_passkey_registration(&staff.0, &form.ceremony, &credential, &form.label)
         .await;
     match result {
         Ok(_) => render_account(&console, &staff, Some("Passkey added.".to_owned())).await,
-        Err(e) if e.status == axum::http::StatusCode::UNAUTHORIZED => Err(e.into()),
+        Err(e) if matches!(e, AppError::Unauthenticated(_)) => Err(e.into()),
         Err(e) => Ok(error_page(Some(staff.nav()), &e)),
     }
 }
@@ -154,8 +155,13 @@ pub(super) async fn sign_in(
                     .audit_passkey_refusal(&form.name, reason)
                     .await;
             }
-            let refused = crate::staff_passkeys::sign_in_refused();
-            render_sign_in(&console, refused.status, Some(refused.message)).await
+            let refused = deskgate_app::staff_passkeys::sign_in_refused();
+            render_sign_in(
+                &console,
+                crate::error::status(&refused),
+                Some(refused.message().to_owned()),
+            )
+            .await
         }
         Err(e) => Failure::from(e).into_response(),
     }

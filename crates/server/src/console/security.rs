@@ -1,20 +1,20 @@
 //! The security officer's page: escalated cases to take over, the break-glass report, and the
 //! subjects on probation or flagged. Break-glass itself is opened from the case page. The data and
-//! who may see it are the service's ([`Service::security_overview`](crate::service::Service::security_overview)).
+//! who may see it are the service's ([`Service::security_overview`](deskgate_app::service::Service::security_overview)).
 
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Form;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::cases::{Notice, after_action};
 use super::session::SignedIn;
 use super::{Console, Failure, Nav, at, refuse, words};
-use crate::service::WatchedSubject;
-use crate::views::CaseSummary;
+use deskgate_app::AppError;
+use deskgate_app::service::WatchedSubject;
+use deskgate_app::views::CaseSummary;
 
 struct CaseRow {
     id: String,
@@ -77,7 +77,9 @@ pub(super) async fn security_page(
 ) -> Result<Response, Failure> {
     let overview = match console.service.security_overview(&staff.0).await {
         Ok(overview) => overview,
-        Err(e) if e.status == StatusCode::FORBIDDEN => return Ok(refuse(&staff, &e.message)),
+        Err(e) if matches!(e, AppError::Forbidden(_) | AppError::PolicyDenied { .. }) => {
+            return Ok(refuse(&staff, e.message()));
+        }
         Err(e) => return Err(e.into()),
     };
     Ok(SecurityPage {

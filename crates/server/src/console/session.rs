@@ -1,5 +1,5 @@
 //! Console sessions. The cookie holds an API token minted for the staff member by
-//! [`Service::create_token`](crate::service::Service::create_token) (only its hash is stored), so
+//! [`Service::create_token`](deskgate_app::service::Service::create_token) (only its hash is stored), so
 //! every console request authenticates through the same path as the JSON API. Sign-in takes a
 //! bearer token the staff member pastes; the demo may offer one-click sign-in per staff member.
 
@@ -14,7 +14,7 @@ use deskgate_core::Staff;
 use serde::Deserialize;
 
 use super::{Console, Failure, Nav, words};
-use crate::error::ApiError;
+use deskgate_app::AppError;
 
 /// Scoped to the console so API requests never carry it; HttpOnly so page scripts cannot read
 /// it; SameSite=Strict so no other site's link or form arrives signed in.
@@ -38,7 +38,7 @@ impl FromRequestParts<Console> for SignedIn {
     type Rejection = Failure;
 
     async fn from_request_parts(parts: &mut Parts, state: &Console) -> Result<Self, Failure> {
-        let token = session_token(&parts.headers).ok_or_else(ApiError::unauthenticated)?;
+        let token = session_token(&parts.headers).ok_or_else(AppError::unauthenticated)?;
         Ok(Self(state.service.authenticate(token).await?))
     }
 }
@@ -103,7 +103,7 @@ pub(super) async fn start_session(
         .create_session_token(staff_name, SESSION_HOURS)
         .await?;
     let cookie = HeaderValue::from_str(&format!("{COOKIE}={token}; {COOKIE_ATTRIBUTES}"))
-        .map_err(|_| ApiError::invalid("the session token is not a valid cookie value"))?;
+        .map_err(|_| AppError::invalid("the session token is not a valid cookie value"))?;
     let mut response = Redirect::to("/console").into_response();
     response.headers_mut().insert(header::SET_COOKIE, cookie);
     Ok(response)
@@ -122,7 +122,7 @@ pub(super) async fn sign_in(
 ) -> Response {
     let staff = match console.service.authenticate(form.token.trim()).await {
         Ok(staff) => staff,
-        Err(e) if e.status == StatusCode::UNAUTHORIZED => {
+        Err(AppError::Unauthenticated(_)) => {
             return render_sign_in(
                 &console,
                 StatusCode::UNAUTHORIZED,
@@ -150,7 +150,7 @@ pub(super) async fn demo_sign_in(
     Form(form): Form<DemoForm>,
 ) -> Result<Response, Failure> {
     if !console.demo_sign_in {
-        return Err(ApiError::not_found("route").into());
+        return Err(AppError::not_found("route").into());
     }
     start_session(&console, &form.name).await
 }
@@ -164,7 +164,7 @@ pub(super) async fn sign_out(State(console): State<Console>, headers: HeaderMap)
     if let Some(token) = session_token(&headers)
         && let Err(e) = console.service.revoke_token(token).await
     {
-        tracing::warn!(error = %e.message, "console token not revoked at sign-out");
+        tracing::warn!(error = %e.message(), "console token not revoked at sign-out");
     }
     let mut response = Redirect::to("/console/sign-in").into_response();
     let expired = format!("{COOKIE}=; Max-Age=0; {COOKIE_ATTRIBUTES}");

@@ -11,8 +11,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use deskgate_server::demo::DemoStaff;
-use deskgate_server::{Clock, Config, Service};
+use deskgate_app::demo::DemoStaff;
+use deskgate_app::{Clock, Config, Service};
 use deskgate_store::verify_chain;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -101,7 +101,7 @@ impl TestServer {
             public_url: base.clone(),
             database: database_url.clone(),
             data_dir: dir.path().to_path_buf(),
-            delivery: deskgate_server::delivery::Config {
+            delivery: deskgate_app::delivery::Config {
                 outbox_file: true,
                 ..Default::default()
             },
@@ -109,8 +109,8 @@ impl TestServer {
         };
         adjust(&mut config);
         let clock = Clock::system();
-        let service = Arc::new(deskgate_server::build(config, clock.clone()).await.unwrap());
-        let staff = deskgate_server::demo::seed(&service)
+        let service = Arc::new(deskgate_app::build(config, clock.clone()).await.unwrap());
+        let staff = deskgate_app::demo::seed(&service)
             .await
             .unwrap()
             .into_iter()

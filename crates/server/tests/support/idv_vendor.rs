@@ -24,7 +24,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use deskgate_server::config::{Config, IdvVendor};
+use deskgate_app::config::{Config, IdvVendor};
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;

@@ -47,10 +47,10 @@
 
 use std::fmt;
 
-use axum::http::HeaderMap;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
+use http::HeaderMap;
 use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
@@ -900,7 +900,7 @@ fn parse_persona(body: &[u8]) -> Result<(String, String, Option<IdvResult>), Idv
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
-    use axum::http::HeaderValue;
+    use http::HeaderValue;
 
     const STANDARD_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     const PERSONA_SECRET: &str = "wbhsec_test_0123456789abcdef";

@@ -8,7 +8,6 @@
 
 use std::sync::Arc;
 
-use axum::http::StatusCode;
 use chrono::{DateTime, Duration, Utc};
 use deskgate_core::{
     Action, ApiId, ApproverRole, AttemptOutcome, AuthenticatorKind, Case, CaseState, Channel,
@@ -26,7 +25,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::delivery::{Delivery, Message, Secret};
 use crate::directory;
-use crate::error::ApiError;
+use crate::error::AppError;
 use crate::policy_gate::{self, StoreFacts};
 use crate::secrets::{self, CodeHasher};
 use crate::views::{CaseSummary, CaseView, ExecutionView, SubjectView};
@@ -43,16 +42,19 @@ mod links;
 mod oversight;
 mod policy_admin;
 mod push;
+mod sign_in_audit;
 mod staff_tokens;
 mod subjects;
 mod verification;
+
+pub use sign_in_audit::FailureSummary;
 
 pub use attestation::{AttestationSession, CodeSent};
 pub use oversight::{
     AdminOverview, Day, Exceptions, RosterEntry, SecurityOverview, Stats, WatchedSubject,
 };
 
-type ApiResult<T> = Result<T, ApiError>;
+type AppResult<T> = Result<T, AppError>;
 
 pub struct Service {
     /// Seals secrets the server must read back (TOTP seeds).
@@ -140,27 +142,18 @@ fn updating(case: &Case, version: i64, audit: Vec<NewAuditEntry>) -> Change {
 }
 
 /// A webhook delivery processed before is a replay, whatever else conflicted.
-fn replay_error(e: deskgate_store::StoreError) -> ApiError {
+fn replay_error(e: deskgate_store::StoreError) -> AppError {
     match e {
-        deskgate_store::StoreError::Conflict(_) => ApiError::new(
-            StatusCode::CONFLICT,
-            "replayed",
-            "this delivery was already processed",
-        ),
+        deskgate_store::StoreError::Conflict(_) => {
+            AppError::conflict("replayed", "this delivery was already processed")
+        }
         other => other.into(),
     }
 }
 
 /// A refusal by the policy: the reasons and the policies that decided, never a silent no.
-fn policy_refusal(pin: &PolicyPin) -> ApiError {
-    ApiError::new(
-        StatusCode::FORBIDDEN,
-        "policy_denied",
-        format!("the policy refuses this: {}", pin.reasons.join("; ")),
-    )
-    .with_details(json!({
-        "reasons": pin.reasons, "policy_ids": pin.policy_ids, "bundle_digest": pin.bundle_digest,
-    }))
+fn policy_refusal(pin: &PolicyPin) -> AppError {
+    AppError::policy_denied(pin.clone())
 }
 
 pub(crate) fn actor(staff: &Staff) -> Actor {
@@ -173,21 +166,21 @@ pub(crate) fn actor(staff: &Staff) -> Actor {
 
 /// A staff member's stated reason (approval, denial, break-glass): 1 to 1000 printable
 /// characters, trimmed, so the audit log never holds an empty or control-laden reason.
-fn checked_reason(reason: &str) -> ApiResult<&str> {
+fn checked_reason(reason: &str) -> AppResult<&str> {
     let reason = reason.trim();
     if reason.is_empty() || reason.chars().count() > 1000 || reason.chars().any(char::is_control) {
-        return Err(ApiError::invalid(
+        return Err(AppError::invalid(
             "reason must be 1 to 1000 printable characters",
         ));
     }
     Ok(reason)
 }
 
-fn check_text(field: &str, value: &Option<String>, max: usize) -> ApiResult<()> {
+fn check_text(field: &str, value: &Option<String>, max: usize) -> AppResult<()> {
     if let Some(v) = value
         && (v.trim().is_empty() || v.chars().count() > max || v.chars().any(char::is_control))
     {
-        return Err(ApiError::invalid(format!(
+        return Err(AppError::invalid(format!(
             "{field} must be 1 to {max} printable characters"
         )));
     }
@@ -252,7 +245,7 @@ impl Service {
         &self,
         contact: &deskgate_core::Contact,
         now: DateTime<Utc>,
-    ) -> ApiResult<()> {
+    ) -> AppResult<()> {
         let slot = deskgate_store::SendSlot {
             contact_hash: self.codes.hash("contact", &contact.value.to_lowercase()),
             at: now,
@@ -268,8 +261,7 @@ impl Service {
             .await;
         match reserved {
             Ok(_) => Ok(()),
-            Err(deskgate_store::StoreError::LimitReached { sent }) => Err(ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
+            Err(deskgate_store::StoreError::LimitReached { sent }) => Err(AppError::rate_limited(
                 "too_many_sends",
                 format!(
                     "{sent} messages were sent to this {} of record in the last {} minutes; wait before sending another",
@@ -289,13 +281,11 @@ impl Service {
         message: &Message,
         what: &str,
         now: DateTime<Utc>,
-    ) -> ApiResult<()> {
+    ) -> AppResult<()> {
         self.contact_send_slot(contact, now).await?;
         self.delivery.send(message).await.map_err(|e| {
             tracing::warn!(case = ?message.case_id, kind = %message.kind, error = %e, "delivery failed");
-            ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "delivery_failed",
+            AppError::upstream_failed("delivery_failed",
                 format!("the {what} could not be delivered; nothing was recorded, try again"),
             )
         })
@@ -356,26 +346,30 @@ impl Service {
         entry
     }
 
-    async fn subject_or(
-        &self,
-        id: &str,
-        status: StatusCode,
-        code: &'static str,
-    ) -> ApiResult<Subject> {
+    /// The subject `id`, which the request needs: a missing one is invalid input under `code`.
+    async fn subject_or(&self, id: &str, code: &'static str) -> AppResult<Subject> {
         self.store
             .subject(id)
             .await?
-            .ok_or_else(|| ApiError::new(status, code, format!("no subject {id}")))
+            .ok_or_else(|| AppError::invalid_as(code, format!("no subject {id}")))
     }
 
-    pub(crate) async fn load_case(&self, id: &str) -> ApiResult<StoredCase> {
+    /// The subject `id`, which must exist.
+    async fn required_subject(&self, id: &str) -> AppResult<Subject> {
+        self.store
+            .subject(id)
+            .await?
+            .ok_or_else(|| AppError::not_found_as("not_found", format!("no subject {id}")))
+    }
+
+    pub(crate) async fn load_case(&self, id: &str) -> AppResult<StoredCase> {
         if id.len() > 64 {
-            return Err(ApiError::not_found("case"));
+            return Err(AppError::not_found("case"));
         }
         self.store
             .case(id)
             .await?
-            .ok_or_else(|| ApiError::not_found("case"))
+            .ok_or_else(|| AppError::not_found("case"))
     }
 
     fn can_view(staff: &Staff, case: &Case) -> bool {
@@ -383,9 +377,9 @@ impl Service {
     }
 
     /// The case's agent, or a supervisor / security officer; never someone the case is about.
-    fn ensure_can_work(staff: &Staff, case: &Case) -> ApiResult<()> {
+    fn ensure_can_work(staff: &Staff, case: &Case) -> AppResult<()> {
         if !staff.role.works_cases() {
-            return Err(ApiError::forbidden(format!(
+            return Err(AppError::forbidden(format!(
                 "the {} role cannot work recovery cases",
                 staff.role
             )));
@@ -397,17 +391,17 @@ impl Service {
             return Err(deskgate_core::CaseError::SelfService.into());
         }
         if case.agent_id != staff.id && !staff.role.oversees_cases() {
-            return Err(ApiError::forbidden("this case belongs to another agent"));
+            return Err(AppError::forbidden("this case belongs to another agent"));
         }
         Ok(())
     }
 
-    pub(crate) async fn view(&self, case: &Case) -> ApiResult<CaseView> {
+    pub(crate) async fn view(&self, case: &Case) -> AppResult<CaseView> {
         let subject = self
             .store
             .subject(&case.subject_id)
             .await?
-            .ok_or_else(|| ApiError::not_found("subject"))?;
+            .ok_or_else(|| AppError::not_found("subject"))?;
         let offered = self.offered_methods(&subject, case).await?;
         Ok(CaseView::build(case, &subject, &offered, self.now()))
     }
@@ -420,7 +414,7 @@ impl Service {
         caller_number: Option<&str>,
         agent_id: &str,
         exclude: Option<&Case>,
-    ) -> ApiResult<StoreFacts> {
+    ) -> AppResult<StoreFacts> {
         let now = self.now();
         let thresholds = self.bundle().thresholds().clone();
         let recent = now - Duration::days(i64::from(thresholds.recent_recovery_days));
@@ -456,7 +450,7 @@ impl Service {
         caller: &Staff,
         case: &Case,
         subject: &Subject,
-    ) -> ApiResult<PolicyDecision> {
+    ) -> AppResult<PolicyDecision> {
         let now = self.now();
         let facts = self
             .store_facts(
@@ -490,7 +484,7 @@ impl Service {
         }
     }
 
-    async fn own_manager(&self, staff: &Staff) -> ApiResult<Option<String>> {
+    async fn own_manager(&self, staff: &Staff) -> AppResult<Option<String>> {
         Ok(match &staff.subject_id {
             Some(id) => self.store.subject(id).await?.and_then(|s| s.manager),
             None => None,
@@ -498,16 +492,14 @@ impl Service {
     }
 
     /// Asks the bundle; an evaluation failure denies.
-    fn decide(&self, ask: policy_gate::Ask<'_>) -> ApiResult<PolicyDecision> {
+    fn decide(&self, ask: policy_gate::Ask<'_>) -> AppResult<PolicyDecision> {
         self.bundle()
             .evaluate(&policy_gate::request(ask))
             .map_err(|e| {
                 tracing::error!(error = %e, "policy evaluation failed; denying");
-                ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "policy_denied",
-                    format!("the policy could not be evaluated, so the request is denied: {e}"),
-                )
+                AppError::policy_unevaluated(format!(
+                    "the policy could not be evaluated, so the request is denied: {e}"
+                ))
             })
     }
 
@@ -568,27 +560,23 @@ impl Service {
 }
 
 /// Who may read the audit log and its proofs.
-fn ensure_auditor(caller: &Staff) -> ApiResult<()> {
+fn ensure_auditor(caller: &Staff) -> AppResult<()> {
     if matches!(caller.role, Role::Auditor | Role::SecurityOfficer) {
         Ok(())
     } else {
-        Err(ApiError::forbidden(
+        Err(AppError::forbidden(
             "only auditors and security officers read the audit log",
         ))
     }
 }
 
-fn log_error(e: crate::audit_log::AuditLogError) -> ApiError {
+fn log_error(e: crate::audit_log::AuditLogError) -> AppError {
     match e {
-        crate::audit_log::AuditLogError::Range(m) => ApiError::invalid(m),
+        crate::audit_log::AuditLogError::Range(m) => AppError::invalid(m),
         crate::audit_log::AuditLogError::Store(s) => s.into(),
         other => {
             tracing::error!(error = %other, "audit log failure");
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "audit_unavailable",
-                "the audit log is unavailable",
-            )
+            AppError::unavailable("audit_unavailable", "the audit log is unavailable")
         }
     }
 }
@@ -597,10 +585,9 @@ fn log_error(e: crate::audit_log::AuditLogError) -> ApiError {
 /// or, with `or_locked`, locked. What hands something over (a pass, a secret) refuses both; a
 /// verification link refuses only the flag, so a locked account can still be verified for its
 /// unlock. The refusal changes nothing.
-pub(crate) fn ensure_not_on_hold(subject: &Subject, or_locked: bool) -> ApiResult<()> {
+pub(crate) fn ensure_not_on_hold(subject: &Subject, or_locked: bool) -> AppResult<()> {
     if subject.flagged || (or_locked && subject.status == SubjectStatus::Locked) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
+        return Err(AppError::forbidden_as(
             "subject_on_hold",
             "the security team holds this account: nothing can be done through this link or \
              pass. Contact the security team.",
@@ -610,9 +597,9 @@ pub(crate) fn ensure_not_on_hold(subject: &Subject, or_locked: bool) -> ApiResul
 }
 
 /// Parses an API id, answering a clear error naming the field.
-pub fn parse_id<T: ApiId + Copy + 'static>(field: &str, value: &str) -> ApiResult<T> {
+pub fn parse_id<T: ApiId + Copy + 'static>(field: &str, value: &str) -> AppResult<T> {
     T::from_api_id(value).ok_or_else(|| {
-        ApiError::invalid(format!(
+        AppError::invalid(format!(
             "{field} must be one of: {}",
             T::all()
                 .iter()

@@ -16,11 +16,9 @@ impl Service {
         case: &Case,
         subject: &Subject,
         agent: Option<&str>,
-    ) -> ApiResult<(Subject, Option<Subject>)> {
+    ) -> AppResult<(Subject, Option<Subject>)> {
         let voucher_id = vouching::voucher_id(case, subject, agent).map_err(voucher_refused)?;
-        let voucher = self
-            .subject_or(voucher_id, StatusCode::UNPROCESSABLE_ENTITY, "no_manager")
-            .await?;
+        let voucher = self.subject_or(voucher_id, "no_manager").await?;
         let requester = self.requester_of(case, subject).await?;
         vouching::independent(case, subject, &voucher, requester.as_ref(), agent)
             .map_err(voucher_refused)?;
@@ -32,7 +30,7 @@ impl Service {
         &self,
         case: &Case,
         subject: &Subject,
-    ) -> ApiResult<Option<Subject>> {
+    ) -> AppResult<Option<Subject>> {
         Ok(match case.requester.as_deref() {
             Some(id) if id != subject.id => self.store.subject(id).await?,
             _ => None,
@@ -41,7 +39,7 @@ impl Service {
 
     /// Methods the agent can use for this subject now, in the order the playbook offers them:
     /// this loads what the store and configuration say, [`offer::offered_methods`] decides.
-    pub async fn offered_methods(&self, subject: &Subject, case: &Case) -> ApiResult<Vec<Method>> {
+    pub async fn offered_methods(&self, subject: &Subject, case: &Case) -> AppResult<Vec<Method>> {
         let facts = OfferFacts {
             has_recovery_codes: !self.recovery_hashes(&subject.id).await?.is_empty(),
             has_totp_seed: self.totp_record(subject).await?.is_some(),
@@ -72,13 +70,12 @@ impl Service {
         caller: &Staff,
         case_id: &str,
         method: Method,
-    ) -> ApiResult<(String, CaseView)> {
+    ) -> AppResult<(String, CaseView)> {
         let stored = self.load_case(case_id).await?;
         Self::ensure_can_work(caller, &stored.case)?;
         let cap = self.config.max_verifications_per_case;
         if stored.case.verifications.len() >= usize::try_from(cap).unwrap_or(usize::MAX) {
-            return Err(ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
+            return Err(AppError::rate_limited(
                 "too_many_verifications",
                 format!(
                     "this case has already started {cap} verifications, the most one case may; \
@@ -89,22 +86,18 @@ impl Service {
         let mut case = stored.case.clone();
         case.record_participant(caller.subject_id.as_deref())?;
         if method == Method::Knowledge {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
+            return Err(AppError::invalid_as(
                 "method_never_counts",
                 "knowledge questions never count toward verification: answers about a person can be researched",
             ));
         }
         if !RUNNABLE.contains(&method) {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
+            return Err(AppError::invalid_as(
                 "method_not_available",
                 format!("{method} is not available in this deployment yet"),
             ));
         }
-        let subject = self
-            .subject_or(&case.subject_id, StatusCode::NOT_FOUND, "not_found")
-            .await?;
+        let subject = self.required_subject(&case.subject_id).await?;
         // A service account has no person to verify: its registered owner who asked is verified
         // instead, through their own contacts and devices. The second owner vouches by link.
         let subject = if subject.is_non_human() && method != Method::ManagerAttestation {
@@ -113,18 +106,11 @@ impl Service {
                 .as_ref()
                 .filter(|r| subject.owners.contains(r))
                 .ok_or_else(|| {
-                    ApiError::new(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        "requester_not_owner",
+                    AppError::invalid_as("requester_not_owner",
                         "a service account is recovered for a registered owner: open the case with requester set to one",
                     )
                 })?;
-            self.subject_or(
-                requester,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "requester_not_owner",
-            )
-            .await?
+            self.subject_or(requester, "requester_not_owner").await?
         } else {
             subject
         };
@@ -134,8 +120,7 @@ impl Service {
             && subject.authenticators.iter().any(|a| a.kind == kind)
             && !subject.has_settled_authenticator(kind, fresh, now)
         {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
+            return Err(AppError::invalid_as(
                 "authenticator_too_new",
                 format!(
                     "every {kind} on record was bound less than {} day(s) ago; a factor bound inside \
@@ -166,15 +151,13 @@ impl Service {
             // Nothing is sent: the caller reads a saved code, or the one their app shows.
             if method == Method::RecoveryCode && self.recovery_hashes(&subject.id).await?.is_empty()
             {
-                return Err(ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
+                return Err(AppError::invalid_as(
                     "no_recovery_codes",
                     "the subject has no unused recovery codes",
                 ));
             }
             if method == Method::Totp && self.totp_record(&subject).await?.is_none() {
-                return Err(ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
+                return Err(AppError::invalid_as(
                     "no_authenticator",
                     "the subject has no enrolled authenticator app",
                 ));
@@ -204,8 +187,7 @@ impl Service {
         // Codes and links alike count toward the destination's send limit.
         let (verification, message, link, destination) = if let Some(kind) = method.contact_kind() {
             let contact = subject.contact(kind).ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
+                AppError::invalid_as(
                     "no_contact_of_record",
                     format!("the subject has no {kind} of record"),
                 )
@@ -220,8 +202,7 @@ impl Service {
                         case.requirements.contact_freshness_days
                     )
                 };
-                return Err(ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
+                return Err(AppError::invalid_as(
                     "contact_not_trusted",
                     format!("the {kind} of record {why}; it cannot carry a verification"),
                 ));
@@ -356,7 +337,7 @@ impl Service {
         case_id: &str,
         vid: &str,
         code: &str,
-    ) -> ApiResult<CaseView> {
+    ) -> AppResult<CaseView> {
         let stored = self.load_case(case_id).await?;
         Self::ensure_can_work(caller, &stored.case)?;
         let mut case = stored.case.clone();
@@ -364,19 +345,19 @@ impl Service {
         let now = self.now();
         let verification = case
             .verification(vid)
-            .ok_or_else(|| ApiError::not_found("verification"))?
+            .ok_or_else(|| AppError::not_found("verification"))?
             .clone();
         let code = code.trim();
         let recovery = verification.method == Method::RecoveryCode;
         let recovery_code = if recovery {
             Some(normalise_recovery_code(code).ok_or_else(|| {
-                ApiError::invalid(
+                AppError::invalid(
                     "a recovery code is 16 letters and digits, like ABCD-EFGH-JKLM-NPQR",
                 )
             })?)
         } else {
             if !(6..=12).contains(&code.len()) || !code.chars().all(|c| c.is_ascii_digit()) {
-                return Err(ApiError::invalid("code must be 6 to 12 digits"));
+                return Err(AppError::invalid("code must be 6 to 12 digits"));
             }
             None
         };
@@ -397,8 +378,7 @@ impl Service {
                     ..Change::default()
                 })
                 .await?;
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
+            return Err(AppError::conflict(
                 "verification_expired",
                 "the code expired; start a new verification",
             ));
@@ -427,9 +407,7 @@ impl Service {
             }
             None if verification.method == Method::Totp => {
                 // The person verified: the subject, or the owner who asked for a service account.
-                let subject = self
-                    .subject_or(&verification.respondent, StatusCode::NOT_FOUND, "not_found")
-                    .await?;
+                let subject = self.required_subject(&verification.respondent).await?;
                 let settled = subject.has_settled_authenticator(
                     AuthenticatorKind::Totp,
                     case.requirements.freshness(),
@@ -500,14 +478,12 @@ impl Service {
             .await?;
         match outcome {
             AttemptOutcome::Passed => self.view(&case).await,
-            AttemptOutcome::Failed { attempts_left } => Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
+            AttemptOutcome::Failed { attempts_left } => Err(AppError::invalid_as(
                 "wrong_code",
                 format!("the code is wrong; {attempts_left} attempt(s) left"),
             )
             .with_details(json!({ "attempts_left": attempts_left, "locked": false }))),
-            AttemptOutcome::Locked => Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
+            AttemptOutcome::Locked => Err(AppError::invalid_as(
                 "wrong_code",
                 "the code is wrong; the verification is now locked",
             )
@@ -517,7 +493,7 @@ impl Service {
 }
 
 /// A refusal to let a person vouch, as the agent starting an attestation sees it.
-fn voucher_refused(refusal: VoucherRefusal) -> ApiError {
+fn voucher_refused(refusal: VoucherRefusal) -> AppError {
     let (code, message) = match refusal {
         VoucherRefusal::NoVoucher
         | VoucherRefusal::NotManagerOrOwner
@@ -553,5 +529,5 @@ fn voucher_refused(refusal: VoucherRefusal) -> ApiError {
                 .to_owned(),
         ),
     };
-    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+    AppError::invalid_as(code, message)
 }

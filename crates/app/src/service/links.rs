@@ -4,35 +4,30 @@
 use super::*;
 
 impl Service {
-    pub(crate) async fn live_link(&self, token: &str) -> ApiResult<LinkToken> {
+    pub(crate) async fn live_link(&self, token: &str) -> AppResult<LinkToken> {
         if token.is_empty() || token.len() > 128 {
-            return Err(ApiError::not_found("link"));
+            return Err(AppError::not_found("link"));
         }
         let link = self
             .store
             .link(&secrets::token_hash(token))
             .await?
-            .ok_or_else(|| ApiError::not_found("link"))?;
+            .ok_or_else(|| AppError::not_found("link"))?;
         if link.used_at.is_some() {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
+            return Err(AppError::conflict(
                 "link_used",
                 "this link was already used",
             ));
         }
         if self.now() >= link.expires_at {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "link_expired",
-                "this link has expired",
-            ));
+            return Err(AppError::conflict("link_expired", "this link has expired"));
         }
         Ok(link)
     }
 
     /// Hands over a rotated service secret once: the link is used and the sealed copy destroyed
     /// in the same commit, so a second retrieval finds nothing.
-    pub async fn retrieve_secret(&self, token: &str) -> ApiResult<Value> {
+    pub async fn retrieve_secret(&self, token: &str) -> AppResult<Value> {
         let link = self.check_retrieval(token).await?;
         let stored = self.load_case(&link.case_id).await?;
         let subject_id = stored.case.subject_id.clone();
@@ -43,8 +38,7 @@ impl Service {
             .await?
             .filter(|c| c.used_at.is_none() && c.expires_at.is_some_and(|e| now < e))
             .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::CONFLICT,
+                AppError::conflict(
                     "link_used",
                     "the secret was already retrieved or has expired",
                 )
@@ -53,18 +47,10 @@ impl Service {
             .sealer
             .open(&format!("{subject_id}/{SECRET_PICKUP}"), &credential.hash)
             .map_err(|_| {
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "corrupt_credential",
-                    "the sealed secret cannot be read",
-                )
+                AppError::internal("corrupt_credential", "the sealed secret cannot be read")
             })?;
         let secret = String::from_utf8(secret).map_err(|_| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "corrupt_credential",
-                "the sealed secret cannot be read",
-            )
+            AppError::internal("corrupt_credential", "the sealed secret cannot be read")
         })?;
         self.store
             .commit(Change {
@@ -92,16 +78,14 @@ impl Service {
 
     /// The live retrieval link behind `token`; neither the service account nor the owner it
     /// was sent to may be held by the security team.
-    pub async fn check_retrieval(&self, token: &str) -> ApiResult<LinkToken> {
+    pub async fn check_retrieval(&self, token: &str) -> AppResult<LinkToken> {
         let link = self.live_link(token).await?;
         if link.kind != "secret_retrieval" {
-            return Err(ApiError::not_found("link"));
+            return Err(AppError::not_found("link"));
         }
         let stored = self.load_case(&link.case_id).await?;
         for id in [&stored.case.subject_id, &link.respondent] {
-            let held = self
-                .subject_or(id, StatusCode::NOT_FOUND, "not_found")
-                .await?;
+            let held = self.required_subject(id).await?;
             ensure_not_on_hold(&held, true)?;
         }
         Ok(link)
@@ -110,14 +94,9 @@ impl Service {
     /// Redeems a temporary access pass, once, before it expires, to enrol a new authenticator
     /// app; the answer carries its `otpauth://` URI. The pass does nothing else: it opens no
     /// case, changes no contact and signs in nowhere.
-    pub async fn redeem_pass(&self, subject_id: &str, pass: &str) -> ApiResult<Value> {
-        let refused = || {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "pass_refused",
-                "the pass is wrong, used or expired",
-            )
-        };
+    pub async fn redeem_pass(&self, subject_id: &str, pass: &str) -> AppResult<Value> {
+        let refused =
+            || AppError::unauthenticated_as("pass_refused", "the pass is wrong, used or expired");
         if subject_id.len() > 128 || pass.is_empty() || pass.len() > 128 {
             return Err(refused());
         }
@@ -136,9 +115,7 @@ impl Service {
         {
             return Err(refused());
         }
-        let mut subject = self
-            .subject_or(subject_id, StatusCode::NOT_FOUND, "not_found")
-            .await?;
+        let mut subject = self.required_subject(subject_id).await?;
         ensure_not_on_hold(&subject, true)?;
         let (uri, sealed) = self.bind_new_app(&mut subject, now)?;
         let notices = directory::notice_to_every_contact(
@@ -194,10 +171,10 @@ impl Service {
     }
 
     /// The live "not me" link behind `token`.
-    pub async fn check_not_me(&self, token: &str) -> ApiResult<LinkToken> {
+    pub async fn check_not_me(&self, token: &str) -> AppResult<LinkToken> {
         let link = self.live_link(token).await?;
         if link.kind != "not_me" {
-            return Err(ApiError::not_found("link"));
+            return Err(AppError::not_found("link"));
         }
         Ok(link)
     }
@@ -208,12 +185,10 @@ impl Service {
     /// acts on the subject is spent: every unused link of the subject's cases or sent to the
     /// subject, the temporary access pass (and a passkey enrolment it started) and a sealed
     /// service secret waiting for pickup. The subject's live cases are then denied.
-    pub async fn report_not_me(&self, token: &str) -> ApiResult<Value> {
+    pub async fn report_not_me(&self, token: &str) -> AppResult<Value> {
         let link = self.check_not_me(token).await?;
         let now = self.now();
-        let mut subject = self
-            .subject_or(&link.respondent, StatusCode::NOT_FOUND, "not_found")
-            .await?;
+        let mut subject = self.required_subject(&link.respondent).await?;
         subject.flagged = true;
         if subject.status == SubjectStatus::Active {
             subject.status = SubjectStatus::Locked;
@@ -306,14 +281,14 @@ impl Service {
             };
             for case in cases {
                 if let Err(e) = self.deny_for_security(&case.id, &reason).await {
-                    tracing::error!(case = %case.id, error = %e.message, "case not denied after a not-me report");
+                    tracing::error!(case = %case.id, error = %e.message(), "case not denied after a not-me report");
                 }
             }
         }
     }
 
     /// Denies one case on the security team's behalf; a concurrent change is retried.
-    pub(super) async fn deny_for_security(&self, case_id: &str, reason: &str) -> ApiResult<()> {
+    pub(super) async fn deny_for_security(&self, case_id: &str, reason: &str) -> AppResult<()> {
         let mut tries = 0;
         loop {
             let stored = self.load_case(case_id).await?;

@@ -4,29 +4,29 @@
 use super::*;
 
 impl Service {
-    pub async fn open_case(&self, caller: &Staff, req: OpenCase) -> ApiResult<CaseView> {
+    pub async fn open_case(&self, caller: &Staff, req: OpenCase) -> AppResult<CaseView> {
         if !caller.role.works_cases() {
-            return Err(ApiError::forbidden(format!(
+            return Err(AppError::forbidden(format!(
                 "the {} role cannot open recovery cases",
                 caller.role
             )));
         }
         if req.subject.trim().is_empty() || req.subject.len() > 128 {
-            return Err(ApiError::invalid("subject must be 1 to 128 characters"));
+            return Err(AppError::invalid("subject must be 1 to 128 characters"));
         }
         check_text("ticket", &req.ticket, 64)?;
         check_text("note", &req.note, 2000)?;
         if let Some(n) = &req.caller_number
             && !valid_phone(n)
         {
-            return Err(ApiError::invalid("caller_number is not a phone number"));
+            return Err(AppError::invalid("caller_number is not a phone number"));
         }
         match (req.action.changed_contact_kind(), &req.new_contact) {
             (Some(ContactKind::Phone), Some(v)) if !valid_phone(v) => {
-                return Err(ApiError::invalid("new_contact is not a phone number"));
+                return Err(AppError::invalid("new_contact is not a phone number"));
             }
             (Some(ContactKind::Email), Some(v)) if !valid_email(v) => {
-                return Err(ApiError::invalid("new_contact is not an email address"));
+                return Err(AppError::invalid("new_contact is not an email address"));
             }
             _ => {}
         }
@@ -74,7 +74,7 @@ impl Service {
         let pin = policy_gate::pin(&decision, now);
         // A refusal, by the bundle or by the core's guardrails, is recorded with why and, when
         // the bundle decided, the deciding policies.
-        let refusal: Option<(Vec<String>, ApiError)> = match (&opened, decision.outcome) {
+        let refusal: Option<(Vec<String>, AppError)> = match (&opened, decision.outcome) {
             (Err(e), outcome) => {
                 let mut reasons = vec![e.to_string()];
                 if outcome == Outcome::Deny {
@@ -147,10 +147,10 @@ impl Service {
         Ok(CaseView::build(&case, &subject, &offered, now))
     }
 
-    pub async fn get_case(&self, caller: &Staff, id: &str) -> ApiResult<CaseView> {
+    pub async fn get_case(&self, caller: &Staff, id: &str) -> AppResult<CaseView> {
         let stored = self.load_case(id).await?;
         if !Self::can_view(caller, &stored.case) {
-            return Err(ApiError::forbidden("you may only see your own cases"));
+            return Err(AppError::forbidden("you may only see your own cases"));
         }
         self.view(&stored.case).await
     }
@@ -160,10 +160,10 @@ impl Service {
         caller: &Staff,
         state: Option<CaseState>,
         mine: bool,
-    ) -> ApiResult<Vec<CaseSummary>> {
+    ) -> AppResult<Vec<CaseSummary>> {
         let sees_all = caller.role.oversees_cases() || caller.role == Role::Auditor;
         if !sees_all && caller.role != Role::Agent {
-            return Err(ApiError::forbidden(format!(
+            return Err(AppError::forbidden(format!(
                 "the {} role has no case list",
                 caller.role
             )));
@@ -185,12 +185,12 @@ impl Service {
         case_id: &str,
         deny: bool,
         reason: &str,
-    ) -> ApiResult<CaseView> {
+    ) -> AppResult<CaseView> {
         let reason = checked_reason(reason)?;
         let stored = self.load_case(case_id).await?;
         Self::ensure_can_work(caller, &stored.case)?;
         if !deny && caller.role == Role::SecurityOfficer && stored.case.agent_id != caller.id {
-            return Err(ApiError::forbidden(
+            return Err(AppError::forbidden(
                 "security officers deny cases; only the agent or a supervisor cancels",
             ));
         }
@@ -231,9 +231,9 @@ impl Service {
     }
 
     /// A security officer takes an escalated case back into verification and works it.
-    pub async fn resume(&self, caller: &Staff, case_id: &str) -> ApiResult<CaseView> {
+    pub async fn resume(&self, caller: &Staff, case_id: &str) -> AppResult<CaseView> {
         if caller.role != Role::SecurityOfficer {
-            return Err(ApiError::forbidden(
+            return Err(AppError::forbidden(
                 "only a security officer resumes an escalated case",
             ));
         }
@@ -264,22 +264,18 @@ impl Service {
     }
 
     /// Audit entries of one case, for people who may see the case.
-    pub async fn case_audit(&self, caller: &Staff, case_id: &str) -> ApiResult<Vec<Value>> {
+    pub async fn case_audit(&self, caller: &Staff, case_id: &str) -> AppResult<Vec<Value>> {
         let stored = self.load_case(case_id).await?;
         if !Self::can_view(caller, &stored.case) {
-            return Err(ApiError::forbidden("you may only see your own cases"));
+            return Err(AppError::forbidden("you may only see your own cases"));
         }
         let records = self.store.audit_for_case(case_id).await?;
         records
             .iter()
             .map(|r| {
-                let mut entry = r.entry().map_err(|e| {
-                    ApiError::new(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "corrupt_entry",
-                        e.to_string(),
-                    )
-                })?;
+                let mut entry = r
+                    .entry()
+                    .map_err(|e| AppError::internal("corrupt_entry", e.to_string()))?;
                 if let Some(o) = entry.as_object_mut() {
                     o.insert("leaf_hash".to_owned(), json!(r.leaf_hash));
                 }

@@ -13,7 +13,7 @@ impl Service {
         stored: StoredCase,
         subject: Subject,
         vid: String,
-    ) -> ApiResult<(String, CaseView)> {
+    ) -> AppResult<(String, CaseView)> {
         let now = self.now();
         let mut case = stored.case.clone();
         let device = subject
@@ -21,8 +21,7 @@ impl Service {
             .iter()
             .find(|a| a.kind == AuthenticatorKind::Push)
             .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
+                AppError::invalid_as(
                     "no_authenticator",
                     "the subject has no enrolled push device",
                 )
@@ -68,9 +67,7 @@ impl Service {
             })
             .await
             .map_err(|e| match e {
-                deskgate_store::StoreError::LimitReached { sent } => ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "push_limit",
+                deskgate_store::StoreError::LimitReached { sent } => AppError::rate_limited("push_limit",
                     format!(
                         "{sent} pushes went to this device in the last {} minutes; no more (push fatigue defence)",
                         self.config.codes.send_window_minutes
@@ -88,7 +85,7 @@ impl Service {
         subject_id: &str,
         approve: bool,
         number: Option<&str>,
-    ) -> ApiResult<Value> {
+    ) -> AppResult<Value> {
         let now = self.now();
         // The push went to whoever must answer it: the subject, or for a service account the
         // owner who asked. So look at the subject's own cases and at every case in verification
@@ -122,7 +119,7 @@ impl Service {
             })
             .max_by_key(|(_, v)| v.started_at)
             .map(|(c, v)| (c.id.clone(), v.id.clone()))
-            .ok_or_else(|| ApiError::not_found("pending push for this device"))?;
+            .ok_or_else(|| AppError::not_found("pending push for this device"))?;
         let stored = self.load_case(&case_id).await?;
         let mut case = stored.case.clone();
         let hash = case

@@ -15,12 +15,11 @@ impl Service {
         stored: StoredCase,
         subject: Subject,
         vid: String,
-    ) -> ApiResult<(String, CaseView)> {
+    ) -> AppResult<(String, CaseView)> {
         let now = self.now();
         let mut case = stored.case.clone();
         let telephony = self.config.telephony.as_ref().ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::invalid_as(
                 "method_not_available",
                 "no telephony provider is configured to place callbacks",
             )
@@ -29,8 +28,7 @@ impl Service {
         let phone = subject
             .trusted_contact(ContactKind::Phone, fresh, now)
             .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
+                AppError::invalid_as(
                     "contact_not_trusted",
                     "the phone of record is missing, unverified or recently changed",
                 )
@@ -57,8 +55,7 @@ impl Service {
         };
         let call_sid = placed.await.map_err(|e| {
             tracing::warn!(case = %case.id, error = %e, "callback not placed");
-            ApiError::new(
-                StatusCode::BAD_GATEWAY,
+            AppError::upstream_failed(
                 "delivery_failed",
                 "the callback could not be placed; nothing was recorded, try again",
             )
@@ -108,12 +105,12 @@ impl Service {
         url: &str,
         params: &[(String, String)],
         signature: Option<&str>,
-    ) -> ApiResult<String> {
+    ) -> AppResult<String> {
         let telephony = self
             .config
             .telephony
             .as_ref()
-            .ok_or_else(|| ApiError::not_found("telephony provider"))?;
+            .ok_or_else(|| AppError::not_found("telephony provider"))?;
         let signed = signature.is_some_and(|header| {
             crate::telephony::signature_matches(&telephony.auth_token, url, params, header)
         });
@@ -124,8 +121,7 @@ impl Service {
                 .map(|(_, v)| v.as_str())
         };
         if !signed || field("AccountSid") != Some(telephony.account_sid.as_str()) {
-            return Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
+            return Err(AppError::unauthenticated_as(
                 "bad_signature",
                 "the request is not signed by the configured telephony provider",
             ));
@@ -134,7 +130,7 @@ impl Service {
         let mut case = stored.case.clone();
         let hash = match case.verification(vid) {
             Some(v) if v.method == Method::Callback => v.secret_hash.clone().unwrap_or_default(),
-            _ => return Err(ApiError::not_found("callback")),
+            _ => return Err(AppError::not_found("callback")),
         };
         let now = self.now();
         let digits = field("Digits").unwrap_or_default();

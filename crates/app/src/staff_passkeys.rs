@@ -4,7 +4,6 @@
 //! person's own subject passkeys, so a help-desk verification never accepts a console passkey
 //! and the other way round.
 
-use axum::http::StatusCode;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Duration, Utc};
@@ -18,12 +17,12 @@ use sha2::{Digest, Sha256};
 use webauthn_rs::DEFAULT_AUTHENTICATOR_TIMEOUT;
 use webauthn_rs::prelude::Url;
 
-use crate::error::ApiError;
+use crate::error::AppError;
 use crate::passkeys::{PasskeyPurpose, STAFF_PASSKEYS, StoredPasskey};
 use crate::secrets;
 use crate::service::Service;
 
-type ApiResult<T> = Result<T, ApiError>;
+type AppResult<T> = Result<T, AppError>;
 
 /// At most this many console passkeys per staff member.
 const MAX_STAFF_PASSKEYS: usize = 10;
@@ -58,26 +57,20 @@ pub enum PasskeySignIn {
     },
 }
 
-fn internal(why: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "internal",
-        format!("passkey sign-in: {why}"),
-    )
+fn internal(why: &str) -> AppError {
+    AppError::internal("internal", format!("passkey sign-in: {why}"))
 }
 
 /// The one answer for every failed passkey sign-in: it does not say whether the name exists.
-pub(crate) fn sign_in_refused() -> ApiError {
-    ApiError::new(
-        StatusCode::UNAUTHORIZED,
+pub fn sign_in_refused() -> AppError {
+    AppError::unauthenticated_as(
         "passkey_sign_in_refused",
         "passkey sign-in failed: check the name, or use a passkey registered for it",
     )
 }
 
-fn not_linked() -> ApiError {
-    ApiError::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
+fn not_linked() -> AppError {
+    AppError::invalid_as(
         "not_linked",
         "console passkeys need your staff account linked to a directory person; ask an admin",
     )
@@ -93,7 +86,7 @@ fn staff_actor(staff: &Staff, auth: &str) -> Actor {
 
 impl Service {
     /// The console passkeys of `staff`, oldest first.
-    pub async fn staff_passkey_list(&self, staff: &Staff) -> ApiResult<Vec<StoredPasskey>> {
+    pub async fn staff_passkey_list(&self, staff: &Staff) -> AppResult<Vec<StoredPasskey>> {
         match &staff.subject_id {
             Some(owner) => self.stored_passkeys(owner, STAFF_PASSKEYS).await,
             None => Ok(Vec::new()),
@@ -101,10 +94,10 @@ impl Service {
     }
 
     /// Starts registering a console passkey for the signed-in `staff`.
-    pub async fn staff_passkey_registration_options(&self, staff: &Staff) -> ApiResult<Value> {
+    pub async fn staff_passkey_registration_options(&self, staff: &Staff) -> AppResult<Value> {
         let owner = staff.subject_id.as_deref().ok_or_else(not_linked)?;
         if self.stored_passkeys(owner, STAFF_PASSKEYS).await?.len() >= MAX_STAFF_PASSKEYS {
-            return Err(ApiError::invalid(format!(
+            return Err(AppError::invalid(format!(
                 "at most {MAX_STAFF_PASSKEYS} console passkeys per person"
             )));
         }
@@ -125,12 +118,12 @@ impl Service {
         ceremony_token: &str,
         credential: &Value,
         label: &str,
-    ) -> ApiResult<String> {
+    ) -> AppResult<String> {
         let owner = staff.subject_id.as_deref().ok_or_else(not_linked)?;
         let label = label.trim();
         let label = if label.is_empty() { "Passkey" } else { label };
         if label.chars().count() > 64 || label.chars().any(char::is_control) {
-            return Err(ApiError::invalid(
+            return Err(AppError::invalid(
                 "the label must be at most 64 printable characters",
             ));
         }
@@ -148,8 +141,7 @@ impl Service {
             .iter()
             .any(|p| p.passkey.cred_id() == passkey.cred_id())
         {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
+            return Err(AppError::conflict(
                 "already_registered",
                 "this passkey is already registered",
             ));
@@ -197,7 +189,7 @@ impl Service {
     /// with a server secret (the same ones each time) and that no assertion can pass, so the
     /// answer does not tell who exists or has passkeys. Nothing is stored: the ceremony is sealed
     /// and held by the browser, so one browser's start never replaces another's.
-    pub async fn staff_passkey_sign_in_options(&self, name: &str) -> ApiResult<Value> {
+    pub async fn staff_passkey_sign_in_options(&self, name: &str) -> AppResult<Value> {
         let name = name.trim();
         if name.is_empty() || name.len() > 128 {
             return Err(sign_in_refused());
@@ -275,7 +267,7 @@ impl Service {
     }
 
     /// Options shaped exactly as webauthn-rs shapes a real passkey challenge.
-    fn decoy_options(&self, ids: Vec<Vec<u8>>) -> ApiResult<Value> {
+    fn decoy_options(&self, ids: Vec<Vec<u8>>) -> AppResult<Value> {
         let rp_id = Url::parse(self.config.public_url.trim_end_matches('/'))
             .ok()
             .and_then(|u| u.domain().map(str::to_owned))
@@ -298,7 +290,7 @@ impl Service {
     }
 
     /// Seals a ceremony, padded to [`CEREMONY_SIZE`].
-    fn seal_ceremony(&self, ceremony: &SignInCeremony) -> ApiResult<String> {
+    fn seal_ceremony(&self, ceremony: &SignInCeremony) -> AppResult<String> {
         let mut plain = serde_json::to_vec(ceremony).map_err(|_| internal("unsealable"))?;
         let target = plain.len().div_ceil(CEREMONY_SIZE).max(1) * CEREMONY_SIZE;
         // JSON ignores trailing whitespace.
@@ -316,7 +308,7 @@ impl Service {
         name: &str,
         ceremony_token: &str,
         credential: &Value,
-    ) -> ApiResult<PasskeySignIn> {
+    ) -> AppResult<PasskeySignIn> {
         let refused = |reason| Ok(PasskeySignIn::Refused { reason });
         let name = name.trim();
         if name.is_empty() || name.len() > 128 || ceremony_token.len() > MAX_CEREMONY_CHARS {
@@ -384,7 +376,7 @@ impl Service {
         name: &str,
         ceremony_token: &str,
         credential: &Value,
-    ) -> ApiResult<Staff> {
+    ) -> AppResult<Staff> {
         match self
             .staff_passkey_sign_in(name, ceremony_token, credential)
             .await?

@@ -4,16 +4,15 @@
 //! to their own phone of record. That sign-in yields a short attestation session, bound to this
 //! link, which the decision must present.
 
-use axum::http::StatusCode;
 use chrono::{DateTime, Duration, Utc};
 use deskgate_core::vouching::{self, VoucherRefusal};
 use deskgate_core::{ApproverRole, AttemptOutcome, CaseState, Decision, Staff, Subject};
 use deskgate_store::{Actor, CaseWrite, Change, LinkToken, StoredCase};
 use serde_json::{Value, json};
 
-use super::{ApiResult, Service, updating};
+use super::{AppResult, Service, updating};
 use crate::delivery::{Message, Secret};
-use crate::error::ApiError;
+use crate::error::AppError;
 use crate::secrets::{self, CodeHasher};
 use crate::views::{AttestationView, CaseView, SubjectRef};
 
@@ -39,26 +38,24 @@ pub struct AttestationSession {
 }
 
 impl Service {
-    pub(super) async fn attestation_link(&self, token: &str) -> ApiResult<LinkToken> {
+    pub(super) async fn attestation_link(&self, token: &str) -> AppResult<LinkToken> {
         let link = self.live_link(token).await?;
         if link.kind != "attestation" {
-            return Err(ApiError::not_found("link"));
+            return Err(AppError::not_found("link"));
         }
         Ok(link)
     }
 
     /// Checks that `token` is a live attestation link whose subject is not held, changing nothing.
-    pub async fn check_attestation_link(&self, token: &str) -> ApiResult<()> {
+    pub async fn check_attestation_link(&self, token: &str) -> AppResult<()> {
         self.open_attestation(token).await.map(|_| ())
     }
 
     /// The link and its case, refusing a link whose attestation no longer waits for an answer.
-    async fn open_attestation(&self, token: &str) -> ApiResult<(LinkToken, StoredCase)> {
+    async fn open_attestation(&self, token: &str) -> AppResult<(LinkToken, StoredCase)> {
         let link = self.attestation_link(token).await?;
         let stored = self.load_case(&link.case_id).await?;
-        let subject = self
-            .subject_or(&stored.case.subject_id, StatusCode::NOT_FOUND, "not_found")
-            .await?;
+        let subject = self.required_subject(&stored.case.subject_id).await?;
         super::ensure_not_on_hold(&subject, false)?;
         Ok((link, stored))
     }
@@ -69,16 +66,12 @@ impl Service {
         &self,
         link: &LinkToken,
         stored: &StoredCase,
-    ) -> ApiResult<(Subject, deskgate_core::Contact)> {
+    ) -> AppResult<(Subject, deskgate_core::Contact)> {
         let now = self.now();
-        let respondent = self
-            .subject_or(&link.respondent, StatusCode::NOT_FOUND, "not_found")
-            .await?;
+        let respondent = self.required_subject(&link.respondent).await?;
         super::ensure_not_on_hold(&respondent, true)?;
         let case = &stored.case;
-        let subject = self
-            .subject_or(&case.subject_id, StatusCode::NOT_FOUND, "not_found")
-            .await?;
+        let subject = self.required_subject(&case.subject_id).await?;
         let requester = self.requester_of(case, &subject).await?;
         let phone = vouching::may_vouch(case, &subject, &respondent, requester.as_ref(), now)
             .map_err(respondent_refused)?
@@ -95,7 +88,7 @@ impl Service {
     }
 
     /// Sends a one-time sign-in code to the respondent's own phone of record.
-    pub async fn send_attestation_code(&self, token: &str) -> ApiResult<CodeSent> {
+    pub async fn send_attestation_code(&self, token: &str) -> AppResult<CodeSent> {
         let (link, stored) = self.open_attestation(token).await?;
         let (respondent, phone) = self.respondent_phone(&link, &stored).await?;
         let now = self.now();
@@ -152,7 +145,7 @@ impl Service {
         &self,
         token: &str,
         code: &str,
-    ) -> ApiResult<AttestationSession> {
+    ) -> AppResult<AttestationSession> {
         let (link, stored) = self.open_attestation(token).await?;
         self.respondent_phone(&link, &stored).await?;
         let now = self.now();
@@ -198,15 +191,11 @@ impl Service {
                 session,
                 expires_at,
             }),
-            AttemptOutcome::Failed { attempts_left } => Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "wrong_code",
+            AttemptOutcome::Failed { attempts_left } => Err(AppError::unauthenticated_as("wrong_code",
                 format!("that code is not right; {attempts_left} attempt(s) left"),
             )
             .with_details(json!({ "attempts_left": attempts_left }))),
-            AttemptOutcome::Locked => Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "verification_locked",
+            AttemptOutcome::Locked => Err(AppError::forbidden_as("verification_locked",
                 "too many wrong codes: this confirmation is locked and the help desk must use another verification",
             )
             .with_details(json!({ "attempts_left": 0, "locked": true }))),
@@ -218,10 +207,9 @@ impl Service {
         &self,
         link: &LinkToken,
         session: Option<&str>,
-    ) -> ApiResult<LinkToken> {
+    ) -> AppResult<LinkToken> {
         let refused = || {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
+            AppError::unauthenticated_as(
                 "manager_sign_in_required",
                 "prove who you are first: ask for a sign-in code (POST this link + /code) and enter \
                  it (POST this link + /sign-in); then present the session you get",
@@ -245,7 +233,7 @@ impl Service {
         &self,
         token: &str,
         session: Option<&str>,
-    ) -> ApiResult<AttestationView> {
+    ) -> AppResult<AttestationView> {
         let (link, stored) = self.open_attestation(token).await?;
         if let Err(e) = self.attestation_session(&link, session).await {
             let destination = self
@@ -255,12 +243,8 @@ impl Service {
             return Err(e.with_details(json!({ "code_goes_to": destination })));
         }
         let case = stored.case;
-        let subject = self
-            .subject_or(&case.subject_id, StatusCode::NOT_FOUND, "not_found")
-            .await?;
-        let respondent = self
-            .subject_or(&link.respondent, StatusCode::NOT_FOUND, "not_found")
-            .await?;
+        let subject = self.required_subject(&case.subject_id).await?;
+        let respondent = self.required_subject(&link.respondent).await?;
         Ok(AttestationView {
             case_id: case.id.clone(),
             respondent: SubjectRef {
@@ -299,13 +283,12 @@ impl Service {
         decision: Decision,
         presenter: Option<&Staff>,
         session: Option<&str>,
-    ) -> ApiResult<CaseView> {
+    ) -> AppResult<CaseView> {
         let (link, stored) = self.open_attestation(token).await?;
         if let Some(staff) = presenter
             && staff.subject_id.as_deref() != Some(link.respondent.as_str())
         {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
+            return Err(AppError::forbidden_as(
                 "not_the_manager",
                 "this link works only for the manager it was sent to",
             ));
@@ -360,7 +343,7 @@ impl Service {
     }
 
     /// Where a sign-in code for this link would go, for the page shown before sign-in.
-    pub async fn attestation_sign_in_hint(&self, token: &str) -> ApiResult<Value> {
+    pub async fn attestation_sign_in_hint(&self, token: &str) -> AppResult<Value> {
         let (link, stored) = self.open_attestation(token).await?;
         let (respondent, phone) = self.respondent_phone(&link, &stored).await?;
         let check = stored
@@ -378,7 +361,7 @@ impl Service {
 }
 
 /// A refusal to let the respondent vouch, as the person holding the link sees it.
-fn respondent_refused(refusal: VoucherRefusal) -> ApiError {
+fn respondent_refused(refusal: VoucherRefusal) -> AppError {
     let (code, message) = match refusal {
         VoucherRefusal::NoVoucher
         | VoucherRefusal::NotManagerOrOwner
@@ -405,5 +388,5 @@ fn respondent_refused(refusal: VoucherRefusal) -> ApiError {
                 .to_owned(),
         ),
     };
-    ApiError::new(StatusCode::FORBIDDEN, code, message)
+    AppError::forbidden_as(code, message)
 }

@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
-use axum::http::StatusCode;
 use deskgate_core::Staff;
 use deskgate_store::{Actor, Change, NewAuditEntry, StaffAccess, StoreError};
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
@@ -31,7 +30,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::error::ApiError;
+use crate::error::AppError;
 use crate::secrets::Sealer;
 use crate::service::Service;
 
@@ -165,7 +164,7 @@ pub enum HttpError {
     #[error("the response exceeds {MAX_RESPONSE_BYTES} bytes")]
     TooLarge,
     #[error("{0}")]
-    Http(#[from] openidconnect::http::Error),
+    Http(#[from] http::Error),
 }
 
 impl HttpClient {
@@ -188,7 +187,7 @@ impl<'c> AsyncHttpClient<'c> for HttpClient {
     fn call(&'c self, request: HttpRequest) -> Self::Future {
         Box::pin(async move {
             let mut response = self.0.execute(request.try_into()?).await?;
-            let mut builder = openidconnect::http::Response::builder().status(response.status());
+            let mut builder = http::Response::builder().status(response.status());
             for (name, value) in response.headers() {
                 builder = builder.header(name, value);
             }
@@ -245,21 +244,24 @@ pub struct Sso {
 /// A refused or failed sign-in: what the person is shown and what the audit entry says.
 #[derive(Debug)]
 pub struct SsoFailure {
-    pub status: StatusCode,
+    /// How the refusal is answered: its kind, and the sentence shown on the error page (never
+    /// holds a secret); the code is always `sign_in_refused`. Boxed to keep results small.
+    pub error: Box<AppError>,
     /// Short machine-readable reason for the audit entry.
     pub reason: &'static str,
-    /// The sentence shown on the error page (never holds a secret).
-    pub message: String,
     /// The identity the provider vouched for, when it got that far.
     pub identity: Option<String>,
 }
 
 impl SsoFailure {
-    fn new(status: StatusCode, reason: &'static str, message: impl Into<String>) -> Self {
+    fn new(
+        kind: fn(&'static str, String) -> AppError,
+        reason: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
-            status,
+            error: Box::new(kind("sign_in_refused", message.into())),
             reason,
-            message: message.into(),
             identity: None,
         }
     }
@@ -337,7 +339,7 @@ impl Sso {
         let unreachable = |e: String| {
             tracing::warn!(issuer = %self.config.issuer, error = %e, "OpenID provider discovery failed");
             SsoFailure::new(
-                StatusCode::BAD_GATEWAY,
+                AppError::upstream_failed,
                 "provider_unavailable",
                 format!(
                     "{} cannot be reached right now ({e}). Try again in a moment, or sign in with a token.",
@@ -384,13 +386,7 @@ impl Sso {
         })
         .ok()
         .and_then(|plain| self.sealer.seal(ATTEMPT_SEAL, &plain).ok())
-        .ok_or_else(|| {
-            SsoFailure::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "internal error",
-            )
-        })?;
+        .ok_or_else(|| SsoFailure::new(AppError::internal, "internal", "internal error"))?;
         Ok((url.to_string(), sealed))
     }
 
@@ -399,7 +395,7 @@ impl Sso {
     /// it was used before is for [`Service::spend_sign_in_attempt`] to say.
     pub fn open_attempt(&self, state: &str, bound: Option<&str>) -> Result<Attempt, SsoFailure> {
         let refused = |reason, message: &str| {
-            SsoFailure::new(StatusCode::BAD_REQUEST, reason, message.to_owned())
+            SsoFailure::new(AppError::malformed, reason, message.to_owned())
         };
         let no_attempt = || {
             refused(
@@ -445,7 +441,7 @@ impl Sso {
             && iss.trim_end_matches('/') != self.config.issuer.trim_end_matches('/')
         {
             return Err(SsoFailure::new(
-                StatusCode::FORBIDDEN,
+                AppError::forbidden_as,
                 "issuer_mismatch",
                 "The sign-in response comes from another provider than the one configured.",
             ));
@@ -457,7 +453,7 @@ impl Sso {
                 .map(|d| format!(": {}", tame(d)))
                 .unwrap_or_default();
             return Err(SsoFailure::new(
-                StatusCode::FORBIDDEN,
+                AppError::forbidden_as,
                 "provider_error",
                 format!(
                     "{} did not sign you in ({}{description}).",
@@ -472,7 +468,7 @@ impl Sso {
             .filter(|c| !c.is_empty() && c.len() <= 2048)
             .ok_or_else(|| {
                 SsoFailure::new(
-                    StatusCode::BAD_REQUEST,
+                    AppError::malformed,
                     "no_code",
                     "The provider's response carries no authorization code.",
                 )
@@ -481,7 +477,7 @@ impl Sso {
         let invalid = |reason, e: String| {
             tracing::warn!(reason, error = %e, "OpenID sign-in refused");
             SsoFailure::new(
-                StatusCode::FORBIDDEN,
+                AppError::forbidden_as,
                 reason,
                 format!("{} did not vouch for you: {e}", self.config.provider_name),
             )
@@ -584,14 +580,14 @@ impl Service {
             .await
             .map_err(|e| match e {
                 StoreError::Conflict(_) => SsoFailure::new(
-                    StatusCode::BAD_REQUEST,
+                    AppError::malformed,
                     "state_unknown",
                     "This sign-in response was already used or is unknown. Start again.",
                 ),
                 other => {
                     tracing::error!(error = %other, "sign-in attempt not recorded; refused");
                     SsoFailure::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
+                        AppError::unavailable,
                         "store_unavailable",
                         "Deskgate cannot record the sign-in right now. Try again in a moment.",
                     )
@@ -611,14 +607,14 @@ impl Service {
             .map_err(|e| {
                 tracing::error!(error = %e, "staff lookup failed at sign-in");
                 SsoFailure::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
+                    AppError::unavailable,
                     "store_unavailable",
                     "Deskgate cannot check staff members right now. Try again in a moment.",
                 )
             })?;
         let refused = |reason, message: &str| SsoFailure {
             identity: Some(who.identity.clone()),
-            ..SsoFailure::new(StatusCode::FORBIDDEN, reason, message.to_owned())
+            ..SsoFailure::new(AppError::forbidden_as, reason, message.to_owned())
         };
         let staff = match found {
             None => {
@@ -659,7 +655,7 @@ impl Service {
             .map_err(|e| {
                 tracing::error!(error = %e, "sign-in not audited; refused");
                 SsoFailure::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
+                    AppError::unavailable,
                     "audit_unavailable",
                     "The sign-in could not be recorded, so it did not happen. Try again in a moment.",
                 )
@@ -709,12 +705,12 @@ impl Service {
         staff_name: &str,
         identity: Option<&str>,
         by: &Actor,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), AppError> {
         let identity = identity.map(str::trim).filter(|i| !i.is_empty());
         if let Some(i) = identity
             && (i.len() > 320 || i.chars().any(char::is_control))
         {
-            return Err(ApiError::invalid(
+            return Err(AppError::invalid(
                 "an SSO identity is at most 320 printable characters",
             ));
         }
@@ -736,7 +732,7 @@ impl Service {
             })
             .await
             .map_err(|e| match e {
-                StoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+                StoreError::Conflict(m) => AppError::conflict("conflict", m),
                 other => other.into(),
             })?;
         Ok(())
@@ -749,7 +745,7 @@ impl Service {
         staff_name: &str,
         disabled: bool,
         by: &Actor,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), AppError> {
         let staff = self.staff_named(staff_name).await?;
         let (access, event) = if disabled {
             (
@@ -783,10 +779,10 @@ impl Service {
         Ok(())
     }
 
-    async fn staff_named(&self, name: &str) -> Result<Staff, ApiError> {
+    async fn staff_named(&self, name: &str) -> Result<Staff, AppError> {
         self.store
             .staff_by_name(name)
             .await?
-            .ok_or_else(|| ApiError::not_found("staff member"))
+            .ok_or_else(|| AppError::not_found("staff member"))
     }
 }

@@ -10,10 +10,10 @@ impl Service {
         &self,
         mut subjects: Vec<Subject>,
         by: &Actor,
-    ) -> ApiResult<usize> {
+    ) -> AppResult<usize> {
         for s in &mut subjects {
             if s.id.trim().is_empty() || s.id.len() > 128 || s.display_name.trim().is_empty() {
-                return Err(ApiError::invalid(format!(
+                return Err(AppError::invalid(format!(
                     "subject {:?}: id and display_name are required (id at most 128 characters)",
                     s.id
                 )));
@@ -41,15 +41,15 @@ impl Service {
         &self,
         caller: &Staff,
         query: &str,
-    ) -> ApiResult<Vec<SubjectView>> {
+    ) -> AppResult<Vec<SubjectView>> {
         if !caller.role.works_cases() {
-            return Err(ApiError::forbidden(
+            return Err(AppError::forbidden(
                 "only help-desk staff search the directory",
             ));
         }
         let q = query.trim();
         if q.chars().count() < 2 || q.chars().count() > 100 {
-            return Err(ApiError::invalid("q must be 2 to 100 characters"));
+            return Err(AppError::invalid("q must be 2 to 100 characters"));
         }
         let found = self.store.search_subjects(q, 25).await?;
         Ok(found.iter().map(SubjectView::from).collect())

@@ -16,17 +16,16 @@
 //! lock in Deskgate survives a directory that still says active: the directory may make the
 //! status stricter, never lift Deskgate's hold.
 
-use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use deskgate_connectors::{Connector, ConnectorError, DirectoryEntry};
 use deskgate_core::{Contact, ContactKind, Subject, SubjectStatus};
 use deskgate_store::{CaseWrite, Change, StoredCase, system_actor};
 use serde_json::{Value, json};
 
-use crate::error::ApiError;
+use crate::error::AppError;
 use crate::service::Service;
 
-type ApiResult<T> = Result<T, ApiError>;
+type AppResult<T> = Result<T, AppError>;
 
 /// A stored subject merged with its directory entry, and what the merge changed.
 #[derive(Debug, Clone)]
@@ -169,24 +168,18 @@ pub fn merge(stored: Option<&Subject>, entry: &DirectoryEntry, now: DateTime<Utc
 
 /// A lookup failure as the caller sees it: a missing subject is refused, anything else means
 /// the system of record cannot be consulted, so nothing proceeds.
-fn lookup_error(subject_id: &str, error: ConnectorError) -> ApiError {
+fn lookup_error(subject_id: &str, error: ConnectorError) -> AppError {
     match error {
-        ConnectorError::NotFound { .. } => ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
+        ConnectorError::NotFound { .. } => AppError::invalid_as(
             "unknown_subject",
             format!("no subject {subject_id} in the directory, the system of record"),
         ),
         ConnectorError::InvalidSubjectId { .. } | ConnectorError::Ambiguous { .. } => {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "unknown_subject",
-                error.to_string(),
-            )
+            AppError::invalid_as("unknown_subject", error.to_string())
         }
         other => {
             tracing::warn!(subject = subject_id, error = %other, "directory lookup failed");
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
+            AppError::unavailable(
                 "directory_unavailable",
                 format!("the directory could not be consulted, so nothing was done: {other}"),
             )
@@ -200,7 +193,7 @@ impl Service {
         &self,
         connector: &dyn Connector,
         subject_id: &str,
-    ) -> ApiResult<(Merged, DirectoryEntry)> {
+    ) -> AppResult<(Merged, DirectoryEntry)> {
         let entry = connector
             .lookup(subject_id)
             .await
@@ -236,14 +229,10 @@ impl Service {
     /// The subject a new case is about. With the built-in directory, the stored subject; with a
     /// connector, the directory's view merged into the store (committed with a
     /// `directory.synced` entry when it changed something).
-    pub async fn subject_for_new_case(&self, subject_id: &str) -> ApiResult<Subject> {
+    pub async fn subject_for_new_case(&self, subject_id: &str) -> AppResult<Subject> {
         let Some(connector) = self.connector.clone() else {
             return self.store.subject(subject_id).await?.ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "unknown_subject",
-                    format!("no subject {subject_id}"),
-                )
+                AppError::invalid_as("unknown_subject", format!("no subject {subject_id}"))
             });
         };
         let (merged, entry) = self.merged_from(connector.as_ref(), subject_id).await?;
@@ -273,7 +262,7 @@ impl Service {
     /// when the directory cannot be reached (the execution's own first call to it then fails
     /// and is recorded), the case is returned as it was. A subject the directory no longer
     /// holds is refused with the grant intact.
-    pub async fn sync_before_execution(&self, stored: StoredCase) -> ApiResult<StoredCase> {
+    pub async fn sync_before_execution(&self, stored: StoredCase) -> AppResult<StoredCase> {
         let Some(connector) = self.connector.clone() else {
             return Ok(stored);
         };

@@ -11,7 +11,7 @@ use deskgate_store::{Change, NewAuditEntry, system_actor};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::error::ApiError;
+use crate::error::AppError;
 use crate::service::Service;
 
 /// One seeded identity: id, name, groups, manager, owners, status, phone, how many days ago its
@@ -356,7 +356,7 @@ pub struct DemoStaff {
 
 /// Seeds the organisation when the directory is empty, (re)creates the staff, and issues a fresh
 /// API token for each staff member.
-pub async fn seed(service: &Service) -> Result<Vec<DemoStaff>, ApiError> {
+pub async fn seed(service: &Service) -> Result<Vec<DemoStaff>, AppError> {
     let now = service.now();
     if service.store.subject_count().await? == 0 {
         let subjects: Vec<Subject> = PEOPLE.iter().map(|p| subject_of(service, p, now)).collect();
@@ -382,12 +382,12 @@ pub async fn seed(service: &Service) -> Result<Vec<DemoStaff>, ApiError> {
         {
             // A demo whose mail relay is down still starts; those subjects just have no codes.
             if let Err(e) = service.issue_recovery_codes(p.id, &system_actor()).await {
-                tracing::warn!(subject = p.id, error = %e.message, "recovery codes not issued");
+                tracing::warn!(subject = p.id, error = %e.message(), "recovery codes not issued");
             }
             if p.factors
                 && let Err(e) = service.enroll_totp(p.id, &system_actor()).await
             {
-                tracing::warn!(subject = p.id, error = %e.message, "authenticator app not enrolled");
+                tracing::warn!(subject = p.id, error = %e.message(), "authenticator app not enrolled");
             }
         }
         // The demo's people bound their authenticator apps long ago: an app bound inside the

@@ -3,7 +3,7 @@
 use super::*;
 
 impl Service {
-    pub async fn audit_checkpoint(&self, caller: &Staff, cut: bool) -> ApiResult<Value> {
+    pub async fn audit_checkpoint(&self, caller: &Staff, cut: bool) -> AppResult<Value> {
         ensure_auditor(caller)?;
         let latest = match self.store.latest_checkpoint().await? {
             Some(c) if !cut => c,
@@ -15,10 +15,10 @@ impl Service {
         }))
     }
 
-    pub async fn audit_entries(&self, caller: &Staff, start: u64, end: u64) -> ApiResult<Value> {
+    pub async fn audit_entries(&self, caller: &Staff, start: u64, end: u64) -> AppResult<Value> {
         ensure_auditor(caller)?;
         if end < start || end - start > 1000 {
-            return Err(ApiError::invalid(
+            return Err(AppError::invalid(
                 "need start <= end and at most 1000 entries per call",
             ));
         }
@@ -32,7 +32,7 @@ impl Service {
         }))
     }
 
-    pub async fn audit_inclusion(&self, caller: &Staff, index: u64, size: u64) -> ApiResult<Value> {
+    pub async fn audit_inclusion(&self, caller: &Staff, index: u64, size: u64) -> AppResult<Value> {
         ensure_auditor(caller)?;
         let (proof, root) = self.audit.inclusion(index, size).await.map_err(log_error)?;
         let leaf = self.store.audit_entries(index, index + 1).await?;
@@ -43,7 +43,7 @@ impl Service {
         }))
     }
 
-    pub async fn audit_consistency(&self, caller: &Staff, from: u64, to: u64) -> ApiResult<Value> {
+    pub async fn audit_consistency(&self, caller: &Staff, from: u64, to: u64) -> AppResult<Value> {
         ensure_auditor(caller)?;
         let (proof, old_root, new_root) =
             self.audit.consistency(from, to).await.map_err(log_error)?;

@@ -4,19 +4,19 @@ use super::*;
 
 impl Service {
     /// Resolves a bearer token to its staff member.
-    pub async fn authenticate(&self, token: &str) -> ApiResult<Staff> {
+    pub async fn authenticate(&self, token: &str) -> AppResult<Staff> {
         if token.is_empty() || token.len() > 256 {
-            return Err(ApiError::unauthenticated());
+            return Err(AppError::unauthenticated());
         }
         self.store
             .staff_for_token(&secrets::token_hash(token), self.now())
             .await?
-            .ok_or_else(ApiError::unauthenticated)
+            .ok_or_else(AppError::unauthenticated)
     }
 
     /// A console session token: like an API token, but it expires after `hours` and is revoked
     /// at sign-out.
-    pub async fn create_session_token(&self, staff_name: &str, hours: i64) -> ApiResult<String> {
+    pub async fn create_session_token(&self, staff_name: &str, hours: i64) -> AppResult<String> {
         let token = self.create_token(staff_name, "console").await?;
         self.store
             .expire_token_at(
@@ -28,12 +28,12 @@ impl Service {
     }
 
     /// Revokes every token of a staff member (offboarding, a lost laptop), audited.
-    pub async fn revoke_staff_tokens(&self, staff_name: &str, by: &Actor) -> ApiResult<u64> {
+    pub async fn revoke_staff_tokens(&self, staff_name: &str, by: &Actor) -> AppResult<u64> {
         let staff = self
             .store
             .staff_by_name(staff_name)
             .await?
-            .ok_or_else(|| ApiError::not_found("staff member"))?;
+            .ok_or_else(|| AppError::not_found("staff member"))?;
         let now = self.now();
         let revoked = self.store.revoke_staff_tokens(&staff.id, now).await?;
         self.store
@@ -51,7 +51,7 @@ impl Service {
     }
 
     /// Revokes the token presented (console sign-out); an unknown token changes nothing.
-    pub async fn revoke_token(&self, token: &str) -> ApiResult<()> {
+    pub async fn revoke_token(&self, token: &str) -> AppResult<()> {
         if token.is_empty() || token.len() > 256 {
             return Ok(());
         }
@@ -63,7 +63,7 @@ impl Service {
 
     /// Makes a new API token for a staff member that expires after the configured
     /// `api_token_days`; only its hash is stored.
-    pub async fn create_token(&self, staff_name: &str, label: &str) -> ApiResult<String> {
+    pub async fn create_token(&self, staff_name: &str, label: &str) -> AppResult<String> {
         self.create_token_for_days(staff_name, label, self.config.api_token_days)
             .await
     }
@@ -75,14 +75,14 @@ impl Service {
         staff_name: &str,
         label: &str,
         days: i64,
-    ) -> ApiResult<String> {
+    ) -> AppResult<String> {
         if !(1..=366).contains(&days) {
-            return Err(ApiError::invalid(
+            return Err(AppError::invalid(
                 "a token lives between 1 and 366 days; rotate it instead of keeping it",
             ));
         }
         if label.is_empty() || label.len() > 64 || label.chars().any(char::is_control) {
-            return Err(ApiError::invalid(
+            return Err(AppError::invalid(
                 "the label must be 1 to 64 printable characters",
             ));
         }
@@ -90,7 +90,7 @@ impl Service {
             .store
             .staff_by_name(staff_name)
             .await?
-            .ok_or_else(|| ApiError::not_found("staff member"))?;
+            .ok_or_else(|| AppError::not_found("staff member"))?;
         let token = secrets::random_token();
         let hash = secrets::token_hash(&token);
         let now = self.now();
@@ -118,13 +118,13 @@ impl Service {
 
     /// Every token issued, with its state at `now`; a token is named by the first 12 hex digits
     /// of its hash, which cannot be turned back into the token.
-    pub async fn list_tokens(&self, staff_name: Option<&str>) -> ApiResult<Vec<Value>> {
+    pub async fn list_tokens(&self, staff_name: Option<&str>) -> AppResult<Vec<Value>> {
         let staff = match staff_name {
             Some(name) => Some(
                 self.store
                     .staff_by_name(name)
                     .await?
-                    .ok_or_else(|| ApiError::not_found("staff member"))?,
+                    .ok_or_else(|| AppError::not_found("staff member"))?,
             ),
             None => None,
         };
@@ -154,9 +154,9 @@ impl Service {
     }
 
     /// Revokes the one token whose id (a prefix of its hash, at least 8 hex digits) matches.
-    pub async fn revoke_token_by_id(&self, id: &str, by: &Actor) -> ApiResult<()> {
+    pub async fn revoke_token_by_id(&self, id: &str, by: &Actor) -> AppResult<()> {
         if id.len() < 8 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(ApiError::invalid(
+            return Err(AppError::invalid(
                 "a token id is at least 8 hex digits, as `admin token list` prints it",
             ));
         }
@@ -170,9 +170,9 @@ impl Service {
             .collect();
         let token = match matches.as_slice() {
             [one] => one,
-            [] => return Err(ApiError::not_found("token")),
+            [] => return Err(AppError::not_found("token")),
             _ => {
-                return Err(ApiError::invalid(
+                return Err(AppError::invalid(
                     "that id matches several tokens; give more digits",
                 ));
             }

@@ -12,12 +12,10 @@ impl Service {
         case_id: &str,
         decision: Decision,
         reason: &str,
-    ) -> ApiResult<CaseView> {
+    ) -> AppResult<CaseView> {
         let reason = checked_reason(reason)?;
         let stored = self.load_case(case_id).await?;
-        let subject = self
-            .subject_or(&stored.case.subject_id, StatusCode::NOT_FOUND, "not_found")
-            .await?;
+        let subject = self.required_subject(&stored.case.subject_id).await?;
         let role = match caller.role {
             Role::Supervisor => ApproverRole::Supervisor,
             Role::SecurityOfficer => ApproverRole::SecurityOfficer,
@@ -29,7 +27,7 @@ impl Service {
                 ApproverRole::Owner
             }
             _ => {
-                return Err(ApiError::forbidden(
+                return Err(AppError::forbidden(
                     "only supervisors, security officers and registered owners approve cases",
                 ));
             }
@@ -89,17 +87,15 @@ impl Service {
         caller: &Staff,
         case_id: &str,
         reason: &str,
-    ) -> ApiResult<CaseView> {
+    ) -> AppResult<CaseView> {
         if caller.role != Role::SecurityOfficer {
-            return Err(ApiError::forbidden(
+            return Err(AppError::forbidden(
                 "only a security officer opens break-glass",
             ));
         }
         let reason = checked_reason(reason)?;
         let stored = self.load_case(case_id).await?;
-        let subject = self
-            .subject_or(&stored.case.subject_id, StatusCode::NOT_FOUND, "not_found")
-            .await?;
+        let subject = self.required_subject(&stored.case.subject_id).await?;
         let mut case = stored.case.clone();
         let now = self.now();
         let resolved = self.bundle().playbooks().resolve(
@@ -185,7 +181,7 @@ impl Service {
         stored: &Case,
         role: ApproverRole,
         subject: &Subject,
-    ) -> ApiResult<PolicyPin> {
+    ) -> AppResult<PolicyPin> {
         let policy = self
             .decide_on_case(Stage::Approve, caller, case, subject)
             .await?;
@@ -207,7 +203,7 @@ impl Service {
         role: ApproverRole,
         reason: &str,
         pin: Option<&PolicyPin>,
-    ) -> ApiResult<()> {
+    ) -> AppResult<()> {
         let entry = self.entry(
             &actor(caller),
             Some(&case.id),
@@ -231,9 +227,9 @@ impl Service {
     }
 
     /// Break-glass cases, newest first, for security officers and auditors.
-    pub async fn break_glass_report(&self, caller: &Staff) -> ApiResult<Vec<CaseSummary>> {
+    pub async fn break_glass_report(&self, caller: &Staff) -> AppResult<Vec<CaseSummary>> {
         if !matches!(caller.role, Role::SecurityOfficer | Role::Auditor) {
-            return Err(ApiError::forbidden(
+            return Err(AppError::forbidden(
                 "only security officers and auditors read this report",
             ));
         }
@@ -252,12 +248,12 @@ impl Service {
     }
 
     /// Live cases waiting for an approval the caller's role can give.
-    pub async fn pending_approvals(&self, caller: &Staff) -> ApiResult<Vec<CaseSummary>> {
+    pub async fn pending_approvals(&self, caller: &Staff) -> AppResult<Vec<CaseSummary>> {
         let role = match caller.role {
             Role::Supervisor => ApproverRole::Supervisor,
             Role::SecurityOfficer => ApproverRole::SecurityOfficer,
             _ => {
-                return Err(ApiError::forbidden(
+                return Err(AppError::forbidden(
                     "only supervisors and security officers have an approval queue",
                 ));
             }

@@ -14,7 +14,6 @@
 //! MFA reset or factor re-bind removes them and issues the temporary access pass as the
 //! built-in path does.
 
-use axum::http::StatusCode;
 use chrono::{DateTime, Duration, Utc};
 use deskgate_connectors::{Connector, ConnectorError, GeneratedSecret};
 use deskgate_core::{Action, Case, Contact, ContactKind, PolicyPin, Staff, Subject, SubjectStatus};
@@ -23,12 +22,12 @@ use serde_json::{Value, json};
 
 use crate::delivery::{Message, Secret};
 use crate::directory;
-use crate::error::ApiError;
+use crate::error::AppError;
 use crate::secrets;
 use crate::service::{SECRET_PICKUP, Service, actor};
 use crate::views::ExecutionView;
 
-type ApiResult<T> = Result<T, ApiError>;
+type AppResult<T> = Result<T, AppError>;
 
 /// What the action needs, settled before the grant is consumed so that a case that cannot be
 /// carried out is refused with its grant intact.
@@ -54,16 +53,12 @@ struct Performed {
     details: Value,
 }
 
-fn refused(message: impl Into<String>) -> ApiError {
-    ApiError::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "execution_refused",
-        message,
-    )
+fn refused(message: impl Into<String>) -> AppError {
+    AppError::invalid_as("execution_refused", message)
 }
 
-fn server_error(code: &'static str, message: &str) -> ApiError {
-    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, code, message)
+fn server_error(code: &'static str, message: &str) -> AppError {
+    AppError::internal(code, message)
 }
 
 impl Service {
@@ -78,7 +73,7 @@ impl Service {
         subject: Subject,
         pin: PolicyPin,
         now: DateTime<Utc>,
-    ) -> ApiResult<ExecutionView> {
+    ) -> AppResult<ExecutionView> {
         let plan = self.plan(&stored.case, &subject, now).await?;
         let who = actor(caller);
         let mut case = stored.case.clone();
@@ -165,7 +160,7 @@ impl Service {
     }
 
     /// Checks that the action can be carried out and gathers what it needs.
-    async fn plan(&self, case: &Case, subject: &Subject, now: DateTime<Utc>) -> ApiResult<Plan> {
+    async fn plan(&self, case: &Case, subject: &Subject, now: DateTime<Utc>) -> AppResult<Plan> {
         let freshness = case.requirements.freshness();
         Ok(match case.action {
             Action::PasswordReset => {
@@ -223,7 +218,7 @@ impl Service {
         version: i64,
         error: &ConnectorError,
         now: DateTime<Utc>,
-    ) -> ApiError {
+    ) -> AppError {
         let reason = format!("the {} connector failed: {error}", connector.name());
         tracing::warn!(case = %case.id, action = %case.action, error = %error, "execution failed");
         if let Err(e) = case.fail_execution(reason.clone(), now) {
@@ -254,8 +249,7 @@ impl Service {
             tracing::error!(case = %case.id, error = %e, "the failed execution could not be recorded");
             return e.into();
         }
-        ApiError::new(
-            StatusCode::BAD_GATEWAY,
+        AppError::upstream_failed(
             "execution_failed",
             format!(
                 "{reason}. The grant is spent and the case is failed; open a new case to try again."
@@ -277,7 +271,7 @@ impl Service {
         plan: Plan,
         performed: Performed,
         outcome: Outcome,
-    ) -> ApiResult<ExecutionView> {
+    ) -> AppResult<ExecutionView> {
         let now = outcome.now;
         let mut next = subject.clone();
         let mut credentials: Vec<Credential> = Vec::new();
@@ -379,7 +373,7 @@ impl Service {
         owner: &Subject,
         secret: &str,
         now: DateTime<Utc>,
-    ) -> ApiResult<(Credential, LinkToken, Message)> {
+    ) -> AppResult<(Credential, LinkToken, Message)> {
         let token = secrets::random_token();
         let expires_at = now + Duration::minutes(15);
         let sealed = self

@@ -9,7 +9,6 @@
 //! as a credential of kind `passkey_ceremony/<purpose>`: bound to the hash of a random token (or
 //! of the link that started it), short-lived, and consumed once by a conditional update.
 
-use axum::http::StatusCode;
 use chrono::{DateTime, Duration, Utc};
 use deskgate_core::{
     Authenticator, AuthenticatorKind, ContactKind, Method, Staff, Subject, Verification,
@@ -25,12 +24,12 @@ use webauthn_rs::prelude::{
 };
 
 use crate::delivery::{Message, Secret};
-use crate::error::ApiError;
+use crate::error::AppError;
 use crate::secrets;
 use crate::service::Service;
 use crate::views::CaseView;
 
-type ApiResult<T> = Result<T, ApiError>;
+type AppResult<T> = Result<T, AppError>;
 
 /// The credential kind holding a subject's enrolled passkeys (public keys and counters).
 pub const SUBJECT_PASSKEYS: &str = "passkeys";
@@ -121,33 +120,24 @@ pub struct PasskeyCheck {
     pub consume: (String, String, DateTime<Utc>),
 }
 
-fn unavailable(why: impl Into<String>) -> ApiError {
-    ApiError::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "passkeys_unavailable",
-        why.into(),
-    )
+fn unavailable(why: impl Into<String>) -> AppError {
+    AppError::invalid_as("passkeys_unavailable", why.into())
 }
 
-fn no_challenge() -> ApiError {
-    ApiError::new(
-        StatusCode::CONFLICT,
+fn no_challenge() -> AppError {
+    AppError::conflict(
         "no_challenge",
         "no passkey challenge is pending for this request, or it expired; start again",
     )
 }
 
-fn corrupt() -> ApiError {
-    ApiError::new(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "corrupt_credential",
-        "stored passkeys are unreadable",
-    )
+fn corrupt() -> AppError {
+    AppError::internal("corrupt_credential", "stored passkeys are unreadable")
 }
 
 /// The relying party for `public_url`: its host is the RP id, its origin the only origin. An IP
 /// address is no RP id (browsers refuse it), so such a deployment has no passkeys.
-pub fn relying_party(public_url: &str) -> ApiResult<Webauthn> {
+pub fn relying_party(public_url: &str) -> AppResult<Webauthn> {
     let url = Url::parse(public_url.trim_end_matches('/'))
         .map_err(|_| unavailable("public_url is not a URL; passkeys need it"))?;
     let origin = Url::parse(&url.origin().ascii_serialization())
@@ -180,12 +170,12 @@ fn ct_eq(a: &str, b: &str) -> bool {
 }
 
 impl Service {
-    pub(crate) fn webauthn(&self) -> ApiResult<Webauthn> {
+    pub(crate) fn webauthn(&self) -> AppResult<Webauthn> {
         relying_party(&self.config.public_url)
     }
 
     /// Stored passkeys of `kind` under `owner` (a subject id).
-    pub async fn stored_passkeys(&self, owner: &str, kind: &str) -> ApiResult<Vec<StoredPasskey>> {
+    pub async fn stored_passkeys(&self, owner: &str, kind: &str) -> AppResult<Vec<StoredPasskey>> {
         match self.store.credential(owner, kind).await? {
             Some(c) if !c.hash.is_empty() => serde_json::from_str(&c.hash).map_err(|_| corrupt()),
             _ => Ok(Vec::new()),
@@ -197,7 +187,7 @@ impl Service {
         kind: &str,
         list: &[StoredPasskey],
         now: DateTime<Utc>,
-    ) -> ApiResult<Credential> {
+    ) -> AppResult<Credential> {
         Ok(Credential {
             subject_id: owner.to_owned(),
             kind: kind.to_owned(),
@@ -210,7 +200,7 @@ impl Service {
 
     /// The subject's passkeys that still count: those whose authenticator entry the directory
     /// still lists (an MFA reset removes the entries, and with them the passkeys).
-    pub async fn usable_passkeys(&self, subject: &Subject) -> ApiResult<Vec<StoredPasskey>> {
+    pub async fn usable_passkeys(&self, subject: &Subject) -> AppResult<Vec<StoredPasskey>> {
         let listed: Vec<&str> = subject
             .authenticators
             .iter()
@@ -235,7 +225,7 @@ impl Service {
         purpose: PasskeyPurpose,
         ceremony: &Ceremony,
         expires_at: DateTime<Utc>,
-    ) -> ApiResult<Credential> {
+    ) -> AppResult<Credential> {
         Ok(Credential {
             subject_id: owner.to_owned(),
             kind: purpose.kind(),
@@ -252,7 +242,7 @@ impl Service {
         owner: &str,
         purpose: PasskeyPurpose,
         token_hash: &str,
-    ) -> ApiResult<Ceremony> {
+    ) -> AppResult<Ceremony> {
         let now = self.now();
         let stored = self
             .store
@@ -278,7 +268,7 @@ impl Service {
         purpose: PasskeyPurpose,
         binding: &str,
         not_after: Option<DateTime<Utc>>,
-    ) -> ApiResult<Value> {
+    ) -> AppResult<Value> {
         let webauthn = self.webauthn()?;
         let keys: Vec<Passkey> = match purpose.store_kind() {
             SUBJECT_PASSKEYS => {
@@ -286,7 +276,7 @@ impl Service {
                     .store
                     .subject(owner)
                     .await?
-                    .ok_or_else(|| ApiError::not_found("subject"))?;
+                    .ok_or_else(|| AppError::not_found("subject"))?;
                 self.usable_passkeys(&subject).await?
             }
             kind => self.stored_passkeys(owner, kind).await?,
@@ -295,11 +285,7 @@ impl Service {
         .map(|p| p.passkey)
         .collect();
         if keys.is_empty() {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "no_passkey",
-                "no passkey is enrolled",
-            ));
+            return Err(AppError::invalid_as("no_passkey", "no passkey is enrolled"));
         }
         let (options, state) = webauthn
             .start_passkey_authentication(&keys)
@@ -335,7 +321,7 @@ impl Service {
         purpose: PasskeyPurpose,
         binding: &str,
         assertion: &Value,
-    ) -> ApiResult<PasskeyCheck> {
+    ) -> AppResult<PasskeyCheck> {
         let ceremony = self.pending_ceremony(owner, purpose, binding).await?;
         let consume = (owner.to_owned(), purpose.kind(), self.now());
         let state: PasskeyAuthentication =
@@ -358,7 +344,7 @@ impl Service {
         purpose: PasskeyPurpose,
         state: &PasskeyAuthentication,
         assertion: &Value,
-    ) -> ApiResult<(Result<String, String>, Vec<Credential>)> {
+    ) -> AppResult<(Result<String, String>, Vec<Credential>)> {
         let webauthn = self.webauthn()?;
         let now = self.now();
         let fail = |why: &str| (Err(why.to_owned()), Vec::new());
@@ -410,7 +396,7 @@ impl Service {
         display_name: &str,
         purpose: PasskeyPurpose,
         pass_hash: Option<String>,
-    ) -> ApiResult<Value> {
+    ) -> AppResult<Value> {
         let webauthn = self.webauthn()?;
         let existing = self.stored_passkeys(owner, purpose.store_kind()).await?;
         let exclude = existing
@@ -455,7 +441,7 @@ impl Service {
         purpose: PasskeyPurpose,
         ceremony_token: &str,
         credential: &Value,
-    ) -> ApiResult<(Passkey, Ceremony)> {
+    ) -> AppResult<(Passkey, Ceremony)> {
         let webauthn = self.webauthn()?;
         if ceremony_token.is_empty() || ceremony_token.len() > 128 {
             return Err(no_challenge());
@@ -464,15 +450,14 @@ impl Service {
             .pending_ceremony(owner, purpose, &secrets::token_hash(ceremony_token))
             .await?;
         let credential: RegisterPublicKeyCredential = serde_json::from_value(credential.clone())
-            .map_err(|_| ApiError::invalid("credential is not a WebAuthn registration"))?;
+            .map_err(|_| AppError::invalid("credential is not a WebAuthn registration"))?;
         let state: PasskeyRegistration =
             serde_json::from_value(ceremony.state.clone()).map_err(|_| corrupt())?;
         let passkey = webauthn
             .finish_passkey_registration(&credential, &state)
             .map_err(|e| {
                 tracing::info!(error = %e, "passkey registration refused");
-                ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
+                AppError::invalid_as(
                     "registration_refused",
                     "the passkey registration did not verify",
                 )
@@ -491,22 +476,19 @@ impl Service {
         stored: StoredCase,
         subject: Subject,
         vid: String,
-    ) -> ApiResult<(String, CaseView)> {
+    ) -> AppResult<(String, CaseView)> {
         let now = self.now();
         let mut case = stored.case.clone();
         self.webauthn()?;
         if self.usable_passkeys(&subject).await?.is_empty() {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
+            return Err(AppError::invalid_as(
                 "no_passkey",
                 "the subject has no enrolled passkey",
             ));
         }
         let fresh = case.requirements.freshness();
         let email = subject.trusted_contact(ContactKind::Email, fresh, now).ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "contact_not_trusted",
+            AppError::invalid_as("contact_not_trusted",
                 "the email of record is missing, unverified or recently changed; it cannot carry a passkey link",
             )
         })?;
@@ -581,35 +563,35 @@ impl Service {
     }
 
     /// The live passkey link behind `token`.
-    async fn passkey_link(&self, token: &str) -> ApiResult<LinkToken> {
+    async fn passkey_link(&self, token: &str) -> AppResult<LinkToken> {
         let link = self.live_link(token).await?;
         if link.kind != LINK_KIND {
-            return Err(ApiError::not_found("link"));
+            return Err(AppError::not_found("link"));
         }
         let subject = self
             .store
             .subject(&link.respondent)
             .await?
-            .ok_or_else(|| ApiError::not_found("subject"))?;
+            .ok_or_else(|| AppError::not_found("subject"))?;
         crate::service::ensure_not_on_hold(&subject, false)?;
         Ok(link)
     }
 
     /// What the page behind a passkey link shows: who is asked, about which case, until when.
-    pub async fn passkey_link_view(&self, token: &str) -> ApiResult<Value> {
+    pub async fn passkey_link_view(&self, token: &str) -> AppResult<Value> {
         let link = self.passkey_link(token).await?;
         let subject = self
             .store
             .subject(&link.respondent)
             .await?
-            .ok_or_else(|| ApiError::not_found("subject"))?;
+            .ok_or_else(|| AppError::not_found("subject"))?;
         Ok(json!({
             "case_id": link.case_id, "name": subject.display_name, "expires_at": link.expires_at,
         }))
     }
 
     /// The challenge for the page behind a passkey link, bound to the link.
-    pub async fn passkey_link_options(&self, token: &str) -> ApiResult<Value> {
+    pub async fn passkey_link_options(&self, token: &str) -> AppResult<Value> {
         let link = self.passkey_link(token).await?;
         let stored = self.load_case(&link.case_id).await?;
         let pending = stored
@@ -617,8 +599,7 @@ impl Service {
             .verification(&link.verification_id)
             .is_some_and(|v| v.state == VerificationState::Pending && !v.is_expired(self.now()));
         if !pending {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
+            return Err(AppError::conflict(
                 "verification_closed",
                 "this verification is no longer pending",
             ));
@@ -634,7 +615,7 @@ impl Service {
 
     /// The subject's browser answers the challenge. Success passes the verification (it counts
     /// `device_of_record`); any other answer fails it. The link works once either way.
-    pub async fn passkey_link_answer(&self, token: &str, assertion: &Value) -> ApiResult<Value> {
+    pub async fn passkey_link_answer(&self, token: &str, assertion: &Value) -> AppResult<Value> {
         let link = self.passkey_link(token).await?;
         let check = self
             .verify_passkey_assertion(
@@ -706,8 +687,7 @@ impl Service {
                 "passed": true, "case_id": case.id,
                 "message": "Thank you: your passkey confirmed it is you. Tell the help desk you are done.",
             })),
-            Err(why) => Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
+            Err(why) => Err(AppError::invalid_as(
                 "passkey_refused",
                 format!("the passkey was not accepted: {why}"),
             )),
@@ -717,14 +697,9 @@ impl Service {
     // --- enrolment with a temporary access pass ---------------------------------------------
 
     /// Checks a temporary access pass without spending it; answers the stored pass credential.
-    async fn live_pass(&self, subject_id: &str, pass: &str) -> ApiResult<Credential> {
-        let refused = || {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "pass_refused",
-                "the pass is wrong, used or expired",
-            )
-        };
+    async fn live_pass(&self, subject_id: &str, pass: &str) -> AppResult<Credential> {
+        let refused =
+            || AppError::unauthenticated_as("pass_refused", "the pass is wrong, used or expired");
         if subject_id.is_empty() || subject_id.len() > 128 || pass.is_empty() || pass.len() > 128 {
             return Err(refused());
         }
@@ -745,13 +720,13 @@ impl Service {
 
     /// Redeeming a temporary access pass starts a passkey registration; the pass is spent only
     /// when the registration completes ([`Self::finish_pass_passkey`]).
-    pub async fn redeem_pass_for_passkey(&self, subject_id: &str, pass: &str) -> ApiResult<Value> {
+    pub async fn redeem_pass_for_passkey(&self, subject_id: &str, pass: &str) -> AppResult<Value> {
         let credential = self.live_pass(subject_id, pass).await?;
         let subject = self
             .store
             .subject(subject_id)
             .await?
-            .ok_or_else(|| ApiError::not_found("subject"))?;
+            .ok_or_else(|| AppError::not_found("subject"))?;
         crate::service::ensure_not_on_hold(&subject, true)?;
         self.passkey_registration_options(
             &subject.id,
@@ -771,7 +746,7 @@ impl Service {
         subject_id: &str,
         ceremony_token: &str,
         credential: &Value,
-    ) -> ApiResult<Value> {
+    ) -> AppResult<Value> {
         if subject_id.is_empty() || subject_id.len() > 128 {
             return Err(no_challenge());
         }
@@ -784,13 +759,8 @@ impl Service {
             )
             .await?;
         let now = self.now();
-        let pass_spent = || {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "pass_refused",
-                "the pass is wrong, used or expired",
-            )
-        };
+        let pass_spent =
+            || AppError::unauthenticated_as("pass_refused", "the pass is wrong, used or expired");
         let pass = self
             .store
             .credential(subject_id, "temporary_access_pass")
@@ -808,13 +778,13 @@ impl Service {
             .store
             .subject(subject_id)
             .await?
-            .ok_or_else(|| ApiError::not_found("subject"))?;
+            .ok_or_else(|| AppError::not_found("subject"))?;
         crate::service::ensure_not_on_hold(&subject, true)?;
         let authenticator_id = format!("passkey-{}", &credential_id(&passkey)[..16]);
         let mut list = self.usable_passkeys(&subject).await?;
         list.retain(|p| p.passkey.cred_id() != passkey.cred_id());
         if list.len() >= MAX_PASSKEYS {
-            return Err(ApiError::invalid(format!(
+            return Err(AppError::invalid(format!(
                 "at most {MAX_PASSKEYS} passkeys per person"
             )));
         }

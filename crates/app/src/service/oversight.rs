@@ -58,12 +58,12 @@ pub struct RosterEntry {
 
 impl Service {
     /// The last two weeks of cases in numbers, for supervisors, security officers and auditors.
-    pub async fn dashboard_stats(&self, caller: &Staff) -> ApiResult<Stats> {
+    pub async fn dashboard_stats(&self, caller: &Staff) -> AppResult<Stats> {
         if !matches!(
             caller.role,
             Role::Supervisor | Role::SecurityOfficer | Role::Auditor
         ) {
-            return Err(ApiError::forbidden(
+            return Err(AppError::forbidden(
                 "the dashboard is for supervisors, security officers and auditors",
             ));
         }
@@ -80,9 +80,9 @@ impl Service {
 
     /// The security officer's page: escalated cases, the break-glass report and the subjects of
     /// recent cases on probation or flagged.
-    pub async fn security_overview(&self, caller: &Staff) -> ApiResult<SecurityOverview> {
+    pub async fn security_overview(&self, caller: &Staff) -> AppResult<SecurityOverview> {
         if caller.role != Role::SecurityOfficer {
-            return Err(ApiError::forbidden("this page is for security officers"));
+            return Err(AppError::forbidden("this page is for security officers"));
         }
         Ok(SecurityOverview {
             escalated: self
@@ -93,7 +93,7 @@ impl Service {
         })
     }
 
-    async fn watched_subjects(&self) -> ApiResult<Vec<WatchedSubject>> {
+    async fn watched_subjects(&self) -> AppResult<Vec<WatchedSubject>> {
         let mut ids = BTreeSet::new();
         for state in [Some(CaseState::Executed), None] {
             let cases = self
@@ -128,9 +128,9 @@ impl Service {
 
     /// The admin's page: the bundle in force with its own tests run now (they are small, and the
     /// answer must be about the bundle in force, not one loaded earlier), and the staff directory.
-    pub async fn admin_overview(&self, caller: &Staff) -> ApiResult<AdminOverview> {
+    pub async fn admin_overview(&self, caller: &Staff) -> AppResult<AdminOverview> {
         if caller.role != Role::Admin {
-            return Err(ApiError::forbidden("this page is for admins"));
+            return Err(AppError::forbidden("this page is for admins"));
         }
         let bundle = self.bundle();
         let tests = deskgate_policy::run_tests(&bundle);
@@ -143,7 +143,7 @@ impl Service {
 
     /// Names and roles to sign in as, for the demo sign-in page. Only the console calls this, and
     /// only when it was started with demo sign-in; nothing else about the staff is handed out.
-    pub async fn demo_roster(&self) -> ApiResult<Vec<RosterEntry>> {
+    pub async fn demo_roster(&self) -> AppResult<Vec<RosterEntry>> {
         Ok(self
             .store
             .list_staff()
@@ -162,10 +162,10 @@ impl Service {
         &self,
         caller: &Staff,
         id: &str,
-    ) -> ApiResult<Option<DateTime<Utc>>> {
+    ) -> AppResult<Option<DateTime<Utc>>> {
         let stored = self.load_case(id).await?;
         if !Self::can_view(caller, &stored.case) {
-            return Err(ApiError::forbidden("you may only see your own cases"));
+            return Err(AppError::forbidden("you may only see your own cases"));
         }
         Ok(stored.case.grant.and_then(|g| g.not_before))
     }

@@ -5,7 +5,7 @@ use super::*;
 
 impl Service {
     /// The subject's TOTP record, when an authenticator app is enrolled.
-    pub(super) async fn totp_record(&self, subject: &Subject) -> ApiResult<Option<TotpRecord>> {
+    pub(super) async fn totp_record(&self, subject: &Subject) -> AppResult<Option<TotpRecord>> {
         Ok(self.totp_stored(subject).await?.map(|(record, _)| record))
     }
 
@@ -14,7 +14,7 @@ impl Service {
     pub(super) async fn totp_stored(
         &self,
         subject: &Subject,
-    ) -> ApiResult<Option<(TotpRecord, String)>> {
+    ) -> AppResult<Option<(TotpRecord, String)>> {
         if !subject
             .authenticators
             .iter()
@@ -47,10 +47,9 @@ impl Service {
         &self,
         subject_id: &str,
         record: &TotpRecord,
-    ) -> ApiResult<crate::totp::TotpSecret> {
+    ) -> AppResult<crate::totp::TotpSecret> {
         let corrupt = || {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
+            AppError::internal(
                 "corrupt_credential",
                 "the stored authenticator seed cannot be read",
             )
@@ -64,19 +63,13 @@ impl Service {
 
     /// Enrols an authenticator app for the subject: the seed is sealed in the store and sent once
     /// (as an `otpauth://` URI) to the email of record, standing in for the enrolment QR code.
-    pub async fn enroll_totp(&self, subject_id: &str, by: &Actor) -> ApiResult<()> {
-        let mut subject = self
-            .subject_or(subject_id, StatusCode::NOT_FOUND, "not_found")
-            .await?;
+    pub async fn enroll_totp(&self, subject_id: &str, by: &Actor) -> AppResult<()> {
+        let mut subject = self.required_subject(subject_id).await?;
         let email = subject
             .contact(ContactKind::Email)
             .cloned()
             .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "no_contact_of_record",
-                    "the subject has no email of record",
-                )
+                AppError::invalid_as("no_contact_of_record", "the subject has no email of record")
             })?;
         let now = self.now();
         let (uri, sealed) = self.bind_new_app(&mut subject, now)?;
@@ -94,8 +87,7 @@ impl Service {
             })
             .await
             .map_err(|_| {
-                ApiError::new(
-                    StatusCode::BAD_GATEWAY,
+                AppError::upstream_failed(
                     "delivery_failed",
                     "the enrolment could not be delivered; nothing was changed",
                 )
@@ -129,28 +121,17 @@ impl Service {
         &self,
         subject: &mut Subject,
         now: DateTime<Utc>,
-    ) -> ApiResult<(String, String)> {
+    ) -> AppResult<(String, String)> {
         let secret = crate::totp::generate_secret();
-        let uri = crate::totp::provisioning_uri(&secret, &subject.id, "Deskgate").map_err(|e| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_request",
-                e.to_string(),
-            )
-        })?;
+        let uri = crate::totp::provisioning_uri(&secret, &subject.id, "Deskgate")
+            .map_err(|e| AppError::invalid_as("invalid_request", e.to_string()))?;
         let sealed = self
             .sealer
             .seal(
                 &format!("{}/{TOTP}", subject.id),
                 &crate::totp::secret_bytes(&secret),
             )
-            .map_err(|_| {
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "seal_failed",
-                    "sealing failed",
-                )
-            })?;
+            .map_err(|_| AppError::internal("seal_failed", "sealing failed"))?;
         subject
             .authenticators
             .retain(|a| a.kind != AuthenticatorKind::Totp);
@@ -164,41 +145,31 @@ impl Service {
     }
 
     /// The code the subject's enrolled authenticator app shows now (the demo's stand-in device).
-    pub async fn current_totp(&self, subject_id: &str) -> ApiResult<String> {
-        let subject = self
-            .subject_or(subject_id, StatusCode::NOT_FOUND, "not_found")
-            .await?;
+    pub async fn current_totp(&self, subject_id: &str) -> AppResult<String> {
+        let subject = self.required_subject(subject_id).await?;
         let record = self
             .totp_record(&subject)
             .await?
-            .ok_or_else(|| ApiError::not_found("enrolled authenticator app"))?;
+            .ok_or_else(|| AppError::not_found("enrolled authenticator app"))?;
         let secret = self.totp_secret(&subject.id, &record)?;
         let now = u64::try_from(self.now().timestamp()).unwrap_or(0);
-        crate::totp::code_at(&secret, now).map_err(|e| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "totp_failed",
-                e.to_string(),
-            )
-        })
+        crate::totp::code_at(&secret, now)
+            .map_err(|e| AppError::internal("totp_failed", e.to_string()))
     }
 
     /// Hashes of the subject's unused recovery codes.
-    pub(super) async fn recovery_hashes(&self, subject_id: &str) -> ApiResult<Vec<String>> {
+    pub(super) async fn recovery_hashes(&self, subject_id: &str) -> AppResult<Vec<String>> {
         Ok(self.store.recovery_codes(subject_id).await?)
     }
 
     /// Issues ten new recovery codes (replacing any old ones), stores only their keyed hashes,
     /// and sends them to the subject's email of record, which is also the notice that they
     /// changed.
-    pub async fn issue_recovery_codes(&self, subject_id: &str, by: &Actor) -> ApiResult<usize> {
+    pub async fn issue_recovery_codes(&self, subject_id: &str, by: &Actor) -> AppResult<usize> {
         const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-        let subject = self
-            .subject_or(subject_id, StatusCode::NOT_FOUND, "not_found")
-            .await?;
+        let subject = self.required_subject(subject_id).await?;
         let email = subject.contact(ContactKind::Email).ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::invalid_as(
                 "no_contact_of_record",
                 "the subject has no email of record to receive recovery codes",
             )
@@ -239,8 +210,7 @@ impl Service {
             })
             .await
             .map_err(|_| {
-                ApiError::new(
-                    StatusCode::BAD_GATEWAY,
+                AppError::upstream_failed(
                     "delivery_failed",
                     "the recovery codes could not be delivered; nothing was changed",
                 )

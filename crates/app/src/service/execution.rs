@@ -6,7 +6,7 @@ use super::*;
 impl Service {
     /// Consumes the case's grant and performs the action through the configured connector
     /// (the built-in directory unless `connector` says otherwise).
-    pub async fn execute(&self, caller: &Staff, case_id: &str) -> ApiResult<ExecutionView> {
+    pub async fn execute(&self, caller: &Staff, case_id: &str) -> AppResult<ExecutionView> {
         let stored = self.load_case(case_id).await?;
         Self::ensure_can_work(caller, &stored.case)?;
         let stored = self.sync_before_execution(stored).await?;
@@ -38,9 +38,7 @@ impl Service {
             }
             Err(e) => return Err(e.into()),
         };
-        let subject = self
-            .subject_or(&case.subject_id, StatusCode::NOT_FOUND, "not_found")
-            .await?;
+        let subject = self.required_subject(&case.subject_id).await?;
         // Cedar is the final gate, asked with the evidence actually collected.
         let decision = self
             .decide_on_case(Stage::Execute, caller, &stored.case, &subject)
@@ -76,8 +74,7 @@ impl Service {
                 })
                 .await?;
             return Err(if escalate {
-                ApiError::new(
-                    StatusCode::CONFLICT,
+                AppError::conflict(
                     "escalated",
                     format!(
                         "the case was escalated to a security officer: {}",
@@ -108,13 +105,7 @@ impl Service {
         };
         let tap_ttl = Duration::minutes(case.requirements.tap_minutes);
         let mut execution = directory::execute(&case, &subject, owner.as_ref(), tap_ttl, now)
-            .map_err(|e| {
-                ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "execution_refused",
-                    e.to_string(),
-                )
-            })?;
+            .map_err(|e| AppError::invalid_as("execution_refused", e.to_string()))?;
         // Further high-risk changes escalate while the subject is on probation.
         execution.subject.probation_until =
             Some(now + Duration::hours(case.requirements.probation_hours));
@@ -198,7 +189,7 @@ impl Service {
         &self,
         case_id: &str,
         messages: impl Iterator<Item = &Message>,
-    ) -> ApiResult<usize> {
+    ) -> AppResult<usize> {
         let mut failures = Vec::new();
         for message in messages {
             if let Err(e) = self.delivery.send(message).await {
@@ -232,7 +223,7 @@ impl Service {
         stored: StoredCase,
         consumed_at: DateTime<Utc>,
         reason: &str,
-    ) -> ApiResult<CaseView> {
+    ) -> AppResult<CaseView> {
         let now = self.now();
         if now < consumed_at + Duration::minutes(ABANDON_IN_FLIGHT_MINUTES) {
             return Err(deskgate_core::CaseError::ExecutionInFlight.into());

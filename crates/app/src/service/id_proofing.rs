@@ -13,14 +13,12 @@ impl Service {
         stored: StoredCase,
         subject: Subject,
         vid: String,
-    ) -> ApiResult<(String, CaseView)> {
+    ) -> AppResult<(String, CaseView)> {
         let now = self.now();
         let mut case = stored.case.clone();
         let (vendor, vendor_config) =
             crate::idv_inquiry::creating_vendor(&self.config.idv.vendors).ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "method_not_available",
+                AppError::invalid_as("method_not_available",
                     "no identity-verification vendor is configured to create inquiries (api_url, api_key)",
                 )
             })?;
@@ -29,8 +27,7 @@ impl Service {
             &self.config.idv.match_fields,
         )
         .map_err(|e| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::invalid_as(
                 "no_identity_of_record",
                 format!("identity proofing cannot be bound to this subject: {e}"),
             )
@@ -39,8 +36,7 @@ impl Service {
         let email = subject
             .trusted_contact(ContactKind::Email, fresh, now)
             .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
+                AppError::invalid_as(
                     "contact_not_trusted",
                     "the email of record is missing, unverified or recently changed",
                 )
@@ -50,9 +46,7 @@ impl Service {
             .await
             .map_err(|e| {
                 tracing::warn!(vendor = vendor.as_str(), error = %e, "inquiry not created");
-                ApiError::new(
-                    StatusCode::BAD_GATEWAY,
-                    "idv_unavailable",
+                AppError::upstream_failed("idv_unavailable",
                     "the identity-verification vendor did not create the inquiry; nothing was recorded, try again",
                 )
             })?;
@@ -111,33 +105,25 @@ impl Service {
     pub async fn idv_webhook(
         &self,
         vendor: &str,
-        headers: &axum::http::HeaderMap,
+        headers: &http::HeaderMap,
         body: &[u8],
-    ) -> ApiResult<Value> {
+    ) -> AppResult<Value> {
         use crate::idv::{IdvError, IdvStatus, Vendor, WebhookVerifier};
-        let unknown = || ApiError::not_found("identity-verification vendor");
+        let unknown = || AppError::not_found("identity-verification vendor");
         let kind = Vendor::from_path_segment(vendor).map_err(|_| unknown())?;
         let secret = self.config.idv.vendors.get(vendor).ok_or_else(unknown)?;
         let verifier = WebhookVerifier::new(kind, &secret.secret).map_err(|_| {
             tracing::error!(vendor, "the configured webhook secret is malformed");
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "idv_misconfigured",
-                "the vendor is misconfigured",
-            )
+            AppError::unavailable("idv_misconfigured", "the vendor is misconfigured")
         })?;
         let now = self.now();
         let delivery = verifier.verify(headers, body, now).map_err(|e| match e {
-            IdvError::Stale { .. } | IdvError::FromTheFuture { .. } => ApiError::new(
-                StatusCode::BAD_REQUEST,
+            IdvError::Stale { .. } | IdvError::FromTheFuture { .. } => AppError::malformed(
                 "stale_delivery",
                 "the delivery's timestamp is outside the 5-minute window",
             ),
-            IdvError::MalformedBody(m) => {
-                ApiError::new(StatusCode::BAD_REQUEST, "malformed_body", m)
-            }
-            _ => ApiError::new(
-                StatusCode::UNAUTHORIZED,
+            IdvError::MalformedBody(m) => AppError::malformed("malformed_body", m),
+            _ => AppError::unauthenticated_as(
                 "bad_signature",
                 "the delivery is not signed by the configured vendor",
             ),
@@ -173,7 +159,7 @@ impl Service {
         let reference = result.reference_id.clone().unwrap_or_default();
         let (case_id, vid) = reference
             .split_once('/')
-            .ok_or_else(|| ApiError::not_found("verification for this inquiry"))?;
+            .ok_or_else(|| AppError::not_found("verification for this inquiry"))?;
         let stored = self.load_case(case_id).await?;
         let mut case = stored.case.clone();
         // The verification is bound to the inquiry Deskgate created: a result for any other
@@ -187,11 +173,9 @@ impl Service {
             {
                 v.respondent.clone()
             }
-            _ => return Err(ApiError::not_found("verification for this inquiry")),
+            _ => return Err(AppError::not_found("verification for this inquiry")),
         };
-        let subject = self
-            .subject_or(&respondent, StatusCode::NOT_FOUND, "not_found")
-            .await?;
+        let subject = self.required_subject(&respondent).await?;
         // Without an identity of record nothing can match: the result fails closed.
         let unmatched: Vec<&'static str> = match crate::idv::ExpectedIdentity::of(
             subject.identity.as_ref(),

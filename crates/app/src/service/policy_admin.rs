@@ -5,11 +5,11 @@ use super::*;
 impl Service {
     /// Reloads the policy bundle (admin API, or SIGHUP when `by` is `None`). A bundle that fails
     /// to load is refused with its file:line problems and the running one stays in force.
-    pub async fn reload_policy(&self, by: Option<&Staff>) -> ApiResult<Value> {
+    pub async fn reload_policy(&self, by: Option<&Staff>) -> AppResult<Value> {
         if let Some(staff) = by
             && staff.role != Role::Admin
         {
-            return Err(ApiError::forbidden("only admins reload the policy bundle"));
+            return Err(AppError::forbidden("only admins reload the policy bundle"));
         }
         let who = by.map(actor).unwrap_or_else(system_actor);
         let old = self.bundle().digest().to_owned();
@@ -29,8 +29,7 @@ impl Service {
                         ..Change::default()
                     })
                     .await?;
-                return Err(ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
+                return Err(AppError::invalid_as(
                     "policy_invalid",
                     format!("the bundle was refused; {old} stays in force: {problems}"),
                 ));
