@@ -5,7 +5,8 @@
 //! and refusals at open and at approval leave an audit entry naming why (finding 11).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use deskgate_testkit::on_both_backends;
+use deskgate_testkit::server as common;
 
 use chrono::Duration;
 use common::{Backend, TestServer};

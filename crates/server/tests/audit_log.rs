@@ -2,7 +2,8 @@
 //! checked with the audit crate's verifiers on both databases.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use deskgate_testkit::on_both_backends;
+use deskgate_testkit::server as common;
 
 use common::{Backend, TestServer};
 use deskgate_audit::{

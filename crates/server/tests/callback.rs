@@ -5,7 +5,8 @@
 //! number of record is masked in every view and audit entry.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use deskgate_testkit::on_both_backends;
+use deskgate_testkit::server as common;
 
 use std::sync::{Arc, Mutex};
 

@@ -5,9 +5,8 @@
 //! rewrite the documentation).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "support/browser.rs"]
-mod browser;
-mod common;
+use deskgate_testkit::chromedriver as browser;
+use deskgate_testkit::server as common;
 
 use browser::{Chromedriver, click, shoot, type_into, wait_text};
 use common::{Backend, TestServer};

@@ -2,7 +2,7 @@
 //! they show, and that their buttons do what the service does.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use deskgate_testkit::server as common;
 
 use common::{Backend, TestServer};
 use reqwest::StatusCode;

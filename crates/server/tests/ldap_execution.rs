@@ -4,7 +4,8 @@
 //! record for the subject's tier, status and contacts.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use deskgate_testkit::on_both_backends;
+use deskgate_testkit::server as common;
 
 use common::{Backend, TestServer};
 use deskgate_app::connector_setup::ConnectorKind;

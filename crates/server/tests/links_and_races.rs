@@ -3,7 +3,8 @@
 //! verifications per case, and link tokens kept out of URL paths after the first GET.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use deskgate_testkit::on_both_backends;
+use deskgate_testkit::server as common;
 
 use common::{Backend, TestServer};
 use deskgate_app::connector_setup::ConnectorKind;

@@ -3,9 +3,8 @@
 //! pages' vendored script runs under their strict CSP, exactly as a person's browser runs it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "support/browser.rs"]
-mod browser;
-mod common;
+use deskgate_testkit::chromedriver as browser;
+use deskgate_testkit::server as common;
 
 use std::sync::Arc;
 

@@ -2,7 +2,8 @@
 //! and that a failing audit append stops everything.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use deskgate_testkit::on_both_backends;
+use deskgate_testkit::server as common;
 
 use argon2::PasswordVerifier;
 use common::{Backend, TestServer};

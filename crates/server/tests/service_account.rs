@@ -3,7 +3,8 @@
 //! retrieval link; it never appears in the case, the audit log or any message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use deskgate_testkit::on_both_backends;
+use deskgate_testkit::server as common;
 
 use common::{Backend, TestServer};
 use reqwest::StatusCode;

@@ -4,7 +4,8 @@
 //! (codes, links, pushes) never exceed the per-contact limit.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use deskgate_testkit::on_both_backends;
+use deskgate_testkit::server as common;
 #[path = "support/idv_vendor.rs"]
 mod idv_vendor;
 

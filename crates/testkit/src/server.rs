@@ -1,12 +1,5 @@
 //! One helper for every integration test: a real Deskgate server on a random port, on SQLite or
 //! on a fresh PostgreSQL database, seeded with the demo organisation, talked to over HTTP.
-#![allow(
-    dead_code,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    unreachable_pub
-)]
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -30,11 +23,11 @@ macro_rules! on_both_backends {
         $(mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                super::$name($crate::common::Backend::Sqlite).await;
+                super::$name($crate::server::Backend::Sqlite).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                super::$name($crate::common::Backend::Postgres).await;
+                super::$name($crate::server::Backend::Postgres).await;
             }
         })+
     };
