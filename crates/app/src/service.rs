@@ -58,17 +58,17 @@ type AppResult<T> = Result<T, AppError>;
 
 pub struct Service {
     /// Seals secrets the server must read back (TOTP seeds).
-    pub sealer: secrets::Sealer,
+    pub(crate) sealer: secrets::Sealer,
     /// The policy bundle in force; replaced whole on reload.
-    pub policy: std::sync::RwLock<Arc<Bundle>>,
-    pub store: Arc<dyn Store>,
-    pub audit: Arc<crate::audit_log::AuditLog>,
-    pub config: Config,
-    pub clock: Clock,
-    pub codes: CodeHasher,
-    pub delivery: Arc<dyn Delivery>,
+    pub(crate) policy: std::sync::RwLock<Arc<Bundle>>,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) audit: Arc<crate::audit_log::AuditLog>,
+    pub(crate) config: Config,
+    pub(crate) clock: Clock,
+    pub(crate) codes: CodeHasher,
+    pub(crate) delivery: Arc<dyn Delivery>,
     /// The connector that performs granted actions; `None` is the built-in directory.
-    pub connector: Option<Arc<dyn deskgate_connectors::Connector>>,
+    pub(crate) connector: Option<Arc<dyn deskgate_connectors::Connector>>,
 }
 
 /// Fields of a new case, validated by [`Service::open_case`].
@@ -219,6 +219,50 @@ fn valid_email(value: &str) -> bool {
                 && !value.chars().any(|c| c.is_whitespace() || c.is_control())
         }
         None => false,
+    }
+}
+
+impl Service {
+    /// The store, for adapters that read what the use cases wrote (readiness, exports, tests).
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The configuration the service was built with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The service's clock.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// The audit log's verifier key, which auditors check signed checkpoints against.
+    pub fn audit_verifier_key(&self) -> &str {
+        self.audit.verifier_key()
+    }
+
+    /// Signs the current tree now (unless the latest checkpoint covers it), for an export.
+    ///
+    /// # Errors
+    /// The store cannot be read or the checkpoint cannot be saved.
+    pub async fn cut_checkpoint(
+        &self,
+    ) -> Result<deskgate_store::StoredCheckpoint, crate::audit_log::AuditLogError> {
+        self.audit.cut(self.now()).await
+    }
+
+    /// Signs a checkpoint of the audit log every `interval`, in the background.
+    pub fn spawn_checkpointer(&self, interval: std::time::Duration) {
+        self.audit
+            .clone()
+            .spawn_checkpointer(interval, self.clock.clone());
+    }
+
+    /// The single sign-on relying party, when `[oidc]` is configured.
+    pub fn sso(&self) -> Option<Arc<crate::sso::Sso>> {
+        crate::sso::Sso::from_config(&self.config, &self.sealer)
     }
 }
 

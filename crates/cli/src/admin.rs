@@ -112,7 +112,7 @@ async fn token(service: &Service, command: TokenCommand) -> Result<(), String> {
             label,
             expires_days,
         } => {
-            let days = expires_days.unwrap_or(service.config.api_token_days);
+            let days = expires_days.unwrap_or(service.config().api_token_days);
             let token = service
                 .create_token_for_days(&staff, &label, days)
                 .await
@@ -213,7 +213,7 @@ async fn add_staff(
     }
     if let Some(s) = &subject
         && service
-            .store
+            .store()
             .subject(s)
             .await
             .map_err(|e| e.to_string())?
@@ -222,7 +222,7 @@ async fn add_staff(
         return Err(format!("no subject {s} in the directory"));
     }
     service
-        .store
+        .store()
         .upsert_staff(&Staff {
             id,
             name: name.clone(),
@@ -246,7 +246,7 @@ async fn add_staff(
 
 async fn list_staff(service: &Service) -> Result<(), String> {
     let access: std::collections::HashMap<_, _> = service
-        .store
+        .store()
         .staff_access()
         .await
         .map_err(|e| e.to_string())?
@@ -254,7 +254,7 @@ async fn list_staff(service: &Service) -> Result<(), String> {
         .map(|(id, sso, disabled)| (id, (sso, disabled)))
         .collect();
     for s in service
-        .store
+        .store()
         .list_staff()
         .await
         .map_err(|e| e.to_string())?

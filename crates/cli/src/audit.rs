@@ -38,11 +38,7 @@ fn progress(len: u64) -> ProgressBar {
 /// Writes the log as of a freshly cut checkpoint into `out`.
 pub(crate) async fn export(service: &Service, out: &Path, ocsf: bool) -> Result<String, String> {
     std::fs::create_dir_all(out).map_err(|e| io_err(out, e))?;
-    let checkpoint = service
-        .audit
-        .cut(service.now())
-        .await
-        .map_err(|e| e.to_string())?;
+    let checkpoint = service.cut_checkpoint().await.map_err(|e| e.to_string())?;
     let target = out.join(if ocsf { OCSF } else { ENTRIES });
     let mut entries = BufWriter::new(File::create(&target).map_err(|e| io_err(&target, e))?);
     let leaves_path = out.join(LEAVES);
@@ -58,7 +54,7 @@ pub(crate) async fn export(service: &Service, out: &Path, ocsf: bool) -> Result<
     while start < checkpoint.size {
         let end = (start + PAGE).min(checkpoint.size);
         let page = service
-            .store
+            .store()
             .audit_entries(start, end)
             .await
             .map_err(|e| e.to_string())?;
@@ -87,7 +83,7 @@ pub(crate) async fn export(service: &Service, out: &Path, ocsf: bool) -> Result<
     let cp = out.join(CHECKPOINT);
     std::fs::write(&cp, &checkpoint.note).map_err(|e| io_err(&cp, e))?;
     let vk = out.join(VKEY);
-    std::fs::write(&vk, format!("{}\n", service.audit.verifier_key()))
+    std::fs::write(&vk, format!("{}\n", service.audit_verifier_key()))
         .map_err(|e| io_err(&vk, e))?;
     Ok(format!(
         "exported {written} {} of a log of {} entries to {} (checkpoint root {})",

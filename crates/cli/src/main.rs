@@ -205,7 +205,7 @@ async fn serve(config: Config) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-    tracing::info!(%listen, store = service.store.backend(), "deskgate listening");
+    tracing::info!(%listen, store = service.store().backend(), "deskgate listening");
     deskgate_server::serve(std::sync::Arc::new(service), listener, shutdown_signal())
         .await
         .map_err(|e| e.to_string())
@@ -240,7 +240,7 @@ async fn demo(listen: SocketAddr, data: PathBuf, database: Option<String>) -> Re
     let outbox = data.join("outbox.jsonl");
     let info = serde_json::json!({
         "base_url": config.public_url,
-        "database": service.store.backend(),
+        "database": service.store().backend(),
         "outbox": outbox,
         "staff": staff,
     });
@@ -318,7 +318,7 @@ async fn policy_command(command: PolicyCommand) -> Result<(), String> {
                 .await
                 .map_err(|e| e.to_string())?;
             let found = service
-                .store
+                .store()
                 .subject(&subject)
                 .await
                 .map_err(|e| e.to_string())?
@@ -355,7 +355,7 @@ async fn audit_command(config: Option<PathBuf>, command: AuditCommand) -> Result
         .await
         .map_err(|e| e.to_string())?;
     match command {
-        AuditCommand::Key => println!("{}", service.audit.verifier_key()),
+        AuditCommand::Key => println!("{}", service.audit_verifier_key()),
         AuditCommand::Export { out, format } => {
             let ocsf = match format.as_str() {
                 "log" => false,

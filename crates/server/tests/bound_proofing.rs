@@ -61,10 +61,10 @@ async fn case_of(s: &TestServer, id: &str) -> Value {
 }
 
 async fn set_identity(s: &TestServer, subject: &str, identity: Option<IdentityOfRecord>) {
-    let mut record = s.service.store.subject(subject).await.unwrap().unwrap();
+    let mut record = s.service.store().subject(subject).await.unwrap().unwrap();
     record.identity = identity;
     s.service
-        .store
+        .store()
         .commit(Change {
             subjects: vec![record],
             ..Change::default()

@@ -85,7 +85,7 @@ async fn console_home(b: &mut Browser, base: &str) -> Page {
 
 /// Audit entries of `event` appended after index `from`.
 async fn entries(s: &TestServer, from: u64, event: &str) -> Vec<Value> {
-    let store = &s.service.store;
+    let store = &s.service.store();
     let size = store.audit_size().await.unwrap();
     store
         .audit_entries(from, size)
@@ -175,7 +175,7 @@ async fn staff_signs_in_through_the_provider_and_gets_a_console_session(backend:
     let sealed = b.cookie(&deskgate, "deskgate_oidc").unwrap();
     assert!(!sealed.contains(&state), "{sealed}");
 
-    let from = s.service.store.audit_size().await.unwrap();
+    let from = s.service.store().audit_size().await.unwrap();
     let callback = b.continue_at_provider(start, &s.base, "sam").await;
     assert_eq!(query(&callback, "state"), Some(state.clone()));
     let done = b.get(callback.as_str()).await;
@@ -214,8 +214,8 @@ async fn staff_signs_in_through_the_provider_and_gets_a_console_session(backend:
     assert_eq!(signed[0]["details"]["issuer"], provider.issuer);
     // Neither the code nor the state ever reaches the audit log.
     let code = query(&callback, "code").unwrap();
-    let size = s.service.store.audit_size().await.unwrap();
-    for r in s.service.store.audit_entries(0, size).await.unwrap() {
+    let size = s.service.store().audit_size().await.unwrap();
+    for r in s.service.store().audit_entries(0, size).await.unwrap() {
         assert!(
             !r.body.contains(&code) && !r.body.contains(&state),
             "{}",
@@ -241,7 +241,7 @@ async fn an_identity_no_staff_member_has_is_refused_without_a_session(backend: B
         .await
         .unwrap();
     let mut b = Browser::new();
-    let from = s.service.store.audit_size().await.unwrap();
+    let from = s.service.store().audit_size().await.unwrap();
     let callback = b.through_provider(&s.base, "mallory").await;
     let page = b.get(callback.as_str()).await;
     assert_eq!(page.status, StatusCode::FORBIDDEN);
@@ -278,7 +278,7 @@ async fn a_tampered_or_replayed_state_is_refused(backend: Backend) {
     let mut forged = state.clone();
     let last = forged.pop().unwrap();
     forged.push(if last == 'A' { 'B' } else { 'A' });
-    let from = s.service.store.audit_size().await.unwrap();
+    let from = s.service.store().audit_size().await.unwrap();
     let page = b
         .get(with_query(&callback, "state", &forged).as_str())
         .await;
@@ -294,7 +294,7 @@ async fn a_tampered_or_replayed_state_is_refused(backend: Backend) {
 
     // Another browser (no attempt cookie) cannot use this browser's response: login CSRF.
     let mut other = Browser::new();
-    let from = s.service.store.audit_size().await.unwrap();
+    let from = s.service.store().audit_size().await.unwrap();
     let page = other.get(callback.as_str()).await;
     assert_eq!(page.status, StatusCode::BAD_REQUEST);
     assert_refused(
@@ -315,7 +315,7 @@ async fn a_tampered_or_replayed_state_is_refused(backend: Backend) {
     assert!(session_cookie(&done).is_some(), "{}", done.body);
     let mut replayer = Browser::new();
     replayer.set_cookie(&deskgate, "deskgate_oidc", &sealed);
-    let from = s.service.store.audit_size().await.unwrap();
+    let from = s.service.store().audit_size().await.unwrap();
     let page = replayer.get(callback.as_str()).await;
     assert_eq!(page.status, StatusCode::BAD_REQUEST);
     assert_refused(&s, from, &page, "state_unknown", "already used").await;
@@ -344,7 +344,7 @@ async fn a_disabled_staff_member_is_refused_and_their_session_ends(backend: Back
     let (status, _) = s.get("/api/v1/cases", Some(&s.token(SUPERVISOR))).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 
-    let from = s.service.store.audit_size().await.unwrap();
+    let from = s.service.store().audit_size().await.unwrap();
     let callback = b.through_provider(&s.base, "morgan").await;
     let page = b.get(callback.as_str()).await;
     assert_eq!(page.status, StatusCode::FORBIDDEN);
@@ -380,7 +380,7 @@ async fn an_unverified_email_is_not_an_identity() {
         .await
         .unwrap();
     let mut b = Browser::new();
-    let from = s.service.store.audit_size().await.unwrap();
+    let from = s.service.store().audit_size().await.unwrap();
     let callback = b.through_provider(&s.base, "unverified-sam").await;
     let page = b.get(callback.as_str()).await;
     assert_eq!(page.status, StatusCode::FORBIDDEN);
@@ -401,7 +401,7 @@ async fn a_provider_error_response_is_shown_and_audited() {
     let mut b = Browser::new();
     let start = b.get(&format!("{}/console/sign-in/oidc", s.base)).await;
     let state = query(&start.location.unwrap(), "state").unwrap();
-    let from = s.service.store.audit_size().await.unwrap();
+    let from = s.service.store().audit_size().await.unwrap();
     // What the provider sends back when the person declines.
     let page = b
         .get(&format!(
@@ -482,7 +482,7 @@ async fn an_sso_identity_belongs_to_one_staff_member_only() {
     );
     let found = s
         .service
-        .store
+        .store()
         .staff_by_sso_identity("shared@example.org")
         .await
         .unwrap()
@@ -520,7 +520,7 @@ async fn a_response_naming_another_issuer_is_refused() {
         .unwrap();
     let mut b = Browser::new();
     let callback = b.through_provider(&s.base, "sam").await;
-    let from = s.service.store.audit_size().await.unwrap();
+    let from = s.service.store().audit_size().await.unwrap();
     let mixed_up = with_query(&callback, "iss", "https://evil.example");
     let page = b.get(mixed_up.as_str()).await;
     assert_eq!(page.status, StatusCode::FORBIDDEN);
@@ -541,7 +541,7 @@ async fn a_real_browser_signs_in_through_the_provider_and_lands_on_the_console()
     let chromedriver = Chromedriver::start().await;
     let profile = tempfile::tempdir().unwrap();
     let driver = chromedriver.browser(&profile).await;
-    let base = s.service.config.public_url.clone();
+    let base = s.service.config().public_url.clone();
     let text_of = |css: &'static str| {
         let driver = driver.clone();
         async move {

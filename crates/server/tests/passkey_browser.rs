@@ -55,7 +55,7 @@ async fn server() -> (TestServer, String) {
         c.public_url = c.public_url.replace("127.0.0.1", "localhost");
     })
     .await;
-    let base = s.service.config.public_url.clone();
+    let base = s.service.config().public_url.clone();
     (s, base)
 }
 
@@ -108,7 +108,7 @@ async fn subject_enrols_with_a_pass_and_confirms_a_case_with_the_passkey_in_chro
     let pass = deskgate_app::secrets::random_token();
     let now = Utc::now();
     s.service
-        .store
+        .store()
         .commit(Change {
             credentials: vec![Credential {
                 subject_id: "u-alice".to_owned(),

@@ -91,8 +91,8 @@ async fn rotation_for_a_verified_owner_with_a_second_owners_approval(backend: Ba
     assert_eq!(again.status(), StatusCode::CONFLICT);
 
     // The secret is nowhere but in that one answer.
-    let size = s.service.store.audit_size().await.unwrap();
-    for r in s.service.store.audit_entries(0, size).await.unwrap() {
+    let size = s.service.store().audit_size().await.unwrap();
+    for r in s.service.store().audit_entries(0, size).await.unwrap() {
         assert!(
             !r.body.contains(&secret),
             "entry {} holds the secret",

@@ -35,7 +35,7 @@ fn admin() -> Actor {
 
 /// Audit entries appended after index `from`.
 async fn entries_since(s: &TestServer, from: u64) -> Vec<Value> {
-    let store = &s.service.store;
+    let store = &s.service.store();
     let size = store.audit_size().await.unwrap();
     store
         .audit_entries(from, size)
@@ -104,7 +104,7 @@ async fn finding_9_anonymous_oidc_callbacks_do_not_add_one_audit_entry_each(back
         c.sign_in.failure_window_seconds = 2;
     })
     .await;
-    let from = s.service.store.audit_size().await.unwrap();
+    let from = s.service.store().audit_size().await.unwrap();
     let attacker = client_from("127.0.0.3");
     for i in 0..200 {
         let resp = attacker
@@ -163,7 +163,13 @@ async fn passkey_server(
     })
     .await;
     let mut device = SoftPasskey::new(true);
-    let staff = s.service.store.staff_by_name(AGENT).await.unwrap().unwrap();
+    let staff = s
+        .service
+        .store()
+        .staff_by_name(AGENT)
+        .await
+        .unwrap()
+        .unwrap();
     let started = s
         .service
         .staff_passkey_registration_options(&staff)
@@ -172,7 +178,7 @@ async fn passkey_server(
     let options: CreationChallengeResponse =
         serde_json::from_value(started["options"].clone()).unwrap();
     let credential = device
-        .do_registration(Url::parse(&s.service.config.public_url).unwrap(), options)
+        .do_registration(Url::parse(&s.service.config().public_url).unwrap(), options)
         .unwrap();
     s.service
         .finish_staff_passkey_registration(
@@ -221,7 +227,7 @@ async fn finding_9_a_pending_passkey_challenge_cannot_be_replaced_by_another_cli
     let request: RequestChallengeResponse =
         serde_json::from_value(started["options"].clone()).unwrap();
     let assertion = device
-        .do_authentication(Url::parse(&s.service.config.public_url).unwrap(), request)
+        .do_authentication(Url::parse(&s.service.config().public_url).unwrap(), request)
         .unwrap();
     let resp = staff
         .post(format!("{}/console/sign-in/passkey", s.base))
@@ -287,7 +293,7 @@ async fn finding_9_passkey_sign_in_start_does_not_reveal_who_has_passkeys(backen
 /// assertion for a name is refused like any other failure, without an audit entry each.
 async fn finding_9_anonymous_passkey_failures_are_audited_in_aggregate(backend: Backend) {
     let (s, _device) = passkey_server(backend, no_rate_limit).await;
-    let from = s.service.store.audit_size().await.unwrap();
+    let from = s.service.store().audit_size().await.unwrap();
     let attacker = client_from("127.0.0.6");
     for name in [AGENT, NO_PASSKEYS, "nobody.here"] {
         for _ in 0..20 {

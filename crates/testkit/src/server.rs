@@ -371,7 +371,7 @@ impl TestServer {
     }
 
     pub async fn snapshot(&self, case_id: Option<&str>, subject_id: &str) -> Snapshot {
-        let store = &self.service.store;
+        let store = &self.service.store();
         let case = match case_id {
             Some(id) => store
                 .case(id)
@@ -391,7 +391,7 @@ impl TestServer {
 
     /// Audit event names appended after index `from`.
     pub async fn events_since(&self, from: u64) -> Vec<String> {
-        let store = &self.service.store;
+        let store = &self.service.store();
         let size = store.audit_size().await.unwrap();
         store
             .audit_entries(from, size)
@@ -404,7 +404,7 @@ impl TestServer {
 
     /// Recomputes every hash of the audit trail.
     pub async fn assert_audit_chain_intact(&self) {
-        let store = &self.service.store;
+        let store = &self.service.store();
         let size = store.audit_size().await.unwrap();
         let records = store.audit_entries(0, size).await.unwrap();
         assert_eq!(records.len() as u64, size);

@@ -119,7 +119,7 @@ pub async fn server_with_provider(
             adjust(c);
         })
         .await;
-        let redirect = format!("{}{CALLBACK_PATH}", s.service.config.public_url);
+        let redirect = format!("{}{CALLBACK_PATH}", s.service.config().public_url);
         match OidcProvider::start(port, &secret, &redirect).await {
             Ok(provider) => return (s, provider),
             Err(why) => {
