@@ -87,7 +87,7 @@ impl Service {
                 }),
                 audit: vec![
                     Self::on_evidence(
-                        self.entry(
+                        self.entry_untyped(
                             &who,
                             Some(&case.id),
                             "grant.consumed",
@@ -100,7 +100,7 @@ impl Service {
                         &case,
                     ),
                     self.pinned(
-                        self.entry(
+                        self.entry_untyped(
                             &system_actor(),
                             Some(&case.id),
                             "execution.started",
@@ -231,7 +231,7 @@ impl Service {
                     case: case.clone(),
                     expected_version: version,
                 }),
-                audit: vec![self.entry(
+                audit: vec![self.entry_untyped(
                     &system_actor(),
                     Some(&case.id),
                     "execution.failed",
@@ -313,7 +313,7 @@ impl Service {
             directory::notices(&case, &subject, &next, manager.as_ref(), &not_me_url, now);
         let performed_entry = self.pinned(
             Self::on_evidence(
-                self.entry(
+                self.entry_untyped(
                     &system_actor(),
                     Some(&case.id),
                     "execution.performed",

@@ -10,6 +10,8 @@ use deskgate_testkit::server as common;
 
 use chrono::Duration;
 use common::{Backend, TestServer};
+use deskgate_audit::AuditEvent;
+use deskgate_audit::event::{BreakGlassOpened, DirectorySynced, ManagerChange, SubjectChanges};
 use deskgate_core::{Role, Staff};
 use deskgate_store::{Change, NewAuditEntry, system_actor};
 use reqwest::StatusCode;
@@ -26,7 +28,7 @@ async fn set_manager(s: &TestServer, subject_id: &str, manager: &str) {
         .await
         .unwrap()
         .unwrap();
-    subject.manager = Some(manager.to_owned());
+    let previous = subject.manager.replace(manager.to_owned());
     s.service
         .store()
         .commit(Change {
@@ -35,8 +37,21 @@ async fn set_manager(s: &TestServer, subject_id: &str, manager: &str) {
                 s.service.now(),
                 system_actor(),
                 None,
-                "directory.synced",
-                json!({ "subject_id": subject_id, "test": "manager changed" }),
+                AuditEvent::DirectorySynced(DirectorySynced {
+                    subject_id: subject_id.to_owned(),
+                    connector: "test".to_owned(),
+                    backend_id: subject_id.to_owned(),
+                    created: false,
+                    changes: SubjectChanges {
+                        manager: Some(ManagerChange {
+                            from: previous,
+                            to: manager.to_owned(),
+                        }),
+                        ..SubjectChanges::default()
+                    },
+                    evidence_withdrawn_for: None,
+                    case_state: None,
+                }),
             )],
             ..Change::default()
         })
@@ -305,6 +320,8 @@ async fn finding_2_an_approval_stops_counting_when_the_requirements_change(backe
     let stored = s.service.store().case(&id).await.unwrap().unwrap();
     let mut changed = stored.case.clone();
     changed.requirements.min_classes += 1;
+    // Recorded as the event that changes a case's requirements, with the new ones.
+    let requirements = serde_json::from_value(json!(changed.requirements)).unwrap();
     s.service
         .store()
         .commit(Change {
@@ -316,8 +333,11 @@ async fn finding_2_an_approval_stops_counting_when_the_requirements_change(backe
                 s.service.now(),
                 system_actor(),
                 Some(&id),
-                "case.requirements_changed",
-                json!({ "test": true }),
+                AuditEvent::BreakGlassOpened(BreakGlassOpened {
+                    reason: "test: the requirements changed under the approval".to_owned(),
+                    requirements,
+                    playbook_rows: Vec::new(),
+                }),
             )],
             ..Change::default()
         })

@@ -25,7 +25,7 @@ impl Service {
                             case: expired,
                             expected_version: stored.version,
                         }),
-                        audit: vec![self.entry(
+                        audit: vec![self.entry_untyped(
                             &who,
                             Some(case_id),
                             "grant.expired",
@@ -58,7 +58,7 @@ impl Service {
                         expected_version: stored.version,
                     }),
                     audit: vec![self.pinned(
-                        self.entry(
+                        self.entry_untyped(
                             &who,
                             Some(case_id),
                             if escalate {
@@ -127,7 +127,7 @@ impl Service {
             now,
         );
         let audit = vec![
-            Self::on_evidence(self.entry(
+            Self::on_evidence(self.entry_untyped(
                 &who,
                 Some(&case.id),
                 "grant.consumed",
@@ -136,7 +136,7 @@ impl Service {
                     "tier": case.subject_tier, "action": grant.action,
                 }),
             ), &case),
-            self.pinned(Self::on_evidence(self.entry(
+            self.pinned(Self::on_evidence(self.entry_untyped(
                 &system_actor(),
                 Some(&case.id),
                 "execution.performed",
@@ -200,7 +200,7 @@ impl Service {
         if !failures.is_empty() {
             self.store
                 .commit(Change {
-                    audit: vec![self.entry(
+                    audit: vec![self.entry_untyped(
                         &system_actor(),
                         Some(case_id),
                         "delivery.failed",
@@ -239,7 +239,7 @@ impl Service {
                     case: case.clone(),
                     expected_version: stored.version,
                 }),
-                audit: vec![self.entry(
+                audit: vec![self.entry_untyped(
                     &actor(caller),
                     Some(&case.id),
                     "execution.abandoned",
