@@ -19,7 +19,7 @@
 use chrono::{DateTime, Utc};
 use deskgate_audit::AuditEvent;
 use deskgate_audit::event::{self, ContactChange, FromTo, ManagerChange, SubjectChanges};
-use deskgate_connectors::{Connector, ConnectorError, DirectoryEntry};
+use deskgate_connectors::{Connector, ConnectorError, DirectoryContact, DirectoryEntry};
 use deskgate_core::{Contact, ContactKind, Subject, SubjectStatus};
 use deskgate_store::{CaseWrite, Change, StoredCase, system_actor};
 
@@ -115,14 +115,33 @@ pub fn merge(stored: Option<&Subject>, entry: &DirectoryEntry, now: DateTime<Utc
     }
     subject.groups = groups;
 
-    // Contacts follow the directory's order (so the first phone is the one a phone change
-    // replaces); a value Deskgate already holds keeps its history, any other value is new now.
+    let (contacts, contact_changes, changed_contacts) =
+        merge_contacts(&subject.contacts, &entry.contacts, now);
+    if !contact_changes.is_empty() {
+        changes.contacts = Some(contact_changes);
+    }
+    subject.contacts = contacts;
+    Merged {
+        subject,
+        created: stored.is_none(),
+        changes,
+        changed_contacts,
+    }
+}
+
+/// The directory's contacts merged with the stored ones, what changed (values masked) and which
+/// kinds changed. Contacts follow the directory's order (so the first phone is the one a phone
+/// change replaces); a value Deskgate already holds keeps its history, any other value is new now.
+fn merge_contacts(
+    stored: &[Contact],
+    directory: &[DirectoryContact],
+    now: DateTime<Utc>,
+) -> (Vec<Contact>, Vec<ContactChange>, Vec<ContactKind>) {
     let mut contacts = Vec::new();
     let mut contact_changes = Vec::new();
     let mut changed_contacts = Vec::new();
-    for c in &entry.contacts {
-        let known = subject
-            .contacts
+    for c in directory {
+        let known = stored
             .iter()
             .find(|s| s.kind == c.kind && same_contact(c.kind, &s.value, &c.value));
         let contact = match known {
@@ -150,7 +169,7 @@ pub fn merge(stored: Option<&Subject>, entry: &DirectoryEntry, now: DateTime<Utc
         };
         contacts.push(contact);
     }
-    for old in &subject.contacts {
+    for old in stored {
         if !contacts
             .iter()
             .any(|c| c.kind == old.kind && same_contact(old.kind, &c.value, &old.value))
@@ -165,16 +184,7 @@ pub fn merge(stored: Option<&Subject>, entry: &DirectoryEntry, now: DateTime<Utc
             }
         }
     }
-    if !contact_changes.is_empty() {
-        changes.contacts = Some(contact_changes);
-    }
-    subject.contacts = contacts;
-    Merged {
-        subject,
-        created: stored.is_none(),
-        changes,
-        changed_contacts,
-    }
+    (contacts, contact_changes, changed_contacts)
 }
 
 /// What a sync of `merged` from `entry` changed, as `directory.synced` records it.

@@ -430,13 +430,9 @@ impl Sso {
         })
     }
 
-    /// Finishes an opened (and spent) attempt: refuses a provider error, exchanges the code with
-    /// the PKCE verifier and verifies the ID token (signature, issuer, audience, expiry, nonce).
-    pub async fn finish(
-        &self,
-        callback: &Callback,
-        pending: Attempt,
-    ) -> Result<VerifiedIdentity, SsoFailure> {
+    /// The authorization code of a callback from the configured provider, or why there is none
+    /// (another issuer, an error the provider reports, no code).
+    fn callback_code(&self, callback: &Callback) -> Result<String, SsoFailure> {
         if let Some(iss) = &callback.iss
             && iss.trim_end_matches('/') != self.config.issuer.trim_end_matches('/')
         {
@@ -462,7 +458,7 @@ impl Sso {
                 ),
             ));
         }
-        let code = callback
+        callback
             .code
             .clone()
             .filter(|c| !c.is_empty() && c.len() <= 2048)
@@ -472,7 +468,17 @@ impl Sso {
                     "no_code",
                     "The provider's response carries no authorization code.",
                 )
-            })?;
+            })
+    }
+
+    /// Finishes an opened (and spent) attempt: refuses a provider error, exchanges the code with
+    /// the PKCE verifier and verifies the ID token (signature, issuer, audience, expiry, nonce).
+    pub async fn finish(
+        &self,
+        callback: &Callback,
+        pending: Attempt,
+    ) -> Result<VerifiedIdentity, SsoFailure> {
+        let code = self.callback_code(callback)?;
         let client = self.client().await?;
         let invalid = |reason, e: String| {
             tracing::warn!(reason, error = %e, "OpenID sign-in refused");

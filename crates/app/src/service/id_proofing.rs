@@ -115,26 +115,8 @@ impl Service {
         headers: &http::HeaderMap,
         body: &[u8],
     ) -> AppResult<Value> {
-        use crate::idv::{IdvError, IdvStatus, Vendor, WebhookVerifier};
-        let unknown = || AppError::not_found("identity-verification vendor");
-        let kind = Vendor::from_path_segment(vendor).map_err(|_| unknown())?;
-        let secret = self.config.idv.vendors.get(vendor).ok_or_else(unknown)?;
-        let verifier = WebhookVerifier::new(kind, &secret.secret).map_err(|_| {
-            tracing::error!(vendor, "the configured webhook secret is malformed");
-            AppError::unavailable("idv_misconfigured", "the vendor is misconfigured")
-        })?;
         let now = self.now();
-        let delivery = verifier.verify(headers, body, now).map_err(|e| match e {
-            IdvError::Stale { .. } | IdvError::FromTheFuture { .. } => AppError::malformed(
-                "stale_delivery",
-                "the delivery's timestamp is outside the 5-minute window",
-            ),
-            IdvError::MalformedBody(m) => AppError::malformed("malformed_body", m),
-            _ => AppError::unauthenticated_as(
-                "bad_signature",
-                "the delivery is not signed by the configured vendor",
-            ),
-        })?;
+        let (kind, delivery) = self.verified_delivery(vendor, headers, body, now)?;
         let who = Actor {
             id: kind.as_str().to_owned(),
             role: "idv_vendor".to_owned(),
@@ -169,83 +151,19 @@ impl Service {
             .ok_or_else(|| AppError::not_found("verification for this inquiry"))?;
         let stored = self.load_case(case_id).await?;
         let mut case = stored.case.clone();
-        // The verification is bound to the inquiry Deskgate created: a result for any other
-        // inquiry naming the same reference matches nothing.
-        let respondent = match case.verification(vid) {
-            Some(v)
-                if v.method == Method::IdProofing
-                    && v.secret_hash
-                        .as_deref()
-                        .is_some_and(|hash| self.codes.matches(vid, &result.inquiry_id, hash)) =>
-            {
-                v.respondent.clone()
-            }
-            _ => return Err(AppError::not_found("verification for this inquiry")),
-        };
+        let respondent = self.bound_respondent(&case, vid, &result.inquiry_id)?;
         let subject = self.required_subject(&respondent).await?;
-        // Without an identity of record nothing can match: the result fails closed.
-        let unmatched: Vec<&'static str> = match crate::idv::ExpectedIdentity::of(
-            subject.identity.as_ref(),
-            &self.config.idv.match_fields,
-        ) {
-            Ok(expected) => result
-                .unmatched_fields(&expected)
-                .into_iter()
-                .map(crate::idv::IdentityField::as_str)
-                .collect(),
-            Err(_) => vec!["identity_of_record"],
-        };
-        let identity_matched = unmatched.is_empty();
-        let unmatched_fields: Vec<String> = unmatched.iter().map(|f| (*f).to_owned()).collect();
-        let reported = event::IdvResult {
-            verification_id: vid.to_owned(),
-            inquiry_id: result.inquiry_id.clone(),
-            status: format!("{:?}", result.status).to_lowercase(),
-            checks: event::IdvChecks {
-                document: result.checks.document,
-                selfie: result.checks.selfie,
-                liveness: result.checks.liveness,
-            },
-            identity_matched,
-            unmatched_fields: unmatched_fields.clone(),
-        };
-        let final_answer = matches!(result.status, IdvStatus::Approved | IdvStatus::Declined);
-        // An approved document that is not the subject's is an attempt to take the account
-        // over with someone else's identity: it fails and the security team hears of it.
-        let mismatch = result.status == IdvStatus::Approved && !identity_matched;
+        let unmatched = self.unmatched_fields(&subject, &result);
+        let outcome = Outcome::of(&result, unmatched);
         let before = case.state;
-        let counted = result.counts_as_government_id() && identity_matched;
-        let answer = if !final_answer {
-            AuditEvent::IdvPending(reported)
-        } else {
-            case.complete_external(vid, counted, now)?;
-            if counted {
-                AuditEvent::VerificationPassed(event::VerificationPassed::IdProofing(reported))
-            } else {
-                AuditEvent::VerificationFailed(event::VerificationFailed::IdProofing(reported))
-            }
-        };
-        let mut entry = self.entry(&who, Some(&case.id), answer);
-        if counted {
-            entry = Self::on_evidence(entry, &case);
+        if outcome.final_answer {
+            case.complete_external(vid, outcome.counted, now)?;
         }
-        let mut audit = vec![entry];
-        if mismatch {
-            audit.push(self.entry(
-                &who,
-                Some(&case.id),
-                AuditEvent::SecurityIdvIdentityMismatch(event::IdvIdentityMismatch {
-                    verification_id: vid.to_owned(),
-                    subject_id: subject.id.clone(),
-                    unmatched_fields,
-                    alerted: self.config.security_contacts.len() as u64,
-                }),
-            ));
-        }
+        let mut audit = self.result_entries(&who, &case, &subject, vid, &result, &outcome);
         audit.extend(self.approval_entries(&who, before, &case));
         self.store
             .commit(Change {
-                case: final_answer.then(|| CaseWrite::Update {
+                case: outcome.final_answer.then(|| CaseWrite::Update {
                     case: case.clone(),
                     expected_version: stored.version,
                 }),
@@ -255,33 +173,184 @@ impl Service {
             })
             .await
             .map_err(replay_error)?;
-        if mismatch {
-            for to in &self.config.security_contacts {
-                let alert = Message {
-                    to: to.clone(),
-                    channel: "email".to_owned(),
-                    kind: "idv_mismatch_alert".to_owned(),
-                    subject_id: subject.id.clone(),
-                    case_id: Some(case.id.clone()),
-                    body: format!(
-                        "Identity proofing in case {} ({} for {}) was completed with a document that \
-                         does not match the subject's identity of record ({}). The verification \
-                         failed; treat the request as a takeover attempt.",
-                        case.id,
-                        case.action,
-                        subject.id,
-                        unmatched.join(", ")
-                    ),
-                    secret: None,
-                };
-                if let Err(e) = self.delivery.send(&alert).await {
-                    tracing::error!(error = %e, "identity mismatch alert not delivered");
-                }
-            }
+        if outcome.mismatch {
+            self.alert_identity_mismatch(&case, &subject, &outcome.unmatched)
+                .await;
         }
         Ok(json!({
-            "accepted": true, "counted": counted, "identity_matched": identity_matched,
-            "case_state": case.state,
+            "accepted": true, "counted": outcome.counted,
+            "identity_matched": outcome.unmatched.is_empty(), "case_state": case.state,
         }))
+    }
+
+    /// The entries a vendor's result writes: pending, passed or failed (with the evidence when it
+    /// counts), and the security entry when an approved document is not the subject's.
+    fn result_entries(
+        &self,
+        who: &Actor,
+        case: &Case,
+        subject: &Subject,
+        vid: &str,
+        result: &crate::idv::IdvResult,
+        outcome: &Outcome,
+    ) -> Vec<NewAuditEntry> {
+        let unmatched_fields: Vec<String> =
+            outcome.unmatched.iter().map(|f| (*f).to_owned()).collect();
+        let reported = event::IdvResult {
+            verification_id: vid.to_owned(),
+            inquiry_id: result.inquiry_id.clone(),
+            status: format!("{:?}", result.status).to_lowercase(),
+            checks: event::IdvChecks {
+                document: result.checks.document,
+                selfie: result.checks.selfie,
+                liveness: result.checks.liveness,
+            },
+            identity_matched: outcome.unmatched.is_empty(),
+            unmatched_fields: unmatched_fields.clone(),
+        };
+        let answer = if !outcome.final_answer {
+            AuditEvent::IdvPending(reported)
+        } else if outcome.counted {
+            AuditEvent::VerificationPassed(event::VerificationPassed::IdProofing(reported))
+        } else {
+            AuditEvent::VerificationFailed(event::VerificationFailed::IdProofing(reported))
+        };
+        let mut entry = self.entry(who, Some(&case.id), answer);
+        if outcome.counted {
+            entry = Self::on_evidence(entry, case);
+        }
+        let mut audit = vec![entry];
+        if outcome.mismatch {
+            audit.push(self.entry(
+                who,
+                Some(&case.id),
+                AuditEvent::SecurityIdvIdentityMismatch(event::IdvIdentityMismatch {
+                    verification_id: vid.to_owned(),
+                    subject_id: subject.id.clone(),
+                    unmatched_fields,
+                    alerted: self.config.security_contacts.len() as u64,
+                }),
+            ));
+        }
+        audit
+    }
+
+    /// The delivery, if it is signed by the configured vendor and fresh.
+    fn verified_delivery(
+        &self,
+        vendor: &str,
+        headers: &http::HeaderMap,
+        body: &[u8],
+        now: DateTime<Utc>,
+    ) -> AppResult<(crate::idv::Vendor, crate::idv::VerifiedDelivery)> {
+        use crate::idv::{IdvError, Vendor, WebhookVerifier};
+        let unknown = || AppError::not_found("identity-verification vendor");
+        let kind = Vendor::from_path_segment(vendor).map_err(|_| unknown())?;
+        let secret = self.config.idv.vendors.get(vendor).ok_or_else(unknown)?;
+        let verifier = WebhookVerifier::new(kind, &secret.secret).map_err(|_| {
+            tracing::error!(vendor, "the configured webhook secret is malformed");
+            AppError::unavailable("idv_misconfigured", "the vendor is misconfigured")
+        })?;
+        let delivery = verifier.verify(headers, body, now).map_err(|e| match e {
+            IdvError::Stale { .. } | IdvError::FromTheFuture { .. } => AppError::malformed(
+                "stale_delivery",
+                "the delivery's timestamp is outside the 5-minute window",
+            ),
+            IdvError::MalformedBody(m) => AppError::malformed("malformed_body", m),
+            _ => AppError::unauthenticated_as(
+                "bad_signature",
+                "the delivery is not signed by the configured vendor",
+            ),
+        })?;
+        Ok((kind, delivery))
+    }
+
+    /// The person the identity-proofing verification `vid` asked for. The verification is bound
+    /// to the inquiry Deskgate created: a result for any other inquiry naming the same reference
+    /// matches nothing.
+    fn bound_respondent(&self, case: &Case, vid: &str, inquiry_id: &str) -> AppResult<String> {
+        match case.verification(vid) {
+            Some(v)
+                if v.method == Method::IdProofing
+                    && v.secret_hash
+                        .as_deref()
+                        .is_some_and(|hash| self.codes.matches(vid, inquiry_id, hash)) =>
+            {
+                Ok(v.respondent.clone())
+            }
+            _ => Err(AppError::not_found("verification for this inquiry")),
+        }
+    }
+
+    /// The fields of the subject's identity of record the vendor did not match. Without an
+    /// identity of record nothing can match: the result fails closed.
+    fn unmatched_fields(
+        &self,
+        subject: &Subject,
+        result: &crate::idv::IdvResult,
+    ) -> Vec<&'static str> {
+        match crate::idv::ExpectedIdentity::of(
+            subject.identity.as_ref(),
+            &self.config.idv.match_fields,
+        ) {
+            Ok(expected) => result
+                .unmatched_fields(&expected)
+                .into_iter()
+                .map(crate::idv::IdentityField::as_str)
+                .collect(),
+            Err(_) => vec!["identity_of_record"],
+        }
+    }
+
+    /// Tells every security contact that a document not matching the subject was presented.
+    async fn alert_identity_mismatch(&self, case: &Case, subject: &Subject, unmatched: &[&str]) {
+        for to in &self.config.security_contacts {
+            let alert = Message {
+                to: to.clone(),
+                channel: "email".to_owned(),
+                kind: "idv_mismatch_alert".to_owned(),
+                subject_id: subject.id.clone(),
+                case_id: Some(case.id.clone()),
+                body: format!(
+                    "Identity proofing in case {} ({} for {}) was completed with a document that \
+                     does not match the subject's identity of record ({}). The verification \
+                     failed; treat the request as a takeover attempt.",
+                    case.id,
+                    case.action,
+                    subject.id,
+                    unmatched.join(", ")
+                ),
+                secret: None,
+            };
+            if let Err(e) = self.delivery.send(&alert).await {
+                tracing::error!(error = %e, "identity mismatch alert not delivered");
+            }
+        }
+    }
+}
+
+/// What a vendor's result means for the case.
+struct Outcome {
+    /// Fields of the identity of record the vendor did not match.
+    unmatched: Vec<&'static str>,
+    /// Approved or declined: the vendor has decided (anything else is still pending).
+    final_answer: bool,
+    /// It counts as `government_id`: approved with every check, and the subject's identity.
+    counted: bool,
+    /// An approved document that is not the subject's: an attempt to take the account over
+    /// with someone else's identity. It fails and the security team hears of it.
+    mismatch: bool,
+}
+
+impl Outcome {
+    fn of(result: &crate::idv::IdvResult, unmatched: Vec<&'static str>) -> Self {
+        use crate::idv::IdvStatus;
+        let matched = unmatched.is_empty();
+        Self {
+            final_answer: matches!(result.status, IdvStatus::Approved | IdvStatus::Declined),
+            counted: result.counts_as_government_id() && matched,
+            mismatch: result.status == IdvStatus::Approved && !matched,
+            unmatched,
+        }
     }
 }
