@@ -84,6 +84,29 @@ fn problem(code: &'static str, message: impl Into<String>) -> Problem {
     }
 }
 
+/// The problem every kind carries, by reference or by mutable reference.
+macro_rules! each_problem {
+    ($error:expr) => {
+        match $error {
+            Self::PolicyDenied { problem, .. } => problem,
+            Self::Unauthenticated(p)
+            | Self::Forbidden(p)
+            | Self::NotFound(p)
+            | Self::Gone(p)
+            | Self::Invalid(p)
+            | Self::Malformed(p)
+            | Self::TooLarge(p)
+            | Self::UnsupportedMediaType(p)
+            | Self::RequirementsNotMet(p)
+            | Self::Conflict(p)
+            | Self::RateLimited(p)
+            | Self::UpstreamFailed(p)
+            | Self::Unavailable(p)
+            | Self::Internal(p) => p,
+        }
+    };
+}
+
 impl AppError {
     pub fn unauthenticated() -> Self {
         Self::unauthenticated_as("unauthenticated", "a valid bearer token is required")
@@ -164,43 +187,11 @@ impl AppError {
 
     /// The code, message and details, whatever the kind.
     pub fn problem(&self) -> &Problem {
-        match self {
-            Self::PolicyDenied { problem, .. } => problem,
-            Self::Unauthenticated(p)
-            | Self::Forbidden(p)
-            | Self::NotFound(p)
-            | Self::Gone(p)
-            | Self::Invalid(p)
-            | Self::Malformed(p)
-            | Self::TooLarge(p)
-            | Self::UnsupportedMediaType(p)
-            | Self::RequirementsNotMet(p)
-            | Self::Conflict(p)
-            | Self::RateLimited(p)
-            | Self::UpstreamFailed(p)
-            | Self::Unavailable(p)
-            | Self::Internal(p) => p,
-        }
+        each_problem!(self)
     }
 
     fn problem_mut(&mut self) -> &mut Problem {
-        match self {
-            Self::PolicyDenied { problem, .. } => problem,
-            Self::Unauthenticated(p)
-            | Self::Forbidden(p)
-            | Self::NotFound(p)
-            | Self::Gone(p)
-            | Self::Invalid(p)
-            | Self::Malformed(p)
-            | Self::TooLarge(p)
-            | Self::UnsupportedMediaType(p)
-            | Self::RequirementsNotMet(p)
-            | Self::Conflict(p)
-            | Self::RateLimited(p)
-            | Self::UpstreamFailed(p)
-            | Self::Unavailable(p)
-            | Self::Internal(p) => p,
-        }
+        each_problem!(self)
     }
 
     pub fn code(&self) -> &'static str {
