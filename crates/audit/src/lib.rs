@@ -12,10 +12,14 @@
 //! by hand here is the streaming [`RootBuilder`] (no crate offers it), the canonical JSON
 //! encoding and a scanner that checks it fast when verifying exports (see each module's
 //! documentation for why).
+//!
+//! What an entry records is typed by [`AuditEvent`]: one variant per event name, with details
+//! that serialize to exactly the JSON stored (see [`event`]).
 
 mod checkpoint;
 mod compact;
 mod entry;
+pub mod event;
 mod hash;
 mod memory;
 mod ocsf;
@@ -29,6 +33,7 @@ mod tree_tests;
 pub use checkpoint::{Checkpoint, CheckpointError, CheckpointSigner, verify_checkpoint};
 pub use compact::RootBuilder;
 pub use entry::{Actor, AuditEntry, EntryError, audit_time, canonical_bytes};
+pub use event::{AuditEvent, EventError};
 pub use hash::{EMPTY_ROOT, Hash, HashParseError, leaf_hash, node_hash};
 pub use memory::MemoryLog;
 pub use ocsf::{OCSF_VERSION, to_ocsf};
