@@ -6,14 +6,14 @@
 pub mod audit_log;
 pub mod clock;
 pub mod config;
-pub mod connector_execution;
 pub mod connector_setup;
 pub mod demo;
-pub mod directory;
 pub mod directory_sync;
 pub mod error;
+pub mod execution;
 pub mod idv;
 pub mod idv_inquiry;
+pub mod notices;
 pub mod passkeys;
 pub mod policy_gate;
 pub mod secrets;

@@ -24,7 +24,6 @@ use sha2::{Digest, Sha256};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::delivery::{Delivery, Message, Secret};
-use crate::directory;
 use crate::error::AppError;
 use crate::policy_gate::{self, StoreFacts};
 use crate::secrets::{self, CodeHasher};
