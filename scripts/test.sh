@@ -45,7 +45,7 @@ fi
 # A real OpenID provider (npm oidc-provider) for the single sign-on tests; node and npm come
 # from Debian when missing.
 command -v npm >/dev/null || apt_install nodejs npm
-OIDC_FIXTURE=crates/server/tests/fixtures/oidc
+OIDC_FIXTURE=crates/testkit/fixtures/oidc
 if [ ! -d "$OIDC_FIXTURE/node_modules" ]; then
   log "installing the test OpenID provider"
   npm ci --prefix "$OIDC_FIXTURE" --no-audit --no-fund --silent

@@ -3,13 +3,13 @@
 //! and the help-desk staff who work the cases.
 
 use chrono::{DateTime, Duration, Utc};
+use deskgate_audit::{AuditEvent, event};
 use deskgate_core::{
     Authenticator, AuthenticatorKind, Contact, ContactKind, IdentityOfRecord, Role, Staff, Subject,
     SubjectStatus,
 };
 use deskgate_store::{Change, NewAuditEntry, system_actor};
 use serde::Serialize;
-use serde_json::json;
 
 use crate::error::AppError;
 use crate::service::Service;
@@ -369,8 +369,12 @@ pub async fn seed(service: &Service) -> Result<Vec<DemoStaff>, AppError> {
                     now,
                     system_actor(),
                     None,
-                    "directory.seeded",
-                    json!({ "subjects": count, "source": "demo" }),
+                    AuditEvent::DirectorySeeded(event::DirectorySeeded::Subjects(
+                        event::SeededSubjects {
+                            subjects: count as u64,
+                            source: "demo".to_owned(),
+                        },
+                    )),
                 )],
                 ..Change::default()
             })
@@ -409,8 +413,12 @@ pub async fn seed(service: &Service) -> Result<Vec<DemoStaff>, AppError> {
                     now,
                     system_actor(),
                     None,
-                    "directory.seeded",
-                    json!({ "source": "demo", "authenticators_bound_at": "700 days ago" }),
+                    AuditEvent::DirectorySeeded(event::DirectorySeeded::AuthenticatorsSettled(
+                        event::SeededAuthenticators {
+                            source: "demo".to_owned(),
+                            authenticators_bound_at: "700 days ago".to_owned(),
+                        },
+                    )),
                 )],
                 ..Change::default()
             })

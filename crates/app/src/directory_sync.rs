@@ -17,11 +17,13 @@
 //! status stricter, never lift Deskgate's hold.
 
 use chrono::{DateTime, Utc};
+use deskgate_audit::AuditEvent;
+use deskgate_audit::event::{self, ContactChange, FromTo, ManagerChange, SubjectChanges};
 use deskgate_connectors::{Connector, ConnectorError, DirectoryEntry};
 use deskgate_core::{Contact, ContactKind, Subject, SubjectStatus};
 use deskgate_store::{CaseWrite, Change, StoredCase, system_actor};
-use serde_json::{Value, json};
 
+use crate::audit_events::ids;
 use crate::error::AppError;
 use crate::service::Service;
 
@@ -33,15 +35,15 @@ pub struct Merged {
     pub subject: Subject,
     /// The subject was not in the store before.
     pub created: bool,
-    /// What changed, for the audit entry: field -> `{from, to}`; contacts masked.
-    pub changes: serde_json::Map<String, Value>,
+    /// What changed, for the audit entry, field by field; contacts masked.
+    pub changes: SubjectChanges,
     /// Kinds of contact whose value of record changed (or appeared).
     pub changed_contacts: Vec<ContactKind>,
 }
 
 impl Merged {
     pub fn changed(&self) -> bool {
-        self.created || !self.changes.is_empty()
+        self.created || self.changes != SubjectChanges::default()
     }
 }
 
@@ -54,6 +56,11 @@ fn same_contact(kind: ContactKind, a: &str, b: &str) -> bool {
         }
         ContactKind::Email => a.trim().eq_ignore_ascii_case(b.trim()),
     }
+}
+
+/// `from` and `to`, when they differ.
+fn change<T: PartialEq>(from: T, to: T) -> Option<FromTo<T>> {
+    (from != to).then_some(FromTo { from, to })
 }
 
 /// Merges `entry` into `stored` (or creates the subject) at `now`.
@@ -74,32 +81,30 @@ pub fn merge(stored: Option<&Subject>, entry: &DirectoryEntry, now: DateTime<Utc
         probation_until: None,
         identity: None,
     });
-    let mut changes = serde_json::Map::new();
-    let mut note = |field: &str, from: Value, to: Value| {
-        if from != to {
-            changes.insert(field.to_owned(), json!({ "from": from, "to": to }));
-        }
+    let mut changes = SubjectChanges {
+        display_name: change(subject.display_name.clone(), entry.display_name.clone()),
+        tier: change(subject.tier.to_string(), entry.tier.to_string()),
+        ..SubjectChanges::default()
     };
-    note(
-        "display_name",
-        json!(subject.display_name),
-        json!(entry.display_name),
-    );
-    note("tier", json!(subject.tier), json!(entry.tier));
     if !(subject.flagged
         && subject.status == SubjectStatus::Locked
         && entry.status == SubjectStatus::Active)
     {
-        note("status", json!(subject.status), json!(entry.status));
+        changes.status = change(subject.status.to_string(), entry.status.to_string());
     }
     let mut groups = entry.groups.clone();
     groups.sort();
     let mut before = subject.groups.clone();
     before.sort();
-    note("groups", json!(before), json!(groups));
+    changes.groups = change(before, groups.clone());
     // A directory without a manager attribute leaves Deskgate's own record of the manager.
     if let Some(manager) = &entry.manager {
-        note("manager", json!(subject.manager), json!(manager));
+        if subject.manager.as_ref() != Some(manager) {
+            changes.manager = Some(ManagerChange {
+                from: subject.manager.clone(),
+                to: manager.clone(),
+            });
+        }
         subject.manager = Some(manager.clone());
     }
     subject.display_name = entry.display_name.clone();
@@ -132,8 +137,11 @@ pub fn merge(stored: Option<&Subject>, entry: &DirectoryEntry, now: DateTime<Utc
                     verified_at: Some(now),
                     changed_at: now,
                 };
-                contact_changes
-                    .push(json!({ "kind": c.kind, "change": "new", "value": new.masked() }));
+                contact_changes.push(ContactChange {
+                    kind: c.kind.to_string(),
+                    change: "new".to_owned(),
+                    value: new.masked(),
+                });
                 if !changed_contacts.contains(&c.kind) {
                     changed_contacts.push(c.kind);
                 }
@@ -147,15 +155,18 @@ pub fn merge(stored: Option<&Subject>, entry: &DirectoryEntry, now: DateTime<Utc
             .iter()
             .any(|c| c.kind == old.kind && same_contact(old.kind, &c.value, &old.value))
         {
-            contact_changes
-                .push(json!({ "kind": old.kind, "change": "removed", "value": old.masked() }));
+            contact_changes.push(ContactChange {
+                kind: old.kind.to_string(),
+                change: "removed".to_owned(),
+                value: old.masked(),
+            });
             if !changed_contacts.contains(&old.kind) {
                 changed_contacts.push(old.kind);
             }
         }
     }
     if !contact_changes.is_empty() {
-        changes.insert("contacts".to_owned(), Value::Array(contact_changes));
+        changes.contacts = Some(contact_changes);
     }
     subject.contacts = contacts;
     Merged {
@@ -163,6 +174,23 @@ pub fn merge(stored: Option<&Subject>, entry: &DirectoryEntry, now: DateTime<Utc
         created: stored.is_none(),
         changes,
         changed_contacts,
+    }
+}
+
+/// What a sync of `merged` from `entry` changed, as `directory.synced` records it.
+fn synced(
+    connector: &dyn Connector,
+    merged: &Merged,
+    entry: &DirectoryEntry,
+) -> event::DirectorySynced {
+    event::DirectorySynced {
+        subject_id: merged.subject.id.clone(),
+        connector: connector.name().to_owned(),
+        backend_id: entry.backend_id.clone(),
+        created: merged.created,
+        changes: merged.changes.clone(),
+        evidence_withdrawn_for: None,
+        case_state: None,
     }
 }
 
@@ -202,27 +230,16 @@ impl Service {
         Ok((merge(stored.as_ref(), &entry, self.now()), entry))
     }
 
+    /// The `directory.synced` entry of `merged`, by the system.
     fn synced_entry(
         &self,
-        connector: &dyn Connector,
         case_id: Option<&str>,
-        merged: &Merged,
-        entry: &DirectoryEntry,
-        mut extra: serde_json::Map<String, Value>,
+        synced: event::DirectorySynced,
     ) -> deskgate_store::NewAuditEntry {
-        let mut details = serde_json::Map::new();
-        details.insert("subject_id".to_owned(), json!(merged.subject.id));
-        details.insert("connector".to_owned(), json!(connector.name()));
-        details.insert("backend_id".to_owned(), json!(entry.backend_id));
-        details.insert("created".to_owned(), json!(merged.created));
-        details.insert("changes".to_owned(), Value::Object(merged.changes.clone()));
-        details.append(&mut extra);
-        deskgate_store::NewAuditEntry::new(
-            self.now(),
-            system_actor(),
+        self.entry(
+            &system_actor(),
             case_id,
-            "directory.synced",
-            Value::Object(details),
+            AuditEvent::DirectorySynced(synced),
         )
     }
 
@@ -237,13 +254,7 @@ impl Service {
         };
         let (merged, entry) = self.merged_from(connector.as_ref(), subject_id).await?;
         if merged.changed() {
-            let audit = self.synced_entry(
-                connector.as_ref(),
-                None,
-                &merged,
-                &entry,
-                Default::default(),
-            );
+            let audit = self.synced_entry(None, synced(connector.as_ref(), &merged, &entry));
             self.store
                 .commit(Change {
                     subjects: vec![merged.subject.clone()],
@@ -293,24 +304,15 @@ impl Service {
         for kind in &merged.changed_contacts {
             touched |= case.contact_changed(*kind, now);
         }
-        let mut extra = serde_json::Map::new();
+        let mut details = synced(connector.as_ref(), &merged, &entry);
         if touched {
-            extra.insert(
-                "evidence_withdrawn_for".to_owned(),
-                json!(merged.changed_contacts),
-            );
-            extra.insert(
-                "case_state".to_owned(),
-                json!({ "from": before, "to": case.state }),
-            );
+            details.evidence_withdrawn_for = Some(ids(&merged.changed_contacts));
+            details.case_state = Some(FromTo {
+                from: before.to_string(),
+                to: case.state.to_string(),
+            });
         }
-        let audit = self.synced_entry(
-            connector.as_ref(),
-            Some(&stored.case.id),
-            &merged,
-            &entry,
-            extra,
-        );
+        let audit = self.synced_entry(Some(&stored.case.id), details);
         self.store
             .commit(Change {
                 case: touched.then(|| CaseWrite::Update {
@@ -336,6 +338,16 @@ mod tests {
     use chrono::Duration;
     use deskgate_connectors::DirectoryContact;
     use deskgate_core::{Authenticator, AuthenticatorKind, SubjectStatus, Tier};
+    use serde_json::{Map, Value};
+
+    /// What the merge changed, as the audit entry's `changes` holds it.
+    fn changes(merged: &Merged) -> Map<String, Value> {
+        serde_json::to_value(&merged.changes)
+            .unwrap()
+            .as_object()
+            .unwrap()
+            .clone()
+    }
 
     fn now() -> DateTime<Utc> {
         DateTime::parse_from_rfc3339("2026-11-26T12:00:00Z")
@@ -414,7 +426,7 @@ mod tests {
         assert_eq!(s.display_name, "Dave Whitfield");
         assert_eq!(s.groups, ["it-admins", "sales"]);
         for field in ["tier", "status", "display_name", "groups"] {
-            assert!(merged.changes.contains_key(field), "{field}");
+            assert!(changes(&merged).contains_key(field), "{field}");
         }
         assert!(!merged.created);
     }
@@ -439,7 +451,7 @@ mod tests {
     fn the_same_contact_written_differently_keeps_its_history() {
         let merged = merge(Some(&stored()), &entry("+15550100112"), now());
         assert!(merged.changed_contacts.is_empty());
-        assert!(!merged.changes.contains_key("contacts"));
+        assert!(!changes(&merged).contains_key("contacts"));
         let phone = merged.subject.contact(ContactKind::Phone).unwrap();
         assert_eq!(phone.changed_at, now() - Duration::days(700));
         assert!(phone.verified_at.is_some());
@@ -457,7 +469,7 @@ mod tests {
         let window = Duration::days(14);
         assert!(phone.changed_within(window, now() + Duration::days(13)));
         assert!(!phone.changed_within(window, now() + Duration::days(15)));
-        let audit = merged.changes["contacts"].to_string();
+        let audit = changes(&merged)["contacts"].to_string();
         assert!(
             !audit.contains("999 0000") && !audit.contains("010 0112"),
             "{audit}"
@@ -488,7 +500,7 @@ mod tests {
         flagged.status = SubjectStatus::Locked;
         let merged = merge(Some(&flagged), &entry("+1 555 010 0112"), now());
         assert_eq!(merged.subject.status, SubjectStatus::Locked);
-        assert!(!merged.changes.contains_key("status"));
+        assert!(!changes(&merged).contains_key("status"));
         // A directory that disables the account still wins: it is stricter.
         let mut disabled = entry("+1 555 010 0112");
         disabled.status = SubjectStatus::Disabled;

@@ -118,7 +118,7 @@ impl Service {
             tier: case.subject_tier.to_string(),
             action: grant.action.to_string(),
         });
-        let consumed = Self::on_evidence(self.event_entry(&who, Some(&case.id), consumed), &case);
+        let consumed = Self::on_evidence(self.entry(&who, Some(&case.id), consumed), &case);
         let mut run = Underway {
             executor: executor.name(),
             who,

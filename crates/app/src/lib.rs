@@ -3,6 +3,7 @@
 //! audit entries, and only then do side effects (deliveries, connector calls) happen. Nothing here
 //! knows about HTTP status codes: failures are [`AppError`] variants that each adapter maps.
 
+mod audit_events;
 pub mod audit_log;
 pub mod clock;
 pub mod config;

@@ -10,6 +10,7 @@
 //! of the link that started it), short-lived, and consumed once by a conditional update.
 
 use chrono::{DateTime, Duration, Utc};
+use deskgate_audit::{AuditEvent, event};
 use deskgate_core::{
     Authenticator, AuthenticatorKind, ContactKind, Method, Staff, Subject, Verification,
     VerificationState,
@@ -544,9 +545,14 @@ impl Service {
         let started = self.started(
             caller,
             &case,
-            &vid,
-            Method::Passkey,
-            json!({ "destination": email.masked(), "respondent": subject.id, "expires_at": expires_at }),
+            event::VerificationStarted::Sent(event::SentVerification {
+                verification_id: vid.clone(),
+                method: Method::Passkey.to_string(),
+                class: Method::Passkey.class().to_string(),
+                destination: email.masked(),
+                respondent: subject.id.clone(),
+                expires_at,
+            }),
         );
         self.store
             .commit(Change {
@@ -647,23 +653,32 @@ impl Service {
             role: "subject".to_owned(),
             auth: "passkey_link".to_owned(),
         };
-        let details = match &check.outcome {
-            Ok(authenticator) => json!({
-                "verification_id": vid, "method": Method::Passkey, "class": Method::Passkey.class(),
-                "authenticator_id": authenticator,
-            }),
-            Err(why) => json!({ "verification_id": vid, "method": Method::Passkey, "reason": why }),
+        // A valid assertion from a passkey bound too recently fails with the keys of a pass.
+        let answer = match &check.outcome {
+            Ok(authenticator) => {
+                let answered = event::PasskeyAnswered {
+                    verification_id: vid.clone(),
+                    method: Method::Passkey.to_string(),
+                    class: Method::Passkey.class().to_string(),
+                    authenticator_id: authenticator.clone(),
+                };
+                if passed {
+                    AuditEvent::VerificationPassed(event::VerificationPassed::Passkey(answered))
+                } else {
+                    AuditEvent::VerificationFailed(event::VerificationFailed::PasskeyNotSettled(
+                        answered,
+                    ))
+                }
+            }
+            Err(why) => AuditEvent::VerificationFailed(event::VerificationFailed::PasskeyRefused(
+                event::PasskeyRefused {
+                    verification_id: vid.clone(),
+                    method: Method::Passkey.to_string(),
+                    reason: why.clone(),
+                },
+            )),
         };
-        let mut entry = self.entry(
-            &who,
-            Some(&case.id),
-            if passed {
-                "verification.passed"
-            } else {
-                "verification.failed"
-            },
-            details,
-        );
+        let mut entry = self.entry(&who, Some(&case.id), answer);
         if passed {
             entry = Self::on_evidence(entry, &case);
         }
@@ -823,11 +838,7 @@ impl Service {
                     now,
                 )?],
                 consume_credentials: vec![
-                    (
-                        subject.id.clone(),
-                        "temporary_access_pass".to_owned(),
-                        now,
-                    ),
+                    (subject.id.clone(), "temporary_access_pass".to_owned(), now),
                     (subject.id.clone(), PasskeyPurpose::Enrol.kind(), now),
                 ],
                 audit: vec![self.entry(
@@ -837,8 +848,15 @@ impl Service {
                         auth: "temporary_access_pass".to_owned(),
                     },
                     None,
-                    "temporary_access_pass.redeemed",
-                    json!({ "subject_id": subject.id, "enrolled": "passkey", "authenticator_id": authenticator_id }),
+                    AuditEvent::TemporaryAccessPassRedeemed(
+                        event::TemporaryAccessPassRedeemed::Passkey(
+                            event::PassRedeemedForPasskey {
+                                subject_id: subject.id.clone(),
+                                enrolled: AuthenticatorKind::Passkey.to_string(),
+                                authenticator_id: authenticator_id.clone(),
+                            },
+                        ),
+                    ),
                 )],
                 ..Change::default()
             })

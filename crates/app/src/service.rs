@@ -9,6 +9,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
+use deskgate_audit::{AuditEvent, event};
 use deskgate_core::{
     Action, ApiId, ApproverRole, AttemptOutcome, AuthenticatorKind, Case, CaseState, Channel,
     ContactKind, Decision, Method, NewCase, PolicyPin, Role, Staff, Subject, SubjectStatus,
@@ -21,6 +22,7 @@ use deskgate_store::{
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use crate::audit_events::{self, code_verification, ids};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::delivery::{Delivery, Message, Secret};
@@ -57,17 +59,17 @@ type AppResult<T> = Result<T, AppError>;
 
 pub struct Service {
     /// Seals secrets the server must read back (TOTP seeds).
-    pub sealer: secrets::Sealer,
+    pub(crate) sealer: secrets::Sealer,
     /// The policy bundle in force; replaced whole on reload.
-    pub policy: std::sync::RwLock<Arc<Bundle>>,
-    pub store: Arc<dyn Store>,
-    pub audit: Arc<crate::audit_log::AuditLog>,
-    pub config: Config,
-    pub clock: Clock,
-    pub codes: CodeHasher,
-    pub delivery: Arc<dyn Delivery>,
+    pub(crate) policy: std::sync::RwLock<Arc<Bundle>>,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) audit: Arc<crate::audit_log::AuditLog>,
+    pub(crate) config: Config,
+    pub(crate) clock: Clock,
+    pub(crate) codes: CodeHasher,
+    pub(crate) delivery: Arc<dyn Delivery>,
     /// The connector that performs granted actions; `None` is the built-in directory.
-    pub connector: Option<Arc<dyn deskgate_connectors::Connector>>,
+    pub(crate) connector: Option<Arc<dyn deskgate_connectors::Connector>>,
 }
 
 /// Fields of a new case, validated by [`Service::open_case`].
@@ -222,18 +224,72 @@ fn valid_email(value: &str) -> bool {
 }
 
 impl Service {
+    /// The store, for adapters that read what the use cases wrote (readiness, exports, tests).
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The configuration the service was built with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The service's clock.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// The audit log's verifier key, which auditors check signed checkpoints against.
+    pub fn audit_verifier_key(&self) -> &str {
+        self.audit.verifier_key()
+    }
+
+    /// Signs the current tree now (unless the latest checkpoint covers it), for an export.
+    ///
+    /// # Errors
+    /// The store cannot be read or the checkpoint cannot be saved.
+    pub async fn cut_checkpoint(
+        &self,
+    ) -> Result<deskgate_store::StoredCheckpoint, crate::audit_log::AuditLogError> {
+        self.audit.cut(self.now()).await
+    }
+
+    /// Signs a checkpoint of the audit log every `interval`, in the background.
+    pub fn spawn_checkpointer(&self, interval: std::time::Duration) {
+        self.audit
+            .clone()
+            .spawn_checkpointer(interval, self.clock.clone());
+    }
+
+    /// The service, performing granted actions through `connector` instead of the configured
+    /// one (and syncing subjects from it): for an adapter that brings its own, such as a test
+    /// double.
+    #[must_use]
+    pub fn with_connector(mut self, connector: Arc<dyn deskgate_connectors::Connector>) -> Self {
+        self.connector = Some(connector);
+        self
+    }
+
+    /// The single sign-on relying party, when `[oidc]` is configured.
+    pub fn sso(&self) -> Option<Arc<crate::sso::Sso>> {
+        crate::sso::Sso::from_config(&self.config, &self.sealer)
+    }
+}
+
+impl Service {
     pub fn now(&self) -> DateTime<Utc> {
         self.clock.now()
     }
 
+    /// The audit entry of `event`, by `actor`, now. Entries are built only from typed events:
+    /// adding one is a variant and its details type in `deskgate_audit::event`.
     pub(crate) fn entry(
         &self,
         actor: &Actor,
         case_id: Option<&str>,
-        event: &str,
-        details: Value,
+        event: AuditEvent,
     ) -> NewAuditEntry {
-        NewAuditEntry::new(self.now(), actor.clone(), case_id, event, details)
+        NewAuditEntry::new(self.now(), actor.clone(), case_id, event)
     }
 
     /// Reserves a message to `contact` under the per-contact send limit, right before it is sent:
@@ -317,25 +373,17 @@ impl Service {
         (url, link)
     }
 
-    /// The audit entry of a started verification: its id, method and class, plus `extra`.
+    /// The audit entry of a verification `caller` started on `case`.
     pub(crate) fn started(
         &self,
         caller: &Staff,
         case: &Case,
-        vid: &str,
-        method: Method,
-        extra: Value,
+        details: event::VerificationStarted,
     ) -> NewAuditEntry {
-        let mut details =
-            json!({ "verification_id": vid, "method": method, "class": method.class() });
-        if let (Some(d), Value::Object(more)) = (details.as_object_mut(), extra) {
-            d.extend(more);
-        }
         self.entry(
             &actor(caller),
             Some(&case.id),
-            "verification.started",
-            details,
+            AuditEvent::VerificationStarted(details),
         )
     }
 
@@ -537,8 +585,9 @@ impl Service {
                 self.entry(
                     who,
                     Some(&case.id),
-                    "case.approved",
-                    json!({ "counted_classes": progress.counted_classes }),
+                    AuditEvent::CaseApproved(event::CaseApproved {
+                        counted_classes: ids(&progress.counted_classes),
+                    }),
                 ),
                 case,
             ));
@@ -546,10 +595,13 @@ impl Service {
                 out.push(self.entry(
                     &system_actor(),
                     Some(&case.id),
-                    "grant.minted",
-                    json!({
-                        "grant_id": g.id, "agent_id": g.agent_id, "subject_id": g.subject_id,
-                        "tier": case.subject_tier, "action": g.action, "expires_at": g.expires_at,
+                    AuditEvent::GrantMinted(event::GrantMinted {
+                        grant_id: g.id.clone(),
+                        agent_id: g.agent_id.clone(),
+                        subject_id: g.subject_id.clone(),
+                        tier: case.subject_tier.to_string(),
+                        action: g.action.to_string(),
+                        expires_at: g.expires_at,
                     }),
                 ));
             }

@@ -17,8 +17,9 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
+use deskgate_audit::{AuditEvent, event};
 use deskgate_core::Staff;
-use deskgate_store::{Actor, Change, NewAuditEntry, StaffAccess, StoreError};
+use deskgate_store::{Actor, Change, StaffAccess, StoreError};
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
 use openidconnect::{
     AsyncHttpClient, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet,
@@ -26,7 +27,6 @@ use openidconnect::{
     PkceCodeVerifier, RedirectUrl, RequestTokenError, Scope, TokenResponse,
 };
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -632,18 +632,18 @@ impl Service {
             }
             Some(s) => s.staff,
         };
-        let entry = NewAuditEntry::new(
-            self.now(),
-            Actor {
+        let entry = self.entry(
+            &Actor {
                 id: staff.id.clone(),
                 role: staff.role.to_string(),
                 auth: METHOD.to_owned(),
             },
             None,
-            "staff.sign_in",
-            json!({
-                "method": METHOD, "staff_id": staff.id, "issuer": who.issuer,
-                "provider_subject": who.subject,
+            AuditEvent::StaffSignIn(event::StaffSignIn {
+                method: METHOD.to_owned(),
+                staff_id: staff.id.clone(),
+                issuer: who.issuer.clone(),
+                provider_subject: who.subject.clone(),
             }),
         );
         self.store
@@ -677,15 +677,17 @@ impl Service {
                 .map(|s| s.staff.id),
             None => None,
         };
-        let entry = NewAuditEntry::new(
-            self.now(),
-            unauthenticated(identity),
+        let entry = self.entry(
+            &unauthenticated(identity),
             None,
-            "staff.sign_in_failed",
-            json!({
-                "method": METHOD, "reason": failure.reason, "identity": identity,
-                "staff_id": staff_id,
-            }),
+            AuditEvent::StaffSignInFailed(event::StaffSignInFailed::Oidc(
+                event::OidcSignInFailed {
+                    method: METHOD.to_owned(),
+                    reason: failure.reason.to_owned(),
+                    identity: identity.map(str::to_owned),
+                    staff_id,
+                },
+            )),
         );
         if let Err(e) = self
             .store
@@ -721,12 +723,13 @@ impl Service {
                     staff_id: staff.id.clone(),
                     identity: identity.map(str::to_owned),
                 }],
-                audit: vec![NewAuditEntry::new(
-                    self.now(),
-                    by.clone(),
+                audit: vec![self.entry(
+                    by,
                     None,
-                    "staff.sso_identity_set",
-                    json!({ "staff_id": staff.id, "identity": identity }),
+                    AuditEvent::StaffSsoIdentitySet(event::StaffSsoIdentitySet {
+                        staff_id: staff.id.clone(),
+                        identity: identity.map(str::to_owned),
+                    }),
                 )],
                 ..Change::default()
             })
@@ -747,32 +750,29 @@ impl Service {
         by: &Actor,
     ) -> Result<(), AppError> {
         let staff = self.staff_named(staff_name).await?;
-        let (access, event) = if disabled {
+        let named = event::StaffRef {
+            staff_id: staff.id.clone(),
+        };
+        let (access, audited) = if disabled {
             (
                 StaffAccess::Disable {
                     staff_id: staff.id.clone(),
                     at: self.now(),
                 },
-                "staff.disabled",
+                AuditEvent::StaffDisabled(named),
             )
         } else {
             (
                 StaffAccess::Enable {
                     staff_id: staff.id.clone(),
                 },
-                "staff.enabled",
+                AuditEvent::StaffEnabled(named),
             )
         };
         self.store
             .commit(Change {
                 staff_access: vec![access],
-                audit: vec![NewAuditEntry::new(
-                    self.now(),
-                    by.clone(),
-                    None,
-                    event,
-                    json!({ "staff_id": staff.id }),
-                )],
+                audit: vec![self.entry(by, None, audited)],
                 ..Change::default()
             })
             .await?;

@@ -7,7 +7,8 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Duration, Utc};
-use deskgate_core::Staff;
+use deskgate_audit::{AuditEvent, event};
+use deskgate_core::{Method, Staff};
 use deskgate_store::{Actor, Change};
 use rand::Rng;
 use rand::rngs::OsRng;
@@ -174,8 +175,11 @@ impl Service {
                 audit: vec![self.entry(
                     &staff_actor(staff, "console_session"),
                     None,
-                    "staff.passkey_registered",
-                    json!({ "staff_id": staff.id, "passkey_id": id, "label": label }),
+                    AuditEvent::StaffPasskeyRegistered(event::StaffPasskeyRegistered {
+                        staff_id: staff.id.clone(),
+                        passkey_id: id.clone(),
+                        label: label.to_owned(),
+                    }),
                 )],
                 ..Change::default()
             })
@@ -357,8 +361,11 @@ impl Service {
                 audit: vec![self.entry(
                     &staff_actor(&staff, "passkey"),
                     None,
-                    "staff.signed_in",
-                    json!({ "staff_id": staff.id, "method": "passkey", "passkey_id": passkey_id }),
+                    AuditEvent::StaffSignedIn(event::StaffSignedIn {
+                        staff_id: staff.id.clone(),
+                        method: Method::Passkey.to_string(),
+                        passkey_id,
+                    }),
                 )],
                 ..Change::default()
             })
@@ -400,8 +407,13 @@ impl Service {
         let entry = self.entry(
             &actor,
             None,
-            "staff.sign_in_failed",
-            json!({ "method": "passkey", "reason": reason, "staff_id": staff_id }),
+            AuditEvent::StaffSignInFailed(event::StaffSignInFailed::Passkey(
+                event::PasskeySignInFailed {
+                    method: Method::Passkey.to_string(),
+                    reason: reason.to_owned(),
+                    staff_id,
+                },
+            )),
         );
         if let Err(e) = self
             .store

@@ -2,9 +2,11 @@
 //! its details as a typed struct that serializes to exactly the JSON the log has always held.
 //!
 //! The log stores an event as a name (`"verification.passed"`) and a JSON object of details.
-//! Writers build an [`AuditEvent`] and split it with [`AuditEvent::into_parts`]; readers (the
+//! Writers build an [`AuditEvent`], the only thing the store's `NewAuditEntry` accepts, which
+//! stores its [`name`](AuditEvent::name) and [`details`](AuditEvent::details); readers (the
 //! OCSF mapping, the CLI) turn a stored pair back into one with [`AuditEvent::parse`] and match
-//! on variants and typed fields instead of strings.
+//! on variants and typed fields instead of strings. Adding an event is a variant below and its
+//! details type in one of this module's files.
 //!
 //! # Faithful to the bytes already hashed
 //!
@@ -270,8 +272,7 @@ impl AuditEvent {
         Self::parse(&entry.event, &entry.details)
     }
 
-    /// The name and details to store, for writers that build entries from parts
-    /// (`NewAuditEntry::new(now, actor, case_id, name, details)`).
+    /// The name and details to store, for writers that keep them apart.
     pub fn into_parts(self) -> (&'static str, Value) {
         let details = self.details();
         (self.name(), details)

@@ -38,11 +38,7 @@ fn progress(len: u64) -> ProgressBar {
 /// Writes the log as of a freshly cut checkpoint into `out`.
 pub(crate) async fn export(service: &Service, out: &Path, ocsf: bool) -> Result<String, String> {
     std::fs::create_dir_all(out).map_err(|e| io_err(out, e))?;
-    let checkpoint = service
-        .audit
-        .cut(service.now())
-        .await
-        .map_err(|e| e.to_string())?;
+    let checkpoint = service.cut_checkpoint().await.map_err(|e| e.to_string())?;
     let target = out.join(if ocsf { OCSF } else { ENTRIES });
     let mut entries = BufWriter::new(File::create(&target).map_err(|e| io_err(&target, e))?);
     let leaves_path = out.join(LEAVES);
@@ -58,7 +54,7 @@ pub(crate) async fn export(service: &Service, out: &Path, ocsf: bool) -> Result<
     while start < checkpoint.size {
         let end = (start + PAGE).min(checkpoint.size);
         let page = service
-            .store
+            .store()
             .audit_entries(start, end)
             .await
             .map_err(|e| e.to_string())?;
@@ -87,7 +83,7 @@ pub(crate) async fn export(service: &Service, out: &Path, ocsf: bool) -> Result<
     let cp = out.join(CHECKPOINT);
     std::fs::write(&cp, &checkpoint.note).map_err(|e| io_err(&cp, e))?;
     let vk = out.join(VKEY);
-    std::fs::write(&vk, format!("{}\n", service.audit.verifier_key()))
+    std::fs::write(&vk, format!("{}\n", service.audit_verifier_key()))
         .map_err(|e| io_err(&vk, e))?;
     Ok(format!(
         "exported {written} {} of a log of {} entries to {} (checkpoint root {})",
@@ -229,6 +225,19 @@ fn hash_at(v: &Value, key: &str) -> Result<Hash, String> {
         .and_then(|s| Hash::from_hex(s).map_err(|e| e.to_string()))
 }
 
+/// A running server's audit API, read with one staff token.
+struct Remote<'a> {
+    client: reqwest::Client,
+    base: &'a str,
+    token: &'a str,
+}
+
+impl Remote<'_> {
+    async fn get(&self, path: &str) -> Result<Value, String> {
+        get_json(&self.client, &format!("{}{path}", self.base), self.token).await
+    }
+}
+
 /// Checks a running server: its signed checkpoint, every entry against it, inclusion proofs and
 /// the consistency proof from an older checkpoint.
 pub(crate) async fn verify_url(
@@ -239,48 +248,77 @@ pub(crate) async fn verify_url(
 ) -> Result<String, String> {
     let key = read_key(key)?;
     let previous = read_previous(previous, &key)?;
-    let base = base.trim_end_matches('/');
-    let client = reqwest::Client::new();
-    let cp = get_json(&client, &format!("{base}/api/v1/audit/checkpoint"), token).await?;
+    let remote = Remote {
+        client: reqwest::Client::new(),
+        base: base.trim_end_matches('/'),
+        token,
+    };
+    let cp = remote.get("/api/v1/audit/checkpoint").await?;
     let note = cp["note"].as_str().ok_or("checkpoint note missing")?;
     let checkpoint = verify_checkpoint(note, &key).map_err(|e| format!("FAILED: {e}"))?;
-    let mut verifier =
+    let verifier =
         LogVerifier::new(note, &key, previous.as_ref()).map_err(|e| format!("FAILED: {e}"))?;
     if let Some(prev) = &previous
         && prev.size > 0
         && prev.size < checkpoint.size
     {
-        let proof = get_json(
-            &client,
-            &format!(
-                "{base}/api/v1/audit/proof/consistency?from={}&to={}",
-                prev.size, checkpoint.size
-            ),
-            token,
-        )
-        .await?;
-        verify_consistency(
-            prev.size,
-            prev.root,
-            checkpoint.size,
-            checkpoint.root,
-            &hashes(&proof["proof"])?,
-        )
-        .map_err(|e| {
-            format!("FAILED: the server's log is not an extension of the previous checkpoint: {e}")
-        })?;
+        check_consistency(&remote, prev, &checkpoint).await?;
     }
-    let bar = progress(checkpoint.size);
-    let mut leaves = Vec::with_capacity(usize::try_from(checkpoint.size).unwrap_or(0));
-    let mut start = 0;
-    while start < checkpoint.size {
-        let end = (start + 1000).min(checkpoint.size);
-        let page = get_json(
-            &client,
-            &format!("{base}/api/v1/audit/entries?start={start}&end={end}"),
-            token,
-        )
+    let leaves = verify_entries(&remote, verifier, checkpoint.size).await?;
+    let checked = check_inclusion_sample(&remote, &leaves, &checkpoint).await?;
+    Ok(format!(
+        "OK: {} entries of {} verified against checkpoint root {}; {checked} inclusion proof(s){}",
+        checkpoint.size,
+        remote.base,
+        checkpoint.root,
+        previous
+            .map(|p| format!(
+                "; consistent with the previous checkpoint of size {}",
+                p.size
+            ))
+            .unwrap_or_default()
+    ))
+}
+
+/// The server's log must extend the previous checkpoint.
+async fn check_consistency(
+    remote: &Remote<'_>,
+    prev: &Checkpoint,
+    checkpoint: &Checkpoint,
+) -> Result<(), String> {
+    let proof = remote
+        .get(&format!(
+            "/api/v1/audit/proof/consistency?from={}&to={}",
+            prev.size, checkpoint.size
+        ))
         .await?;
+    verify_consistency(
+        prev.size,
+        prev.root,
+        checkpoint.size,
+        checkpoint.root,
+        &hashes(&proof["proof"])?,
+    )
+    .map_err(|e| {
+        format!("FAILED: the server's log is not an extension of the previous checkpoint: {e}")
+    })
+}
+
+/// Reads every entry up to `size`, checks each is canonical and that together they make the
+/// checkpoint's root; returns their leaf hashes.
+async fn verify_entries(
+    remote: &Remote<'_>,
+    mut verifier: LogVerifier,
+    size: u64,
+) -> Result<Vec<Hash>, String> {
+    let bar = progress(size);
+    let mut leaves = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    let mut start = 0;
+    while start < size {
+        let end = (start + 1000).min(size);
+        let page = remote
+            .get(&format!("/api/v1/audit/entries?start={start}&end={end}"))
+            .await?;
         for e in page["entries"].as_array().ok_or("entries missing")? {
             let canonical = e["canonical"]
                 .as_str()
@@ -295,19 +333,27 @@ pub(crate) async fn verify_url(
     }
     bar.finish_and_clear();
     verifier.finish().map_err(|e| format!("FAILED: {e}"))?;
-    // Inclusion proofs: all of a small log, an even sample of a large one, always the last entry.
+    Ok(leaves)
+}
+
+/// Inclusion proofs: all of a small log, an even sample of a large one, always the last entry.
+/// Returns how many were checked.
+async fn check_inclusion_sample(
+    remote: &Remote<'_>,
+    leaves: &[Hash],
+    checkpoint: &Checkpoint,
+) -> Result<u64, String> {
     let n = checkpoint.size;
     let step = (n / 256).max(1);
     let mut checked = 0;
     let mut index = 0;
     while index < n {
         let idx = if index + step >= n { n - 1 } else { index };
-        let proof = get_json(
-            &client,
-            &format!("{base}/api/v1/audit/proof/inclusion?index={idx}&size={n}"),
-            token,
-        )
-        .await?;
+        let proof = remote
+            .get(&format!(
+                "/api/v1/audit/proof/inclusion?index={idx}&size={n}"
+            ))
+            .await?;
         let leaf = leaves
             .get(usize::try_from(idx).unwrap_or(usize::MAX))
             .copied()
@@ -322,14 +368,5 @@ pub(crate) async fn verify_url(
         checked += 1;
         index = if idx == n - 1 { n } else { index + step };
     }
-    Ok(format!(
-        "OK: {n} entries of {base} verified against checkpoint root {}; {checked} inclusion proof(s){}",
-        checkpoint.root,
-        previous
-            .map(|p| format!(
-                "; consistent with the previous checkpoint of size {}",
-                p.size
-            ))
-            .unwrap_or_default()
-    ))
+    Ok(checked)
 }

@@ -1,18 +1,23 @@
 //! The `deskgate` command: run the demo, serve in production, administer staff and tokens,
 //! export and verify the audit log.
 
+mod admin;
 mod audit;
 mod policy;
+mod refusal;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use deskgate_app::{AppError, Clock, Config};
-use deskgate_core::{ApiId, Role, Staff};
+use deskgate_app::{Clock, Config};
+use deskgate_core::ApiId;
+
+use admin::AdminCommand;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
+use refusal::refusal;
 
 #[derive(Parser)]
 #[command(
@@ -68,22 +73,6 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
-}
-
-#[derive(Subcommand)]
-enum AdminCommand {
-    /// API tokens.
-    Token {
-        #[command(subcommand)]
-        command: TokenCommand,
-    },
-    /// Staff members.
-    Staff {
-        #[command(subcommand)]
-        command: StaffCommand,
-    },
-    /// Import directory subjects from a JSON-lines file (one subject per line).
-    ImportSubjects { file: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -163,67 +152,6 @@ enum AuditCommand {
     },
 }
 
-#[derive(Subcommand)]
-enum TokenCommand {
-    /// Create a bearer token for a staff member; it is printed once and stored hashed.
-    Create {
-        #[arg(long)]
-        staff: String,
-        #[arg(long, default_value = "cli")]
-        label: String,
-        /// Days until the token expires (1 to 366); `api_token_days` from the config if unset.
-        #[arg(long)]
-        expires_days: Option<i64>,
-    },
-    /// List every token issued (id, staff, label, live / expired / revoked); never the token.
-    List {
-        #[arg(long)]
-        staff: Option<String>,
-    },
-    /// Revoke one token by the id `list` prints.
-    Revoke {
-        #[arg(long)]
-        id: String,
-    },
-    /// Revoke every token of a staff member (offboarding, a lost device).
-    RevokeAll {
-        #[arg(long)]
-        staff: String,
-    },
-}
-
-#[derive(Subcommand)]
-enum StaffCommand {
-    /// Add or update a staff member.
-    Add {
-        #[arg(long)]
-        id: String,
-        #[arg(long)]
-        name: String,
-        /// agent, supervisor, security_officer, auditor or admin
-        #[arg(long)]
-        role: String,
-        /// The staff member's own identity in the directory.
-        #[arg(long)]
-        subject: Option<String>,
-        /// The identity the OpenID provider vouches for (the `[oidc] claim`, e.g. their email);
-        /// an empty value removes it. Omitted: unchanged.
-        #[arg(long)]
-        sso_identity: Option<String>,
-    },
-    /// Disable a staff member: every token revoked, no sign-in by any method.
-    Disable {
-        #[arg(long)]
-        name: String,
-    },
-    /// Let a disabled staff member sign in again.
-    Enable {
-        #[arg(long)]
-        name: String,
-    },
-    List,
-}
-
 fn load_config(path: Option<&PathBuf>) -> Result<Config, String> {
     let mut figment = Figment::from(Serialized::defaults(Config::default()));
     if let Some(p) = path {
@@ -277,7 +205,7 @@ async fn serve(config: Config) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-    tracing::info!(%listen, store = service.store.backend(), "deskgate listening");
+    tracing::info!(%listen, store = service.store().backend(), "deskgate listening");
     deskgate_server::serve(std::sync::Arc::new(service), listener, shutdown_signal())
         .await
         .map_err(|e| e.to_string())
@@ -312,7 +240,7 @@ async fn demo(listen: SocketAddr, data: PathBuf, database: Option<String>) -> Re
     let outbox = data.join("outbox.jsonl");
     let info = serde_json::json!({
         "base_url": config.public_url,
-        "database": service.store.backend(),
+        "database": service.store().backend(),
         "outbox": outbox,
         "staff": staff,
     });
@@ -390,7 +318,7 @@ async fn policy_command(command: PolicyCommand) -> Result<(), String> {
                 .await
                 .map_err(|e| e.to_string())?;
             let found = service
-                .store
+                .store()
                 .subject(&subject)
                 .await
                 .map_err(|e| e.to_string())?
@@ -427,7 +355,7 @@ async fn audit_command(config: Option<PathBuf>, command: AuditCommand) -> Result
         .await
         .map_err(|e| e.to_string())?;
     match command {
-        AuditCommand::Key => println!("{}", service.audit.verifier_key()),
+        AuditCommand::Key => println!("{}", service.audit_verifier_key()),
         AuditCommand::Export { out, format } => {
             let ocsf = match format.as_str() {
                 "log" => false,
@@ -439,237 +367,6 @@ async fn audit_command(config: Option<PathBuf>, command: AuditCommand) -> Result
         AuditCommand::Verify { .. } => {}
     }
     Ok(())
-}
-
-/// The administrator at the machine, as audit entries name them.
-fn cli_actor() -> deskgate_store::Actor {
-    deskgate_store::Actor {
-        id: "cli".to_owned(),
-        role: "admin".to_owned(),
-        auth: "local_cli".to_owned(),
-    }
-}
-
-async fn admin(config: Option<PathBuf>, command: AdminCommand) -> Result<(), String> {
-    let config = load_config(config.as_ref())?;
-    let service = deskgate_app::build(config, Clock::system())
-        .await
-        .map_err(|e| e.to_string())?;
-    match command {
-        AdminCommand::Token {
-            command:
-                TokenCommand::Create {
-                    staff,
-                    label,
-                    expires_days,
-                },
-        } => {
-            let days = expires_days.unwrap_or(service.config.api_token_days);
-            let token = service
-                .create_token_for_days(&staff, &label, days)
-                .await
-                .map_err(refusal)?;
-            println!("{token}");
-        }
-        AdminCommand::Token {
-            command: TokenCommand::List { staff },
-        } => {
-            let tokens = service
-                .list_tokens(staff.as_deref())
-                .await
-                .map_err(refusal)?;
-            println!(
-                "{:<12}  {:<10} {:<16} {:<8} {:<25} expires",
-                "id", "staff", "label", "state", "created"
-            );
-            for t in tokens {
-                let text = |k: &str| t[k].as_str().unwrap_or("-").to_owned();
-                println!(
-                    "{:<12}  {:<10} {:<16} {:<8} {:<25} {}",
-                    text("id"),
-                    text("staff_id"),
-                    text("label"),
-                    text("state"),
-                    text("created_at"),
-                    text("expires_at")
-                );
-            }
-        }
-        AdminCommand::Token {
-            command: TokenCommand::Revoke { id },
-        } => {
-            service
-                .revoke_token_by_id(&id, &cli_actor())
-                .await
-                .map_err(refusal)?;
-            println!("revoked");
-        }
-        AdminCommand::Staff {
-            command:
-                StaffCommand::Add {
-                    id,
-                    name,
-                    role,
-                    subject,
-                    sso_identity,
-                },
-        } => {
-            let role = Role::from_api_id(&role).ok_or_else(|| {
-                format!(
-                    "role must be one of: {}",
-                    Role::all()
-                        .iter()
-                        .map(ApiId::api_id)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            })?;
-            if role.works_cases() && subject.is_none() {
-                return Err(format!(
-                    "a {role} works recovery cases and must be linked to their own identity in the \
-                     directory (--subject): \"a different person\" is decided on it"
-                ));
-            }
-            if let Some(s) = &subject
-                && service
-                    .store
-                    .subject(s)
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .is_none()
-            {
-                return Err(format!("no subject {s} in the directory"));
-            }
-            service
-                .store
-                .upsert_staff(&Staff {
-                    id,
-                    name: name.clone(),
-                    role,
-                    subject_id: subject,
-                    team: String::new(),
-                    region: String::new(),
-                    shift: String::new(),
-                })
-                .await
-                .map_err(|e| e.to_string())?;
-            if let Some(identity) = sso_identity {
-                service
-                    .set_staff_sso_identity(&name, Some(&identity), &cli_actor())
-                    .await
-                    .map_err(refusal)?;
-            }
-            println!("ok");
-        }
-        AdminCommand::Token {
-            command: TokenCommand::RevokeAll { staff },
-        } => {
-            let n = service
-                .revoke_staff_tokens(&staff, &cli_actor())
-                .await
-                .map_err(refusal)?;
-            println!("revoked {n} token(s)");
-        }
-        AdminCommand::ImportSubjects { file } => {
-            let text =
-                std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
-            let subjects = text
-                .lines()
-                .enumerate()
-                .filter(|(_, l)| !l.trim().is_empty())
-                .map(|(n, l)| {
-                    serde_json::from_str(l)
-                        .map_err(|e| format!("{}:{}: {e}", file.display(), n + 1))
-                })
-                .collect::<Result<Vec<deskgate_core::Subject>, String>>()?;
-            let who = deskgate_store::Actor {
-                id: "cli".to_owned(),
-                role: "admin".to_owned(),
-                auth: "local_cli".to_owned(),
-            };
-            let n = service
-                .import_subjects(subjects, &who)
-                .await
-                .map_err(refusal)?;
-            println!("imported {n} subject(s)");
-        }
-        AdminCommand::Staff {
-            command: StaffCommand::Disable { name },
-        } => {
-            service
-                .set_staff_disabled(&name, true, &cli_actor())
-                .await
-                .map_err(refusal)?;
-            println!("disabled {name}");
-        }
-        AdminCommand::Staff {
-            command: StaffCommand::Enable { name },
-        } => {
-            service
-                .set_staff_disabled(&name, false, &cli_actor())
-                .await
-                .map_err(refusal)?;
-            println!("enabled {name}");
-        }
-        AdminCommand::Staff {
-            command: StaffCommand::List,
-        } => {
-            let access: std::collections::HashMap<_, _> = service
-                .store
-                .staff_access()
-                .await
-                .map_err(|e| e.to_string())?
-                .into_iter()
-                .map(|(id, sso, disabled)| (id, (sso, disabled)))
-                .collect();
-            for s in service
-                .store
-                .list_staff()
-                .await
-                .map_err(|e| e.to_string())?
-            {
-                let (sso, disabled) = access.get(&s.id).cloned().unwrap_or_default();
-                println!(
-                    "{}\t{}\t{}\t{}\t{}\t{}",
-                    s.id,
-                    s.name,
-                    s.role.api_id(),
-                    s.subject_id.unwrap_or_default(),
-                    sso.unwrap_or_default(),
-                    if disabled.is_some() {
-                        "disabled"
-                    } else {
-                        "active"
-                    }
-                );
-            }
-        }
-    }
-    Ok(())
-}
-
-/// How the command words a refusal of the application: by its kind, never by reading its text.
-fn refusal(e: AppError) -> String {
-    let message = e.message();
-    match &e {
-        AppError::NotFound(_) => format!("not found: {message}"),
-        AppError::Unauthenticated(_) | AppError::Forbidden(_) => format!("refused: {message}"),
-        AppError::PolicyDenied { pin: Some(pin), .. } => format!(
-            "{message} (policies {}; bundle {})",
-            pin.policy_ids.join(", "),
-            pin.bundle_digest
-        ),
-        AppError::PolicyDenied { pin: None, .. } => format!("refused by policy: {message}"),
-        AppError::Invalid(_) | AppError::Malformed(_) | AppError::RequirementsNotMet(_) => {
-            format!("invalid: {message}")
-        }
-        AppError::Conflict(_) | AppError::Gone(_) => format!("{message} ({})", e.code()),
-        AppError::RateLimited(_) => format!("too many attempts, try later: {message}"),
-        AppError::UpstreamFailed(_) | AppError::Unavailable(_) => {
-            format!("unavailable, nothing was changed: {message}")
-        }
-        _ => message.to_owned(),
-    }
 }
 
 #[tokio::main]
@@ -694,7 +391,10 @@ async fn main() -> ExitCode {
             Ok(c) => serve(c).await,
             Err(e) => Err(e),
         },
-        Command::Admin { config, command } => admin(config, command).await,
+        Command::Admin { config, command } => match load_config(config.as_ref()) {
+            Ok(c) => admin::run(c, command).await,
+            Err(e) => Err(e),
+        },
         Command::Audit { config, command } => audit_command(config, command).await,
         Command::Policy { command } => policy_command(command).await,
         Command::Device { config, command } => device_command(config, command).await,

@@ -64,7 +64,7 @@ fn status_with(base: &str, token: &str) -> String {
 fn revoking_a_staff_members_tokens_locks_them_out_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("demo");
-    let demo = support::Demo::start(&data);
+    let demo = support::demo(&data);
     let token = demo.token("sam.rivera");
     assert_eq!(status_with(&demo.base(), &token), "200");
     let o = deskgate(
@@ -96,7 +96,7 @@ fn staff_line(data: &std::path::Path, name: &str) -> String {
 fn a_disabled_staff_member_cannot_authenticate_until_enabled_again() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("demo");
-    let demo = support::Demo::start(&data);
+    let demo = support::demo(&data);
     let token = demo.token("sam.rivera");
     assert!(staff_line(&data, "sam.rivera").ends_with("\tactive"));
 
@@ -207,7 +207,7 @@ fn the_oidc_client_secret_comes_from_the_environment_and_is_required() {
 fn tokens_expire_are_listed_without_their_secret_and_revoke_one_by_one() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("demo");
-    let demo = support::Demo::start(&data);
+    let demo = support::demo(&data);
     let create = |days: &str, label: &str| {
         deskgate(
             &data,

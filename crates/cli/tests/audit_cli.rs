@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use deskgate_audit::{CheckpointSigner, Hash};
-use support::{Demo, deskgate, run_walkthrough, stderr, stdout};
+use support::{deskgate, run_walkthrough, stderr, stdout};
 
 fn export(data: &Path, out: &Path, format: &str) {
     let o = deskgate(
@@ -73,7 +73,7 @@ fn tampered(
 fn export_verifies_and_every_tampering_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("demo");
-    let demo = Demo::start(&data);
+    let demo = support::demo(&data);
     run_walkthrough(&demo);
     let good = dir.path().join("export");
     export(&data, &good, "log");
@@ -209,7 +209,7 @@ fn export_verifies_and_every_tampering_is_named() {
 fn running_server_proofs_verify_and_ocsf_exports() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("demo");
-    let demo = Demo::start(&data);
+    let demo = support::demo(&data);
     run_walkthrough(&demo);
     // The demo's stand-in device: Dave's app shows a code; Alice's app was removed by her MFA reset.
     let code = deskgate(&data, &["device", "totp", "--subject", "u-dave"]);
@@ -310,7 +310,7 @@ fn running_server_proofs_verify_and_ocsf_exports() {
 fn kill_9_under_load_loses_no_acknowledged_entry() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("demo");
-    let mut demo = Demo::start(&data);
+    let mut demo = support::demo(&data);
     let acked = dir.path().join("acked.txt");
     // Opens cases as fast as one client can; a case id is recorded only once the server said 201.
     let load = format!(
@@ -349,7 +349,7 @@ fn kill_9_under_load_loses_no_acknowledged_entry() {
         .collect();
     drop(demo);
 
-    let demo = Demo::start(&data);
+    let demo = support::demo(&data);
     let out = dir.path().join("export");
     export(&data, &out, "log");
     let (ok, report) = verify(&out, &[]);

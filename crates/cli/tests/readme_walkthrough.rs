@@ -4,13 +4,11 @@
 
 mod support;
 
-use support::Demo;
-
 #[test]
 fn readme_walkthrough_runs_verbatim_against_a_fresh_demo() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("demo");
-    let demo = Demo::start(&data);
+    let demo = support::demo(&data);
     let stdout = support::run_walkthrough(&demo);
     let lines: Vec<&str> = stdout.lines().collect();
     for expected in ["verifying", "approved", "executed", "temporary_access_pass"] {

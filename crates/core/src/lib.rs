@@ -60,3 +60,40 @@ macro_rules! api_ids {
     };
 }
 pub(crate) use api_ids;
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// The API id of every vocabulary word is also its serde form. Audit details written with
+    /// the id (`action.to_string()`) are therefore the bytes written when the value itself was
+    /// serialized, as entries were before typed audit events.
+    fn api_id_is_serde_form<T: ApiId + Copy + std::fmt::Display + serde::Serialize + 'static>() {
+        for v in T::all() {
+            assert_eq!(
+                serde_json::to_value(v).unwrap(),
+                serde_json::Value::String(v.api_id().to_owned())
+            );
+            assert_eq!(v.to_string(), v.api_id());
+        }
+    }
+
+    #[test]
+    fn every_api_id_is_the_serde_form() {
+        api_id_is_serde_form::<Channel>();
+        api_id_is_serde_form::<CaseState>();
+        api_id_is_serde_form::<Decision>();
+        api_id_is_serde_form::<ApproverRole>();
+        api_id_is_serde_form::<Tier>();
+        api_id_is_serde_form::<Action>();
+        api_id_is_serde_form::<SubjectStatus>();
+        api_id_is_serde_form::<ContactKind>();
+        api_id_is_serde_form::<AuthenticatorKind>();
+        api_id_is_serde_form::<Role>();
+        api_id_is_serde_form::<RiskLevel>();
+        api_id_is_serde_form::<Method>();
+        api_id_is_serde_form::<IndependenceClass>();
+        api_id_is_serde_form::<VerificationState>();
+    }
+}

@@ -154,9 +154,9 @@ async fn healthz() -> Json<serde_json::Value> {
 }
 
 async fn readyz(State(s): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
-    s.store.ping().await?;
+    s.store().ping().await?;
     Ok(Json(
-        json!({ "status": "ready", "store": s.store.backend() }),
+        json!({ "status": "ready", "store": s.store().backend() }),
     ))
 }
 
@@ -301,7 +301,7 @@ async fn callback_gathered(
     let path_and_query = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
     let url = format!(
         "{}{path_and_query}",
-        s.config.public_url.trim_end_matches('/')
+        s.config().public_url.trim_end_matches('/')
     );
     let signature = headers
         .get(deskgate_app::telephony::SIGNATURE_HEADER)
@@ -624,7 +624,7 @@ async fn not_found() -> ApiError {
 }
 
 pub fn router(service: Arc<Service>) -> Router {
-    let limit = service.config.max_body_bytes;
+    let limit = service.config().max_body_bytes;
     let api = Router::new()
         .route("/subjects", get(search_subjects))
         .route("/cases", post(open_case).get(list_cases))

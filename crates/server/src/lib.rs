@@ -26,10 +26,9 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    service.audit.clone().spawn_checkpointer(
-        std::time::Duration::from_secs(service.config.checkpoint_interval_seconds.max(1)),
-        service.clock.clone(),
-    );
+    service.spawn_checkpointer(std::time::Duration::from_secs(
+        service.config().checkpoint_interval_seconds.max(1),
+    ));
     #[cfg(unix)]
     {
         let reloader = service.clone();

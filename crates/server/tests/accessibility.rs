@@ -6,9 +6,8 @@
 //! label: a label, aria-label or text).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "support/browser.rs"]
-mod browser;
-mod common;
+use deskgate_testkit::chromedriver as browser;
+use deskgate_testkit::server as common;
 
 use std::collections::BTreeSet;
 use std::time::Duration;

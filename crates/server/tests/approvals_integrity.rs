@@ -5,10 +5,13 @@
 //! and refusals at open and at approval leave an audit entry naming why (finding 11).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use deskgate_testkit::on_both_backends;
+use deskgate_testkit::server as common;
 
 use chrono::Duration;
 use common::{Backend, TestServer};
+use deskgate_audit::AuditEvent;
+use deskgate_audit::event::{BreakGlassOpened, DirectorySynced, ManagerChange, SubjectChanges};
 use deskgate_core::{Role, Staff};
 use deskgate_store::{Change, NewAuditEntry, system_actor};
 use reqwest::StatusCode;
@@ -18,18 +21,37 @@ const AGENT: &str = "sam.rivera";
 
 /// Rewrites a subject of the demo directory (a manager, a contact) the way a directory sync would.
 async fn set_manager(s: &TestServer, subject_id: &str, manager: &str) {
-    let mut subject = s.service.store.subject(subject_id).await.unwrap().unwrap();
-    subject.manager = Some(manager.to_owned());
+    let mut subject = s
+        .service
+        .store()
+        .subject(subject_id)
+        .await
+        .unwrap()
+        .unwrap();
+    let previous = subject.manager.replace(manager.to_owned());
     s.service
-        .store
+        .store()
         .commit(Change {
             subjects: vec![subject],
             audit: vec![NewAuditEntry::new(
                 s.service.now(),
                 system_actor(),
                 None,
-                "directory.synced",
-                json!({ "subject_id": subject_id, "test": "manager changed" }),
+                AuditEvent::DirectorySynced(DirectorySynced {
+                    subject_id: subject_id.to_owned(),
+                    connector: "test".to_owned(),
+                    backend_id: subject_id.to_owned(),
+                    created: false,
+                    changes: SubjectChanges {
+                        manager: Some(ManagerChange {
+                            from: previous,
+                            to: manager.to_owned(),
+                        }),
+                        ..SubjectChanges::default()
+                    },
+                    evidence_withdrawn_for: None,
+                    case_state: None,
+                }),
             )],
             ..Change::default()
         })
@@ -57,7 +79,7 @@ async fn break_glass(s: &TestServer, who: &str, id: &str) -> (StatusCode, Value)
 
 /// The `details` of the newest audit entry named `event`.
 async fn last_event(s: &TestServer, event: &str) -> Value {
-    let store = &s.service.store;
+    let store = &s.service.store();
     let size = store.audit_size().await.unwrap();
     store
         .audit_entries(0, size)
@@ -152,14 +174,14 @@ async fn finding_3_one_person_holds_one_staff_account_and_unlinked_staff_cannot_
         region: "us-east".to_owned(),
         shift: "day".to_owned(),
     };
-    let refused = s.service.store.upsert_staff(&second).await;
+    let refused = s.service.store().upsert_staff(&second).await;
     assert!(
         matches!(refused, Err(deskgate_store::StoreError::Conflict(_))),
         "{refused:?}"
     );
     assert!(
         s.service
-            .store
+            .store()
             .staff("st-morgan-2")
             .await
             .unwrap()
@@ -175,9 +197,9 @@ async fn finding_3_one_person_holds_one_staff_account_and_unlinked_staff_cannot_
         region: "eu-west".to_owned(),
         shift: "night".to_owned(),
     };
-    s.service.store.upsert_staff(&unlinked).await.unwrap();
+    s.service.store().upsert_staff(&unlinked).await.unwrap();
     let token = s.service.create_token("temp.agent", "test").await.unwrap();
-    let before = s.service.store.audit_size().await.unwrap();
+    let before = s.service.store().audit_size().await.unwrap();
     let (status, body) = s
         .post(
             "/api/v1/cases",
@@ -295,11 +317,13 @@ async fn finding_2_an_approval_stops_counting_when_the_requirements_change(backe
     assert_eq!(body["progress"]["approvals_missing"], json!([]));
     // The stored case's requirements change under the approval (as break-glass or a new
     // playbook would): the approval was given on other terms and no longer counts.
-    let stored = s.service.store.case(&id).await.unwrap().unwrap();
+    let stored = s.service.store().case(&id).await.unwrap().unwrap();
     let mut changed = stored.case.clone();
     changed.requirements.min_classes += 1;
+    // Recorded as the event that changes a case's requirements, with the new ones.
+    let requirements = serde_json::from_value(json!(changed.requirements)).unwrap();
     s.service
-        .store
+        .store()
         .commit(Change {
             case: Some(deskgate_store::CaseWrite::Update {
                 case: changed,
@@ -309,8 +333,11 @@ async fn finding_2_an_approval_stops_counting_when_the_requirements_change(backe
                 s.service.now(),
                 system_actor(),
                 Some(&id),
-                "case.requirements_changed",
-                json!({ "test": true }),
+                AuditEvent::BreakGlassOpened(BreakGlassOpened {
+                    reason: "test: the requirements changed under the approval".to_owned(),
+                    requirements,
+                    playbook_rows: Vec::new(),
+                }),
             )],
             ..Change::default()
         })
@@ -404,7 +431,7 @@ async fn finding_11_refusals_at_open_are_audited_with_their_reason(backend: Back
         ("u-pat", "self_service_forbidden"),
         ("u-hank", "subject_not_recoverable"),
     ] {
-        let before = s.service.store.audit_size().await.unwrap();
+        let before = s.service.store().audit_size().await.unwrap();
         let (status, body) = s
             .post(
                 "/api/v1/cases",

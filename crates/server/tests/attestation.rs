@@ -3,7 +3,8 @@
 //! decide. On both databases.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use deskgate_testkit::on_both_backends;
+use deskgate_testkit::server as common;
 
 use chrono::Duration;
 use common::{Backend, TestServer};
@@ -66,7 +67,7 @@ async fn the_link_alone_shows_nothing_and_decides_nothing(backend: Backend) {
 async fn the_decision_records_the_sign_in_and_the_session_dies_with_it(backend: Backend) {
     let s = TestServer::start(backend).await;
     let (id, link) = awaiting_bob(&s).await;
-    let from = s.service.store.audit_size().await.unwrap();
+    let from = s.service.store().audit_size().await.unwrap();
     let session = s.attestation_sign_in(&link).await.unwrap();
     let (status, body) = s
         .attest_with_session(&link, None, Some(&session), "confirm")
@@ -87,7 +88,7 @@ async fn the_decision_records_the_sign_in_and_the_session_dies_with_it(backend: 
         .await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(code_of(&body), "link_used");
-    let case = s.service.store.case(&id).await.unwrap().unwrap().case;
+    let case = s.service.store().case(&id).await.unwrap().unwrap().case;
     let check = case
         .verifications
         .iter()
@@ -193,7 +194,7 @@ async fn a_manager_whose_phone_changed_recently_cannot_sign_in(backend: Backend)
     let s = TestServer::start(backend).await;
     let (id, link) = awaiting_bob(&s).await;
     // Bob's phone of record is replaced after the link went out (a SIM swap, say).
-    let mut bob = s.service.store.subject("u-bob").await.unwrap().unwrap();
+    let mut bob = s.service.store().subject("u-bob").await.unwrap().unwrap();
     let now = s.service.now();
     for c in bob
         .contacts
@@ -204,7 +205,7 @@ async fn a_manager_whose_phone_changed_recently_cannot_sign_in(backend: Backend)
         c.changed_at = now;
     }
     s.service
-        .store
+        .store()
         .commit(Change {
             subjects: vec![bob],
             ..Change::default()

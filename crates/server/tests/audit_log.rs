@@ -2,7 +2,8 @@
 //! checked with the audit crate's verifiers on both databases.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use deskgate_testkit::on_both_backends;
+use deskgate_testkit::server as common;
 
 use common::{Backend, TestServer};
 use deskgate_audit::{
@@ -42,7 +43,7 @@ async fn checkpoints_and_proofs_verify(backend: Backend) {
     assert!(key.starts_with("deskgate.example/audit+"), "{key}");
     let checkpoint = verify_checkpoint(cp["note"].as_str().unwrap(), key).unwrap();
     let size = checkpoint.size;
-    assert_eq!(size, s.service.store.audit_size().await.unwrap());
+    assert_eq!(size, s.service.store().audit_size().await.unwrap());
 
     let (status, page) = s
         .get(

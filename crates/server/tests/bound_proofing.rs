@@ -4,7 +4,8 @@
 //! approved document of someone else fails the verification and alerts the security contacts.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use deskgate_testkit::on_both_backends;
+use deskgate_testkit::server as common;
 #[path = "support/idv_vendor.rs"]
 mod idv_vendor;
 
@@ -60,10 +61,10 @@ async fn case_of(s: &TestServer, id: &str) -> Value {
 }
 
 async fn set_identity(s: &TestServer, subject: &str, identity: Option<IdentityOfRecord>) {
-    let mut record = s.service.store.subject(subject).await.unwrap().unwrap();
+    let mut record = s.service.store().subject(subject).await.unwrap().unwrap();
     record.identity = identity;
     s.service
-        .store
+        .store()
         .commit(Change {
             subjects: vec![record],
             ..Change::default()

@@ -5,7 +5,8 @@
 //! number of record is masked in every view and audit entry.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use deskgate_testkit::on_both_backends;
+use deskgate_testkit::server as common;
 
 use std::sync::{Arc, Mutex};
 
@@ -310,7 +311,7 @@ async fn finding_8_callback_passes_only_on_a_signed_gather_with_the_code(backend
         )
         .await;
     assert_masked(&audit.to_string());
-    let store = &s.service.store;
+    let store = &s.service.store();
     let size = store.audit_size().await.unwrap();
     for record in store.audit_entries(0, size).await.unwrap() {
         assert_masked(&record.body);

@@ -3,18 +3,17 @@
 //! any other is refused at once, with nothing changed and nothing sent.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use common::{Backend, TestServer};
 use deskgate_app::connector_setup::ConnectorKind;
 use deskgate_connectors::{
     Connector, ConnectorError, DirectoryContact, DirectoryEntry, GeneratedSecret, Operation,
     TemporaryAccessPass,
 };
 use deskgate_core::{Action, ApiId, ContactKind, SubjectStatus, Tier};
+use deskgate_testkit::on_both_backends;
+use deskgate_testkit::server::{Backend, TestServer};
 use reqwest::StatusCode;
 use reqwest::header::SET_COOKIE;
 use serde_json::json;

@@ -5,9 +5,8 @@
 //! rewrite the documentation).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "support/browser.rs"]
-mod browser;
-mod common;
+use deskgate_testkit::chromedriver as browser;
+use deskgate_testkit::server as common;
 
 use browser::{Chromedriver, click, shoot, type_into, wait_text};
 use common::{Backend, TestServer};
@@ -202,7 +201,7 @@ async fn agent_recovers_mfa_in_the_browser_and_the_auditor_verifies_the_log() {
     other.goto(format!("{base}/console/audit")).await.unwrap();
     click(&other, "#cut-checkpoint").await;
     wait_text(&other, By::Id("checkpoint-status"), "Signature verified").await;
-    let size = s.service.store.audit_size().await.unwrap();
+    let size = s.service.store().audit_size().await.unwrap();
     wait_text(
         &other,
         By::Id("checkpoint-size"),
@@ -412,7 +411,7 @@ async fn console_sessions_expire_after_a_shift() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cross_site_form_posts_are_refused() {
     let s = TestServer::start(Backend::Sqlite).await;
-    let before = s.service.store.audit_size().await.unwrap();
+    let before = s.service.store().audit_size().await.unwrap();
     let resp = no_redirects()
         .post(format!("{}/console/sign-in", s.base))
         .header("sec-fetch-site", "cross-site")
@@ -424,7 +423,7 @@ async fn cross_site_form_posts_are_refused() {
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     assert!(resp.headers().get(SET_COOKIE).is_none());
     assert_eq!(
-        s.service.store.audit_size().await.unwrap(),
+        s.service.store().audit_size().await.unwrap(),
         before,
         "no token was minted"
     );

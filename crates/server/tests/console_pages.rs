@@ -2,7 +2,7 @@
 //! they show, and that their buttons do what the service does.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use deskgate_testkit::server as common;
 
 use common::{Backend, TestServer};
 use reqwest::StatusCode;
@@ -252,7 +252,7 @@ async fn the_security_page_lists_escalations_probation_and_break_glass_and_acts_
         page.contains("<td>u-dave</td><td>Dave Whitfield</td>"),
         "{page}"
     );
-    let dave = s.service.store.subject("u-dave").await.unwrap().unwrap();
+    let dave = s.service.store().subject("u-dave").await.unwrap().unwrap();
     let until = dave.probation_until.unwrap();
     assert!(
         page.contains(&until.format("%Y-%m-%d %H:%M:%S UTC").to_string()),
@@ -271,7 +271,7 @@ async fn the_security_page_lists_escalations_probation_and_break_glass_and_acts_
     );
     let (_, case_page) = officer.get(&location).await;
     assert!(case_page.contains("You took the case over"), "{case_page}");
-    let stored = s.service.store.case(&escalated).await.unwrap().unwrap();
+    let stored = s.service.store().case(&escalated).await.unwrap().unwrap();
     assert_eq!(stored.case.agent_id, "st-riley");
     let (_, page) = officer.get("/console/security").await;
     assert!(page.contains("No escalated cases."), "{page}");
@@ -350,7 +350,14 @@ async fn the_dashboard_counts_match_the_seeded_cases() {
         assert!(page.contains(expected), "{expected}: {page}");
     }
     // The median of one executed case is that case's own open-to-execute time.
-    let stored = s.service.store.case(&executed).await.unwrap().unwrap().case;
+    let stored = s
+        .service
+        .store()
+        .case(&executed)
+        .await
+        .unwrap()
+        .unwrap()
+        .case;
     let took = (stored.executed_at.unwrap() - stored.opened_at).num_seconds();
     let median = format!(
         "<dd id=\"median\">{} min {:02} s</dd>",

@@ -3,7 +3,8 @@
 //! refuses the same roles the pages refuse.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use deskgate_testkit::on_both_backends;
+use deskgate_testkit::server as common;
 
 use common::{Backend, TestServer};
 use deskgate_core::Staff;

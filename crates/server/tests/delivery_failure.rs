@@ -2,7 +2,8 @@
 //! once the mail relay is back: tested against a real SMTP server (aiosmtpd).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use deskgate_testkit::on_both_backends;
+use deskgate_testkit::server as common;
 
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};

@@ -3,7 +3,8 @@
 //! `government_id`; everything else changes nothing or fails the verification.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use deskgate_testkit::on_both_backends;
+use deskgate_testkit::server as common;
 #[path = "support/idv_vendor.rs"]
 mod idv_vendor;
 

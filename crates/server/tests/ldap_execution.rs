@@ -4,7 +4,8 @@
 //! record for the subject's tier, status and contacts.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use deskgate_testkit::on_both_backends;
+use deskgate_testkit::server as common;
 
 use common::{Backend, TestServer};
 use deskgate_app::connector_setup::ConnectorKind;
@@ -96,9 +97,9 @@ async fn approved_on_email(s: &TestServer, subject: &str, action: &str) -> Strin
 
 /// The audit entries appended so far, as JSON.
 async fn entries(s: &TestServer) -> Vec<Value> {
-    let size = s.service.store.audit_size().await.unwrap();
+    let size = s.service.store().audit_size().await.unwrap();
     s.service
-        .store
+        .store()
         .audit_entries(0, size)
         .await
         .unwrap()
@@ -142,7 +143,7 @@ async fn a_password_reset_sets_a_new_password_in_ldap_delivered_only_to_the_cont
     // The directory holds the password; Deskgate's store holds no copy.
     assert!(
         s.service
-            .store
+            .store()
             .credential("u-dave", "password")
             .await
             .unwrap()
@@ -174,7 +175,7 @@ async fn a_password_reset_sets_a_new_password_in_ldap_delivered_only_to_the_cont
     assert_eq!(performed["sessions"], "not supported by this connector");
     assert!(
         s.service
-            .store
+            .store()
             .subject("u-dave")
             .await
             .unwrap()
@@ -196,7 +197,7 @@ async fn an_unlock_clears_the_ppolicy_lock_so_the_account_binds_again(backend: B
     );
     let id = approved_on_email(&s, "u-dave", "account_unlock").await;
     // Opening the case synced the lock from the directory.
-    let stored = s.service.store.subject("u-dave").await.unwrap().unwrap();
+    let stored = s.service.store().subject("u-dave").await.unwrap().unwrap();
     assert_eq!(stored.status, deskgate_core::SubjectStatus::Locked);
 
     let (status, body) = s.execute(AGENT, &id).await;
@@ -204,7 +205,7 @@ async fn an_unlock_clears_the_ppolicy_lock_so_the_account_binds_again(backend: B
     assert_eq!(body["result"]["was_locked"], true);
 
     assert_eq!(slapd.bind_rc(&dave(), "dave-old-pass").await, 0);
-    let stored = s.service.store.subject("u-dave").await.unwrap().unwrap();
+    let stored = s.service.store().subject("u-dave").await.unwrap().unwrap();
     assert_eq!(stored.status, deskgate_core::SubjectStatus::Active);
     s.finish().await;
 }
@@ -246,7 +247,7 @@ async fn a_phone_change_lands_in_the_directory(backend: Backend) {
         entry.attrs.get("mail"),
         Some(&vec!["dave.whitfield@example.org".to_owned()])
     );
-    let phone = s.service.store.subject("u-dave").await.unwrap().unwrap();
+    let phone = s.service.store().subject("u-dave").await.unwrap().unwrap();
     let phone = phone.contact(ContactKind::Phone).unwrap();
     assert_eq!(phone.value, "+1 555 010 7777");
     assert!(
@@ -274,7 +275,7 @@ async fn an_email_change_lands_in_the_directory(backend: Backend) {
         entry.attrs.get("mobile"),
         Some(&vec!["+1 555 010 0112".to_owned()])
     );
-    let dave = s.service.store.subject("u-dave").await.unwrap().unwrap();
+    let dave = s.service.store().subject("u-dave").await.unwrap().unwrap();
     assert_eq!(
         dave.contact(ContactKind::Email).unwrap().value,
         "dave.w@newmail.example"
@@ -326,7 +327,7 @@ async fn the_tier_comes_from_directory_groups(backend: Backend) {
         "{}",
         privileged["requirements"]
     );
-    let stored = s.service.store.subject("u-dave").await.unwrap().unwrap();
+    let stored = s.service.store().subject("u-dave").await.unwrap().unwrap();
     assert_eq!(stored.tier, deskgate_core::Tier::Privileged);
     assert_eq!(stored.groups, ["it-admins", "sales"]);
     let synced = entries(&s)
@@ -363,7 +364,7 @@ async fn a_contact_changed_in_the_directory_since_the_last_sync_is_not_evidence(
     assert_eq!(view["state"], "verifying", "{view}");
     assert!(view["grant"].is_null(), "{view}");
     assert_eq!(view["progress"]["counted_classes"], json!([]), "{view}");
-    let phone = s.service.store.subject("u-dave").await.unwrap().unwrap();
+    let phone = s.service.store().subject("u-dave").await.unwrap().unwrap();
     let phone = phone.contact(ContactKind::Phone).unwrap();
     assert_eq!(phone.value, "+1 555 666 0000");
     // Vouched for by the directory, but changed just now: no evidence for the freshness window.
@@ -459,7 +460,7 @@ async fn a_directory_outage_at_execution_fails_the_case_and_spends_the_grant(bac
         .await;
     assert_eq!(view["state"], "failed", "{view}");
     assert!(view["executed_at"].is_null());
-    let stored = s.service.store.subject("u-dave").await.unwrap().unwrap();
+    let stored = s.service.store().subject("u-dave").await.unwrap().unwrap();
     assert!(
         stored.probation_until.is_none(),
         "no probation without an execution"
@@ -591,7 +592,7 @@ async fn an_mfa_reset_removes_deskgate_factors_and_records_the_sessions_it_could
     assert_eq!(status, StatusCode::OK, "{body}");
     let pass = s.last_message("temporary_access_pass");
     assert_eq!(pass["to"], "dave.whitfield@example.org");
-    let stored = s.service.store.subject("u-dave").await.unwrap().unwrap();
+    let stored = s.service.store().subject("u-dave").await.unwrap().unwrap();
     assert!(stored.authenticators.is_empty());
     let performed = entries(&s)
         .await

@@ -3,7 +3,8 @@
 //! verifications per case, and link tokens kept out of URL paths after the first GET.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use deskgate_testkit::on_both_backends;
+use deskgate_testkit::server as common;
 
 use common::{Backend, TestServer};
 use deskgate_app::connector_setup::ConnectorKind;
@@ -95,7 +96,7 @@ async fn finding_4_not_me_spends_the_temporary_access_pass_and_the_subjects_link
     );
     let tap = s
         .service
-        .store
+        .store()
         .credential("u-alice", "temporary_access_pass")
         .await
         .unwrap()
@@ -150,7 +151,7 @@ async fn finding_4_not_me_spends_the_service_secret_retrieval(backend: Backend) 
     assert!(!body.contains("secret\""), "{body}");
     let pickup = s
         .service
-        .store
+        .store()
         .credential("svc-payroll", "service_secret_pickup")
         .await
         .unwrap()
@@ -174,10 +175,10 @@ async fn finding_4_a_flagged_subject_redeems_no_pass(backend: Backend) {
         .as_str()
         .unwrap()
         .to_owned();
-    let mut alice = s.service.store.subject("u-alice").await.unwrap().unwrap();
+    let mut alice = s.service.store().subject("u-alice").await.unwrap().unwrap();
     alice.flagged = true;
     s.service
-        .store
+        .store()
         .commit(Change {
             subjects: vec![alice],
             ..Change::default()
@@ -199,7 +200,7 @@ async fn finding_4_a_flagged_subject_redeems_no_pass(backend: Backend) {
     assert_eq!(s.snapshot(None, "u-alice").await, before);
     let tap = s
         .service
-        .store
+        .store()
         .credential("u-alice", "temporary_access_pass")
         .await
         .unwrap()
@@ -212,7 +213,7 @@ async fn finding_4_a_flagged_subject_redeems_no_pass(backend: Backend) {
 
 /// Gives `who` the contact value `value` of `kind` (first of that kind), keeping its history.
 async fn set_contact(s: &TestServer, who: &str, kind: ContactKind, value: &str) {
-    let mut subject = s.service.store.subject(who).await.unwrap().unwrap();
+    let mut subject = s.service.store().subject(who).await.unwrap().unwrap();
     let contact = subject
         .contacts
         .iter_mut()
@@ -220,7 +221,7 @@ async fn set_contact(s: &TestServer, who: &str, kind: ContactKind, value: &str) 
         .unwrap();
     contact.value = value.to_owned();
     s.service
-        .store
+        .store()
         .commit(Change {
             subjects: vec![subject],
             ..Change::default()
@@ -407,7 +408,7 @@ async fn finding_14_the_not_me_page_posts_its_token_in_the_body(backend: Backend
     let (status, body) = s.send(s.client.post(&link)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["error"]["code"], "token_in_path");
-    let dave = s.service.store.subject("u-dave").await.unwrap().unwrap();
+    let dave = s.service.store().subject("u-dave").await.unwrap().unwrap();
     assert!(!dave.flagged, "a refused report changes nothing");
 
     let page = s.client.get(&link).send().await.unwrap();
@@ -427,7 +428,7 @@ async fn finding_14_the_not_me_page_posts_its_token_in_the_body(backend: Backend
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
-    let dave = s.service.store.subject("u-dave").await.unwrap().unwrap();
+    let dave = s.service.store().subject("u-dave").await.unwrap().unwrap();
     assert!(dave.flagged);
     s.finish().await;
 }
@@ -613,7 +614,7 @@ async fn finding_14_cancel_or_deny_during_the_connector_call_keeps_the_outcome(b
     );
     assert!(!events.contains(&"case.cancelled".to_owned()), "{events:?}");
     assert!(!events.contains(&"case.denied".to_owned()), "{events:?}");
-    let dave = s.service.store.subject("u-dave").await.unwrap().unwrap();
+    let dave = s.service.store().subject("u-dave").await.unwrap().unwrap();
     assert!(dave.probation_until.is_some(), "probation landed");
     assert!(
         s.outbox()

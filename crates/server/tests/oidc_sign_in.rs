@@ -5,99 +5,26 @@
 //! provider errors) leave no session and are audited.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "support/browser.rs"]
-mod browser;
-mod common;
-
-use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use browser::Chromedriver;
-use common::{Backend, TestServer};
 use deskgate_app::sso::{CALLBACK_PATH, IdentityClaim, OidcConfig};
 use deskgate_store::Actor;
-use reqwest::header::{LOCATION, SET_COOKIE};
+use deskgate_testkit::chromedriver::Chromedriver;
+use deskgate_testkit::on_both_backends;
+use deskgate_testkit::server::{Backend, TestServer};
+use deskgate_testkit::web::{
+    Browser, CLIENT_ID, OidcProvider, PROVIDER_NAME, Page, free_port, server_with_provider,
+    session_cookie,
+};
 use reqwest::{StatusCode, Url};
 use serde_json::Value;
 
 const AGENT: &str = "sam.rivera";
 const SUPERVISOR: &str = "morgan.lee";
-const CLIENT_ID: &str = "deskgate-console";
-const PROVIDER_NAME: &str = "Example IdP";
-const INSTALL: &str = "the OpenID provider fixture is not installed: run \
-    `npm ci --prefix crates/server/tests/fixtures/oidc` (./scripts/test.sh does)";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// The npm oidc-provider on a free port, killed when dropped.
-struct Provider {
-    child: Child,
-    issuer: String,
-}
-
-impl Provider {
-    /// Starts the provider on `port`, or says why it did not come up: the port may have been
-    /// taken between choosing it and node binding it, by another test on this machine.
-    async fn start(port: u16, client_secret: &str, redirect_uri: &str) -> Result<Self, String> {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/oidc");
-        assert!(dir.join("node_modules/oidc-provider").exists(), "{INSTALL}");
-        let child = Command::new("node")
-            .arg(dir.join("provider.mjs"))
-            .args([&port.to_string(), CLIENT_ID, client_secret, redirect_uri])
-            .current_dir(&dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("node could not start ({e}): {INSTALL}"));
-        let mut provider = Self {
-            child,
-            issuer: format!("http://127.0.0.1:{port}"),
-        };
-        let client = reqwest::Client::new();
-        // Node takes a few seconds to load the provider on a busy two-core machine.
-        for _ in 0..300 {
-            if let Ok(resp) = client
-                .get(format!(
-                    "{}/.well-known/openid-configuration",
-                    provider.issuer
-                ))
-                .send()
-                .await
-                && resp.status() == StatusCode::OK
-            {
-                return Ok(provider);
-            }
-            if let Ok(Some(status)) = provider.child.try_wait() {
-                return Err(format!("the provider exited ({status})"));
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Err(format!(
-            "the provider never answered at {}",
-            provider.issuer
-        ))
-    }
-}
-
-impl Drop for Provider {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// A Deskgate server with `[oidc]` pointing at a real provider that knows its callback.
 struct Setup {
     s: TestServer,
-    provider: Provider,
+    provider: OidcProvider,
 }
 
 async fn setup(backend: Backend) -> Setup {
@@ -111,36 +38,13 @@ async fn setup_with(backend: Backend, claim: IdentityClaim) -> Setup {
 /// With `localhost`, Deskgate's public URL names another site than the provider's 127.0.0.1, so a
 /// browser treats the provider's redirect back as cross-site, as in production.
 async fn setup_on(backend: Backend, claim: IdentityClaim, localhost: bool) -> Setup {
-    let mut failures = Vec::new();
-    for _ in 0..3 {
-        let port = free_port();
-        let secret = format!("secret-{}", uuid::Uuid::new_v4().simple());
-        let issuer = format!("http://127.0.0.1:{port}");
-        let config_secret = secret.clone();
-        let s = TestServer::start_with(backend, move |c| {
-            if localhost {
-                c.public_url = c.public_url.replace("127.0.0.1", "localhost");
-            }
-            c.oidc = Some(OidcConfig {
-                issuer,
-                client_id: CLIENT_ID.to_owned(),
-                client_secret: config_secret,
-                claim,
-                scopes: None,
-                provider_name: PROVIDER_NAME.to_owned(),
-            });
-        })
-        .await;
-        let public = s.service.config.public_url.clone();
-        match Provider::start(port, &secret, &format!("{public}{CALLBACK_PATH}")).await {
-            Ok(provider) => return Setup { s, provider },
-            Err(why) => {
-                failures.push(why);
-                s.finish().await;
-            }
+    let (s, provider) = server_with_provider(backend, claim, move |c| {
+        if localhost {
+            c.public_url = c.public_url.replace("127.0.0.1", "localhost");
         }
-    }
-    panic!("the OpenID provider did not start: {failures:?}");
+    })
+    .await;
+    Setup { s, provider }
 }
 
 fn admin() -> Actor {
@@ -148,149 +52,6 @@ fn admin() -> Actor {
         id: "test-admin".to_owned(),
         role: "admin".to_owned(),
         auth: "test".to_owned(),
-    }
-}
-
-/// One response as the client saw it.
-struct Page {
-    status: StatusCode,
-    url: Url,
-    location: Option<Url>,
-    set_cookies: Vec<String>,
-    body: String,
-}
-
-/// A client that never follows redirects by itself and keeps cookies per host and port, the way
-/// a browser keeps each site's cookies apart (paths are ignored: the names do not clash).
-struct Browser {
-    client: reqwest::Client,
-    jar: HashMap<String, BTreeMap<String, String>>,
-}
-
-fn site(url: &Url) -> String {
-    format!(
-        "{}:{}",
-        url.host_str().unwrap(),
-        url.port_or_known_default().unwrap()
-    )
-}
-
-impl Browser {
-    fn new() -> Self {
-        Self {
-            client: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            jar: HashMap::new(),
-        }
-    }
-
-    fn cookie(&self, url: &Url, name: &str) -> Option<String> {
-        self.jar.get(&site(url))?.get(name).cloned()
-    }
-
-    fn set_cookie(&mut self, url: &Url, name: &str, value: &str) {
-        self.jar
-            .entry(site(url))
-            .or_default()
-            .insert(name.to_owned(), value.to_owned());
-    }
-
-    async fn send(&mut self, req: reqwest::RequestBuilder, url: Url) -> Page {
-        let cookies = self
-            .jar
-            .get(&site(&url))
-            .map(|c| {
-                c.iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            })
-            .unwrap_or_default();
-        let req = if cookies.is_empty() {
-            req
-        } else {
-            req.header("cookie", cookies)
-        };
-        let resp = req.send().await.unwrap();
-        let status = resp.status();
-        let location = resp
-            .headers()
-            .get(LOCATION)
-            .map(|l| url.join(l.to_str().unwrap()).unwrap());
-        let set_cookies: Vec<String> = resp
-            .headers()
-            .get_all(SET_COOKIE)
-            .iter()
-            .map(|v| v.to_str().unwrap().to_owned())
-            .collect();
-        for c in &set_cookies {
-            let pair = c.split(';').next().unwrap();
-            let (name, value) = pair.split_once('=').unwrap();
-            let expired = value.is_empty() || c.to_lowercase().contains("max-age=0");
-            let jar = self.jar.entry(site(&url)).or_default();
-            if expired {
-                jar.remove(name);
-            } else {
-                jar.insert(name.to_owned(), value.to_owned());
-            }
-        }
-        Page {
-            status,
-            url,
-            location,
-            set_cookies,
-            body: resp.text().await.unwrap(),
-        }
-    }
-
-    async fn get(&mut self, url: &str) -> Page {
-        let url = Url::parse(url).unwrap();
-        let req = self.client.get(url.clone());
-        self.send(req, url).await
-    }
-
-    async fn post(&mut self, url: &str, form: &[(&str, &str)]) -> Page {
-        let url = Url::parse(url).unwrap();
-        let req = self.client.post(url.clone()).form(form);
-        self.send(req, url).await
-    }
-
-    /// Starts Deskgate's single sign-on and goes through the provider's login (as `login`) and
-    /// consent pages, following redirects, until the provider sends the browser back to Deskgate.
-    /// Returns the callback URL without visiting it.
-    async fn through_provider(&mut self, base: &str, login: &str) -> Url {
-        let page = self.get(&format!("{base}/console/sign-in/oidc")).await;
-        self.continue_at_provider(page, base, login).await
-    }
-
-    /// [`Self::through_provider`] from Deskgate's redirect to the provider.
-    async fn continue_at_provider(&mut self, mut page: Page, base: &str, login: &str) -> Url {
-        assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
-        for _ in 0..20 {
-            if let Some(next) = page.location.clone() {
-                if next.as_str().starts_with(&format!("{base}{CALLBACK_PATH}")) {
-                    return next;
-                }
-                page = self.get(next.as_str()).await;
-                continue;
-            }
-            assert_eq!(page.status, StatusCode::OK, "{}", page.body);
-            let action = page.url.to_string();
-            page = if page.body.contains(r#"name="prompt" value="login""#) {
-                self.post(
-                    &action,
-                    &[("prompt", "login"), ("login", login), ("password", "any")],
-                )
-                .await
-            } else if page.body.contains(r#"name="prompt" value="consent""#) {
-                self.post(&action, &[("prompt", "consent")]).await
-            } else {
-                panic!("unexpected provider page {}:\n{}", page.url, page.body);
-            };
-        }
-        panic!("the provider never sent the browser back");
     }
 }
 
@@ -317,12 +78,6 @@ fn with_query(url: &Url, key: &str, value: &str) -> Url {
     out
 }
 
-fn session_cookie(page: &Page) -> Option<&String> {
-    page.set_cookies
-        .iter()
-        .find(|c| c.starts_with("deskgate_console=") && !c.starts_with("deskgate_console=;"))
-}
-
 /// The console home as this browser sees it: the queue when signed in, else a redirect.
 async fn console_home(b: &mut Browser, base: &str) -> Page {
     b.get(&format!("{base}/console")).await
@@ -330,7 +85,7 @@ async fn console_home(b: &mut Browser, base: &str) -> Page {
 
 /// Audit entries of `event` appended after index `from`.
 async fn entries(s: &TestServer, from: u64, event: &str) -> Vec<Value> {
-    let store = &s.service.store;
+    let store = &s.service.store();
     let size = store.audit_size().await.unwrap();
     store
         .audit_entries(from, size)
@@ -420,7 +175,7 @@ async fn staff_signs_in_through_the_provider_and_gets_a_console_session(backend:
     let sealed = b.cookie(&deskgate, "deskgate_oidc").unwrap();
     assert!(!sealed.contains(&state), "{sealed}");
 
-    let from = s.service.store.audit_size().await.unwrap();
+    let from = s.service.store().audit_size().await.unwrap();
     let callback = b.continue_at_provider(start, &s.base, "sam").await;
     assert_eq!(query(&callback, "state"), Some(state.clone()));
     let done = b.get(callback.as_str()).await;
@@ -459,8 +214,8 @@ async fn staff_signs_in_through_the_provider_and_gets_a_console_session(backend:
     assert_eq!(signed[0]["details"]["issuer"], provider.issuer);
     // Neither the code nor the state ever reaches the audit log.
     let code = query(&callback, "code").unwrap();
-    let size = s.service.store.audit_size().await.unwrap();
-    for r in s.service.store.audit_entries(0, size).await.unwrap() {
+    let size = s.service.store().audit_size().await.unwrap();
+    for r in s.service.store().audit_entries(0, size).await.unwrap() {
         assert!(
             !r.body.contains(&code) && !r.body.contains(&state),
             "{}",
@@ -486,7 +241,7 @@ async fn an_identity_no_staff_member_has_is_refused_without_a_session(backend: B
         .await
         .unwrap();
     let mut b = Browser::new();
-    let from = s.service.store.audit_size().await.unwrap();
+    let from = s.service.store().audit_size().await.unwrap();
     let callback = b.through_provider(&s.base, "mallory").await;
     let page = b.get(callback.as_str()).await;
     assert_eq!(page.status, StatusCode::FORBIDDEN);
@@ -523,7 +278,7 @@ async fn a_tampered_or_replayed_state_is_refused(backend: Backend) {
     let mut forged = state.clone();
     let last = forged.pop().unwrap();
     forged.push(if last == 'A' { 'B' } else { 'A' });
-    let from = s.service.store.audit_size().await.unwrap();
+    let from = s.service.store().audit_size().await.unwrap();
     let page = b
         .get(with_query(&callback, "state", &forged).as_str())
         .await;
@@ -539,7 +294,7 @@ async fn a_tampered_or_replayed_state_is_refused(backend: Backend) {
 
     // Another browser (no attempt cookie) cannot use this browser's response: login CSRF.
     let mut other = Browser::new();
-    let from = s.service.store.audit_size().await.unwrap();
+    let from = s.service.store().audit_size().await.unwrap();
     let page = other.get(callback.as_str()).await;
     assert_eq!(page.status, StatusCode::BAD_REQUEST);
     assert_refused(
@@ -560,7 +315,7 @@ async fn a_tampered_or_replayed_state_is_refused(backend: Backend) {
     assert!(session_cookie(&done).is_some(), "{}", done.body);
     let mut replayer = Browser::new();
     replayer.set_cookie(&deskgate, "deskgate_oidc", &sealed);
-    let from = s.service.store.audit_size().await.unwrap();
+    let from = s.service.store().audit_size().await.unwrap();
     let page = replayer.get(callback.as_str()).await;
     assert_eq!(page.status, StatusCode::BAD_REQUEST);
     assert_refused(&s, from, &page, "state_unknown", "already used").await;
@@ -589,7 +344,7 @@ async fn a_disabled_staff_member_is_refused_and_their_session_ends(backend: Back
     let (status, _) = s.get("/api/v1/cases", Some(&s.token(SUPERVISOR))).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 
-    let from = s.service.store.audit_size().await.unwrap();
+    let from = s.service.store().audit_size().await.unwrap();
     let callback = b.through_provider(&s.base, "morgan").await;
     let page = b.get(callback.as_str()).await;
     assert_eq!(page.status, StatusCode::FORBIDDEN);
@@ -625,7 +380,7 @@ async fn an_unverified_email_is_not_an_identity() {
         .await
         .unwrap();
     let mut b = Browser::new();
-    let from = s.service.store.audit_size().await.unwrap();
+    let from = s.service.store().audit_size().await.unwrap();
     let callback = b.through_provider(&s.base, "unverified-sam").await;
     let page = b.get(callback.as_str()).await;
     assert_eq!(page.status, StatusCode::FORBIDDEN);
@@ -646,7 +401,7 @@ async fn a_provider_error_response_is_shown_and_audited() {
     let mut b = Browser::new();
     let start = b.get(&format!("{}/console/sign-in/oidc", s.base)).await;
     let state = query(&start.location.unwrap(), "state").unwrap();
-    let from = s.service.store.audit_size().await.unwrap();
+    let from = s.service.store().audit_size().await.unwrap();
     // What the provider sends back when the person declines.
     let page = b
         .get(&format!(
@@ -727,7 +482,7 @@ async fn an_sso_identity_belongs_to_one_staff_member_only() {
     );
     let found = s
         .service
-        .store
+        .store()
         .staff_by_sso_identity("shared@example.org")
         .await
         .unwrap()
@@ -765,7 +520,7 @@ async fn a_response_naming_another_issuer_is_refused() {
         .unwrap();
     let mut b = Browser::new();
     let callback = b.through_provider(&s.base, "sam").await;
-    let from = s.service.store.audit_size().await.unwrap();
+    let from = s.service.store().audit_size().await.unwrap();
     let mixed_up = with_query(&callback, "iss", "https://evil.example");
     let page = b.get(mixed_up.as_str()).await;
     assert_eq!(page.status, StatusCode::FORBIDDEN);
@@ -786,7 +541,7 @@ async fn a_real_browser_signs_in_through_the_provider_and_lands_on_the_console()
     let chromedriver = Chromedriver::start().await;
     let profile = tempfile::tempdir().unwrap();
     let driver = chromedriver.browser(&profile).await;
-    let base = s.service.config.public_url.clone();
+    let base = s.service.config().public_url.clone();
     let text_of = |css: &'static str| {
         let driver = driver.clone();
         async move {

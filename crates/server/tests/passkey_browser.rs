@@ -3,9 +3,8 @@
 //! pages' vendored script runs under their strict CSP, exactly as a person's browser runs it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "support/browser.rs"]
-mod browser;
-mod common;
+use deskgate_testkit::chromedriver as browser;
+use deskgate_testkit::server as common;
 
 use std::sync::Arc;
 
@@ -56,7 +55,7 @@ async fn server() -> (TestServer, String) {
         c.public_url = c.public_url.replace("127.0.0.1", "localhost");
     })
     .await;
-    let base = s.service.config.public_url.clone();
+    let base = s.service.config().public_url.clone();
     (s, base)
 }
 
@@ -109,7 +108,7 @@ async fn subject_enrols_with_a_pass_and_confirms_a_case_with_the_passkey_in_chro
     let pass = deskgate_app::secrets::random_token();
     let now = Utc::now();
     s.service
-        .store
+        .store()
         .commit(Change {
             credentials: vec![Credential {
                 subject_id: "u-alice".to_owned(),

@@ -3,7 +3,8 @@
 //! pass, the passkey verification link, and what is refused.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use deskgate_testkit::on_both_backends;
+use deskgate_testkit::server as common;
 
 use chrono::Duration;
 use common::{Backend, TestServer};
@@ -25,7 +26,7 @@ async fn server(backend: Backend) -> TestServer {
 }
 
 fn origin(s: &TestServer) -> Url {
-    Url::parse(&s.service.config.public_url).unwrap()
+    Url::parse(&s.service.config().public_url).unwrap()
 }
 
 /// The path of an absolute link Deskgate sent, to call on the test server's address.
@@ -39,7 +40,7 @@ async fn issue_pass(s: &TestServer, subject: &str) -> String {
     let pass = deskgate_app::secrets::random_token();
     let now = s.service.now();
     s.service
-        .store
+        .store()
         .commit(Change {
             credentials: vec![Credential {
                 subject_id: subject.to_owned(),
@@ -160,7 +161,7 @@ async fn enrolled_passkey_verifies_the_subject_as_device_of_record(backend: Back
     let mut device = SoftPasskey::new(true);
     let done = enrol(&s, "u-alice", &mut device).await;
     assert_eq!(done["enrolled"], "passkey");
-    let subject = s.service.store.subject("u-alice").await.unwrap().unwrap();
+    let subject = s.service.store().subject("u-alice").await.unwrap().unwrap();
     assert!(
         subject
             .authenticators
@@ -270,7 +271,7 @@ async fn another_subjects_passkey_fails_the_verification(backend: Backend) {
     let assertion = dave_device
         .do_authentication(origin(&s), challenge)
         .unwrap();
-    let before = s.service.store.audit_size().await.unwrap();
+    let before = s.service.store().audit_size().await.unwrap();
     let (status, body) = post_answer(&s, &alice_link, json!({ "credential": assertion })).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(body["error"]["code"], "passkey_refused");
@@ -285,8 +286,8 @@ async fn another_subjects_passkey_fails_the_verification(backend: Backend) {
             .contains(&json!("device_of_record"))
     );
     assert_eq!(s.events_since(before).await, vec!["verification.failed"]);
-    let size = s.service.store.audit_size().await.unwrap();
-    let failed = s.service.store.audit_entries(before, size).await.unwrap()[0]
+    let size = s.service.store().audit_size().await.unwrap();
+    let failed = s.service.store().audit_entries(before, size).await.unwrap()[0]
         .entry()
         .unwrap();
     assert_eq!(
@@ -438,7 +439,7 @@ async fn passkey_whose_counter_goes_backwards_is_refused_as_a_possible_clone(bac
     stored[0].sign_count = 1000;
     let now = s.service.now();
     s.service
-        .store
+        .store()
         .commit(Change {
             credentials: vec![Credential {
                 subject_id: "u-alice".to_owned(),
@@ -676,7 +677,13 @@ async fn staff_registers_a_passkey_then_signs_in_with_it(backend: Backend) {
 async fn staff_sign_in_challenge_works_once(backend: Backend) {
     let s = server(backend).await;
     let mut device = SoftPasskey::new(true);
-    let staff = s.service.store.staff_by_name(AGENT).await.unwrap().unwrap();
+    let staff = s
+        .service
+        .store()
+        .staff_by_name(AGENT)
+        .await
+        .unwrap()
+        .unwrap();
     let started = s
         .service
         .staff_passkey_registration_options(&staff)
@@ -755,7 +762,7 @@ async fn a_freshly_changed_email_cannot_carry_the_passkey_link(backend: Backend)
     let s = server(backend).await;
     let mut device = SoftPasskey::new(true);
     enrol(&s, "u-alice", &mut device).await;
-    let mut alice = s.service.store.subject("u-alice").await.unwrap().unwrap();
+    let mut alice = s.service.store().subject("u-alice").await.unwrap().unwrap();
     let now = s.service.now();
     for c in alice
         .contacts
@@ -766,7 +773,7 @@ async fn a_freshly_changed_email_cannot_carry_the_passkey_link(backend: Backend)
         c.changed_at = now - Duration::days(2);
     }
     s.service
-        .store
+        .store()
         .commit(Change {
             subjects: vec![alice],
             ..Change::default()

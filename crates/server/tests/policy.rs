@@ -4,7 +4,8 @@
 //! working one.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use deskgate_testkit::on_both_backends;
+use deskgate_testkit::server as common;
 
 use common::{Backend, TestServer};
 use reqwest::StatusCode;
@@ -23,7 +24,7 @@ async fn open(s: &TestServer, who: &str, subject: &str, action: &str) -> (Status
 
 async fn security_tier_is_for_security_officers_only(backend: Backend) {
     let s = TestServer::start(backend).await;
-    let before = s.service.store.audit_size().await.unwrap();
+    let before = s.service.store().audit_size().await.unwrap();
     let (status, body) = open(&s, AGENT, "u-hannah", "password_reset").await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(body["error"]["code"], "policy_denied");
@@ -35,9 +36,14 @@ async fn security_tier_is_for_security_officers_only(backend: Backend) {
     let digest = s.service.bundle().digest().to_owned();
     assert_eq!(body["error"]["details"]["bundle_digest"], digest);
     // The refusal is on the record, pinned to the bundle.
-    let size = s.service.store.audit_size().await.unwrap();
+    let size = s.service.store().audit_size().await.unwrap();
     assert_eq!(s.events_since(before).await, ["case.refused"]);
-    let refused = s.service.store.audit_entries(size - 1, size).await.unwrap();
+    let refused = s
+        .service
+        .store()
+        .audit_entries(size - 1, size)
+        .await
+        .unwrap();
     assert_eq!(refused[0].entry().unwrap()["policy_digest"], digest);
 
     let (status, body) = open(&s, "riley.chen", "u-hannah", "password_reset").await;
@@ -144,7 +150,7 @@ async fn probation_escalates_to_a_security_officer(backend: Backend) {
     let (vid, code) = s.send_code(AGENT, id, "email_code").await;
     assert_eq!(s.answer(AGENT, id, &vid, &code).await.0, StatusCode::OK);
     assert_eq!(s.execute(AGENT, id).await.0, StatusCode::OK);
-    let dave = s.service.store.subject("u-dave").await.unwrap().unwrap();
+    let dave = s.service.store().subject("u-dave").await.unwrap().unwrap();
     assert!(
         dave.probation_until.is_some(),
         "the subject is on probation after execution"

@@ -2,7 +2,8 @@
 //! and that a failing audit append stops everything.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use deskgate_testkit::on_both_backends;
+use deskgate_testkit::server as common;
 
 use argon2::PasswordVerifier;
 use common::{Backend, TestServer};
@@ -49,7 +50,7 @@ async fn password_reset_happy_path(backend: Backend) {
     assert!(!text.contains(password));
     let stored = s
         .service
-        .store
+        .store()
         .credential("u-dave", "password")
         .await
         .unwrap()
@@ -85,10 +86,10 @@ async fn password_reset_happy_path(backend: Backend) {
         assert!(events.iter().any(|x| x == e), "missing {e} in {events:?}");
     }
     // Entries name the evidence they relied on (by digest) and the bundle that decided.
-    let size = s.service.store.audit_size().await.unwrap();
+    let size = s.service.store().audit_size().await.unwrap();
     let entries: Vec<Value> = s
         .service
-        .store
+        .store()
         .audit_entries(0, size)
         .await
         .unwrap()
@@ -181,18 +182,18 @@ async fn mfa_reset_with_code_and_manager_attestation(backend: Backend) {
         64
     );
 
-    let before = s.service.store.subject("u-alice").await.unwrap().unwrap();
+    let before = s.service.store().subject("u-alice").await.unwrap().unwrap();
     assert!(!before.authenticators.is_empty());
     let (status, body) = s.execute(AGENT, id).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let after = s.service.store.subject("u-alice").await.unwrap().unwrap();
+    let after = s.service.store().subject("u-alice").await.unwrap().unwrap();
     assert!(after.authenticators.is_empty(), "factors removed");
     let pass = s.last_message("temporary_access_pass");
     assert_eq!(pass["to"], "alice.jensen@example.org");
     assert!(!body.to_string().contains(pass["pass"].as_str().unwrap()));
     let tap = s
         .service
-        .store
+        .store()
         .credential("u-alice", "temporary_access_pass")
         .await
         .unwrap()
@@ -290,7 +291,7 @@ async fn failing_audit_append_executes_nothing(backend: Backend) {
     );
     assert!(
         s.service
-            .store
+            .store()
             .credential("u-dave", "password")
             .await
             .unwrap()
@@ -406,7 +407,7 @@ async fn email_change_with_the_enrolled_app_and_the_phone(backend: Backend) {
     assert_eq!(body["state"], "approved");
     let (status, body) = s.execute(AGENT, id).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let dave = s.service.store.subject("u-dave").await.unwrap().unwrap();
+    let dave = s.service.store().subject("u-dave").await.unwrap().unwrap();
     let email = dave.contact(deskgate_core::ContactKind::Email).unwrap();
     assert_eq!(email.value, "dave.w@newmail.example");
     assert!(
@@ -521,7 +522,7 @@ async fn this_was_not_me_locks_the_account(backend: Backend) {
 
     let resp = s.post_link(&link, "").send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
-    let dave = s.service.store.subject("u-dave").await.unwrap().unwrap();
+    let dave = s.service.store().subject("u-dave").await.unwrap().unwrap();
     assert_eq!(dave.status, deskgate_core::SubjectStatus::Locked);
     assert!(dave.flagged);
     assert_eq!(s.last_message("security_alert")["to"], "soc@example.org");

@@ -2,7 +2,8 @@
 //! the case, the directory and the audit trail unchanged except for the entry the failure is due.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use deskgate_testkit::on_both_backends;
+use deskgate_testkit::server as common;
 
 use chrono::Duration;
 use common::{Backend, TestServer};

@@ -3,7 +3,8 @@
 //! retrieval link; it never appears in the case, the audit log or any message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use deskgate_testkit::on_both_backends;
+use deskgate_testkit::server as common;
 
 use common::{Backend, TestServer};
 use reqwest::StatusCode;
@@ -90,8 +91,8 @@ async fn rotation_for_a_verified_owner_with_a_second_owners_approval(backend: Ba
     assert_eq!(again.status(), StatusCode::CONFLICT);
 
     // The secret is nowhere but in that one answer.
-    let size = s.service.store.audit_size().await.unwrap();
-    for r in s.service.store.audit_entries(0, size).await.unwrap() {
+    let size = s.service.store().audit_size().await.unwrap();
+    for r in s.service.store().audit_entries(0, size).await.unwrap() {
         assert!(
             !r.body.contains(&secret),
             "entry {} holds the secret",

@@ -4,18 +4,18 @@
 //! and, for single sign-on, the real npm oidc-provider of tests/fixtures/oidc.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
-use std::collections::{BTreeMap, HashMap};
-use std::net::IpAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{Backend, TestServer};
-use deskgate_app::sso::{CALLBACK_PATH, IdentityClaim, OidcConfig};
+use deskgate_app::sso::{CALLBACK_PATH, IdentityClaim};
 use deskgate_store::Actor;
-use reqwest::header::{LOCATION, RETRY_AFTER, SET_COOKIE};
+use deskgate_testkit::on_both_backends;
+use deskgate_testkit::server::{Backend, TestServer};
+use deskgate_testkit::web::{
+    Browser, OidcProvider, client_from, free_port, oidc_config, server_with_provider,
+    session_cookie,
+};
+use reqwest::header::{LOCATION, RETRY_AFTER};
 use reqwest::{StatusCode, Url};
 use serde_json::{Value, json};
 use webauthn_authenticator_rs::WebauthnAuthenticator;
@@ -25,20 +25,6 @@ use webauthn_rs::prelude::{CreationChallengeResponse, RequestChallengeResponse};
 const AGENT: &str = "sam.rivera";
 /// A staff member without console passkeys.
 const NO_PASSKEYS: &str = "jordan.blake";
-const CLIENT_ID: &str = "deskgate-console";
-const INSTALL: &str = "the OpenID provider fixture is not installed: run \
-    `npm ci --prefix crates/server/tests/fixtures/oidc` (./scripts/test.sh does)";
-
-/// A client that does not follow redirects, speaking from `from` (a loopback address), as one
-/// machine on the network would.
-fn client_from(from: &str) -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .local_address(from.parse::<IpAddr>().unwrap())
-        .build()
-        .unwrap()
-}
-
 fn admin() -> Actor {
     Actor {
         id: "test-admin".to_owned(),
@@ -49,7 +35,7 @@ fn admin() -> Actor {
 
 /// Audit entries appended after index `from`.
 async fn entries_since(s: &TestServer, from: u64) -> Vec<Value> {
-    let store = &s.service.store;
+    let store = &s.service.store();
     let size = store.audit_size().await.unwrap();
     store
         .audit_entries(from, size)
@@ -60,219 +46,12 @@ async fn entries_since(s: &TestServer, from: u64) -> Vec<Value> {
         .collect()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// The npm oidc-provider on a free port, killed when dropped.
-struct Provider {
-    child: Child,
-}
-
-impl Drop for Provider {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn start_provider(port: u16, secret: &str, redirect_uri: &str) -> Result<Provider, String> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/oidc");
-    assert!(dir.join("node_modules/oidc-provider").exists(), "{INSTALL}");
-    let child = Command::new("node")
-        .arg(dir.join("provider.mjs"))
-        .args([&port.to_string(), CLIENT_ID, secret, redirect_uri])
-        .current_dir(&dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("node could not start ({e}): {INSTALL}"));
-    let mut provider = Provider { child };
-    let client = reqwest::Client::new();
-    for _ in 0..300 {
-        if let Ok(resp) = client
-            .get(format!(
-                "http://127.0.0.1:{port}/.well-known/openid-configuration"
-            ))
-            .send()
-            .await
-            && resp.status() == StatusCode::OK
-        {
-            return Ok(provider);
-        }
-        if let Ok(Some(status)) = provider.child.try_wait() {
-            return Err(format!("the provider exited ({status})"));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Err("the provider never answered".to_owned())
-}
-
-fn oidc_config(port: u16, secret: &str) -> OidcConfig {
-    OidcConfig {
-        issuer: format!("http://127.0.0.1:{port}"),
-        client_id: CLIENT_ID.to_owned(),
-        client_secret: secret.to_owned(),
-        claim: IdentityClaim::Email,
-        scopes: None,
-        provider_name: "Example IdP".to_owned(),
-    }
-}
-
 /// A server with `[oidc]` at a real provider; `adjust` may change the rest of the configuration.
 async fn with_provider(
     backend: Backend,
     adjust: impl Fn(&mut deskgate_app::Config) + Clone + Send + 'static,
-) -> (TestServer, Provider) {
-    let mut failures = Vec::new();
-    for _ in 0..3 {
-        let port = free_port();
-        let secret = format!("secret-{}", uuid::Uuid::new_v4().simple());
-        let config_secret = secret.clone();
-        let adjust = adjust.clone();
-        let s = TestServer::start_with(backend, move |c| {
-            c.oidc = Some(oidc_config(port, &config_secret));
-            adjust(c);
-        })
-        .await;
-        let redirect = format!("{}{CALLBACK_PATH}", s.service.config.public_url);
-        match start_provider(port, &secret, &redirect).await {
-            Ok(provider) => return (s, provider),
-            Err(why) => {
-                failures.push(why);
-                s.finish().await;
-            }
-        }
-    }
-    panic!("the OpenID provider did not start: {failures:?}");
-}
-
-/// A browser: follows nothing by itself, keeps each site's cookies apart.
-struct Browser {
-    client: reqwest::Client,
-    jar: HashMap<String, BTreeMap<String, String>>,
-}
-
-struct Page {
-    status: StatusCode,
-    url: Url,
-    location: Option<Url>,
-    set_cookies: Vec<String>,
-    body: String,
-}
-
-fn site(url: &Url) -> String {
-    format!(
-        "{}:{}",
-        url.host_str().unwrap(),
-        url.port_or_known_default().unwrap()
-    )
-}
-
-impl Browser {
-    fn new(from: &str) -> Self {
-        Self {
-            client: client_from(from),
-            jar: HashMap::new(),
-        }
-    }
-
-    async fn send(&mut self, req: reqwest::RequestBuilder, url: Url) -> Page {
-        let cookies = self
-            .jar
-            .get(&site(&url))
-            .map(|c| {
-                c.iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            })
-            .unwrap_or_default();
-        let req = if cookies.is_empty() {
-            req
-        } else {
-            req.header("cookie", cookies)
-        };
-        let resp = req.send().await.unwrap();
-        let status = resp.status();
-        let location = resp
-            .headers()
-            .get(LOCATION)
-            .map(|l| url.join(l.to_str().unwrap()).unwrap());
-        let set_cookies: Vec<String> = resp
-            .headers()
-            .get_all(SET_COOKIE)
-            .iter()
-            .map(|v| v.to_str().unwrap().to_owned())
-            .collect();
-        for c in &set_cookies {
-            let (name, value) = c.split(';').next().unwrap().split_once('=').unwrap();
-            let jar = self.jar.entry(site(&url)).or_default();
-            if value.is_empty() || c.to_lowercase().contains("max-age=0") {
-                jar.remove(name);
-            } else {
-                jar.insert(name.to_owned(), value.to_owned());
-            }
-        }
-        Page {
-            status,
-            url,
-            location,
-            set_cookies,
-            body: resp.text().await.unwrap(),
-        }
-    }
-
-    async fn get(&mut self, url: &str) -> Page {
-        let url = Url::parse(url).unwrap();
-        let req = self.client.get(url.clone());
-        self.send(req, url).await
-    }
-
-    async fn post(&mut self, url: &str, form: &[(&str, &str)]) -> Page {
-        let url = Url::parse(url).unwrap();
-        let req = self.client.post(url.clone()).form(form);
-        self.send(req, url).await
-    }
-
-    /// Signs in through the provider as `login`; answers Deskgate's last page.
-    async fn sign_in_through_provider(&mut self, base: &str, login: &str) -> Page {
-        let mut page = self.get(&format!("{base}/console/sign-in/oidc")).await;
-        assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
-        for _ in 0..20 {
-            if let Some(next) = page.location.clone() {
-                page = self.get(next.as_str()).await;
-                if next.as_str().starts_with(&format!("{base}{CALLBACK_PATH}")) {
-                    return page;
-                }
-                continue;
-            }
-            assert_eq!(page.status, StatusCode::OK, "{}", page.body);
-            let action = page.url.to_string();
-            page = if page.body.contains(r#"name="prompt" value="login""#) {
-                self.post(
-                    &action,
-                    &[("prompt", "login"), ("login", login), ("password", "any")],
-                )
-                .await
-            } else if page.body.contains(r#"name="prompt" value="consent""#) {
-                self.post(&action, &[("prompt", "consent")]).await
-            } else {
-                panic!("unexpected provider page {}:\n{}", page.url, page.body);
-            };
-        }
-        panic!("the provider never sent the browser back");
-    }
-}
-
-fn session_cookie(page: &Page) -> Option<&String> {
-    page.set_cookies
-        .iter()
-        .find(|c| c.starts_with("deskgate_console=") && !c.starts_with("deskgate_console=;"))
+) -> (TestServer, OidcProvider) {
+    server_with_provider(backend, IdentityClaim::Email, adjust).await
 }
 
 /// Limits so generous that the per-address limiter never answers: what is left to stop an
@@ -307,7 +86,7 @@ async fn finding_9_ten_thousand_anonymous_oidc_starts_do_not_lock_staff_out(back
     }
     assert_eq!(statuses.get(&303), Some(&10_000), "{statuses:?}");
 
-    let mut staff = Browser::new("127.0.0.1");
+    let mut staff = Browser::from_address("127.0.0.1");
     let done = staff.sign_in_through_provider(&s.base, "sam").await;
     assert_eq!(done.status, StatusCode::OK, "{}", done.body);
     assert!(session_cookie(&done).is_some(), "{:?}", done.set_cookies);
@@ -320,12 +99,12 @@ async fn finding_9_ten_thousand_anonymous_oidc_starts_do_not_lock_staff_out(back
 async fn finding_9_anonymous_oidc_callbacks_do_not_add_one_audit_entry_each(backend: Backend) {
     // No provider is needed: these callbacks are refused before Deskgate would call it.
     let s = TestServer::start_with(backend, |c| {
-        c.oidc = Some(oidc_config(free_port(), "unused"));
+        c.oidc = Some(oidc_config(free_port(), "unused", IdentityClaim::Email));
         no_rate_limit(c);
         c.sign_in.failure_window_seconds = 2;
     })
     .await;
-    let from = s.service.store.audit_size().await.unwrap();
+    let from = s.service.store().audit_size().await.unwrap();
     let attacker = client_from("127.0.0.3");
     for i in 0..200 {
         let resp = attacker
@@ -384,7 +163,13 @@ async fn passkey_server(
     })
     .await;
     let mut device = SoftPasskey::new(true);
-    let staff = s.service.store.staff_by_name(AGENT).await.unwrap().unwrap();
+    let staff = s
+        .service
+        .store()
+        .staff_by_name(AGENT)
+        .await
+        .unwrap()
+        .unwrap();
     let started = s
         .service
         .staff_passkey_registration_options(&staff)
@@ -393,7 +178,7 @@ async fn passkey_server(
     let options: CreationChallengeResponse =
         serde_json::from_value(started["options"].clone()).unwrap();
     let credential = device
-        .do_registration(Url::parse(&s.service.config.public_url).unwrap(), options)
+        .do_registration(Url::parse(&s.service.config().public_url).unwrap(), options)
         .unwrap();
     s.service
         .finish_staff_passkey_registration(
@@ -442,7 +227,7 @@ async fn finding_9_a_pending_passkey_challenge_cannot_be_replaced_by_another_cli
     let request: RequestChallengeResponse =
         serde_json::from_value(started["options"].clone()).unwrap();
     let assertion = device
-        .do_authentication(Url::parse(&s.service.config.public_url).unwrap(), request)
+        .do_authentication(Url::parse(&s.service.config().public_url).unwrap(), request)
         .unwrap();
     let resp = staff
         .post(format!("{}/console/sign-in/passkey", s.base))
@@ -508,7 +293,7 @@ async fn finding_9_passkey_sign_in_start_does_not_reveal_who_has_passkeys(backen
 /// assertion for a name is refused like any other failure, without an audit entry each.
 async fn finding_9_anonymous_passkey_failures_are_audited_in_aggregate(backend: Backend) {
     let (s, _device) = passkey_server(backend, no_rate_limit).await;
-    let from = s.service.store.audit_size().await.unwrap();
+    let from = s.service.store().audit_size().await.unwrap();
     let attacker = client_from("127.0.0.6");
     for name in [AGENT, NO_PASSKEYS, "nobody.here"] {
         for _ in 0..20 {

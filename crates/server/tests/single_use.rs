@@ -4,7 +4,8 @@
 //! (codes, links, pushes) never exceed the per-contact limit.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use deskgate_testkit::on_both_backends;
+use deskgate_testkit::server as common;
 #[path = "support/idv_vendor.rs"]
 mod idv_vendor;
 
@@ -120,9 +121,9 @@ async fn start_all(
 }
 
 async fn passed_events(s: &TestServer, method: &str) -> usize {
-    let size = s.service.store.audit_size().await.unwrap();
+    let size = s.service.store().audit_size().await.unwrap();
     s.service
-        .store
+        .store()
         .audit_entries(0, size)
         .await
         .unwrap()
@@ -270,7 +271,7 @@ async fn finding_5_temporary_access_pass_redeemed_once_under_50_way_concurrency(
     let pass = deskgate_app::secrets::random_token();
     let now = Utc::now();
     s.service
-        .store
+        .store()
         .commit(Change {
             credentials: vec![Credential {
                 subject_id: "u-alice".to_owned(),
@@ -331,7 +332,7 @@ async fn finding_5_temporary_access_pass_redeemed_once_under_50_way_concurrency(
     assert_eq!(notices - notices_before, 2);
     let tap = s
         .service
-        .store
+        .store()
         .credential("u-alice", "temporary_access_pass")
         .await
         .unwrap()

@@ -10,8 +10,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::Utc;
+use deskgate_audit::AuditEvent;
+use deskgate_audit::event::{SentVerification, VerificationStarted};
 use deskgate_store::{Change, NewAuditEntry, Store, system_actor};
-use serde_json::json;
 
 const CALLERS: usize = 64;
 
@@ -20,15 +21,14 @@ fn entry(i: usize) -> NewAuditEntry {
         Utc::now(),
         system_actor(),
         Some(&format!("c-{i:032x}")),
-        "verification.failed",
-        json!({
-            "verification_id": format!("v-{i:016x}"),
-            "method": "sms_code",
-            "class": "phone_of_record",
-            "attempts_left": 4,
-            "destination": "+1 *** *** 42",
-            "note": "caller read back a code that did not match the one sent to the phone of record",
-        }),
+        AuditEvent::VerificationStarted(VerificationStarted::Sent(SentVerification {
+            verification_id: format!("v-{i:016x}"),
+            method: "sms_code".to_owned(),
+            class: "phone_of_record".to_owned(),
+            destination: "+1 *** *** 42".to_owned(),
+            respondent: format!("u-{i:016x}"),
+            expires_at: Utc::now(),
+        })),
     )
 }
 

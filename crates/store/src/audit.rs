@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub use deskgate_audit::Actor;
+use deskgate_audit::AuditEvent;
 
 /// The actor for events Deskgate itself causes (grants minted, executions, seeding).
 pub fn system_actor() -> Actor {
@@ -17,14 +18,16 @@ pub fn system_actor() -> Actor {
     }
 }
 
-/// An entry before the store gives it an index. `details` must never hold a secret.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// An entry before the store gives it an index. Its name and details come only from a typed
+/// [`AuditEvent`], so no hand-built event name or JSON reaches the log. The event's details must
+/// never hold a secret.
+#[derive(Debug, Clone, PartialEq)]
 pub struct NewAuditEntry {
     pub time: DateTime<Utc>,
     pub actor: Actor,
     pub case_id: Option<String>,
-    pub event: String,
-    pub details: serde_json::Value,
+    /// What happened: the entry's event name and details.
+    pub event: AuditEvent,
     /// Digest of the policy bundle that decided, when a decision was made.
     pub policy_digest: Option<String>,
     /// Digests of the evidence the event relied on.
@@ -36,15 +39,13 @@ impl NewAuditEntry {
         time: DateTime<Utc>,
         actor: Actor,
         case_id: Option<&str>,
-        event: &str,
-        details: serde_json::Value,
+        event: AuditEvent,
     ) -> Self {
         Self {
             time,
             actor,
             case_id: case_id.map(str::to_owned),
-            event: event.to_owned(),
-            details,
+            event,
             policy_digest: None,
             evidence_digests: Vec::new(),
         }
@@ -75,8 +76,8 @@ pub(crate) fn canonical_body(index: u64, e: &NewAuditEntry) -> String {
         time: deskgate_audit::audit_time(e.time),
         actor: e.actor.clone(),
         case_id: e.case_id.clone(),
-        event: e.event.clone(),
-        details: e.details.clone(),
+        event: e.event.name().to_owned(),
+        details: e.event.details(),
         policy_digest: e.policy_digest.clone(),
         evidence_digests: e.evidence_digests.clone(),
     };

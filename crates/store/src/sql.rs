@@ -689,7 +689,7 @@ macro_rules! append_fn {
                         .bind(i64::try_from(record.index).map_err(corrupt)?)
                         .bind(&times[at])
                         .bind(entry.case_id.as_deref())
-                        .bind(&entry.event)
+                        .bind(entry.event.name())
                         .bind(&record.body)
                         .bind(&record.leaf_hash)
                         .bind(&record.chain_hash);

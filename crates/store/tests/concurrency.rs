@@ -95,7 +95,7 @@ async fn of_two_updates_from_one_version_exactly_one_commits(backend: Backend) {
         );
         // Only the winner's entry was appended.
         assert_eq!(a.audit_size().await.unwrap(), before + 1);
-        let case_events = common::events(&a.audit_for_case("case-1").await.unwrap());
+        let case_events = common::markers(&a.audit_for_case("case-1").await.unwrap());
         assert!(case_events.contains(&format!("case.updated.r{round}.w{winner}")));
         assert!(!case_events.contains(&format!("case.updated.r{round}.w{}", 1 - winner)));
     }
@@ -226,7 +226,7 @@ async fn a_refused_change_among_concurrent_ones_leaves_the_others_whole(backend:
         }
     }
     let log = common::verified_log(store.as_ref()).await;
-    let events = common::events(&log);
+    let events = common::markers(&log);
     assert_eq!(events.len(), 1 + 15);
     assert!(!events.iter().any(|e| e == "refused"));
     drop(store);

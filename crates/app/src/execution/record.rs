@@ -55,17 +55,6 @@ fn updating(case: &Case, version: i64, audit: Vec<NewAuditEntry>) -> Change {
 }
 
 impl Service {
-    /// The entry of a typed audit event.
-    pub(crate) fn event_entry(
-        &self,
-        actor: &Actor,
-        case_id: Option<&str>,
-        event: AuditEvent,
-    ) -> NewAuditEntry {
-        let (name, details) = event.into_parts();
-        self.entry(actor, case_id, name, details)
-    }
-
     /// Before an executor acts outside the store: commits the grant's consumption and
     /// `execution.started`. If this commit fails, nothing happens.
     pub(super) async fn record_start(&self, run: &mut Underway) -> AppResult<()> {
@@ -74,7 +63,7 @@ impl Service {
             action: run.case.action.to_string(),
             subject_id: run.case.subject_id.clone(),
         });
-        let started = self.event_entry(&system_actor(), Some(&run.case.id), started);
+        let started = self.entry(&system_actor(), Some(&run.case.id), started);
         let mut audit = std::mem::take(&mut run.pending);
         audit.push(self.pinned(started, &run.pin));
         self.store
@@ -106,7 +95,7 @@ impl Service {
             error: failure.to_string(),
             agent_id: who.id,
         });
-        let failed = self.event_entry(&system_actor(), Some(&case.id), failed);
+        let failed = self.entry(&system_actor(), Some(&case.id), failed);
         if let Err(e) = self
             .store
             .commit(updating(&case, version, vec![failed]))
@@ -164,7 +153,7 @@ impl Service {
         let notices =
             notices::after_execution(&case, &subject, &next, manager.as_ref(), &not_me_url, now);
         let event = performed_event(executor, &who, &case, result.clone(), remote, &notices);
-        let entry = self.event_entry(&system_actor(), Some(&case.id), event);
+        let entry = self.entry(&system_actor(), Some(&case.id), event);
         let mut audit = pending;
         audit.push(self.pinned(Self::on_evidence(entry, &case), &pin));
         credentials.extend(handover.credential);
@@ -211,7 +200,7 @@ impl Service {
             let failed = AuditEvent::DeliveryFailed(DeliveryFailed { messages: failures });
             self.store
                 .commit(Change {
-                    audit: vec![self.event_entry(&system_actor(), Some(case_id), failed)],
+                    audit: vec![self.entry(&system_actor(), Some(case_id), failed)],
                     ..Change::default()
                 })
                 .await?;

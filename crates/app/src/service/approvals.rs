@@ -57,8 +57,12 @@ impl Service {
                 self.entry(
                     &who,
                     Some(&case.id),
-                    "approval.recorded",
-                    json!({ "role": role, "decision": decision, "reason": reason, "case_digest": digest }),
+                    AuditEvent::ApprovalRecorded(event::ApprovalRecorded {
+                        role: role.to_string(),
+                        decision: decision.to_string(),
+                        reason: reason.to_owned(),
+                        case_digest: digest,
+                    }),
                 ),
                 &case,
             ),
@@ -68,8 +72,9 @@ impl Service {
             audit.push(self.entry(
                 &who,
                 Some(&case.id),
-                "case.denied",
-                json!({ "reason": case.outcome_reason }),
+                AuditEvent::CaseDenied(event::CaseDenied {
+                    reason: case.outcome_reason.clone(),
+                }),
             ));
         }
         audit.extend(self.approval_entries(&who, before, &case));
@@ -133,16 +138,23 @@ impl Service {
             self.entry(
                 &who,
                 Some(&case.id),
-                "break_glass.opened",
-                json!({ "reason": reason, "requirements": case.requirements, "playbook_rows": resolved.rows }),
+                AuditEvent::BreakGlassOpened(event::BreakGlassOpened {
+                    reason: reason.to_owned(),
+                    requirements: audit_events::requirements(&case.requirements),
+                    playbook_rows: resolved.rows,
+                }),
             ),
             self.pinned(
                 Self::on_evidence(
                     self.entry(
                         &who,
                         Some(&case.id),
-                        "approval.recorded",
-                        json!({ "role": role, "decision": Decision::Confirm, "reason": reason, "case_digest": digest }),
+                        AuditEvent::ApprovalRecorded(event::ApprovalRecorded {
+                            role: role.to_string(),
+                            decision: Decision::Confirm.to_string(),
+                            reason: reason.to_owned(),
+                            case_digest: digest,
+                        }),
                     ),
                     &case,
                 ),
@@ -207,10 +219,10 @@ impl Service {
         let entry = self.entry(
             &actor(caller),
             Some(&case.id),
-            "approval.refused",
-            json!({
-                "role": role, "reason": reason,
-                "policy_ids": pin.map(|p| p.policy_ids.clone()).unwrap_or_default(),
+            AuditEvent::ApprovalRefused(event::ApprovalRefused {
+                role: role.to_string(),
+                reason: reason.to_owned(),
+                policy_ids: pin.map(|p| p.policy_ids.clone()).unwrap_or_default(),
             }),
         );
         let entry = match pin {

@@ -5,8 +5,9 @@
 //! link, which the decision must present.
 
 use chrono::{DateTime, Duration, Utc};
+use deskgate_audit::{AuditEvent, event};
 use deskgate_core::vouching::{self, VoucherRefusal};
-use deskgate_core::{ApproverRole, AttemptOutcome, CaseState, Decision, Staff, Subject};
+use deskgate_core::{ApproverRole, AttemptOutcome, CaseState, Decision, Method, Staff, Subject};
 use deskgate_store::{Actor, CaseWrite, Change, LinkToken, StoredCase};
 use serde_json::{Value, json};
 
@@ -123,10 +124,10 @@ impl Service {
         let entry = self.entry(
             &Self::respondent_actor(&link, "attestation_link"),
             Some(&case.id),
-            "attestation.code_sent",
-            json!({
-                "verification_id": link.verification_id, "destination": phone.masked(),
-                "expires_at": expires_at,
+            AuditEvent::AttestationCodeSent(event::AttestationCodeSent {
+                verification_id: link.verification_id.clone(),
+                destination: phone.masked(),
+                expires_at,
             }),
         );
         self.store
@@ -159,16 +160,22 @@ impl Service {
         let before = case.state;
         let outcome = case.authenticate_respondent(&link.verification_id, matched, now)?;
         let who = Self::respondent_actor(&link, "attestation_link");
-        let base = json!({ "verification_id": link.verification_id, "method": "sms_code" });
-        let (event, details) = match outcome {
-            AttemptOutcome::Passed => ("attestation.signed_in", base),
-            AttemptOutcome::Failed { attempts_left } => (
-                "attestation.sign_in_failed",
-                json!({ "verification_id": link.verification_id, "attempts_left": attempts_left }),
-            ),
-            AttemptOutcome::Locked => ("attestation.locked", base),
+        // The manager signs in with a code texted to their phone of record.
+        let sign_in = event::AttestationSignIn {
+            verification_id: link.verification_id.clone(),
+            method: Method::SmsCode.to_string(),
         };
-        let mut audit = vec![self.entry(&who, Some(&case.id), event, details)];
+        let answer = match outcome {
+            AttemptOutcome::Passed => AuditEvent::AttestationSignedIn(sign_in),
+            AttemptOutcome::Failed { attempts_left } => {
+                AuditEvent::AttestationSignInFailed(event::AttestationSignInFailed {
+                    verification_id: link.verification_id.clone(),
+                    attempts_left,
+                })
+            }
+            AttemptOutcome::Locked => AuditEvent::AttestationLocked(sign_in),
+        };
+        let mut audit = vec![self.entry(&who, Some(&case.id), answer)];
         audit.extend(self.approval_entries(&who, before, &case));
         let mut change = updating(&case, stored.version, audit);
         let session = secrets::random_token();
@@ -307,24 +314,25 @@ impl Service {
         let before = case.state;
         case.attest(&link.verification_id, &link.respondent, role, decision, now)?;
         let who = Self::respondent_actor(&link, "attestation_link+sms_code");
+        let decided = event::AttestationDecided {
+            verification_id: link.verification_id.clone(),
+            case_digest: digest,
+        };
+        let attested = match decision {
+            Decision::Confirm => AuditEvent::AttestationConfirmed(decided),
+            Decision::Reject => AuditEvent::AttestationRejected(decided),
+        };
         let mut audit = vec![Self::on_evidence(
-            self.entry(
-                &who,
-                Some(&case.id),
-                match decision {
-                    Decision::Confirm => "attestation.confirmed",
-                    Decision::Reject => "attestation.rejected",
-                },
-                json!({ "verification_id": link.verification_id, "case_digest": digest }),
-            ),
+            self.entry(&who, Some(&case.id), attested),
             &case,
         )];
         if case.state == CaseState::Denied {
             audit.push(self.entry(
                 &who,
                 Some(&case.id),
-                "case.denied",
-                json!({ "reason": case.outcome_reason }),
+                AuditEvent::CaseDenied(event::CaseDenied {
+                    reason: case.outcome_reason.clone(),
+                }),
             ));
         }
         audit.extend(self.approval_entries(&who, before, &case));

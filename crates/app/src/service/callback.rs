@@ -79,9 +79,13 @@ impl Service {
         let started = self.started(
             caller,
             &case,
-            &vid,
-            Method::Callback,
-            json!({ "destination": phone.masked(), "call_sid": call_sid }),
+            event::VerificationStarted::Callback(event::CallbackStarted {
+                verification_id: vid.clone(),
+                method: Method::Callback.to_string(),
+                class: Method::Callback.class().to_string(),
+                destination: phone.masked(),
+                call_sid: call_sid.clone(),
+            }),
         );
         self.store
             .commit(updating(&case, stored.version, vec![started]))
@@ -142,19 +146,25 @@ impl Service {
             role: "telephony_provider".to_owned(),
             auth: "webhook_signature".to_owned(),
         };
+        let gathered = event::CallbackOutcome {
+            verification_id: vid.to_owned(),
+            method: Method::Callback.to_string(),
+            call_sid: field("CallSid").unwrap_or_default().to_owned(),
+            outcome: if matched {
+                "the code was keyed in on the phone of record"
+            } else {
+                "wrong or no digits keyed in"
+            }
+            .to_owned(),
+        };
         let mut entry = self.entry(
             &who,
             Some(&case.id),
             if matched {
-                "verification.passed"
+                AuditEvent::VerificationPassed(event::VerificationPassed::Callback(gathered))
             } else {
-                "verification.failed"
+                AuditEvent::VerificationFailed(event::VerificationFailed::Callback(gathered))
             },
-            json!({
-                "verification_id": vid, "method": Method::Callback,
-                "call_sid": field("CallSid").unwrap_or_default(),
-                "outcome": if matched { "the code was keyed in on the phone of record" } else { "wrong or no digits keyed in" },
-            }),
         );
         if matched {
             entry = Self::on_evidence(entry, &case);

@@ -99,11 +99,12 @@ impl Service {
                         self.entry(
                             &actor(caller),
                             None,
-                            "case.refused",
-                            json!({
-                                "subject_id": subject.id, "action": req.action,
-                                "tier": subject.tier, "reasons": reasons,
-                                "policy_ids": policy_ids,
+                            AuditEvent::CaseRefused(event::CaseRefused {
+                                subject_id: subject.id.clone(),
+                                action: req.action.to_string(),
+                                tier: subject.tier.to_string(),
+                                reasons,
+                                policy_ids,
                             }),
                         ),
                         &pin,
@@ -121,23 +122,23 @@ impl Service {
             }
         }
         case.record_decision(pin.clone());
-        let details = json!({
-            "subject_id": case.subject_id,
-            "tier": case.subject_tier,
-            "action": case.action,
-            "channel": case.channel,
-            "ticket": case.ticket,
-            "risk": case.risk.level,
-            "risk_reasons": case.risk.reasons.iter().map(|r| r.code.clone()).collect::<Vec<_>>(),
-            "requirements": case.requirements,
-            "state": case.state,
-            "policy_ids": pin.policy_ids,
-            "playbook_rows": decision.playbook.rows,
+        let case_opened = AuditEvent::CaseOpened(event::CaseOpened {
+            subject_id: case.subject_id.clone(),
+            tier: case.subject_tier.to_string(),
+            action: case.action.to_string(),
+            channel: case.channel.to_string(),
+            ticket: case.ticket.clone(),
+            risk: case.risk.level.to_string(),
+            risk_reasons: case.risk.reasons.iter().map(|r| r.code.clone()).collect(),
+            requirements: audit_events::requirements(&case.requirements),
+            state: case.state.to_string(),
+            policy_ids: pin.policy_ids.clone(),
+            playbook_rows: decision.playbook.rows.clone(),
         });
         self.store
             .commit(Change {
                 audit: vec![self.pinned(
-                    self.entry(&actor(caller), Some(&case.id), "case.opened", details),
+                    self.entry(&actor(caller), Some(&case.id), case_opened),
                     &pin,
                 )],
                 case: Some(CaseWrite::Insert(case.clone())),
@@ -220,11 +221,14 @@ impl Service {
                     &actor(caller),
                     Some(&case.id),
                     if deny {
-                        "case.denied"
+                        AuditEvent::CaseDenied(event::CaseDenied {
+                            reason: Some(reason.to_owned()),
+                        })
                     } else {
-                        "case.cancelled"
+                        AuditEvent::CaseCancelled(event::CaseCancelled {
+                            reason: reason.to_owned(),
+                        })
                     },
-                    json!({ "reason": reason }),
                 )],
                 ..Change::default()
             })
@@ -256,8 +260,10 @@ impl Service {
                 audit: vec![self.entry(
                     &actor(caller),
                     Some(&case.id),
-                    "case.resumed",
-                    json!({ "previous_agent": stored.case.agent_id, "reason": stored.case.outcome_reason }),
+                    AuditEvent::CaseResumed(event::CaseResumed {
+                        previous_agent: stored.case.agent_id.clone(),
+                        reason: stored.case.outcome_reason.clone(),
+                    }),
                 )],
                 ..Change::default()
             })

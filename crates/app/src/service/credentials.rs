@@ -106,8 +106,11 @@ impl Service {
                 audit: vec![self.entry(
                     by,
                     None,
-                    "authenticator.enrolled",
-                    json!({ "subject_id": subject.id, "kind": "totp", "notified": email.masked() }),
+                    AuditEvent::AuthenticatorEnrolled(event::AuthenticatorEnrolled {
+                        subject_id: subject.id.clone(),
+                        kind: AuthenticatorKind::Totp.to_string(),
+                        notified: email.masked(),
+                    }),
                 )],
                 ..Change::default()
             })
@@ -225,8 +228,11 @@ impl Service {
                 audit: vec![self.entry(
                     by,
                     None,
-                    "recovery_codes.issued",
-                    json!({ "subject_id": subject.id, "count": hashes.len(), "delivered_to": email.masked() }),
+                    AuditEvent::RecoveryCodesIssued(event::RecoveryCodesIssued {
+                        subject_id: subject.id.clone(),
+                        count: hashes.len() as u64,
+                        delivered_to: email.masked(),
+                    }),
                 )],
                 ..Change::default()
             })

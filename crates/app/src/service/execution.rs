@@ -70,7 +70,7 @@ impl Service {
         let event = AuditEvent::GrantExpired(GrantExpired {
             grant_id: stored.case.grant.as_ref().map(|g| g.id.clone()),
         });
-        let entry = self.event_entry(&actor(caller), Some(&stored.case.id), event);
+        let entry = self.entry(&actor(caller), Some(&stored.case.id), event);
         match self
             .store
             .commit(updating(&expired, stored.version, vec![entry]))
@@ -105,7 +105,7 @@ impl Service {
         } else {
             AuditEvent::ExecutionRefused(verdict)
         };
-        let entry = self.event_entry(&actor(caller), Some(&stored.case.id), event);
+        let entry = self.entry(&actor(caller), Some(&stored.case.id), event);
         let change = updating(&refused, stored.version, vec![self.pinned(entry, pin)]);
         if let Err(e) = self.store.commit(change).await {
             return e.into();
@@ -148,7 +148,7 @@ impl Service {
             reason: reason.to_owned(),
             grant_consumed_at: consumed_at,
         });
-        let entry = self.event_entry(&actor(caller), Some(&case.id), event);
+        let entry = self.entry(&actor(caller), Some(&case.id), event);
         self.store
             .commit(updating(&case, stored.version, vec![entry]))
             .await?;

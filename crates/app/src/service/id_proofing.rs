@@ -85,11 +85,18 @@ impl Service {
         let started = self.started(
             caller,
             &case,
-            &vid,
-            Method::IdProofing,
-            json!({
-                "destination": email.masked(), "vendor": vendor.as_str(),
-                "inquiry_id": inquiry.inquiry_id, "match_fields": expected.field_names(),
+            event::VerificationStarted::IdProofing(event::IdProofingStarted {
+                verification_id: vid.clone(),
+                method: Method::IdProofing.to_string(),
+                class: Method::IdProofing.class().to_string(),
+                destination: email.masked(),
+                vendor: vendor.as_str().to_owned(),
+                inquiry_id: inquiry.inquiry_id,
+                match_fields: expected
+                    .field_names()
+                    .into_iter()
+                    .map(str::to_owned)
+                    .collect(),
             }),
         );
         self.store
@@ -189,29 +196,36 @@ impl Service {
             Err(_) => vec!["identity_of_record"],
         };
         let identity_matched = unmatched.is_empty();
-        let details = json!({
-            "verification_id": vid, "inquiry_id": result.inquiry_id,
-            "status": format!("{:?}", result.status).to_lowercase(),
-            "checks": { "document": result.checks.document, "selfie": result.checks.selfie, "liveness": result.checks.liveness },
-            "identity_matched": identity_matched, "unmatched_fields": unmatched,
-        });
+        let unmatched_fields: Vec<String> = unmatched.iter().map(|f| (*f).to_owned()).collect();
+        let reported = event::IdvResult {
+            verification_id: vid.to_owned(),
+            inquiry_id: result.inquiry_id.clone(),
+            status: format!("{:?}", result.status).to_lowercase(),
+            checks: event::IdvChecks {
+                document: result.checks.document,
+                selfie: result.checks.selfie,
+                liveness: result.checks.liveness,
+            },
+            identity_matched,
+            unmatched_fields: unmatched_fields.clone(),
+        };
         let final_answer = matches!(result.status, IdvStatus::Approved | IdvStatus::Declined);
         // An approved document that is not the subject's is an attempt to take the account
         // over with someone else's identity: it fails and the security team hears of it.
         let mismatch = result.status == IdvStatus::Approved && !identity_matched;
         let before = case.state;
         let counted = result.counts_as_government_id() && identity_matched;
-        let event = if !final_answer {
-            "idv.pending"
+        let answer = if !final_answer {
+            AuditEvent::IdvPending(reported)
         } else {
             case.complete_external(vid, counted, now)?;
             if counted {
-                "verification.passed"
+                AuditEvent::VerificationPassed(event::VerificationPassed::IdProofing(reported))
             } else {
-                "verification.failed"
+                AuditEvent::VerificationFailed(event::VerificationFailed::IdProofing(reported))
             }
         };
-        let mut entry = self.entry(&who, Some(&case.id), event, details);
+        let mut entry = self.entry(&who, Some(&case.id), answer);
         if counted {
             entry = Self::on_evidence(entry, &case);
         }
@@ -220,11 +234,11 @@ impl Service {
             audit.push(self.entry(
                 &who,
                 Some(&case.id),
-                "security.idv_identity_mismatch",
-                json!({
-                    "verification_id": vid, "subject_id": subject.id,
-                    "unmatched_fields": unmatched,
-                    "alerted": self.config.security_contacts.len(),
+                AuditEvent::SecurityIdvIdentityMismatch(event::IdvIdentityMismatch {
+                    verification_id: vid.to_owned(),
+                    subject_id: subject.id.clone(),
+                    unmatched_fields,
+                    alerted: self.config.security_contacts.len() as u64,
                 }),
             ));
         }

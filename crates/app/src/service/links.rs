@@ -67,8 +67,10 @@ impl Service {
                         auth: "retrieval_link".to_owned(),
                     },
                     Some(&link.case_id),
-                    "service_secret.retrieved",
-                    json!({ "subject_id": subject_id, "by": link.respondent }),
+                    AuditEvent::ServiceSecretRetrieved(event::ServiceSecretRetrieved {
+                        subject_id: subject_id.clone(),
+                        by: link.respondent.clone(),
+                    }),
                 )],
                 ..Change::default()
             })
@@ -151,8 +153,12 @@ impl Service {
                         auth: "temporary_access_pass".to_owned(),
                     },
                     None,
-                    "temporary_access_pass.redeemed",
-                    json!({ "subject_id": subject.id, "enrolled": "totp" }),
+                    AuditEvent::TemporaryAccessPassRedeemed(
+                        event::TemporaryAccessPassRedeemed::Totp(event::PassRedeemedForApp {
+                            subject_id: subject.id.clone(),
+                            enrolled: AuthenticatorKind::Totp.to_string(),
+                        }),
+                    ),
                 )],
                 ..Change::default()
             })
@@ -232,10 +238,14 @@ impl Service {
                         auth: "not_me_link".to_owned(),
                     },
                     Some(&link.case_id),
-                    "security.not_me_reported",
-                    json!({
-                        "subject_id": subject.id, "locked": true, "flagged": true,
-                        "spent": { "links": "all unused", "credentials": spent_credentials },
+                    AuditEvent::SecurityNotMeReported(event::NotMeReported {
+                        subject_id: subject.id.clone(),
+                        locked: true,
+                        flagged: true,
+                        spent: event::SpentHandovers {
+                            links: "all unused".to_owned(),
+                            credentials: spent_credentials,
+                        },
                     }),
                 )],
                 ..Change::default()
@@ -308,8 +318,9 @@ impl Service {
                     audit: vec![self.entry(
                         &system_actor(),
                         Some(case_id),
-                        "case.denied",
-                        json!({ "reason": reason }),
+                        AuditEvent::CaseDenied(event::CaseDenied {
+                            reason: Some(reason.to_owned()),
+                        }),
                     )],
                     ..Change::default()
                 })

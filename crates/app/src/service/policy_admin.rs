@@ -23,8 +23,10 @@ impl Service {
                         audit: vec![self.entry(
                             &who,
                             None,
-                            "policy.reload_refused",
-                            json!({ "current_digest": old, "problems": problems }),
+                            AuditEvent::PolicyReloadRefused(event::PolicyReloadRefused {
+                                current_digest: old.clone(),
+                                problems: problems.clone(),
+                            }),
                         )],
                         ..Change::default()
                     })
@@ -39,8 +41,11 @@ impl Service {
         let mut entry = self.entry(
             &who,
             None,
-            "policy.reloaded",
-            json!({ "old_digest": old, "new_digest": new, "policies": bundle.policy_count() }),
+            AuditEvent::PolicyReloaded(event::PolicyReloaded {
+                old_digest: old.clone(),
+                new_digest: new.clone(),
+                policies: bundle.policy_count() as u64,
+            }),
         );
         entry.policy_digest = Some(new.clone());
         // Audited before it takes effect: no decision under a bundle the log does not name.

@@ -56,9 +56,12 @@ impl Service {
         let started = self.started(
             caller,
             &case,
-            &vid,
-            Method::Push,
-            json!({ "device": device.id }),
+            event::VerificationStarted::Push(event::PushStarted {
+                verification_id: vid.clone(),
+                method: Method::Push.to_string(),
+                class: Method::Push.class().to_string(),
+                device: device.id.clone(),
+            }),
         );
         self.store
             .commit(Change {
@@ -134,17 +137,23 @@ impl Service {
             role: "subject".to_owned(),
             auth: "enrolled_device".to_owned(),
         };
-        let (event, reason) = match (approve, matched) {
-            (_, true) => ("verification.passed", "approved with the matching number"),
-            (true, false) => ("verification.failed", "approved with a wrong number"),
-            (false, _) => ("verification.failed", "denied on the device"),
+        let outcome = |reason: &str| event::PushOutcome {
+            verification_id: vid.clone(),
+            method: Method::Push.to_string(),
+            outcome: reason.to_owned(),
         };
-        let mut entry = self.entry(
-            &who,
-            Some(&case.id),
-            event,
-            json!({ "verification_id": vid, "method": Method::Push, "outcome": reason }),
-        );
+        let answer = match (approve, matched) {
+            (_, true) => AuditEvent::VerificationPassed(event::VerificationPassed::Push(outcome(
+                "approved with the matching number",
+            ))),
+            (true, false) => AuditEvent::VerificationFailed(event::VerificationFailed::Push(
+                outcome("approved with a wrong number"),
+            )),
+            (false, _) => AuditEvent::VerificationFailed(event::VerificationFailed::Push(outcome(
+                "denied on the device",
+            ))),
+        };
+        let mut entry = self.entry(&who, Some(&case.id), answer);
         if matched {
             entry = Self::on_evidence(entry, &case);
         }

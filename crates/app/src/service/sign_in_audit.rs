@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
+use deskgate_audit::{AuditEvent, event};
 use deskgate_store::{Actor, Change};
-use serde_json::json;
 
 use super::Service;
 
@@ -39,11 +39,13 @@ impl Service {
                 self.entry(
                     &actor,
                     None,
-                    "staff.sign_in_failures",
-                    json!({
-                        "address": s.address.to_string(), "count": s.count,
-                        "reasons": s.reasons, "methods": s.methods,
-                        "from": s.from, "to": s.to,
+                    AuditEvent::StaffSignInFailures(event::StaffSignInFailures {
+                        address: s.address.to_string(),
+                        count: s.count,
+                        reasons: s.reasons,
+                        methods: s.methods,
+                        from: s.from,
+                        to: s.to,
                     }),
                 )
             })

@@ -41,8 +41,10 @@ impl Service {
                 audit: vec![self.entry(
                     by,
                     None,
-                    "staff.tokens_revoked",
-                    json!({ "staff_id": staff.id, "revoked": revoked }),
+                    AuditEvent::StaffTokensRevoked(event::StaffTokensRevoked {
+                        staff_id: staff.id.clone(),
+                        revoked,
+                    }),
                 )],
                 ..Change::default()
             })
@@ -104,10 +106,11 @@ impl Service {
                 audit: vec![self.entry(
                     &system_actor(),
                     None,
-                    "staff.token_created",
-                    json!({
-                        "staff_id": staff.id, "label": label, "token_id": &hash[..12],
-                        "expires_at": expires_at,
+                    AuditEvent::StaffTokenCreated(event::StaffTokenCreated {
+                        staff_id: staff.id.clone(),
+                        label: label.to_owned(),
+                        token_id: hash[..12].to_owned(),
+                        expires_at,
                     }),
                 )],
                 ..Change::default()
@@ -185,8 +188,10 @@ impl Service {
                 audit: vec![self.entry(
                     by,
                     None,
-                    "staff.token_revoked",
-                    json!({ "staff_id": token.staff_id, "token_id": &token.token_hash[..12] }),
+                    AuditEvent::StaffTokenRevoked(event::StaffTokenRevoked {
+                        staff_id: token.staff_id.clone(),
+                        token_id: token.token_hash[..12].to_owned(),
+                    }),
                 )],
                 ..Change::default()
             })

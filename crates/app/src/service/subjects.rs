@@ -21,15 +21,17 @@ impl Service {
             s.tier = self.config.tier_for_groups(&s.groups);
         }
         let count = subjects.len();
-        let ids: Vec<String> = subjects.iter().map(|s| s.id.clone()).collect();
+        let subject_ids: Vec<String> = subjects.iter().map(|s| s.id.clone()).collect();
         self.store
             .commit(Change {
                 subjects,
                 audit: vec![self.entry(
                     by,
                     None,
-                    "directory.imported",
-                    json!({ "count": count, "subject_ids": ids }),
+                    AuditEvent::DirectoryImported(event::DirectoryImported {
+                        count: count as u64,
+                        subject_ids,
+                    }),
                 )],
                 ..Change::default()
             })

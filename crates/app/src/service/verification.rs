@@ -178,7 +178,11 @@ impl Service {
                 respondent_check: None,
             };
             case.start_verification(v, now)?;
-            let started = self.started(caller, &case, &vid, method, json!({}));
+            let started = self.started(
+                caller,
+                &case,
+                event::VerificationStarted::Unsent(code_verification(&vid, method)),
+            );
             self.store
                 .commit(updating(&case, stored.version, vec![started]))
                 .await?;
@@ -301,21 +305,19 @@ impl Service {
             };
             (v, message, Some(link), contact.clone())
         };
-        let masked = verification.destination.clone();
-        let respondent = verification.respondent.clone();
-        let expires_at = verification.expires_at;
+        // `destination` is the contact that `verification.destination` shows masked.
+        let started = event::VerificationStarted::Sent(event::SentVerification {
+            verification_id: vid.clone(),
+            method: method.to_string(),
+            class: method.class().to_string(),
+            destination: destination.masked(),
+            respondent: verification.respondent.clone(),
+            expires_at: verification.expires_at,
+        });
         case.start_verification(verification, now)?;
         self.send_within_limit(&destination, &message, "message", now)
             .await?;
-        let audit = vec![self.entry(
-            &actor(caller),
-            Some(&case.id),
-            "verification.started",
-            json!({
-                "verification_id": vid, "method": method, "class": method.class(),
-                "destination": masked, "respondent": respondent, "expires_at": expires_at,
-            }),
-        )];
+        let audit = vec![self.started(caller, &case, started)];
         self.store
             .commit(Change {
                 case: Some(CaseWrite::Update {
@@ -372,8 +374,10 @@ impl Service {
                     audit: vec![self.entry(
                         &who,
                         Some(&case.id),
-                        "verification.expired",
-                        json!({ "verification_id": vid, "method": verification.method }),
+                        AuditEvent::VerificationExpired(event::VerificationExpired {
+                            verification_id: vid.to_owned(),
+                            method: verification.method.to_string(),
+                        }),
                     )],
                     ..Change::default()
                 })
@@ -443,16 +447,21 @@ impl Service {
         };
         let before = case.state;
         let outcome = case.answer_code(vid, matched, now)?;
-        let base = json!({ "verification_id": vid, "method": verification.method, "class": verification.method.class() });
-        let (event, details) = match outcome {
-            AttemptOutcome::Passed => ("verification.passed", base),
-            AttemptOutcome::Failed { attempts_left } => (
-                "verification.failed",
-                json!({ "verification_id": vid, "method": verification.method, "attempts_left": attempts_left }),
+        let answered = code_verification(vid, verification.method);
+        let answer = match outcome {
+            AttemptOutcome::Passed => {
+                AuditEvent::VerificationPassed(event::VerificationPassed::Code(answered))
+            }
+            AttemptOutcome::Failed { attempts_left } => AuditEvent::VerificationFailed(
+                event::VerificationFailed::WrongCode(event::WrongCode {
+                    verification_id: vid.to_owned(),
+                    method: verification.method.to_string(),
+                    attempts_left,
+                }),
             ),
-            AttemptOutcome::Locked => ("verification.locked", base),
+            AttemptOutcome::Locked => AuditEvent::VerificationLocked(answered),
         };
-        let mut first = self.entry(&who, Some(&case.id), event, details);
+        let mut first = self.entry(&who, Some(&case.id), answer);
         if outcome == AttemptOutcome::Passed {
             // This verification's own evidence digest: the last one the case holds.
             first.evidence_digests = Self::evidence_digests(&case)

@@ -1,131 +1,21 @@
-//! Running the real `deskgate` binary in tests: a demo server on a free port over a temporary
-//! data directory, and one-shot commands against the same directory.
-#![allow(
-    dead_code,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    unreachable_pub
-)]
+//! The testkit's CLI harness (`deskgate_testkit::cli`) bound to this crate's `deskgate` binary,
+//! whose path only this crate's tests know.
+#![allow(dead_code, unreachable_pub, unused_imports)]
 
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Output;
 
-pub struct Demo {
-    pub child: Child,
-    pub port: u16,
-    pub data: PathBuf,
-}
+pub use deskgate_testkit::cli::{Demo, free_port, run_walkthrough, stderr, stdout};
 
-impl Drop for Demo {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+/// The `deskgate` binary under test.
+pub const DESKGATE: &str = env!("CARGO_BIN_EXE_deskgate");
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-impl Demo {
-    /// Starts `deskgate demo` and waits until it serves and has written demo.json.
-    pub fn start(data: &Path) -> Self {
-        let port = free_port();
-        let _ = std::fs::remove_file(data.join("demo.json"));
-        let child = Command::new(env!("CARGO_BIN_EXE_deskgate"))
-            .args(["demo", "--listen", &format!("127.0.0.1:{port}"), "--data"])
-            .arg(data)
-            .env("DESKGATE_LOG", "warn")
-            // Variables that share the prefix but name no configuration key must be ignored.
-            .env("DESKGATE_UNRELATED_SETTING", "1")
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !(data.join("demo.json").exists() && TcpStream::connect(("127.0.0.1", port)).is_ok())
-        {
-            assert!(Instant::now() < deadline, "demo did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Self {
-            child,
-            port,
-            data: data.to_path_buf(),
-        }
-    }
-
-    pub fn base(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// The token of a seeded staff member, from demo.json.
-    pub fn token(&self, name: &str) -> String {
-        let info: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(self.data.join("demo.json")).unwrap())
-                .unwrap();
-        info["staff"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["name"] == name)
-            .unwrap()["token"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    }
+/// Starts `deskgate demo` over `data`.
+pub fn demo(data: &Path) -> Demo {
+    Demo::start(DESKGATE, data)
 }
 
 /// Runs `deskgate ARGS` with its data directory set to `data`.
 pub fn deskgate(data: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_deskgate"))
-        .args(args)
-        .env("DESKGATE_DATA_DIR", data)
-        .env("DESKGATE_LOG", "warn")
-        .output()
-        .unwrap()
-}
-
-pub fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-pub fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// Runs the README's walkthrough verbatim against `demo` (only the port and data directory are
-/// substituted) and returns its standard output; panics if it fails.
-pub fn run_walkthrough(demo: &Demo) -> String {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
-    let start = readme.find("<!-- walkthrough:start -->").unwrap();
-    let end = readme.find("<!-- walkthrough:end -->").unwrap();
-    let script = readme[start..end]
-        .lines()
-        .skip(1)
-        .filter(|l| !l.starts_with("```"))
-        .collect::<Vec<_>>()
-        .join("\n");
-    assert!(script.contains("B=http://127.0.0.1:8080") && script.contains("D=deskgate-demo"));
-    let script = script
-        .replace("B=http://127.0.0.1:8080", &format!("B={}", demo.base()))
-        .replace("D=deskgate-demo", &format!("D={}", demo.data.display()));
-    let out = Command::new("bash")
-        .args(["-euo", "pipefail", "-c", &script])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "walkthrough failed:\n{}\n{}",
-        stdout(&out),
-        stderr(&out)
-    );
-    stdout(&out)
+    deskgate_testkit::cli::deskgate(DESKGATE, data, args)
 }

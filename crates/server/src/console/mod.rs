@@ -58,7 +58,7 @@ pub(crate) struct Console {
 /// only `deskgate demo` can (it is no configuration key). The state is applied here, so the
 /// router merges into a router of any state (the API's included).
 pub fn router<S: Clone + Send + Sync + 'static>(service: Arc<Service>) -> Router<S> {
-    let demo_sign_in = service.config.demo_sign_in;
+    let demo_sign_in = service.config().demo_sign_in;
     router_with(service, demo_sign_in)
 }
 
@@ -126,8 +126,8 @@ pub fn router_with<S: Clone + Send + Sync + 'static>(
     demo_sign_in: bool,
 ) -> Router<S> {
     let console = Console {
-        sso: deskgate_app::sso::Sso::from_config(&service.config, &service.sealer),
-        guard: Arc::new(SignInGuard::new(&service.config.sign_in)),
+        sso: service.sso(),
+        guard: Arc::new(SignInGuard::new(&service.config().sign_in)),
         service,
         demo_sign_in,
     };

@@ -12,6 +12,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
+use deskgate_audit::{AuditEvent, event::DirectoryImported};
 use deskgate_core::{
     Action, Case, Channel, NewCase, Requirements, RiskAssessment, RiskLevel, Role, Staff, Subject,
     SubjectStatus, Tier,
@@ -19,7 +20,6 @@ use deskgate_core::{
 use deskgate_store::{
     AuditRecord, CaseWrite, Change, LinkToken, NewAuditEntry, Store, system_actor,
 };
-use serde_json::json;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -170,8 +170,19 @@ pub fn open_case(id: &str, subject: &Subject) -> Case {
     .unwrap()
 }
 
-pub fn entry(case_id: Option<&str>, event: &str, n: u64) -> NewAuditEntry {
-    NewAuditEntry::new(at(1), system_actor(), case_id, event, json!({ "n": n }))
+/// An audit entry the test can find again by `marker`. Entries are built only from typed
+/// events, so this is a `directory.imported` whose details carry the marker (as its one subject
+/// id) and `n` (as its count); [`markers`] reads the markers back.
+pub fn entry(case_id: Option<&str>, marker: &str, n: u64) -> NewAuditEntry {
+    NewAuditEntry::new(
+        at(1),
+        system_actor(),
+        case_id,
+        AuditEvent::DirectoryImported(DirectoryImported {
+            count: n,
+            subject_ids: vec![marker.to_owned()],
+        }),
+    )
 }
 
 /// Commits the subject and a new case about it; returns the case as stored (version 1).
@@ -233,10 +244,15 @@ pub async fn verified_log(store: &dyn Store) -> Vec<AuditRecord> {
     records
 }
 
-/// Events of the whole log, in order.
-pub fn events(records: &[AuditRecord]) -> Vec<String> {
+/// The markers of the log's entries (see [`entry`]), in order.
+pub fn markers(records: &[AuditRecord]) -> Vec<String> {
     records
         .iter()
-        .map(|r| r.entry().unwrap()["event"].as_str().unwrap().to_owned())
+        .map(|r| {
+            r.entry().unwrap()["details"]["subject_ids"][0]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect()
 }

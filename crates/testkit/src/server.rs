@@ -1,12 +1,5 @@
 //! One helper for every integration test: a real Deskgate server on a random port, on SQLite or
 //! on a fresh PostgreSQL database, seeded with the demo organisation, talked to over HTTP.
-#![allow(
-    dead_code,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    unreachable_pub
-)]
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -30,11 +23,11 @@ macro_rules! on_both_backends {
         $(mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                super::$name($crate::common::Backend::Sqlite).await;
+                super::$name($crate::server::Backend::Sqlite).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                super::$name($crate::common::Backend::Postgres).await;
+                super::$name($crate::server::Backend::Postgres).await;
             }
         })+
     };
@@ -127,8 +120,8 @@ impl TestServer {
         adjust(&mut config);
         let clock = Clock::system();
         let mut service = deskgate_app::build(config, clock.clone()).await.unwrap();
-        if connector.is_some() {
-            service.connector = connector;
+        if let Some(connector) = connector {
+            service = service.with_connector(connector);
         }
         let service = Arc::new(service);
         let staff = deskgate_app::demo::seed(&service)
@@ -399,7 +392,7 @@ impl TestServer {
     }
 
     pub async fn snapshot(&self, case_id: Option<&str>, subject_id: &str) -> Snapshot {
-        let store = &self.service.store;
+        let store = &self.service.store();
         let case = match case_id {
             Some(id) => store
                 .case(id)
@@ -419,7 +412,7 @@ impl TestServer {
 
     /// Audit event names appended after index `from`.
     pub async fn events_since(&self, from: u64) -> Vec<String> {
-        let store = &self.service.store;
+        let store = &self.service.store();
         let size = store.audit_size().await.unwrap();
         store
             .audit_entries(from, size)
@@ -432,7 +425,7 @@ impl TestServer {
 
     /// Recomputes every hash of the audit trail.
     pub async fn assert_audit_chain_intact(&self) {
-        let store = &self.service.store;
+        let store = &self.service.store();
         let size = store.audit_size().await.unwrap();
         let records = store.audit_entries(0, size).await.unwrap();
         assert_eq!(records.len() as u64, size);

@@ -2,13 +2,6 @@
 //! the W3C WebDriver protocol, one fresh profile per session, and the waits and clicks the browser
 //! tests share. Screenshots go to a temporary directory, or with DESKGATE_SCREENSHOTS=1 to
 //! docs/screenshots/.
-#![allow(
-    dead_code,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    unreachable_pub
-)]
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
