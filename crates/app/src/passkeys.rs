@@ -822,7 +822,7 @@ impl Service {
             label: "Passkey".to_owned(),
             enrolled_at: now,
         });
-        let notices = crate::directory::notice_to_every_contact(
+        let notices = crate::notices::notice_to_every_contact(
             &subject,
             "authenticator_notice",
             "A temporary access pass was used to enrol a new passkey on your account. \

@@ -26,7 +26,6 @@ use crate::audit_events::{self, code_verification, ids};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::delivery::{Delivery, Message, Secret};
-use crate::directory;
 use crate::error::AppError;
 use crate::policy_gate::{self, StoreFacts};
 use crate::secrets::{self, CodeHasher};
@@ -262,6 +261,15 @@ impl Service {
             .spawn_checkpointer(interval, self.clock.clone());
     }
 
+    /// The service, performing granted actions through `connector` instead of the configured
+    /// one (and syncing subjects from it): for an adapter that brings its own, such as a test
+    /// double.
+    #[must_use]
+    pub fn with_connector(mut self, connector: Arc<dyn deskgate_connectors::Connector>) -> Self {
+        self.connector = Some(connector);
+        self
+    }
+
     /// The single sign-on relying party, when `[oidc]` is configured.
     pub fn sso(&self) -> Option<Arc<crate::sso::Sso>> {
         crate::sso::Sso::from_config(&self.config, &self.sealer)
@@ -282,32 +290,6 @@ impl Service {
         event: AuditEvent,
     ) -> NewAuditEntry {
         NewAuditEntry::new(self.now(), actor.clone(), case_id, event)
-    }
-
-    /// TEMPORARY, being removed by the execution-pipeline change (#12 item 3): the entry of an
-    /// event given as a name and hand-built details, for the two files that change rewrites
-    /// (`connector_execution.rs`, `service/execution.rs`) and for nothing else. The details
-    /// are read as the typed event of that name ([`AuditEvent::parse`]), so only the shapes the
-    /// typed events describe get in.
-    ///
-    /// # Panics
-    /// When the details are not exactly the event's typed shape: a bug caught before any commit
-    /// (the entry is built first), so nothing is written.
-    #[expect(
-        clippy::panic,
-        reason = "temporary; a hand-built shape the typed events do not describe is a bug"
-    )]
-    pub(crate) fn entry_untyped(
-        &self,
-        actor: &Actor,
-        case_id: Option<&str>,
-        event: &str,
-        details: Value,
-    ) -> NewAuditEntry {
-        match AuditEvent::parse(event, &details) {
-            Ok(typed) => self.entry(actor, case_id, typed),
-            Err(e) => panic!("audit entry {event} is not its typed event: {e}: {details}"),
-        }
     }
 
     /// Reserves a message to `contact` under the per-contact send limit, right before it is sent:

@@ -66,6 +66,23 @@ impl TestServer {
 
     /// Starts a server whose configuration `adjust` may change (delivery, lifetimes...).
     pub async fn start_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> Self {
+        Self::boot(backend, adjust, None).await
+    }
+
+    /// Starts a server whose granted actions execute through `connector` (a test double), which
+    /// is also the system of record subjects are synced from.
+    pub async fn start_with_connector(
+        backend: Backend,
+        connector: Arc<dyn deskgate_connectors::Connector>,
+    ) -> Self {
+        Self::boot(backend, |_| {}, Some(connector)).await
+    }
+
+    async fn boot(
+        backend: Backend,
+        adjust: impl FnOnce(&mut Config),
+        connector: Option<Arc<dyn deskgate_connectors::Connector>>,
+    ) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::tempdir().unwrap();
         let (database_url, pg_database) = match backend {
@@ -102,7 +119,11 @@ impl TestServer {
         };
         adjust(&mut config);
         let clock = Clock::system();
-        let service = Arc::new(deskgate_app::build(config, clock.clone()).await.unwrap());
+        let mut service = deskgate_app::build(config, clock.clone()).await.unwrap();
+        if let Some(connector) = connector {
+            service = service.with_connector(connector);
+        }
+        let service = Arc::new(service);
         let staff = deskgate_app::demo::seed(&service)
             .await
             .unwrap()

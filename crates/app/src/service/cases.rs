@@ -30,6 +30,8 @@ impl Service {
             }
             _ => {}
         }
+        // Never a case for an action the directory cannot perform.
+        self.ensure_action_offered(req.action)?;
         let subject = self.subject_for_new_case(&req.subject).await?;
         let agent_manager = self.own_manager(caller).await?;
         let now = self.now();

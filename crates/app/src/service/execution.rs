@@ -1,7 +1,12 @@
-//! Execution: the grant consumed, the action performed through the directory or a connector, and
-//! what follows it.
+//! Execution: who may execute, the grant checked, and the bundle's final word with the evidence
+//! collected. What follows an allowed execution (the plan, the grant consumed, the directory or
+//! a connector acting, the record) is the one pipeline of [`crate::execution`].
+
+use deskgate_audit::AuditEvent;
+use deskgate_audit::event::{ExecutionAbandoned, GrantExpired, PolicyVerdict};
 
 use super::*;
+use crate::execution::Allowed;
 
 impl Service {
     /// Consumes the case's grant and performs the action through the configured connector
@@ -13,31 +18,14 @@ impl Service {
         let mut case = stored.case.clone();
         case.record_participant(caller.subject_id.as_deref())?;
         let now = self.now();
-        let who = actor(caller);
-        let grant = match case.execute(&caller.id, now) {
-            Ok(g) => g,
+        // The grant is checked before the bundle is asked: an expired one ends the case.
+        match case.clone().begin_execution(&caller.id, now) {
+            Ok(_) => {}
             Err(deskgate_core::CaseError::GrantExpired) => {
-                let mut expired = stored.case.clone();
-                expired.expire("the grant expired before it was used".to_owned(), now)?;
-                self.store
-                    .commit(Change {
-                        case: Some(CaseWrite::Update {
-                            case: expired,
-                            expected_version: stored.version,
-                        }),
-                        audit: vec![self.entry_untyped(
-                            &who,
-                            Some(case_id),
-                            "grant.expired",
-                            json!({ "grant_id": stored.case.grant.as_ref().map(|g| g.id.clone()) }),
-                        )],
-                        ..Change::default()
-                    })
-                    .await?;
-                return Err(deskgate_core::CaseError::GrantExpired.into());
+                return Err(self.expire_grant(caller, &stored, now).await);
             }
             Err(e) => return Err(e.into()),
-        };
+        }
         let subject = self.required_subject(&case.subject_id).await?;
         // Cedar is the final gate, asked with the evidence actually collected.
         let decision = self
@@ -45,172 +33,95 @@ impl Service {
             .await?;
         let pin = policy_gate::pin(&decision, now);
         if decision.outcome != Outcome::Allow {
-            let mut refused = stored.case.clone();
             let escalate = decision.outcome == Outcome::Escalate;
-            if escalate {
-                refused.escalate(pin.reasons.join("; "), now)?;
-            }
-            refused.record_decision(pin.clone());
-            self.store
-                .commit(Change {
-                    case: Some(CaseWrite::Update {
-                        case: refused,
-                        expected_version: stored.version,
-                    }),
-                    audit: vec![self.pinned(
-                        self.entry_untyped(
-                            &who,
-                            Some(case_id),
-                            if escalate {
-                                "case.escalated"
-                            } else {
-                                "execution.refused"
-                            },
-                            json!({ "reasons": pin.reasons, "policy_ids": pin.policy_ids }),
-                        ),
-                        &pin,
-                    )],
-                    ..Change::default()
-                })
-                .await?;
-            return Err(if escalate {
-                AppError::conflict(
-                    "escalated",
-                    format!(
-                        "the case was escalated to a security officer: {}",
-                        pin.reasons.join("; ")
-                    ),
-                )
-                .with_details(json!({ "reasons": pin.reasons, "policy_ids": pin.policy_ids }))
-            } else {
-                policy_refusal(&pin)
-            });
+            return Err(self
+                .refuse_execution(caller, &stored, &pin, escalate, now)
+                .await);
         }
-        if let Some(connector) = self.connector.clone() {
-            return self
-                .execute_through_connector(connector.as_ref(), caller, &stored, subject, pin, now)
-                .await;
-        }
-        case.record_decision(pin.clone());
-        let manager = match &subject.manager {
-            Some(m) => self.store.subject(m).await?,
-            None => None,
+        // As before the pipeline was shared: a connector execution records the case as
+        // stored, without the executing agent among its participants.
+        let case = if self.connector.is_some() {
+            stored.case.clone()
+        } else {
+            case
         };
-        // A rotated service secret goes to the owner who asked and was verified.
-        let owner = match &case.requester {
-            Some(id) if subject.is_non_human() && subject.owners.contains(id) => {
-                self.store.subject(id).await?
-            }
-            _ => None,
-        };
-        let tap_ttl = Duration::minutes(case.requirements.tap_minutes);
-        let mut execution = directory::execute(&case, &subject, owner.as_ref(), tap_ttl, now)
-            .map_err(|e| AppError::invalid_as("execution_refused", e.to_string()))?;
-        // Further high-risk changes escalate while the subject is on probation.
-        execution.subject.probation_until =
-            Some(now + Duration::hours(case.requirements.probation_hours));
-        // A rotated service secret is sealed and handed over once, by a retrieval link to the
-        // owner who asked; it never travels in a message.
-        let mut pickup_message = None;
-        if let Some((secret, owner)) = &execution.pickup {
-            let (credential, link, message) = self.pickup(&case, owner, secret, now)?;
-            execution.credentials.push(credential);
-            pickup_message = Some((link, message));
-        }
-        let (not_me_url, not_me_link) = self.not_me_link(&case, &subject.id, now);
-        let notices = directory::notices(
-            &case,
-            &subject,
-            &execution.subject,
-            manager.as_ref(),
-            &not_me_url,
+        self.perform_allowed(Allowed {
+            caller,
+            case,
+            version: stored.version,
+            subject,
+            pin,
             now,
-        );
-        let audit = vec![
-            Self::on_evidence(self.entry_untyped(
-                &who,
-                Some(&case.id),
-                "grant.consumed",
-                json!({
-                    "grant_id": grant.id, "agent_id": grant.agent_id, "subject_id": grant.subject_id,
-                    "tier": case.subject_tier, "action": grant.action,
-                }),
-            ), &case),
-            self.pinned(Self::on_evidence(self.entry_untyped(
-                &system_actor(),
-                Some(&case.id),
-                "execution.performed",
-                json!({
-                    "connector": "builtin",
-                    "action": case.action,
-                    "subject_id": case.subject_id,
-                    "tier": case.subject_tier,
-                    "result": execution.details,
-                    "notices": notices.iter().map(|n| json!({"channel": n.channel, "subject_id": n.subject_id})).collect::<Vec<_>>(),
-                }),
-            ), &case), &pin),
-        ];
-        self.store
-            .commit(Change {
-                case: Some(CaseWrite::Update {
-                    case: case.clone(),
-                    expected_version: stored.version,
-                }),
-                subjects: vec![execution.subject.clone()],
-                credentials: execution.credentials.clone(),
-                new_links: std::iter::once(not_me_link)
-                    .chain(pickup_message.as_ref().map(|(link, _)| link.clone()))
-                    .collect(),
-                audit,
-                ..Change::default()
-            })
-            .await?;
-        tracing::info!(case = %case.id, action = %case.action, "recovery executed");
-        let pickup_notice = pickup_message.map(|(_, m)| m);
-        let messages = execution
-            .secret_message
-            .iter()
-            .chain(pickup_notice.iter())
-            .chain(notices.iter());
-        let failures = self.deliver_after_execution(&case.id, messages).await?;
-        Ok(ExecutionView {
-            case: self.view(&case).await?,
-            grant_id: grant.id,
-            result: execution.details,
-            notices_sent: notices.len(),
-            delivery_failures: failures,
         })
+        .await
     }
 
-    /// Sends what an execution produced (the secret, the pickup link, the notices), after its
-    /// commit. The action has happened, so a failed delivery does not undo it; the audit trail
-    /// records who was not told. Returns how many messages failed.
-    pub(crate) async fn deliver_after_execution(
+    /// Ends the case whose grant expired before it was used; returns the error for the caller.
+    async fn expire_grant(
         &self,
-        case_id: &str,
-        messages: impl Iterator<Item = &Message>,
-    ) -> AppResult<usize> {
-        let mut failures = Vec::new();
-        for message in messages {
-            if let Err(e) = self.delivery.send(message).await {
-                tracing::warn!(case = %case_id, kind = %message.kind, error = %e, "delivery failed after execution");
-                failures.push(json!({ "kind": message.kind, "channel": message.channel }));
-            }
+        caller: &Staff,
+        stored: &StoredCase,
+        now: DateTime<Utc>,
+    ) -> AppError {
+        let mut expired = stored.case.clone();
+        if let Err(e) = expired.expire("the grant expired before it was used".to_owned(), now) {
+            return e.into();
         }
-        if !failures.is_empty() {
-            self.store
-                .commit(Change {
-                    audit: vec![self.entry_untyped(
-                        &system_actor(),
-                        Some(case_id),
-                        "delivery.failed",
-                        json!({ "messages": failures }),
-                    )],
-                    ..Change::default()
-                })
-                .await?;
+        let event = AuditEvent::GrantExpired(GrantExpired {
+            grant_id: stored.case.grant.as_ref().map(|g| g.id.clone()),
+        });
+        let entry = self.entry(&actor(caller), Some(&stored.case.id), event);
+        match self
+            .store
+            .commit(updating(&expired, stored.version, vec![entry]))
+            .await
+        {
+            Ok(_) => deskgate_core::CaseError::GrantExpired.into(),
+            Err(e) => e.into(),
         }
-        Ok(failures.len())
+    }
+
+    /// Records the bundle's refusal (`execution.refused`) or escalation (`case.escalated`) of
+    /// the execution; returns the error for the caller.
+    async fn refuse_execution(
+        &self,
+        caller: &Staff,
+        stored: &StoredCase,
+        pin: &PolicyPin,
+        escalate: bool,
+        now: DateTime<Utc>,
+    ) -> AppError {
+        let mut refused = stored.case.clone();
+        if escalate && let Err(e) = refused.escalate(pin.reasons.join("; "), now) {
+            return e.into();
+        }
+        refused.record_decision(pin.clone());
+        let verdict = PolicyVerdict {
+            reasons: pin.reasons.clone(),
+            policy_ids: pin.policy_ids.clone(),
+        };
+        let event = if escalate {
+            AuditEvent::CaseEscalated(verdict)
+        } else {
+            AuditEvent::ExecutionRefused(verdict)
+        };
+        let entry = self.entry(&actor(caller), Some(&stored.case.id), event);
+        let change = updating(&refused, stored.version, vec![self.pinned(entry, pin)]);
+        if let Err(e) = self.store.commit(change).await {
+            return e.into();
+        }
+        if escalate {
+            AppError::conflict(
+                "escalated",
+                format!(
+                    "the case was escalated to a security officer: {}",
+                    pin.reasons.join("; ")
+                ),
+            )
+            .with_details(json!({ "reasons": pin.reasons, "policy_ids": pin.policy_ids }))
+        } else {
+            policy_refusal(pin)
+        }
     }
 
     /// A deny or cancel of a case whose connector call is in flight. While the call may still
@@ -233,20 +144,13 @@ impl Service {
             format!("the connector's outcome was never recorded; ended by staff: {reason}"),
             now,
         )?;
+        let event = AuditEvent::ExecutionAbandoned(ExecutionAbandoned {
+            reason: reason.to_owned(),
+            grant_consumed_at: consumed_at,
+        });
+        let entry = self.entry(&actor(caller), Some(&case.id), event);
         self.store
-            .commit(Change {
-                case: Some(CaseWrite::Update {
-                    case: case.clone(),
-                    expected_version: stored.version,
-                }),
-                audit: vec![self.entry_untyped(
-                    &actor(caller),
-                    Some(&case.id),
-                    "execution.abandoned",
-                    json!({ "reason": reason, "grant_consumed_at": consumed_at }),
-                )],
-                ..Change::default()
-            })
+            .commit(updating(&case, stored.version, vec![entry]))
             .await?;
         self.view(&case).await
     }

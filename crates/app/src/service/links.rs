@@ -120,7 +120,7 @@ impl Service {
         let mut subject = self.required_subject(subject_id).await?;
         ensure_not_on_hold(&subject, true)?;
         let (uri, sealed) = self.bind_new_app(&mut subject, now)?;
-        let notices = directory::notice_to_every_contact(
+        let notices = crate::notices::notice_to_every_contact(
             &subject,
             "authenticator_notice",
             "A temporary access pass was used to enrol a new authenticator app on your \

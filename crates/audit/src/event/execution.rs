@@ -16,8 +16,8 @@ pub struct GrantMinted {
     pub expires_at: DateTime<Utc>,
 }
 
-/// `grant.consumed`: by the built-in directory (`service/execution.rs`, `execute`) and by a
-/// connector execution (`connector_execution.rs`), with the same keys.
+/// `grant.consumed` (`execution.rs`, `perform_allowed`): the same keys for the built-in
+/// directory and a connector.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GrantConsumed {
@@ -37,8 +37,8 @@ pub struct GrantExpired {
     pub grant_id: Option<String>,
 }
 
-/// `execution.started` (`connector_execution.rs`): the grant is consumed and the connector is
-/// about to act.
+/// `execution.started` (`execution/record.rs`, `record_start`): the grant is consumed and the
+/// connector is about to act.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExecutionStarted {
@@ -48,7 +48,7 @@ pub struct ExecutionStarted {
     pub subject_id: String,
 }
 
-/// `execution.failed` (`connector_execution.rs`, `record_failure`).
+/// `execution.failed` (`execution/record.rs`, `record_failure`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExecutionFailed {
@@ -75,9 +75,9 @@ pub struct ExecutionAbandoned {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum ExecutionPerformed {
-    /// By the built-in directory (`service/execution.rs`, `execute`).
+    /// By the built-in directory (`execution/record.rs`, `performed_event`).
     Builtin(BuiltinExecution),
-    /// By a connector (`connector_execution.rs`, `record_success`).
+    /// By a connector (`execution/record.rs`, `performed_event`).
     Connector(ConnectorExecution),
 }
 
@@ -158,8 +158,8 @@ pub struct NoticeSent {
     pub subject_id: String,
 }
 
-/// What an execution changed, one shape per action (`directory.rs`, `execute`, and
-/// `connector_execution.rs`, `perform`); never the secret.
+/// What an execution changed, one shape per action (`execution/builtin.rs` and
+/// `execution/connector.rs`); never the secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum ExecutionResult {
@@ -237,7 +237,7 @@ pub struct ServiceCredentialResult {
     pub delivered_to: Option<String>,
 }
 
-/// `delivery.failed` (`service/execution.rs`, `deliver_after_execution`).
+/// `delivery.failed` (`execution/record.rs`, `deliver_after_execution`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeliveryFailed {

@@ -10,7 +10,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, Utc};
-use deskgate_core::{Action, ApiId, CaseState, Channel, Method, Role, VerificationState};
+use deskgate_core::{ApiId, CaseState, Channel, Method, Role, VerificationState};
 use serde::Deserialize;
 
 use super::session::SignedIn;
@@ -79,7 +79,11 @@ struct Choice {
 }
 
 fn choices<T: ApiId + Display + 'static>() -> Vec<Choice> {
-    T::all()
+    choices_of(T::all())
+}
+
+fn choices_of<T: ApiId + Display>(values: &[T]) -> Vec<Choice> {
+    values
         .iter()
         .map(|v| Choice {
             id: v.api_id(),
@@ -153,7 +157,8 @@ pub(super) async fn new_case(
         searched: !query.is_empty(),
         query,
         subjects,
-        actions: choices::<Action>(),
+        // Only what the directory can perform: a case is never opened for anything else.
+        actions: choices_of(&console.service.offered_actions()),
         channels: choices::<Channel>(),
         error,
     }
