@@ -5,33 +5,7 @@ use super::*;
 
 impl Service {
     pub async fn open_case(&self, caller: &Staff, req: OpenCase) -> AppResult<CaseView> {
-        if !caller.role.works_cases() {
-            return Err(AppError::forbidden(format!(
-                "the {} role cannot open recovery cases",
-                caller.role
-            )));
-        }
-        if req.subject.trim().is_empty() || req.subject.len() > 128 {
-            return Err(AppError::invalid("subject must be 1 to 128 characters"));
-        }
-        check_text("ticket", &req.ticket, 64)?;
-        check_text("note", &req.note, 2000)?;
-        if let Some(n) = &req.caller_number
-            && !valid_phone(n)
-        {
-            return Err(AppError::invalid("caller_number is not a phone number"));
-        }
-        match (req.action.changed_contact_kind(), &req.new_contact) {
-            (Some(ContactKind::Phone), Some(v)) if !valid_phone(v) => {
-                return Err(AppError::invalid("new_contact is not a phone number"));
-            }
-            (Some(ContactKind::Email), Some(v)) if !valid_email(v) => {
-                return Err(AppError::invalid("new_contact is not an email address"));
-            }
-            _ => {}
-        }
-        // Never a case for an action the directory cannot perform.
-        self.ensure_action_offered(req.action)?;
+        self.check_open_request(caller, &req)?;
         let subject = self.subject_for_new_case(&req.subject).await?;
         let agent_manager = self.own_manager(caller).await?;
         let now = self.now();
@@ -93,25 +67,14 @@ impl Service {
             } else {
                 Vec::new()
             };
-            self.store
-                .commit(Change {
-                    audit: vec![self.pinned(
-                        self.entry(
-                            &actor(caller),
-                            None,
-                            AuditEvent::CaseRefused(event::CaseRefused {
-                                subject_id: subject.id.clone(),
-                                action: req.action.to_string(),
-                                tier: subject.tier.to_string(),
-                                reasons,
-                                policy_ids,
-                            }),
-                        ),
-                        &pin,
-                    )],
-                    ..Change::default()
-                })
-                .await?;
+            let refused = event::CaseRefused {
+                subject_id: subject.id.clone(),
+                action: req.action.to_string(),
+                tier: subject.tier.to_string(),
+                reasons,
+                policy_ids,
+            };
+            self.record_refusal(caller, refused, &pin).await?;
             return Err(error);
         }
         let mut case = opened?;
@@ -122,6 +85,57 @@ impl Service {
             }
         }
         case.record_decision(pin.clone());
+        self.store
+            .commit(Change {
+                audit: vec![self.opened_entry(caller, &case, &pin, &decision.playbook.rows)],
+                case: Some(CaseWrite::Insert(case.clone())),
+                ..Change::default()
+            })
+            .await?;
+        tracing::info!(case = %case.id, action = %case.action, tier = %case.subject_tier, "case opened");
+        let offered = self.offered_methods(&subject, &case).await?;
+        Ok(CaseView::build(&case, &subject, &offered, now))
+    }
+
+    /// Who may open a case and what a request must look like, checked before anything is read:
+    /// never a case for an action the directory cannot perform.
+    fn check_open_request(&self, caller: &Staff, req: &OpenCase) -> AppResult<()> {
+        if !caller.role.works_cases() {
+            return Err(AppError::forbidden(format!(
+                "the {} role cannot open recovery cases",
+                caller.role
+            )));
+        }
+        if req.subject.trim().is_empty() || req.subject.len() > 128 {
+            return Err(AppError::invalid("subject must be 1 to 128 characters"));
+        }
+        check_text("ticket", &req.ticket, 64)?;
+        check_text("note", &req.note, 2000)?;
+        if let Some(n) = &req.caller_number
+            && !valid_phone(n)
+        {
+            return Err(AppError::invalid("caller_number is not a phone number"));
+        }
+        match (req.action.changed_contact_kind(), &req.new_contact) {
+            (Some(ContactKind::Phone), Some(v)) if !valid_phone(v) => {
+                return Err(AppError::invalid("new_contact is not a phone number"));
+            }
+            (Some(ContactKind::Email), Some(v)) if !valid_email(v) => {
+                return Err(AppError::invalid("new_contact is not an email address"));
+            }
+            _ => {}
+        }
+        self.ensure_action_offered(req.action)
+    }
+
+    /// `case.opened`, pinned to the decision, with the risk, requirements and playbook rows.
+    fn opened_entry(
+        &self,
+        caller: &Staff,
+        case: &Case,
+        pin: &PolicyPin,
+        playbook_rows: &[String],
+    ) -> NewAuditEntry {
         let case_opened = AuditEvent::CaseOpened(event::CaseOpened {
             subject_id: case.subject_id.clone(),
             tier: case.subject_tier.to_string(),
@@ -133,21 +147,28 @@ impl Service {
             requirements: audit_events::requirements(&case.requirements),
             state: case.state.to_string(),
             policy_ids: pin.policy_ids.clone(),
-            playbook_rows: decision.playbook.rows.clone(),
+            playbook_rows: playbook_rows.to_vec(),
         });
+        self.pinned(self.entry(&actor(caller), Some(&case.id), case_opened), pin)
+    }
+
+    /// Writes `case.refused` for a refusal at open, by the bundle or by the core's guardrails.
+    async fn record_refusal(
+        &self,
+        caller: &Staff,
+        refused: event::CaseRefused,
+        pin: &PolicyPin,
+    ) -> AppResult<()> {
         self.store
             .commit(Change {
                 audit: vec![self.pinned(
-                    self.entry(&actor(caller), Some(&case.id), case_opened),
-                    &pin,
+                    self.entry(&actor(caller), None, AuditEvent::CaseRefused(refused)),
+                    pin,
                 )],
-                case: Some(CaseWrite::Insert(case.clone())),
                 ..Change::default()
             })
             .await?;
-        tracing::info!(case = %case.id, action = %case.action, tier = %case.subject_tier, "case opened");
-        let offered = self.offered_methods(&subject, &case).await?;
-        Ok(CaseView::build(&case, &subject, &offered, now))
+        Ok(())
     }
 
     pub async fn get_case(&self, caller: &Staff, id: &str) -> AppResult<CaseView> {
