@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::on_both_backends;
+
 use std::sync::Arc;
 
 use common::{Backend, TestDb, at, entry};

@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::on_both_backends;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;

@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::on_both_backends;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 

@@ -7,12 +7,15 @@
 //! - [`web`]: the real npm `oidc-provider` and a cookie-keeping client that walks its pages.
 //! - [`chromedriver`]: Debian's chromium through chromedriver, for the console's browser tests.
 //! - [`cli`]: the real `deskgate` binary: a demo server and one-shot commands.
+//! - [`database`]: a fresh SQLite or PostgreSQL database per test, shared with the store's
+//!   own tests.
 //! - [`slapd`]: a private OpenLDAP server per test, for the directory connector.
 // A fixture that cannot start must fail the test loudly; these are test-only panics.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod chromedriver;
 pub mod cli;
+pub mod database;
 pub mod server;
 pub mod slapd;
 pub mod web;

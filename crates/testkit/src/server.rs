@@ -10,33 +10,8 @@ use deskgate_store::verify_chain;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-/// Runs an async test body once per backend.
-#[macro_export]
-macro_rules! on_both_backends {
-    ($($name:ident),+ $(,)?) => {
-        $(mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name($crate::server::Backend::Sqlite).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$name($crate::server::Backend::Postgres).await;
-            }
-        })+
-    };
-}
-
-pub fn postgres_base_url() -> String {
-    std::env::var("DESKGATE_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
+use crate::database::FreshDatabase;
+pub use crate::database::{Backend, postgres_base_url};
 
 pub struct TestServer {
     pub base: String,
@@ -47,7 +22,7 @@ pub struct TestServer {
     pub database_url: String,
     pub backend: Backend,
     staff: HashMap<String, DemoStaff>,
-    pg_database: Option<String>,
+    database: FreshDatabase,
 }
 
 /// What must not change when a request is refused.
@@ -85,26 +60,8 @@ impl TestServer {
     ) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::tempdir().unwrap();
-        let (database_url, pg_database) = match backend {
-            Backend::Sqlite => (
-                format!("sqlite://{}", dir.path().join("deskgate.db").display()),
-                None,
-            ),
-            Backend::Postgres => {
-                let base = postgres_base_url();
-                let name = format!("dg_t_{}", uuid::Uuid::new_v4().simple());
-                let admin = sqlx::PgPool::connect(&base).await.expect(
-                    "PostgreSQL must run for the integration suite (see README: test command)",
-                );
-                sqlx::query(&format!("CREATE DATABASE {name}"))
-                    .execute(&admin)
-                    .await
-                    .unwrap();
-                admin.close().await;
-                let (prefix, _) = base.rsplit_once('/').unwrap();
-                (format!("{prefix}/{name}"), Some(name))
-            }
-        };
+        let database = FreshDatabase::create(backend, dir.path(), "deskgate.db").await;
+        let database_url = database.url.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let mut config = Config {
@@ -149,7 +106,7 @@ impl TestServer {
             database_url,
             backend,
             staff,
-            pg_database,
+            database,
         }
     }
 
@@ -483,13 +440,6 @@ impl TestServer {
 
     /// Drops the per-test PostgreSQL database.
     pub async fn finish(self) {
-        if let Some(name) = &self.pg_database
-            && let Ok(admin) = sqlx::PgPool::connect(&postgres_base_url()).await
-        {
-            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .execute(&admin)
-                .await;
-            admin.close().await;
-        }
+        self.database.drop_now().await;
     }
 }

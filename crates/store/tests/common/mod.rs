@@ -21,70 +21,27 @@ use deskgate_store::{
     AuditRecord, CaseWrite, Change, LinkToken, NewAuditEntry, Store, system_actor,
 };
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-/// Runs an async test body once per backend, each on a fresh database.
-#[macro_export]
-macro_rules! on_both_backends {
-    ($($name:ident),+ $(,)?) => {
-        $(mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name($crate::common::Backend::Sqlite).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$name($crate::common::Backend::Postgres).await;
-            }
-        })+
-    };
-}
-
-pub fn postgres_base_url() -> String {
-    std::env::var("DESKGATE_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
+pub use deskgate_testkit::database::Backend;
+use deskgate_testkit::database::FreshDatabase;
+pub use deskgate_testkit::on_both_backends;
 
 /// A fresh, empty database (no schema yet) that the test owns.
 pub struct TestDb {
     pub backend: Backend,
     pub url: String,
     pub dir: tempfile::TempDir,
-    pg_database: Option<String>,
+    database: FreshDatabase,
 }
 
 impl TestDb {
     pub async fn new(backend: Backend) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let (url, pg_database) = match backend {
-            Backend::Sqlite => (
-                format!("sqlite://{}", dir.path().join("store.db").display()),
-                None,
-            ),
-            Backend::Postgres => {
-                let base = postgres_base_url();
-                let name = format!("dg_t_{}", uuid::Uuid::new_v4().simple());
-                let admin = sqlx::PgPool::connect(&base)
-                    .await
-                    .expect("PostgreSQL must run for the store tests (DESKGATE_TEST_POSTGRES)");
-                sqlx::query(&format!("CREATE DATABASE {name}"))
-                    .execute(&admin)
-                    .await
-                    .unwrap();
-                admin.close().await;
-                let (prefix, _) = base.rsplit_once('/').unwrap();
-                (format!("{prefix}/{name}"), Some(name))
-            }
-        };
+        let database = FreshDatabase::create(backend, dir.path(), "store.db").await;
         Self {
             backend,
-            url,
+            url: database.url.clone(),
             dir,
-            pg_database,
+            database,
         }
     }
 
@@ -95,14 +52,7 @@ impl TestDb {
 
     /// Drops the PostgreSQL database; the temporary directory goes with `self`.
     pub async fn finish(self) {
-        if let Some(name) = &self.pg_database
-            && let Ok(admin) = sqlx::PgPool::connect(&postgres_base_url()).await
-        {
-            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .execute(&admin)
-                .await;
-            admin.close().await;
-        }
+        self.database.drop_now().await;
     }
 }
 
