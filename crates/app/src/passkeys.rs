@@ -11,11 +11,8 @@
 
 use chrono::{DateTime, Duration, Utc};
 use deskgate_audit::{AuditEvent, event};
-use deskgate_core::{
-    Authenticator, AuthenticatorKind, ContactKind, Method, Staff, Subject, Verification,
-    VerificationState,
-};
-use deskgate_store::{Actor, CaseWrite, Change, Credential, LinkToken, StoredCase};
+use deskgate_core::{Authenticator, AuthenticatorKind, Subject};
+use deskgate_store::{Actor, Change, Credential};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -24,11 +21,9 @@ use webauthn_rs::prelude::{
     RegisterPublicKeyCredential, Url, Uuid, Webauthn, WebauthnBuilder,
 };
 
-use crate::delivery::{Message, Secret};
 use crate::error::AppError;
 use crate::secrets;
 use crate::service::Service;
-use crate::views::CaseView;
 
 type AppResult<T> = Result<T, AppError>;
 
@@ -36,8 +31,6 @@ type AppResult<T> = Result<T, AppError>;
 pub const SUBJECT_PASSKEYS: &str = "passkeys";
 /// The credential kind holding a staff member's console passkeys, under their directory person.
 pub const STAFF_PASSKEYS: &str = "staff_passkeys";
-/// The link kind of a passkey verification.
-const LINK_KIND: &str = "passkey";
 /// How long the browser has between asking for a challenge and answering it.
 const CEREMONY_MINUTES: i64 = 5;
 /// At most this many passkeys per person.
@@ -468,247 +461,6 @@ impl Service {
 
     // --- the help-desk verification -------------------------------------------------------
 
-    /// Starts a passkey verification: a single-use link to the subject's trusted email of record
-    /// (never a contact the caller gives) opens a page where the subject's browser proves
-    /// possession of an enrolled passkey.
-    pub(crate) async fn start_passkey(
-        &self,
-        caller: &Staff,
-        stored: StoredCase,
-        subject: Subject,
-        vid: String,
-    ) -> AppResult<(String, CaseView)> {
-        let now = self.now();
-        let mut case = stored.case.clone();
-        self.webauthn()?;
-        if self.usable_passkeys(&subject).await?.is_empty() {
-            return Err(AppError::invalid_as(
-                "no_passkey",
-                "the subject has no enrolled passkey",
-            ));
-        }
-        let fresh = case.requirements.freshness();
-        let email = subject.trusted_contact(ContactKind::Email, fresh, now).ok_or_else(|| {
-            AppError::invalid_as("contact_not_trusted",
-                "the email of record is missing, unverified or recently changed; it cannot carry a passkey link",
-            )
-        })?;
-        let token = secrets::random_token();
-        let expires_at = now + Duration::minutes(self.config.codes.email_ttl_minutes);
-        let url = format!(
-            "{}/passkey/{token}",
-            self.config.public_url.trim_end_matches('/')
-        );
-        let v = Verification {
-            id: vid.clone(),
-            method: Method::Passkey,
-            state: VerificationState::Pending,
-            destination: Some(email.masked()),
-            respondent: subject.id.clone(),
-            contact_changed_at: Some(email.changed_at),
-            secret_hash: None,
-            attempts: 0,
-            max_attempts: 1,
-            started_at: now,
-            expires_at,
-            completed_at: None,
-            respondent_check: None,
-        };
-        case.start_verification(v, now)?;
-        let link = LinkToken {
-            token_hash: secrets::token_hash(&token),
-            kind: LINK_KIND.to_owned(),
-            case_id: case.id.clone(),
-            verification_id: vid.clone(),
-            respondent: subject.id.clone(),
-            created_at: now,
-            expires_at,
-            used_at: None,
-        };
-        let message = Message {
-            to: email.value.clone(),
-            channel: "email".to_owned(),
-            kind: "passkey_link".to_owned(),
-            subject_id: subject.id.clone(),
-            case_id: Some(case.id.clone()),
-            body: format!(
-                "The help desk asks you to confirm it is you with your passkey (case {}). Open \
-                 {url} on your own device and use your passkey. If you did not call the help \
-                 desk, do not open it.",
-                case.id
-            ),
-            secret: Some(Secret::Link(url)),
-        };
-        // The same per-contact send limit as codes: a flood of links is itself an attack.
-        self.send_within_limit(email, &message, "message", now)
-            .await?;
-        let started = self.started(
-            caller,
-            &case,
-            event::VerificationStarted::Sent(event::SentVerification {
-                verification_id: vid.clone(),
-                method: Method::Passkey.to_string(),
-                class: Method::Passkey.class().to_string(),
-                destination: email.masked(),
-                respondent: subject.id.clone(),
-                expires_at,
-            }),
-        );
-        self.store
-            .commit(Change {
-                case: Some(CaseWrite::Update {
-                    case: case.clone(),
-                    expected_version: stored.version,
-                }),
-                new_links: vec![link],
-                audit: vec![started],
-                ..Change::default()
-            })
-            .await?;
-        Ok((vid, self.view(&case).await?))
-    }
-
-    /// The live passkey link behind `token`.
-    async fn passkey_link(&self, token: &str) -> AppResult<LinkToken> {
-        let link = self.live_link(token).await?;
-        if link.kind != LINK_KIND {
-            return Err(AppError::not_found("link"));
-        }
-        let subject = self
-            .store
-            .subject(&link.respondent)
-            .await?
-            .ok_or_else(|| AppError::not_found("subject"))?;
-        crate::service::ensure_not_on_hold(&subject, false)?;
-        Ok(link)
-    }
-
-    /// What the page behind a passkey link shows: who is asked, about which case, until when.
-    pub async fn passkey_link_view(&self, token: &str) -> AppResult<Value> {
-        let link = self.passkey_link(token).await?;
-        let subject = self
-            .store
-            .subject(&link.respondent)
-            .await?
-            .ok_or_else(|| AppError::not_found("subject"))?;
-        Ok(json!({
-            "case_id": link.case_id, "name": subject.display_name, "expires_at": link.expires_at,
-        }))
-    }
-
-    /// The challenge for the page behind a passkey link, bound to the link.
-    pub async fn passkey_link_options(&self, token: &str) -> AppResult<Value> {
-        let link = self.passkey_link(token).await?;
-        let stored = self.load_case(&link.case_id).await?;
-        let pending = stored
-            .case
-            .verification(&link.verification_id)
-            .is_some_and(|v| v.state == VerificationState::Pending && !v.is_expired(self.now()));
-        if !pending {
-            return Err(AppError::conflict(
-                "verification_closed",
-                "this verification is no longer pending",
-            ));
-        }
-        self.passkey_options_for(
-            &link.respondent,
-            PasskeyPurpose::Verify,
-            &link.token_hash,
-            Some(link.expires_at),
-        )
-        .await
-    }
-
-    /// The subject's browser answers the challenge. Success passes the verification (it counts
-    /// `device_of_record`); any other answer fails it. The link works once either way.
-    pub async fn passkey_link_answer(&self, token: &str, assertion: &Value) -> AppResult<Value> {
-        let link = self.passkey_link(token).await?;
-        let check = self
-            .verify_passkey_assertion(
-                &link.respondent,
-                PasskeyPurpose::Verify,
-                &link.token_hash,
-                assertion,
-            )
-            .await?;
-        let stored = self.load_case(&link.case_id).await?;
-        let mut case = stored.case.clone();
-        let now = self.now();
-        let vid = link.verification_id.clone();
-        // Only a passkey bound before the freshness window is a device of record.
-        let respondent = self.store.subject(&link.respondent).await?;
-        let fresh = case.requirements.freshness();
-        let settled = |id: &str| {
-            respondent.as_ref().is_some_and(|s| {
-                s.authenticators.iter().any(|a| {
-                    a.id == id && deskgate_core::directory::authenticator_settled(a, fresh, now)
-                })
-            })
-        };
-        let passed = check.outcome.as_ref().is_ok_and(|id| settled(id));
-        let before = case.state;
-        case.complete_external(&vid, passed, now)?;
-        let who = Actor {
-            id: link.respondent.clone(),
-            role: "subject".to_owned(),
-            auth: "passkey_link".to_owned(),
-        };
-        // A valid assertion from a passkey bound too recently fails with the keys of a pass.
-        let answer = match &check.outcome {
-            Ok(authenticator) => {
-                let answered = event::PasskeyAnswered {
-                    verification_id: vid.clone(),
-                    method: Method::Passkey.to_string(),
-                    class: Method::Passkey.class().to_string(),
-                    authenticator_id: authenticator.clone(),
-                };
-                if passed {
-                    AuditEvent::VerificationPassed(event::VerificationPassed::Passkey(answered))
-                } else {
-                    AuditEvent::VerificationFailed(event::VerificationFailed::PasskeyNotSettled(
-                        answered,
-                    ))
-                }
-            }
-            Err(why) => AuditEvent::VerificationFailed(event::VerificationFailed::PasskeyRefused(
-                event::PasskeyRefused {
-                    verification_id: vid.clone(),
-                    method: Method::Passkey.to_string(),
-                    reason: why.clone(),
-                },
-            )),
-        };
-        let mut entry = self.entry(&who, Some(&case.id), answer);
-        if passed {
-            entry = Self::on_evidence(entry, &case);
-        }
-        let mut audit = vec![entry];
-        audit.extend(self.approval_entries(&who, before, &case));
-        self.store
-            .commit(Change {
-                case: Some(CaseWrite::Update {
-                    case: case.clone(),
-                    expected_version: stored.version,
-                }),
-                use_links: vec![(link.token_hash.clone(), now)],
-                credentials: check.credentials,
-                consume_credentials: vec![check.consume],
-                audit,
-                ..Change::default()
-            })
-            .await?;
-        match check.outcome {
-            Ok(_) => Ok(json!({
-                "passed": true, "case_id": case.id,
-                "message": "Thank you: your passkey confirmed it is you. Tell the help desk you are done.",
-            })),
-            Err(why) => Err(AppError::invalid_as(
-                "passkey_refused",
-                format!("the passkey was not accepted: {why}"),
-            )),
-        }
-    }
-
     // --- enrolment with a temporary access pass ---------------------------------------------
 
     /// Checks a temporary access pass without spending it; answers the stored pass credential.
@@ -774,8 +526,72 @@ impl Service {
             )
             .await?;
         let now = self.now();
-        let pass_spent =
-            || AppError::unauthenticated_as("pass_refused", "the pass is wrong, used or expired");
+        self.ensure_pass_unspent(subject_id, &ceremony, now).await?;
+        let mut subject = self
+            .store
+            .subject(subject_id)
+            .await?
+            .ok_or_else(|| AppError::not_found("subject"))?;
+        crate::service::ensure_not_on_hold(&subject, true)?;
+        let (list, authenticator_id) = self.enrol_passkey(&mut subject, passkey, now).await?;
+        let notices = crate::notices::notice_to_every_contact(
+            &subject,
+            "authenticator_notice",
+            "A temporary access pass was used to enrol a new passkey on your account. \
+                       If this was not you, contact the security team at once.",
+        );
+        let redeemed = AuditEvent::TemporaryAccessPassRedeemed(
+            event::TemporaryAccessPassRedeemed::Passkey(event::PassRedeemedForPasskey {
+                subject_id: subject.id.clone(),
+                enrolled: AuthenticatorKind::Passkey.to_string(),
+                authenticator_id: authenticator_id.clone(),
+            }),
+        );
+        let who = Actor {
+            id: subject.id.clone(),
+            role: "subject".to_owned(),
+            auth: "temporary_access_pass".to_owned(),
+        };
+        self.store
+            .commit(Change {
+                subjects: vec![subject.clone()],
+                credentials: vec![Self::passkeys_credential(
+                    &subject.id,
+                    SUBJECT_PASSKEYS,
+                    &list,
+                    now,
+                )?],
+                consume_credentials: vec![
+                    (subject.id.clone(), "temporary_access_pass".to_owned(), now),
+                    (subject.id.clone(), PasskeyPurpose::Enrol.kind(), now),
+                ],
+                audit: vec![self.entry(&who, None, redeemed)],
+                ..Change::default()
+            })
+            .await
+            .map_err(|e| match e {
+                deskgate_store::StoreError::Conflict(_) => pass_spent(),
+                other => other.into(),
+            })?;
+        for n in &notices {
+            if let Err(e) = self.delivery.send(n).await {
+                tracing::warn!(error = %e, "authenticator notice not delivered");
+            }
+        }
+        Ok(json!({
+            "subject_id": subject.id, "enrolled": "passkey", "authenticator_id": authenticator_id,
+            "message": "Your passkey is enrolled. The help desk can now ask you to confirm it is you with it.",
+        }))
+    }
+
+    /// The subject's temporary access pass, still unused and unexpired, and the one this
+    /// registration ceremony was started with.
+    async fn ensure_pass_unspent(
+        &self,
+        subject_id: &str,
+        ceremony: &Ceremony,
+        now: DateTime<Utc>,
+    ) -> AppResult<()> {
         let pass = self
             .store
             .credential(subject_id, "temporary_access_pass")
@@ -789,14 +605,19 @@ impl Service {
         {
             return Err(pass_spent());
         }
-        let mut subject = self
-            .store
-            .subject(subject_id)
-            .await?
-            .ok_or_else(|| AppError::not_found("subject"))?;
-        crate::service::ensure_not_on_hold(&subject, true)?;
+        Ok(())
+    }
+
+    /// Adds `passkey` to the subject's passkeys (at most [`MAX_PASSKEYS`]) and authenticators:
+    /// the list to store and the new authenticator's id.
+    async fn enrol_passkey(
+        &self,
+        subject: &mut Subject,
+        passkey: Passkey,
+        now: DateTime<Utc>,
+    ) -> AppResult<(Vec<StoredPasskey>, String)> {
         let authenticator_id = format!("passkey-{}", &credential_id(&passkey)[..16]);
-        let mut list = self.usable_passkeys(&subject).await?;
+        let mut list = self.usable_passkeys(subject).await?;
         list.retain(|p| p.passkey.cred_id() != passkey.cred_id());
         if list.len() >= MAX_PASSKEYS {
             return Err(AppError::invalid(format!(
@@ -822,57 +643,11 @@ impl Service {
             label: "Passkey".to_owned(),
             enrolled_at: now,
         });
-        let notices = crate::notices::notice_to_every_contact(
-            &subject,
-            "authenticator_notice",
-            "A temporary access pass was used to enrol a new passkey on your account. \
-                       If this was not you, contact the security team at once.",
-        );
-        self.store
-            .commit(Change {
-                subjects: vec![subject.clone()],
-                credentials: vec![Self::passkeys_credential(
-                    &subject.id,
-                    SUBJECT_PASSKEYS,
-                    &list,
-                    now,
-                )?],
-                consume_credentials: vec![
-                    (subject.id.clone(), "temporary_access_pass".to_owned(), now),
-                    (subject.id.clone(), PasskeyPurpose::Enrol.kind(), now),
-                ],
-                audit: vec![self.entry(
-                    &Actor {
-                        id: subject.id.clone(),
-                        role: "subject".to_owned(),
-                        auth: "temporary_access_pass".to_owned(),
-                    },
-                    None,
-                    AuditEvent::TemporaryAccessPassRedeemed(
-                        event::TemporaryAccessPassRedeemed::Passkey(
-                            event::PassRedeemedForPasskey {
-                                subject_id: subject.id.clone(),
-                                enrolled: AuthenticatorKind::Passkey.to_string(),
-                                authenticator_id: authenticator_id.clone(),
-                            },
-                        ),
-                    ),
-                )],
-                ..Change::default()
-            })
-            .await
-            .map_err(|e| match e {
-                deskgate_store::StoreError::Conflict(_) => pass_spent(),
-                other => other.into(),
-            })?;
-        for n in &notices {
-            if let Err(e) = self.delivery.send(n).await {
-                tracing::warn!(error = %e, "authenticator notice not delivered");
-            }
-        }
-        Ok(json!({
-            "subject_id": subject.id, "enrolled": "passkey", "authenticator_id": authenticator_id,
-            "message": "Your passkey is enrolled. The help desk can now ask you to confirm it is you with it.",
-        }))
+        Ok((list, authenticator_id))
     }
+}
+
+/// The refusal of a pass that is wrong, used or expired.
+fn pass_spent() -> AppError {
+    AppError::unauthenticated_as("pass_refused", "the pass is wrong, used or expired")
 }

@@ -32,17 +32,14 @@ use crate::secrets::{self, CodeHasher};
 use crate::views::{CaseSummary, CaseView, ExecutionView, SubjectView};
 
 mod approvals;
-mod attestation;
 mod audit_access;
-mod callback;
 mod cases;
 mod credentials;
 mod execution;
-mod id_proofing;
 mod links;
+pub(crate) mod methods;
 mod oversight;
 mod policy_admin;
-mod push;
 mod sign_in_audit;
 mod staff_tokens;
 mod subjects;
@@ -50,7 +47,7 @@ mod verification;
 
 pub use sign_in_audit::FailureSummary;
 
-pub use attestation::{AttestationSession, CodeSent};
+pub use methods::{AttestationSession, CodeSent};
 pub use oversight::{
     AdminOverview, Day, Exceptions, RosterEntry, SecurityOverview, Stats, WatchedSubject,
 };
@@ -85,21 +82,6 @@ pub struct OpenCase {
     /// Who the caller claims to be, when not the subject (a service account's owner).
     pub requester: Option<String>,
 }
-
-/// Methods this deployment can run today. The others exist in the vocabulary and are refused
-/// with a clear error until their adapters land.
-const RUNNABLE: [Method; 10] = [
-    Method::Passkey,
-    Method::Push,
-    Method::Callback,
-    Method::Totp,
-    Method::IdProofing,
-    Method::RecoveryCode,
-    Method::SmsCode,
-    Method::VoiceCode,
-    Method::EmailCode,
-    Method::ManagerAttestation,
-];
 
 /// The credential kind holding a subject's sealed TOTP seed and the last time step accepted.
 const TOTP: &str = "totp";

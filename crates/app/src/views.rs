@@ -74,6 +74,9 @@ pub struct VerificationView {
     /// Whether this verification counts toward the requirements, and why not when it does not.
     pub counts: bool,
     pub not_counted_because: Option<String>,
+    /// The channels this verification's evidence depends on (`phone:…`, `mailbox:…`,
+    /// `device:…`, `person:…`, `document`, `recovery_codes`): what an attacker would need.
+    pub depends_on: Vec<String>,
     /// A callback's one-time code for the agent to read to the caller: only in the answer that
     /// started it, never stored (the verification keeps its hash).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -141,6 +144,10 @@ impl CaseView {
                     completed_at: v.completed_at,
                     counts: v.state == VerificationState::Passed && reason.is_none(),
                     not_counted_because: reason,
+                    depends_on: crate::service::methods::depends_on(v)
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect(),
                     read_out: None,
                 }
             })

@@ -84,6 +84,38 @@ impl IndependenceClass {
     }
 }
 
+/// A channel a piece of evidence depends on: what an attacker must hold to produce it. Each
+/// verification family names the channels of its evidence (a code depends on the phone or
+/// mailbox it went to; a passkey on the device and the mailbox that carried its link).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum EvidenceChannel {
+    /// A phone of record (a SIM swap or port-out takes it), shown masked.
+    Phone(String),
+    /// A mailbox of record, shown masked.
+    Mailbox(String),
+    /// An enrolled authenticator of this kind.
+    Device(crate::directory::AuthenticatorKind),
+    /// Another person (a manager or owner) and their own sign-in channels, by subject id.
+    Person(String),
+    /// A government identity document, checked by the proofing vendor.
+    Document,
+    /// The subject's saved recovery codes.
+    RecoveryCodes,
+}
+
+impl std::fmt::Display for EvidenceChannel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Phone(masked) => write!(f, "phone:{masked}"),
+            Self::Mailbox(masked) => write!(f, "mailbox:{masked}"),
+            Self::Device(kind) => write!(f, "device:{kind}"),
+            Self::Person(id) => write!(f, "person:{id}"),
+            Self::Document => f.write_str("document"),
+            Self::RecoveryCodes => f.write_str("recovery_codes"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum VerificationState {

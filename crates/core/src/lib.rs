@@ -20,8 +20,8 @@ pub use directory::{
     Subject, SubjectStatus, Tier,
 };
 pub use evidence::{
-    AttemptOutcome, Evidence, IndependenceClass, Method, RespondentCheck, Verification,
-    VerificationState,
+    AttemptOutcome, Evidence, EvidenceChannel, IndependenceClass, Method, RespondentCheck,
+    Verification, VerificationState,
 };
 pub use playbook::{PlaybookStep, StepKind};
 pub use requirements::{Progress, Requirements};

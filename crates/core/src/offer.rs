@@ -36,33 +36,44 @@ pub fn offered_methods(
     freshness: Duration,
     now: DateTime<Utc>,
 ) -> Vec<Method> {
-    let settled = |kind| subject.has_settled_authenticator(kind, freshness, now);
-    let trusted = |kind| subject.trusted_contact(kind, freshness, now).is_some();
     runnable
         .iter()
         .copied()
-        .filter(|method| match method {
-            Method::RecoveryCode => facts.has_recovery_codes,
-            Method::Totp => facts.has_totp_seed && settled(AuthenticatorKind::Totp),
-            // The ceremony's link goes to the email of record.
-            Method::Passkey => {
-                facts.has_usable_passkey
-                    && settled(AuthenticatorKind::Passkey)
-                    && trusted(ContactKind::Email)
-            }
-            Method::Push => settled(AuthenticatorKind::Push),
-            Method::Callback => facts.telephony && trusted(ContactKind::Phone),
-            // The vendor's link goes to the email of record.
-            Method::IdProofing => {
-                facts.idv_vendor && facts.identity_matchable && trusted(ContactKind::Email)
-            }
-            Method::SmsCode | Method::VoiceCode => trusted(ContactKind::Phone),
-            Method::EmailCode => trusted(ContactKind::Email),
-            Method::ManagerAttestation => facts.independent_voucher,
-            // Answers about a person can be researched: never offered.
-            Method::Knowledge => false,
-        })
+        .filter(|method| offers(*method, facts, subject, freshness, now))
         .collect()
+}
+
+/// Whether `method` can be used for `subject` at `now`: the evidence it yields could count.
+pub fn offers(
+    method: Method,
+    facts: &OfferFacts,
+    subject: &Subject,
+    freshness: Duration,
+    now: DateTime<Utc>,
+) -> bool {
+    let settled = |kind| subject.has_settled_authenticator(kind, freshness, now);
+    let trusted = |kind| subject.trusted_contact(kind, freshness, now).is_some();
+    match method {
+        Method::RecoveryCode => facts.has_recovery_codes,
+        Method::Totp => facts.has_totp_seed && settled(AuthenticatorKind::Totp),
+        // The ceremony's link goes to the email of record.
+        Method::Passkey => {
+            facts.has_usable_passkey
+                && settled(AuthenticatorKind::Passkey)
+                && trusted(ContactKind::Email)
+        }
+        Method::Push => settled(AuthenticatorKind::Push),
+        Method::Callback => facts.telephony && trusted(ContactKind::Phone),
+        // The vendor's link goes to the email of record.
+        Method::IdProofing => {
+            facts.idv_vendor && facts.identity_matchable && trusted(ContactKind::Email)
+        }
+        Method::SmsCode | Method::VoiceCode => trusted(ContactKind::Phone),
+        Method::EmailCode => trusted(ContactKind::Email),
+        Method::ManagerAttestation => facts.independent_voucher,
+        // Answers about a person can be researched: never offered.
+        Method::Knowledge => false,
+    }
 }
 
 #[cfg(test)]

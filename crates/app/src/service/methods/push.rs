@@ -3,11 +3,43 @@
 
 use super::*;
 
+/// Push with number matching to the subject's enrolled device.
+pub(crate) struct Push;
+
+impl VerificationFamily for Push {
+    const METHODS: &'static [Method] = &[Method::Push];
+    const ANSWERED: Answered = Answered::Device;
+
+    async fn offers(
+        svc: &Service,
+        method: Method,
+        subject: &Subject,
+        case: &Case,
+    ) -> AppResult<bool> {
+        Ok(offered_with(
+            svc,
+            method,
+            &OfferFacts::default(),
+            subject,
+            case,
+        ))
+    }
+
+    async fn start(svc: &Service, start: Start<'_>) -> AppResult<(String, CaseView)> {
+        svc.start_push(start.caller, start.stored, start.subject, start.vid)
+            .await
+    }
+
+    fn depends_on(_verification: &Verification) -> Vec<EvidenceChannel> {
+        vec![EvidenceChannel::Device(AuthenticatorKind::Push)]
+    }
+}
+
 impl Service {
     /// Sends a push challenge to the subject's enrolled device. The agent reads the number shown
     /// on the case to the caller, who must enter it on the device: approving blindly is not
     /// possible. Pushes are limited per subject so that a flood cannot wear the person down.
-    pub(super) async fn start_push(
+    async fn start_push(
         &self,
         caller: &Staff,
         stored: StoredCase,
@@ -90,6 +122,40 @@ impl Service {
         number: Option<&str>,
     ) -> AppResult<Value> {
         let now = self.now();
+        let (case_id, vid) = self.newest_pending_push(subject_id, now).await?;
+        let stored = self.load_case(&case_id).await?;
+        let mut case = stored.case.clone();
+        let hash = case
+            .verification(&vid)
+            .and_then(|v| v.secret_hash.clone())
+            .unwrap_or_default();
+        let matched = approve && number.is_some_and(|n| self.codes.matches(&vid, n, &hash));
+        let before = case.state;
+        case.complete_external(&vid, matched, now)?;
+        let who = Actor {
+            id: subject_id.to_owned(),
+            role: "subject".to_owned(),
+            auth: "enrolled_device".to_owned(),
+        };
+        let answer = push_answer(&vid, approve, matched);
+        let mut entry = self.entry(&who, Some(&case.id), answer);
+        if matched {
+            entry = Self::on_evidence(entry, &case);
+        }
+        let mut audit = vec![entry];
+        audit.extend(self.approval_entries(&who, before, &case));
+        self.store
+            .commit(updating(&case, stored.version, audit))
+            .await?;
+        Ok(json!({ "case_id": case.id, "counted": matched, "case_state": case.state }))
+    }
+
+    /// The newest pending, unexpired push addressed to `subject_id`: its case and verification.
+    async fn newest_pending_push(
+        &self,
+        subject_id: &str,
+        now: DateTime<Utc>,
+    ) -> AppResult<(String, String)> {
         // The push went to whoever must answer it: the subject, or for a service account the
         // owner who asked. So look at the subject's own cases and at every case in verification
         // (a bounded set: cases in verification live minutes), keeping those addressed to them.
@@ -111,7 +177,7 @@ impl Service {
                 })
                 .await?,
         );
-        let (case_id, vid) = cases
+        cases
             .iter()
             .flat_map(|c| c.verifications.iter().map(move |v| (c, v)))
             .filter(|(_, v)| {
@@ -122,46 +188,26 @@ impl Service {
             })
             .max_by_key(|(_, v)| v.started_at)
             .map(|(c, v)| (c.id.clone(), v.id.clone()))
-            .ok_or_else(|| AppError::not_found("pending push for this device"))?;
-        let stored = self.load_case(&case_id).await?;
-        let mut case = stored.case.clone();
-        let hash = case
-            .verification(&vid)
-            .and_then(|v| v.secret_hash.clone())
-            .unwrap_or_default();
-        let matched = approve && number.is_some_and(|n| self.codes.matches(&vid, n, &hash));
-        let before = case.state;
-        case.complete_external(&vid, matched, now)?;
-        let who = Actor {
-            id: subject_id.to_owned(),
-            role: "subject".to_owned(),
-            auth: "enrolled_device".to_owned(),
-        };
-        let outcome = |reason: &str| event::PushOutcome {
-            verification_id: vid.clone(),
-            method: Method::Push.to_string(),
-            outcome: reason.to_owned(),
-        };
-        let answer = match (approve, matched) {
-            (_, true) => AuditEvent::VerificationPassed(event::VerificationPassed::Push(outcome(
-                "approved with the matching number",
-            ))),
-            (true, false) => AuditEvent::VerificationFailed(event::VerificationFailed::Push(
-                outcome("approved with a wrong number"),
-            )),
-            (false, _) => AuditEvent::VerificationFailed(event::VerificationFailed::Push(outcome(
-                "denied on the device",
-            ))),
-        };
-        let mut entry = self.entry(&who, Some(&case.id), answer);
-        if matched {
-            entry = Self::on_evidence(entry, &case);
-        }
-        let mut audit = vec![entry];
-        audit.extend(self.approval_entries(&who, before, &case));
-        self.store
-            .commit(updating(&case, stored.version, audit))
-            .await?;
-        Ok(json!({ "case_id": case.id, "counted": matched, "case_state": case.state }))
+            .ok_or_else(|| AppError::not_found("pending push for this device"))
+    }
+}
+
+/// The audit event of a device's answer to a push.
+fn push_answer(vid: &str, approve: bool, matched: bool) -> AuditEvent {
+    let outcome = |reason: &str| event::PushOutcome {
+        verification_id: vid.to_owned(),
+        method: Method::Push.to_string(),
+        outcome: reason.to_owned(),
+    };
+    match (approve, matched) {
+        (_, true) => AuditEvent::VerificationPassed(event::VerificationPassed::Push(outcome(
+            "approved with the matching number",
+        ))),
+        (true, false) => AuditEvent::VerificationFailed(event::VerificationFailed::Push(outcome(
+            "approved with a wrong number",
+        ))),
+        (false, _) => AuditEvent::VerificationFailed(event::VerificationFailed::Push(outcome(
+            "denied on the device",
+        ))),
     }
 }

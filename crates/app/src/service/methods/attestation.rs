@@ -4,18 +4,10 @@
 //! to their own phone of record. That sign-in yields a short attestation session, bound to this
 //! link, which the decision must present.
 
-use chrono::{DateTime, Duration, Utc};
-use deskgate_audit::{AuditEvent, event};
 use deskgate_core::vouching::{self, VoucherRefusal};
-use deskgate_core::{ApproverRole, AttemptOutcome, CaseState, Decision, Method, Staff, Subject};
-use deskgate_store::{Actor, CaseWrite, Change, LinkToken, StoredCase};
-use serde_json::{Value, json};
 
-use super::{AppResult, Service, updating};
-use crate::delivery::{Message, Secret};
-use crate::error::AppError;
-use crate::secrets::{self, CodeHasher};
-use crate::views::{AttestationView, CaseView, SubjectRef};
+use super::*;
+use crate::views::{AttestationView, SubjectRef};
 
 /// Link kind of the session a respondent holds after signing in.
 const SESSION: &str = "attestation_session";
@@ -38,7 +30,135 @@ pub struct AttestationSession {
     pub expires_at: DateTime<Utc>,
 }
 
+/// Manager (or second owner) attestation: a link to the independent voucher's trusted email of
+/// record; they prove a second factor of their own before the case appears (see the module).
+pub(crate) struct Attestation;
+
+impl VerificationFamily for Attestation {
+    const METHODS: &'static [Method] = &[Method::ManagerAttestation];
+    const ANSWERED: Answered = Answered::Link;
+
+    async fn offers(
+        svc: &Service,
+        method: Method,
+        subject: &Subject,
+        case: &Case,
+    ) -> AppResult<bool> {
+        let facts = OfferFacts {
+            independent_voucher: svc.independent_voucher(case, subject, None).await.is_ok(),
+            ..OfferFacts::default()
+        };
+        Ok(offered_with(svc, method, &facts, subject, case))
+    }
+
+    async fn start(svc: &Service, start: Start<'_>) -> AppResult<(String, CaseView)> {
+        svc.start_attestation(start).await
+    }
+
+    fn depends_on(verification: &Verification) -> Vec<EvidenceChannel> {
+        vec![
+            EvidenceChannel::Person(verification.respondent.clone()),
+            EvidenceChannel::Mailbox(verification.destination.clone().unwrap_or_default()),
+        ]
+    }
+}
+
 impl Service {
+    /// The manager or owner who vouches for `case` about `subject`, chosen and checked for
+    /// independence by [`vouching`]: not the subject, the requester, anyone who worked the case or
+    /// `agent` (the caller's own identity), and sharing no phone or email of record with the subject
+    /// or the requester. Also returns the requester as the directory knows them.
+    pub(crate) async fn independent_voucher(
+        &self,
+        case: &Case,
+        subject: &Subject,
+        agent: Option<&str>,
+    ) -> AppResult<(Subject, Option<Subject>)> {
+        let voucher_id = vouching::voucher_id(case, subject, agent).map_err(voucher_refused)?;
+        let voucher = self.subject_or(voucher_id, "no_manager").await?;
+        let requester = self.requester_of(case, subject).await?;
+        vouching::independent(case, subject, &voucher, requester.as_ref(), agent)
+            .map_err(voucher_refused)?;
+        Ok((voucher, requester))
+    }
+
+    /// The person who asked for `case`, when that is not the subject.
+    pub(crate) async fn requester_of(
+        &self,
+        case: &Case,
+        subject: &Subject,
+    ) -> AppResult<Option<Subject>> {
+        Ok(match case.requester.as_deref() {
+            Some(id) if id != subject.id => self.store.subject(id).await?,
+            _ => None,
+        })
+    }
+
+    /// Mails a single-use link to the independent voucher's trusted email of record; the send
+    /// counts toward that contact's limit and happens before the case records the verification.
+    async fn start_attestation(&self, start: Start<'_>) -> AppResult<(String, CaseView)> {
+        let now = self.now();
+        let mut case = start.stored.case.clone();
+        let subject = &start.subject;
+        let agent = start.caller.subject_id.as_deref();
+        let (voucher, requester) = self.independent_voucher(&case, subject, agent).await?;
+        let contact =
+            vouching::may_be_asked(&case, subject, &voucher, requester.as_ref(), agent, now)
+                .map_err(voucher_refused)?
+                .email;
+        let token = secrets::random_token();
+        let expires_at = now + Duration::minutes(self.config.attestation_ttl_minutes);
+        let url = format!(
+            "{}/attest/{token}",
+            self.config.public_url.trim_end_matches('/')
+        );
+        let vid = start.vid.clone();
+        let mut v = pending(
+            &start,
+            &voucher.id,
+            self.config.codes.max_attempts,
+            expires_at,
+            now,
+        );
+        v.destination = Some(contact.masked());
+        let link = LinkToken {
+            token_hash: secrets::token_hash(&token),
+            kind: "attestation".to_owned(),
+            case_id: case.id.clone(),
+            verification_id: vid.clone(),
+            respondent: voucher.id.clone(),
+            created_at: now,
+            expires_at,
+            used_at: None,
+        };
+        let message = Message {
+            to: contact.value.clone(),
+            channel: "email".to_owned(),
+            kind: "attestation_link".to_owned(),
+            subject_id: voucher.id.clone(),
+            case_id: Some(case.id.clone()),
+            body: format!(
+                "The help desk asks you to confirm that {} requested a {} (case {}). Open \
+                 {url} only if you have spoken to them yourself. If you know nothing about \
+                 this, reject it.",
+                subject.display_name, case.action, case.id
+            ),
+            secret: Some(Secret::Link(url)),
+        };
+        let started = codes::sent(&v, contact);
+        case.start_verification(v, now)?;
+        self.send_within_limit(contact, &message, "message", now)
+            .await?;
+        let audit = vec![self.started(start.caller, &case, started)];
+        self.store
+            .commit(Change {
+                new_links: vec![link],
+                ..updating(&case, start.stored.version, audit)
+            })
+            .await?;
+        Ok((vid, self.view(&case).await?))
+    }
+
     pub(super) async fn attestation_link(&self, token: &str) -> AppResult<LinkToken> {
         let link = self.live_link(token).await?;
         if link.kind != "attestation" {
@@ -57,7 +177,7 @@ impl Service {
         let link = self.attestation_link(token).await?;
         let stored = self.load_case(&link.case_id).await?;
         let subject = self.required_subject(&stored.case.subject_id).await?;
-        super::ensure_not_on_hold(&subject, false)?;
+        ensure_not_on_hold(&subject, false)?;
         Ok((link, stored))
     }
 
@@ -70,7 +190,7 @@ impl Service {
     ) -> AppResult<(Subject, deskgate_core::Contact)> {
         let now = self.now();
         let respondent = self.required_subject(&link.respondent).await?;
-        super::ensure_not_on_hold(&respondent, true)?;
+        ensure_not_on_hold(&respondent, true)?;
         let case = &stored.case;
         let subject = self.required_subject(&case.subject_id).await?;
         let requester = self.requester_of(case, &subject).await?;
@@ -397,4 +517,44 @@ fn respondent_refused(refusal: VoucherRefusal) -> AppError {
         ),
     };
     AppError::forbidden_as(code, message)
+}
+
+/// A refusal to let a person vouch, as the agent starting an attestation sees it.
+fn voucher_refused(refusal: VoucherRefusal) -> AppError {
+    let (code, message) = match refusal {
+        VoucherRefusal::NoVoucher
+        | VoucherRefusal::NotManagerOrOwner
+        | VoucherRefusal::IsSubject
+        | VoucherRefusal::IsRequester
+        | VoucherRefusal::WorkedTheCase => (
+            "no_manager",
+            "the subject has no manager or owner who can vouch for this request".to_owned(),
+        ),
+        VoucherRefusal::SharesContact => (
+            "voucher_not_independent",
+            "the manager or owner who would vouch shares a phone or email of record with the \
+             subject or the requester, so they are not an independent person; use another \
+             verification"
+                .to_owned(),
+        ),
+        VoucherRefusal::OnProbation => (
+            "manager_unavailable",
+            "the manager is on probation after a recent recovery and cannot attest".to_owned(),
+        ),
+        VoucherRefusal::NotActive(status) => (
+            "manager_unavailable",
+            format!("the manager is {status} and cannot attest"),
+        ),
+        VoucherRefusal::NoTrustedEmail => (
+            "manager_contact_not_trusted",
+            "the manager's email of record is missing, unverified or recently changed".to_owned(),
+        ),
+        VoucherRefusal::NoTrustedPhone => (
+            "manager_cannot_authenticate",
+            "the manager has no verified phone of record unchanged for the freshness window to \
+             receive a sign-in code on; use another verification"
+                .to_owned(),
+        ),
+    };
+    AppError::invalid_as(code, message)
 }

@@ -2,12 +2,51 @@
 //! the vendor's signed result.
 
 use super::*;
+use deskgate_core::Contact;
+
+/// Identity proofing at a vendor, bound to the subject's identity of record.
+pub(crate) struct IdProofing;
+
+impl VerificationFamily for IdProofing {
+    const METHODS: &'static [Method] = &[Method::IdProofing];
+    const ANSWERED: Answered = Answered::Vendor;
+
+    async fn offers(
+        svc: &Service,
+        method: Method,
+        subject: &Subject,
+        case: &Case,
+    ) -> AppResult<bool> {
+        let facts = OfferFacts {
+            idv_vendor: crate::idv_inquiry::creating_vendor(&svc.config.idv.vendors).is_some(),
+            identity_matchable: crate::idv::ExpectedIdentity::of(
+                subject.identity.as_ref(),
+                &svc.config.idv.match_fields,
+            )
+            .is_ok(),
+            ..OfferFacts::default()
+        };
+        Ok(offered_with(svc, method, &facts, subject, case))
+    }
+
+    async fn start(svc: &Service, start: Start<'_>) -> AppResult<(String, CaseView)> {
+        svc.start_id_proofing(start.caller, start.stored, start.subject, start.vid)
+            .await
+    }
+
+    fn depends_on(verification: &Verification) -> Vec<EvidenceChannel> {
+        vec![
+            EvidenceChannel::Document,
+            EvidenceChannel::Mailbox(verification.destination.clone().unwrap_or_default()),
+        ]
+    }
+}
 
 impl Service {
     /// Creates an inquiry at the identity-verification vendor, bound to the subject's identity of
     /// record, and sends the subject (at the email of record) the vendor's link; the vendor's
     /// signed webhook completes the verification later, for this inquiry only.
-    pub(super) async fn start_id_proofing(
+    async fn start_id_proofing(
         &self,
         caller: &Staff,
         stored: StoredCase,
@@ -22,16 +61,7 @@ impl Service {
                     "no identity-verification vendor is configured to create inquiries (api_url, api_key)",
                 )
             })?;
-        let expected = crate::idv::ExpectedIdentity::of(
-            subject.identity.as_ref(),
-            &self.config.idv.match_fields,
-        )
-        .map_err(|e| {
-            AppError::invalid_as(
-                "no_identity_of_record",
-                format!("identity proofing cannot be bound to this subject: {e}"),
-            )
-        })?;
+        let expected = self.expected_identity(&subject)?;
         let fresh = case.requirements.freshness();
         let email = subject
             .trusted_contact(ContactKind::Email, fresh, now)
@@ -50,36 +80,11 @@ impl Service {
                     "the identity-verification vendor did not create the inquiry; nothing was recorded, try again",
                 )
             })?;
-        let v = Verification {
-            id: vid.clone(),
-            method: Method::IdProofing,
-            state: VerificationState::Pending,
-            destination: Some(email.masked()),
-            respondent: subject.id.clone(),
-            contact_changed_at: None,
-            // Only a result for this inquiry can complete the verification.
-            secret_hash: Some(self.codes.hash(&vid, &inquiry.inquiry_id)),
-            attempts: 0,
-            max_attempts: 1,
-            started_at: now,
-            expires_at: now + Duration::minutes(self.config.idv.ttl_minutes),
-            completed_at: None,
-            respondent_check: None,
-        };
+        // Only a result for this inquiry can complete the verification.
+        let secret_hash = self.codes.hash(&vid, &inquiry.inquiry_id);
+        let v = self.pending_id_proofing(&vid, email, &subject, secret_hash, now);
         case.start_verification(v, now)?;
-        let url = inquiry.link;
-        let message = Message {
-            to: email.value.clone(),
-            channel: "email".to_owned(),
-            kind: "idv_link".to_owned(),
-            subject_id: subject.id.clone(),
-            case_id: Some(case.id.clone()),
-            body: format!(
-                "The help desk asks you to prove your identity with a government ID and a selfie. \
-                 Open {url} on your own device; the link is for you alone."
-            ),
-            secret: Some(Secret::Link(url)),
-        };
+        let message = proofing_link(email, &subject, &case, inquiry.link);
         self.send_within_limit(email, &message, "message", now)
             .await?;
         let started = self.started(
@@ -103,6 +108,44 @@ impl Service {
             .commit(updating(&case, stored.version, vec![started]))
             .await?;
         Ok((vid, self.view(&case).await?))
+    }
+
+    /// The identity of record a vendor's result must match, in the fields this deployment
+    /// matches on.
+    fn expected_identity(&self, subject: &Subject) -> AppResult<crate::idv::ExpectedIdentity> {
+        crate::idv::ExpectedIdentity::of(subject.identity.as_ref(), &self.config.idv.match_fields)
+            .map_err(|e| {
+                AppError::invalid_as(
+                    "no_identity_of_record",
+                    format!("identity proofing cannot be bound to this subject: {e}"),
+                )
+            })
+    }
+
+    /// The pending verification: one try, for the inquiry whose hash it holds.
+    fn pending_id_proofing(
+        &self,
+        vid: &str,
+        email: &Contact,
+        subject: &Subject,
+        secret_hash: String,
+        now: DateTime<Utc>,
+    ) -> Verification {
+        Verification {
+            id: vid.to_owned(),
+            method: Method::IdProofing,
+            state: VerificationState::Pending,
+            destination: Some(email.masked()),
+            respondent: subject.id.clone(),
+            contact_changed_at: None,
+            secret_hash: Some(secret_hash),
+            attempts: 0,
+            max_attempts: 1,
+            started_at: now,
+            expires_at: now + Duration::minutes(self.config.idv.ttl_minutes),
+            completed_at: None,
+            respondent_check: None,
+        }
     }
 
     /// An identity-verification vendor's signed result. Only an approved inquiry with document,
@@ -352,5 +395,21 @@ impl Outcome {
             mismatch: result.status == IdvStatus::Approved && !matched,
             unmatched,
         }
+    }
+}
+
+/// The message that carries the vendor's link to the email of record.
+fn proofing_link(email: &Contact, subject: &Subject, case: &Case, url: String) -> Message {
+    Message {
+        to: email.value.clone(),
+        channel: "email".to_owned(),
+        kind: "idv_link".to_owned(),
+        subject_id: subject.id.clone(),
+        case_id: Some(case.id.clone()),
+        body: format!(
+            "The help desk asks you to prove your identity with a government ID and a selfie. \
+             Open {url} on your own device; the link is for you alone."
+        ),
+        secret: Some(Secret::Link(url)),
     }
 }

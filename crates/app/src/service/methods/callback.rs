@@ -2,6 +2,39 @@
 //! answers keys in the code the agent reads out.
 
 use super::*;
+use deskgate_core::Contact;
+
+/// A call placed by the telephony provider to the phone of record.
+pub(crate) struct Callback;
+
+impl VerificationFamily for Callback {
+    const METHODS: &'static [Method] = &[Method::Callback];
+    const ANSWERED: Answered = Answered::PhoneCall;
+
+    async fn offers(
+        svc: &Service,
+        method: Method,
+        subject: &Subject,
+        case: &Case,
+    ) -> AppResult<bool> {
+        let facts = OfferFacts {
+            telephony: svc.config.telephony.is_some(),
+            ..OfferFacts::default()
+        };
+        Ok(offered_with(svc, method, &facts, subject, case))
+    }
+
+    async fn start(svc: &Service, start: Start<'_>) -> AppResult<(String, CaseView)> {
+        svc.start_callback(start.caller, start.stored, start.subject, start.vid)
+            .await
+    }
+
+    fn depends_on(verification: &Verification) -> Vec<EvidenceChannel> {
+        vec![EvidenceChannel::Phone(
+            verification.destination.clone().unwrap_or_default(),
+        )]
+    }
+}
 
 impl Service {
     /// Calls the phone of record back through the telephony provider (never a number the caller
@@ -9,7 +42,7 @@ impl Service {
     /// the caller; the provider's signed Gather webhook brings the digits back
     /// ([`Service::callback_gathered`]). The agent sees the code once, in this answer; only its
     /// hash is kept, and the number is shown masked.
-    pub(super) async fn start_callback(
+    async fn start_callback(
         &self,
         caller: &Staff,
         stored: StoredCase,
@@ -40,41 +73,18 @@ impl Service {
             case.id
         );
         let twiml = crate::telephony::gather_twiml(&action, code.len());
-        let placed = async {
-            crate::delivery::TwilioDelivery::new(telephony)
-                .map_err(|e| e.to_string())?
-                .place_call(&phone.value, &twiml)
-                .await
-                .map_err(|e| match e {
-                    // Twilio's message can quote the number called; the log keeps the codes.
-                    crate::delivery::DeliveryError::Twilio { status, code, .. } => {
-                        format!("Twilio refused the call (HTTP {status}, error {code:?})")
-                    }
-                    other => other.to_string(),
-                })
-        };
-        let call_sid = placed.await.map_err(|e| {
-            tracing::warn!(case = %case.id, error = %e, "callback not placed");
-            AppError::upstream_failed(
-                "delivery_failed",
-                "the callback could not be placed; nothing was recorded, try again",
-            )
-        })?;
-        let v = Verification {
-            id: vid.clone(),
-            method: Method::Callback,
-            state: VerificationState::Pending,
-            destination: Some(phone.masked()),
-            respondent: subject.id.clone(),
-            contact_changed_at: Some(phone.changed_at),
-            secret_hash: Some(self.codes.hash(&vid, &code)),
-            attempts: 0,
-            max_attempts: 1,
-            started_at: now,
-            expires_at: now + Duration::minutes(self.config.codes.phone_ttl_minutes),
-            completed_at: None,
-            respondent_check: None,
-        };
+        let call_sid = place_call(telephony, &phone.value, &twiml)
+            .await
+            .map_err(|e| {
+                tracing::warn!(case = %case.id, error = %e, "callback not placed");
+                AppError::upstream_failed(
+                    "delivery_failed",
+                    "the callback could not be placed; nothing was recorded, try again",
+                )
+            })?;
+        let secret_hash = self.codes.hash(&vid, &code);
+        let ttl = Duration::minutes(self.config.codes.phone_ttl_minutes);
+        let v = pending_callback(&vid, phone, &subject, secret_hash, now, now + ttl);
         case.start_verification(v, now)?;
         let started = self.started(
             caller,
@@ -180,5 +190,50 @@ impl Service {
             "That code is not the one the help desk read to you. Goodbye."
         };
         Ok(format!("<Response><Say>{words}</Say></Response>"))
+    }
+}
+
+/// Places the call through the telephony provider: its call id, or why not (without the number
+/// called: Twilio's message can quote it, and the log keeps the codes).
+async fn place_call(
+    telephony: &deskgate_delivery::TwilioConfig,
+    to: &str,
+    twiml: &str,
+) -> Result<String, String> {
+    crate::delivery::TwilioDelivery::new(telephony)
+        .map_err(|e| e.to_string())?
+        .place_call(to, twiml)
+        .await
+        .map_err(|e| match e {
+            crate::delivery::DeliveryError::Twilio { status, code, .. } => {
+                format!("Twilio refused the call (HTTP {status}, error {code:?})")
+            }
+            other => other.to_string(),
+        })
+}
+
+/// The pending callback: one try, for the code whose hash it holds, keyed in on the call.
+fn pending_callback(
+    vid: &str,
+    phone: &Contact,
+    subject: &Subject,
+    secret_hash: String,
+    now: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+) -> Verification {
+    Verification {
+        id: vid.to_owned(),
+        method: Method::Callback,
+        state: VerificationState::Pending,
+        destination: Some(phone.masked()),
+        respondent: subject.id.clone(),
+        contact_changed_at: Some(phone.changed_at),
+        secret_hash: Some(secret_hash),
+        attempts: 0,
+        max_attempts: 1,
+        started_at: now,
+        expires_at,
+        completed_at: None,
+        respondent_check: None,
     }
 }
