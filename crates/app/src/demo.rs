@@ -359,70 +359,8 @@ pub struct DemoStaff {
 pub async fn seed(service: &Service) -> Result<Vec<DemoStaff>, AppError> {
     let now = service.now();
     if service.store.subject_count().await? == 0 {
-        let subjects: Vec<Subject> = PEOPLE.iter().map(|p| subject_of(service, p, now)).collect();
-        let count = subjects.len();
-        service
-            .store
-            .commit(Change {
-                subjects,
-                audit: vec![NewAuditEntry::new(
-                    now,
-                    system_actor(),
-                    None,
-                    AuditEvent::DirectorySeeded(event::DirectorySeeded::Subjects(
-                        event::SeededSubjects {
-                            subjects: count as u64,
-                            source: "demo".to_owned(),
-                        },
-                    )),
-                )],
-                ..Change::default()
-            })
-            .await?;
-        // Everyone saved recovery codes at enrolment; the demo outbox shows them.
-        for p in PEOPLE
-            .iter()
-            .filter(|p| p.status == SubjectStatus::Active && !p.id.starts_with("svc-"))
-        {
-            // A demo whose mail relay is down still starts; those subjects just have no codes.
-            if let Err(e) = service.issue_recovery_codes(p.id, &system_actor()).await {
-                tracing::warn!(subject = p.id, error = %e.message(), "recovery codes not issued");
-            }
-            if p.factors
-                && let Err(e) = service.enroll_totp(p.id, &system_actor()).await
-            {
-                tracing::warn!(subject = p.id, error = %e.message(), "authenticator app not enrolled");
-            }
-        }
-        // The demo's people bound their authenticator apps long ago: an app bound inside the
-        // freshness window is no device of record.
-        let mut settled = Vec::new();
-        for p in PEOPLE.iter().filter(|p| p.factors) {
-            if let Some(mut subject) = service.store.subject(p.id).await? {
-                for a in &mut subject.authenticators {
-                    a.enrolled_at = a.enrolled_at.min(now - Duration::days(700));
-                }
-                settled.push(subject);
-            }
-        }
-        service
-            .store
-            .commit(Change {
-                subjects: settled,
-                audit: vec![NewAuditEntry::new(
-                    now,
-                    system_actor(),
-                    None,
-                    AuditEvent::DirectorySeeded(event::DirectorySeeded::AuthenticatorsSettled(
-                        event::SeededAuthenticators {
-                            source: "demo".to_owned(),
-                            authenticators_bound_at: "700 days ago".to_owned(),
-                        },
-                    )),
-                )],
-                ..Change::default()
-            })
-            .await?;
+        seed_people(service, now).await?;
+        settle_authenticators(service, now).await?;
     }
     let mut out = Vec::new();
     for (id, name, role, subject_id) in STAFF {
@@ -448,4 +386,79 @@ pub async fn seed(service: &Service) -> Result<Vec<DemoStaff>, AppError> {
         });
     }
     Ok(out)
+}
+
+/// Writes the demo's people and gives them the recovery codes and authenticator apps they
+/// enrolled.
+async fn seed_people(service: &Service, now: DateTime<Utc>) -> Result<(), AppError> {
+    let subjects: Vec<Subject> = PEOPLE.iter().map(|p| subject_of(service, p, now)).collect();
+    let count = subjects.len();
+    service
+        .store
+        .commit(Change {
+            subjects,
+            audit: vec![NewAuditEntry::new(
+                now,
+                system_actor(),
+                None,
+                AuditEvent::DirectorySeeded(event::DirectorySeeded::Subjects(
+                    event::SeededSubjects {
+                        subjects: count as u64,
+                        source: "demo".to_owned(),
+                    },
+                )),
+            )],
+            ..Change::default()
+        })
+        .await?;
+    // Everyone saved recovery codes at enrolment; the demo outbox shows them.
+    for p in PEOPLE
+        .iter()
+        .filter(|p| p.status == SubjectStatus::Active && !p.id.starts_with("svc-"))
+    {
+        // A demo whose mail relay is down still starts; those subjects just have no codes.
+        if let Err(e) = service.issue_recovery_codes(p.id, &system_actor()).await {
+            tracing::warn!(subject = p.id, error = %e.message(), "recovery codes not issued");
+        }
+        if p.factors
+            && let Err(e) = service.enroll_totp(p.id, &system_actor()).await
+        {
+            tracing::warn!(subject = p.id, error = %e.message(), "authenticator app not enrolled");
+        }
+    }
+    Ok(())
+}
+
+/// The demo's people bound their authenticator apps long ago: an app bound inside the freshness
+/// window is no device of record.
+async fn settle_authenticators(service: &Service, now: DateTime<Utc>) -> Result<(), AppError> {
+    let mut settled = Vec::new();
+    for p in PEOPLE.iter().filter(|p| p.factors) {
+        if let Some(mut subject) = service.store.subject(p.id).await? {
+            for a in &mut subject.authenticators {
+                a.enrolled_at = a.enrolled_at.min(now - Duration::days(700));
+            }
+            settled.push(subject);
+        }
+    }
+    service
+        .store
+        .commit(Change {
+            subjects: settled,
+            audit: vec![NewAuditEntry::new(
+                now,
+                system_actor(),
+                None,
+                AuditEvent::DirectorySeeded(event::DirectorySeeded::AuthenticatorsSettled(
+                    event::SeededAuthenticators {
+                        source: "demo".to_owned(),
+                        authenticators_bound_at: "700 days ago".to_owned(),
+                    },
+                )),
+            )],
+            ..Change::default()
+        })
+        .await?;
+
+    Ok(())
 }

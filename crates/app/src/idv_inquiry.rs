@@ -70,33 +70,7 @@ pub async fn create(
     }
     let api_url = config.api_url.as_deref().unwrap_or_default();
     let api_key = config.api_key.as_deref().unwrap_or_default();
-    let (url, body) = match vendor {
-        Vendor::Persona => {
-            let fields: Map<String, Value> = expected
-                .fields()
-                .iter()
-                .map(|(f, v)| (f.persona_name().to_owned(), Value::String(v.clone())))
-                .collect();
-            let body = json!({
-                "data": { "attributes": {
-                    "inquiry-template-id": config.inquiry_template_id,
-                    "reference-id": reference,
-                    "fields": fields,
-                }},
-                "meta": { "auto-create-one-time-link": true },
-            });
-            (endpoint(api_url, Some("inquiries"))?, body)
-        }
-        Vendor::StandardWebhooks => {
-            let fields: Map<String, Value> = expected
-                .fields()
-                .iter()
-                .map(|(f, v)| (f.as_str().to_owned(), Value::String(v.clone())))
-                .collect();
-            let body = json!({ "reference_id": reference, "expected": fields });
-            (endpoint(api_url, None)?, body)
-        }
-    };
+    let (url, body) = request_of(vendor, config, api_url, reference, expected)?;
     let client = reqwest::Client::builder()
         .timeout(TIMEOUT)
         .connect_timeout(TIMEOUT)
@@ -123,10 +97,56 @@ pub async fn create(
         .bytes()
         .await
         .map_err(|_| InquiryError::UnexpectedAnswer)?;
+    let created = answer_of(vendor, &bytes)?;
+    if created.inquiry_id.trim().is_empty() || !is_https(&created.link) {
+        return Err(InquiryError::UnexpectedAnswer);
+    }
+    Ok(created)
+}
+
+/// Where the inquiry is created and what is posted, in the vendor's format.
+fn request_of(
+    vendor: Vendor,
+    config: &IdvVendor,
+    api_url: &str,
+    reference: &str,
+    expected: &ExpectedIdentity,
+) -> Result<(Url, Value), InquiryError> {
+    Ok(match vendor {
+        Vendor::Persona => {
+            let fields: Map<String, Value> = expected
+                .fields()
+                .iter()
+                .map(|(f, v)| (f.persona_name().to_owned(), Value::String(v.clone())))
+                .collect();
+            let body = json!({
+                "data": { "attributes": {
+                    "inquiry-template-id": config.inquiry_template_id,
+                    "reference-id": reference,
+                    "fields": fields,
+                }},
+                "meta": { "auto-create-one-time-link": true },
+            });
+            (endpoint(api_url, Some("inquiries"))?, body)
+        }
+        Vendor::StandardWebhooks => {
+            let fields: Map<String, Value> = expected
+                .fields()
+                .iter()
+                .map(|(f, v)| (f.as_str().to_owned(), Value::String(v.clone())))
+                .collect();
+            let body = json!({ "reference_id": reference, "expected": fields });
+            (endpoint(api_url, None)?, body)
+        }
+    })
+}
+
+/// The created inquiry read from the vendor's answer.
+fn answer_of(vendor: Vendor, bytes: &[u8]) -> Result<CreatedInquiry, InquiryError> {
     let created = match vendor {
         Vendor::Persona => {
             let answer: PersonaCreated =
-                serde_json::from_slice(&bytes).map_err(|_| InquiryError::UnexpectedAnswer)?;
+                serde_json::from_slice(bytes).map_err(|_| InquiryError::UnexpectedAnswer)?;
             if answer.data.kind != "inquiry" {
                 return Err(InquiryError::UnexpectedAnswer);
             }
@@ -137,16 +157,13 @@ pub async fn create(
         }
         Vendor::StandardWebhooks => {
             let answer: GenericCreated =
-                serde_json::from_slice(&bytes).map_err(|_| InquiryError::UnexpectedAnswer)?;
+                serde_json::from_slice(bytes).map_err(|_| InquiryError::UnexpectedAnswer)?;
             CreatedInquiry {
                 inquiry_id: answer.inquiry_id,
                 link: answer.url,
             }
         }
     };
-    if created.inquiry_id.trim().is_empty() || !is_https(&created.link) {
-        return Err(InquiryError::UnexpectedAnswer);
-    }
     Ok(created)
 }
 

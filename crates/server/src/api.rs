@@ -625,7 +625,22 @@ async fn not_found() -> ApiError {
 
 pub fn router(service: Arc<Service>) -> Router {
     let limit = service.config().max_body_bytes;
-    let api = Router::new()
+    let routes = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .merge(link_routes())
+        .nest("/api/v1", api_routes())
+        .merge(crate::console::router(service.clone()))
+        .merge(crate::passkey_pages::router(service.clone()))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(limit));
+    with_security_headers(routes).with_state(service)
+}
+
+/// The JSON API under `/api/v1`: cases and their steps, approvals, reports, policy reload,
+/// vendor webhooks, the temporary pass and the audit log's proofs.
+fn api_routes() -> Router<Arc<Service>> {
+    Router::new()
         .route("/subjects", get(search_subjects))
         .route("/cases", post(open_case).get(list_cases))
         .route("/cases/{id}", get(get_case))
@@ -658,10 +673,13 @@ pub fn router(service: Arc<Service>) -> Router {
         )
         .route("/audit/entries", get(audit_entries))
         .route("/audit/proof/inclusion", get(inclusion_proof))
-        .route("/audit/proof/consistency", get(consistency_proof));
+        .route("/audit/proof/consistency", get(consistency_proof))
+}
+
+/// The pages and answers behind links sent to people of record (attestation, "not me", secret
+/// pickup).
+fn link_routes() -> Router<Arc<Service>> {
     Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
         // Only the first GET carries a link token in its path; everything after sends it in
         // the X-Link-Token header or a form field (see `link_tokens`).
         .route("/attest", get(attestation_view_by_header).post(attest))
@@ -683,11 +701,12 @@ pub fn router(service: Arc<Service>) -> Router {
             "/retrieve/{token}",
             get(retrieval_page).post(link_tokens::refuse_in_path),
         )
-        .nest("/api/v1", api)
-        .merge(crate::console::router(service.clone()))
-        .merge(crate::passkey_pages::router(service.clone()))
-        .fallback(not_found)
-        .layer(DefaultBodyLimit::max(limit))
+}
+
+/// Headers every answer carries: nothing cached, sniffed, framed or referred, and a strict
+/// content security policy unless a page set its own.
+fn with_security_headers(routes: Router<Arc<Service>>) -> Router<Arc<Service>> {
+    routes
         .layer(SetResponseHeaderLayer::overriding(
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
@@ -708,5 +727,4 @@ pub fn router(service: Arc<Service>) -> Router {
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
         ))
-        .with_state(service)
 }

@@ -103,14 +103,7 @@ impl Service {
         let subject = self.required_subject(&stored.case.subject_id).await?;
         let mut case = stored.case.clone();
         let now = self.now();
-        let resolved = self.bundle().playbooks().resolve(
-            case.subject_tier,
-            case.action,
-            case.risk.level,
-            true,
-        );
-        let mut requirements = resolved.requirements.to_core_requirements();
-        requirements.contact_freshness_days = case.requirements.contact_freshness_days;
+        let (requirements, playbook_rows) = self.break_glass_requirements(&case);
         let role = ApproverRole::SecurityOfficer;
         let opened = case.open_break_glass(requirements, now).and_then(|()| {
             case.approve(
@@ -141,7 +134,7 @@ impl Service {
                 AuditEvent::BreakGlassOpened(event::BreakGlassOpened {
                     reason: reason.to_owned(),
                     requirements: audit_events::requirements(&case.requirements),
-                    playbook_rows: resolved.rows,
+                    playbook_rows,
                 }),
             ),
             self.pinned(
@@ -164,6 +157,27 @@ impl Service {
         self.store
             .commit(updating(&case, stored.version, audit))
             .await?;
+        self.alert_break_glass(caller, &case, reason).await;
+        self.view(&case).await
+    }
+
+    /// The break-glass playbook's requirements for `case` (keeping the case's contact freshness)
+    /// and the playbook rows they come from.
+    fn break_glass_requirements(&self, case: &Case) -> (deskgate_core::Requirements, Vec<String>) {
+        let resolved = self.bundle().playbooks().resolve(
+            case.subject_tier,
+            case.action,
+            case.risk.level,
+            true,
+        );
+        let mut requirements = resolved.requirements.to_core_requirements();
+        requirements.contact_freshness_days = case.requirements.contact_freshness_days;
+        (requirements, resolved.rows)
+    }
+
+    /// Alerts every security contact that `caller` opened break-glass on `case`. An alert that
+    /// cannot be delivered is logged; the case stays opened.
+    async fn alert_break_glass(&self, caller: &Staff, case: &Case, reason: &str) {
         for to in &self.config.security_contacts {
             let alert = Message {
                 to: to.clone(),
@@ -181,7 +195,6 @@ impl Service {
                 tracing::error!(error = %e, "break-glass alert not delivered");
             }
         }
-        self.view(&case).await
     }
 
     /// Asks the bundle whether `caller` may approve `case` (as it would stand after the

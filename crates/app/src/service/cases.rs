@@ -48,20 +48,7 @@ impl Service {
             now,
         );
         let pin = policy_gate::pin(&decision, now);
-        // A refusal, by the bundle or by the core's guardrails, is recorded with why and, when
-        // the bundle decided, the deciding policies.
-        let refusal: Option<(Vec<String>, AppError)> = match (&opened, decision.outcome) {
-            (Err(e), outcome) => {
-                let mut reasons = vec![e.to_string()];
-                if outcome == Outcome::Deny {
-                    reasons.extend(pin.reasons.iter().cloned());
-                }
-                Some((reasons, e.clone().into()))
-            }
-            (Ok(_), Outcome::Deny) => Some((pin.reasons.clone(), policy_refusal(&pin))),
-            (Ok(_), _) => None,
-        };
-        if let Some((reasons, error)) = refusal {
+        if let Some((reasons, error)) = refusal(&opened, decision.outcome, &pin) {
             let policy_ids = if decision.outcome == Outcome::Deny {
                 pin.policy_ids.clone()
             } else {
@@ -311,5 +298,25 @@ impl Service {
                 Ok(entry)
             })
             .collect()
+    }
+}
+
+/// Why a case may not open, if it may not: a refusal by the bundle or by the core's guardrails,
+/// with its reasons and, when the bundle refused, the deciding policies' reasons too.
+fn refusal(
+    opened: &Result<Case, deskgate_core::CaseError>,
+    outcome: Outcome,
+    pin: &PolicyPin,
+) -> Option<(Vec<String>, AppError)> {
+    match (opened, outcome) {
+        (Err(e), outcome) => {
+            let mut reasons = vec![e.to_string()];
+            if outcome == Outcome::Deny {
+                reasons.extend(pin.reasons.iter().cloned());
+            }
+            Some((reasons, e.clone().into()))
+        }
+        (Ok(_), Outcome::Deny) => Some((pin.reasons.clone(), policy_refusal(pin))),
+        (Ok(_), _) => None,
     }
 }

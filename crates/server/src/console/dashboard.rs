@@ -254,10 +254,10 @@ fn exception_bars(id: &'static str, title: &'static str, rows: &[Exceptions]) ->
     )
 }
 
-fn page(nav: Nav, s: Stats) -> DashboardPage {
-    let day_max = s.days.iter().map(Day::total).max().unwrap_or(0);
+/// Cases by tier, as bars.
+fn tier_bars(s: &Stats) -> Bars {
     let tier_max = s.by_tier.iter().map(|(_, n)| *n).max().unwrap_or(0);
-    let tiers = bars(
+    bars(
         "tiers",
         "Cases by tier",
         s.by_tier
@@ -274,9 +274,12 @@ fn page(nav: Nav, s: Stats) -> DashboardPage {
             })
             .collect(),
         tier_max,
-    );
-    let (denial, escalation) = (rate(s.denied, s.total), rate(s.escalated, s.total));
-    let rates = bars(
+    )
+}
+
+/// Denial and escalation rates, as bars.
+fn rate_bars(s: &Stats, denial: &str, escalation: &str) -> Bars {
+    bars(
         "rates",
         "Denial and escalation rates",
         format!("Denied {denial}; escalated {escalation}."),
@@ -284,16 +287,23 @@ fn page(nav: Nav, s: Stats) -> DashboardPage {
             Line {
                 label: "denied".to_owned(),
                 parts: vec![(s.denied, "deny", "denied")],
-                value: denial.clone(),
+                value: denial.to_owned(),
             },
             Line {
                 label: "escalated".to_owned(),
                 parts: vec![(s.escalated, "esc", "escalated")],
-                value: escalation.clone(),
+                value: escalation.to_owned(),
             },
         ],
         s.total,
-    );
+    )
+}
+
+fn page(nav: Nav, s: Stats) -> DashboardPage {
+    let day_max = s.days.iter().map(Day::total).max().unwrap_or(0);
+    let tiers = tier_bars(&s);
+    let (denial, escalation) = (rate(s.denied, s.total), rate(s.escalated, s.total));
+    let rates = rate_bars(&s, &denial, &escalation);
     let day_desc = s
         .days
         .iter()

@@ -132,12 +132,27 @@ pub fn router_with<S: Clone + Send + Sync + 'static>(
         demo_sign_in,
     };
     spawn_failure_flusher(&console);
-    // Every public sign-in route shares one allowance per client address.
+    Router::new()
+        .merge(sign_in_routes(&console))
+        .merge(case_routes())
+        .merge(link_and_audit_routes())
+        // Token-less CSRF protection: a browser marks every request with Sec-Fetch-Site or
+        // Origin, and a cross-site POST is refused before any handler runs.
+        .layer(CsrfLayer::new())
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CONSOLE_CSP),
+        ))
+        .with_state(console)
+}
+
+/// Sign-in, sign-out and the staff member's own passkeys. Every public sign-in route shares one
+/// allowance per client address.
+fn sign_in_routes(console: &Console) -> Router<Console> {
     let limited = |route: MethodRouter<Console>| {
         route.route_layer(from_fn_with_state(console.clone(), rate_limited))
     };
     Router::new()
-        .route("/console", get(cases::queue))
         .route(
             "/console/sign-in",
             get(session::sign_in_page).merge(limited(post(session::sign_in))),
@@ -160,6 +175,13 @@ pub fn router_with<S: Clone + Send + Sync + 'static>(
             "/console/account/passkeys/options",
             post(passkeys::registration_options),
         )
+}
+
+/// The queue, a case's page and its steps, approvals, break-glass, the security, dashboard and
+/// admin pages.
+fn case_routes() -> Router<Console> {
+    Router::new()
+        .route("/console", get(cases::queue))
         .route("/console/cases/new", get(cases::new_case))
         .route("/console/cases", post(cases::open_case))
         .route("/console/cases/{id}", get(cases::case_page))
@@ -184,6 +206,11 @@ pub fn router_with<S: Clone + Send + Sync + 'static>(
         .route("/console/dashboard", get(dashboard::dashboard))
         .route("/console/admin", get(admin::admin_page))
         .route("/console/admin/reload", post(admin::reload))
+}
+
+/// The manager's attestation pages behind a link, the audit pages and the static assets.
+fn link_and_audit_routes() -> Router<Console> {
+    Router::new()
         .route("/console/approvals", get(approvals::queue))
         .route(
             "/console/attest",
@@ -207,14 +234,6 @@ pub fn router_with<S: Clone + Send + Sync + 'static>(
         .route("/console/audit/checkpoint", post(audit::cut_checkpoint))
         .route("/console/static/console.css", get(stylesheet))
         .route("/console/static/htmx.min.js", get(htmx))
-        // Token-less CSRF protection: a browser marks every request with Sec-Fetch-Site or
-        // Origin, and a cross-site POST is refused before any handler runs.
-        .layer(CsrfLayer::new())
-        .layer(SetResponseHeaderLayer::overriding(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(CONSOLE_CSP),
-        ))
-        .with_state(console)
 }
 
 /// Writes the summaries of refused sign-ins whose window has closed, also when no new refusal
