@@ -74,8 +74,9 @@ pub struct VerificationView {
     /// Whether this verification counts toward the requirements, and why not when it does not.
     pub counts: bool,
     pub not_counted_because: Option<String>,
-    /// The channels this verification's evidence depends on (`phone:…`, `mailbox:…`,
-    /// `device:…`, `person:…`, `document`, `recovery_codes`): what an attacker would need.
+    /// The takeover units this verification's evidence depends on (`phone:…`, `mailbox:…`,
+    /// `device:…`, `manager:…`, `document`, `agent`): what an attacker would need to control.
+    /// Evidence counts as a class of its own only when it shares none with evidence that counts.
     pub depends_on: Vec<String>,
     /// A callback's one-time code for the agent to read to the caller: only in the answer that
     /// started it, never stored (the verification keeps its hash).
@@ -126,12 +127,16 @@ pub struct CaseView {
 
 impl CaseView {
     pub fn build(case: &Case, subject: &Subject, offered: &[Method], now: DateTime<Utc>) -> Self {
+        let progress = case.progress(now);
         let verifications = case
             .verifications
             .iter()
             .map(|v| {
+                // Stale or never counting first; else whether it shares a takeover unit with
+                // evidence that counts.
                 let reason = Option::<deskgate_core::Evidence>::from(v)
-                    .and_then(|e| case.requirements.discount_reason(&e, now));
+                    .and_then(|e| case.requirements.discount_reason(&e, now))
+                    .or_else(|| progress.not_independent.get(&v.id).cloned());
                 VerificationView {
                     id: v.id.clone(),
                     method: v.method,
@@ -144,10 +149,14 @@ impl CaseView {
                     completed_at: v.completed_at,
                     counts: v.state == VerificationState::Passed && reason.is_none(),
                     not_counted_because: reason,
-                    depends_on: crate::service::methods::depends_on(v)
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect(),
+                    depends_on: if v.units.is_empty() {
+                        crate::service::methods::depends_on(v)
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect()
+                    } else {
+                        v.units.iter().cloned().collect()
+                    },
                     read_out: None,
                 }
             })
@@ -172,7 +181,7 @@ impl CaseView {
             updated_at: case.updated_at,
             risk: case.risk.clone(),
             requirements: case.requirements.clone(),
-            progress: case.progress(now),
+            progress,
             verifications,
             approvals: case.approvals.clone(),
             grant: case.grant.as_ref().map(|g| GrantView {

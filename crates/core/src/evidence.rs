@@ -2,6 +2,8 @@
 //! verification attempt. The class names what an attacker must control to forge the evidence;
 //! requirements count classes, never methods, so two codes to the same phone count once.
 
+use std::collections::BTreeSet;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -153,6 +155,10 @@ pub struct Verification {
     /// For an attestation: how the manager (or owner) proved who they are before seeing the case.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub respondent_check: Option<RespondentCheck>,
+    /// What an attacker must control to pass it ([`crate::takeover`]), fixed when it starts.
+    /// Empty only for a verification recorded before units existed.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub units: BTreeSet<String>,
 }
 
 /// The step-up a manager (or owner) passes before an attestation link shows the case: the link
@@ -205,6 +211,8 @@ pub struct Evidence {
     pub class: IndependenceClass,
     pub passed_at: DateTime<Utc>,
     pub contact_changed_at: Option<DateTime<Utc>>,
+    /// The takeover units of the verification it comes from.
+    pub units: BTreeSet<String>,
 }
 
 impl From<&Verification> for Option<Evidence> {
@@ -215,6 +223,7 @@ impl From<&Verification> for Option<Evidence> {
             class: v.method.class(),
             passed_at: v.completed_at.unwrap_or(v.started_at),
             contact_changed_at: v.contact_changed_at,
+            units: v.units.clone(),
         })
     }
 }

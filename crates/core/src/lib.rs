@@ -9,6 +9,7 @@ pub mod offer;
 pub mod playbook;
 pub mod requirements;
 pub mod risk;
+pub mod takeover;
 pub mod vouching;
 
 pub use case::{

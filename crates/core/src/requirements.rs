@@ -1,7 +1,7 @@
 //! What evidence a case needs before a grant may be minted, and how collected evidence is counted
 //! against it. The simple rules here stand until the policy bundle supplies requirements.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::case::{Approval, ApproverRole, Decision};
 use crate::directory::{Action, Tier};
 use crate::evidence::{Evidence, IndependenceClass};
+use crate::takeover;
 
 /// The bar a case must clear.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,11 +117,13 @@ impl Requirements {
         approvals: &[Approval],
         now: DateTime<Utc>,
     ) -> Progress {
-        let counted: BTreeSet<IndependenceClass> = evidence
+        let counting: Vec<&Evidence> = evidence
             .iter()
             .filter(|e| self.discount_reason(e, now).is_none())
-            .map(|e| e.class)
             .collect();
+        // Independence is computed from takeover units: one takeover never yields two classes.
+        let selection = takeover::select(&counting, &self.required_any_of);
+        let counted: BTreeSet<IndependenceClass> = selection.counted.keys().copied().collect();
         let missing_any_of: Vec<BTreeSet<IndependenceClass>> = self
             .required_any_of
             .iter()
@@ -136,6 +139,7 @@ impl Requirements {
             classes_short,
             missing_any_of,
             approvals_missing,
+            not_independent: selection.not_independent,
         }
     }
 }
@@ -151,6 +155,10 @@ pub struct Progress {
     pub missing_any_of: Vec<BTreeSet<IndependenceClass>>,
     /// Staff approvals not yet given.
     pub approvals_missing: Vec<ApproverRole>,
+    /// Verification id -> why its evidence does not count as a class of its own (it shares a
+    /// takeover unit with, or is of the same class as, evidence that counts).
+    #[serde(default)]
+    pub not_independent: BTreeMap<String, String>,
 }
 
 #[cfg(test)]
@@ -172,6 +180,7 @@ mod tests {
             class: method.class(),
             passed_at: now(),
             contact_changed_at: changed_days_ago.map(|d| now() - Duration::days(d)),
+            units: BTreeSet::from([format!("unit-of-{method}")]),
         }
     }
 

@@ -77,6 +77,7 @@ fn approved_case(now: DateTime<Utc>) -> Case {
             expires_at: now + Duration::minutes(10),
             completed_at: None,
             respondent_check: None,
+            units: Default::default(),
         },
         now,
     )

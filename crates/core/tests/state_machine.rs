@@ -213,6 +213,7 @@ proptest! {
                         secret_hash: None, attempts: 0, max_attempts: 5, started_at: now,
                         expires_at: now + Duration::minutes(10), completed_at: None,
                         respondent_check: None,
+                        units: Default::default(),
                     }, now)
                 }
                 Op::Answer { which, matched } => {
@@ -377,6 +378,7 @@ fn two_codes_to_one_phone_do_not_meet_a_two_class_requirement() {
                 expires_at: now + Duration::minutes(10),
                 completed_at: None,
                 respondent_check: None,
+                units: Default::default(),
             },
             now,
         )
@@ -471,6 +473,7 @@ fn case_awaiting_manager(max: u32) -> (Case, DateTime<Utc>) {
             expires_at: now + Duration::hours(4),
             completed_at: None,
             respondent_check: None,
+            units: Default::default(),
         },
         now,
     )

@@ -10,9 +10,11 @@
 //! methods' places in [`OFFER_ORDER`]. Its vocabulary (the [`Method`] name and the independence class it
 //! yields) lives in `deskgate_core::evidence`.
 
+use std::collections::BTreeSet;
+
 use super::*;
-use deskgate_core::EvidenceChannel;
 use deskgate_core::offer::{self, OfferFacts};
+use deskgate_core::{Contact, EvidenceChannel, takeover};
 
 mod attestation;
 mod callback;
@@ -259,6 +261,35 @@ fn offered_with(
     )
 }
 
+/// The takeover unit of a contact of record: its masked form and a keyed fingerprint of the
+/// whole value, so two contacts that mask alike stay apart and none is shown in full.
+pub(crate) fn contact_unit(svc: &Service, contact: &Contact) -> String {
+    let value: String = match contact.kind {
+        ContactKind::Phone => contact.value.chars().filter(char::is_ascii_digit).collect(),
+        ContactKind::Email => contact.value.trim().to_lowercase(),
+    };
+    let digest = svc.codes.hash("takeover-unit", &value);
+    let fingerprint = digest.get(..8).unwrap_or(&digest);
+    match contact.kind {
+        ContactKind::Phone => takeover::phone(&contact.masked(), fingerprint),
+        ContactKind::Email => takeover::mailbox(&contact.masked(), fingerprint),
+    }
+}
+
+/// The mailbox of record of `subject`, as a unit: where Deskgate has mailed recovery codes and
+/// authenticator-app seeds. Without one, a unit that names the unknown mailbox.
+pub(crate) fn mailbox_of_record(svc: &Service, subject: &Subject) -> String {
+    subject.contact(ContactKind::Email).map_or_else(
+        || format!("mailbox:unknown-of-{}", subject.id),
+        |c| contact_unit(svc, c),
+    )
+}
+
+/// Units from a list of names.
+pub(crate) fn units<I: IntoIterator<Item = String>>(names: I) -> BTreeSet<String> {
+    names.into_iter().collect()
+}
+
 /// A new pending verification of `method` with no secret yet; the family fills in the rest.
 fn pending(
     start: &Start<'_>,
@@ -281,6 +312,7 @@ fn pending(
         expires_at,
         completed_at: None,
         respondent_check: None,
+        units: BTreeSet::new(),
     }
 }
 
@@ -334,6 +366,7 @@ mod tests {
             expires_at: now,
             completed_at: Some(now),
             respondent_check: None,
+            units: BTreeSet::new(),
         }
     }
 

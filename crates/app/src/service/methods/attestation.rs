@@ -102,10 +102,10 @@ impl Service {
         let subject = &start.subject;
         let agent = start.caller.subject_id.as_deref();
         let (voucher, requester) = self.independent_voucher(&case, subject, agent).await?;
-        let contact =
+        let reach =
             vouching::may_be_asked(&case, subject, &voucher, requester.as_ref(), agent, now)
-                .map_err(voucher_refused)?
-                .email;
+                .map_err(voucher_refused)?;
+        let contact = reach.email;
         let token = secrets::random_token();
         let expires_at = now + Duration::minutes(self.config.attestation_ttl_minutes);
         let url = format!(
@@ -121,6 +121,13 @@ impl Service {
             now,
         );
         v.destination = Some(contact.masked());
+        // The voucher's word, through the mailbox the link goes to and the phone their sign-in
+        // code goes to: a voucher who shares a contact with the subject shares that unit.
+        v.units = units([
+            takeover::person(&voucher.id),
+            contact_unit(self, reach.email),
+            contact_unit(self, reach.phone),
+        ]);
         let link = LinkToken {
             token_hash: secrets::token_hash(&token),
             kind: "attestation".to_owned(),
@@ -187,7 +194,7 @@ impl Service {
         &self,
         link: &LinkToken,
         stored: &StoredCase,
-    ) -> AppResult<(Subject, deskgate_core::Contact)> {
+    ) -> AppResult<(Subject, Contact)> {
         let now = self.now();
         let respondent = self.required_subject(&link.respondent).await?;
         ensure_not_on_hold(&respondent, true)?;

@@ -84,7 +84,9 @@ impl Service {
             })?;
         let secret_hash = self.codes.hash(&vid, &code);
         let ttl = Duration::minutes(self.config.codes.phone_ttl_minutes);
-        let v = pending_callback(&vid, phone, &subject, secret_hash, now, now + ttl);
+        let mut v = pending_callback(&vid, phone, &subject, secret_hash, now, now + ttl);
+        // The phone answers, and the agent's word that it was the right person.
+        v.units = units([contact_unit(self, phone), takeover::AGENT.to_owned()]);
         case.start_verification(v, now)?;
         let started = self.started(
             caller,
@@ -235,5 +237,6 @@ fn pending_callback(
         expires_at,
         completed_at: None,
         respondent_check: None,
+        units: BTreeSet::new(),
     }
 }

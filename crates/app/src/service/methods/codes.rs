@@ -85,6 +85,7 @@ impl Service {
         v.destination = Some(contact.masked());
         v.contact_changed_at = Some(contact.changed_at);
         v.secret_hash = Some(self.codes.hash(&vid, &code));
+        v.units = units([contact_unit(self, &contact)]);
         let message = Message {
             to: contact.value.clone(),
             channel: channel.to_owned(),
@@ -116,7 +117,7 @@ impl Service {
         subject: &Subject,
         kind: ContactKind,
         now: DateTime<Utc>,
-    ) -> AppResult<deskgate_core::Contact> {
+    ) -> AppResult<Contact> {
         let contact = subject.contact(kind).ok_or_else(|| {
             AppError::invalid_as(
                 "no_contact_of_record",
@@ -149,7 +150,7 @@ impl Service {
 /// masked).
 pub(super) fn sent(
     v: &Verification,
-    contact: &deskgate_core::Contact,
+    contact: &Contact,
 ) -> event::VerificationStarted {
     event::VerificationStarted::Sent(event::SentVerification {
         verification_id: v.id.clone(),

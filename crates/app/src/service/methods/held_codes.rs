@@ -87,13 +87,14 @@ impl Service {
         }
         let now = self.now();
         let mut case = start.stored.case.clone();
-        let v = pending(
+        let mut v = pending(
             &start,
             &subject.id,
             self.config.codes.max_attempts,
             now + Duration::minutes(self.config.codes.phone_ttl_minutes),
             now,
         );
+        v.units = held_units(self, subject, start.method);
         case.start_verification(v, now)?;
         let started = self.started(
             start.caller,
@@ -170,4 +171,20 @@ impl Service {
             ..Checked::default()
         })
     }
+}
+
+/// What an attacker needs to answer with a held code. Recovery codes have been mailed to the
+/// email of record (the only way Deskgate has issued them), so they depend on that mailbox; an
+/// authenticator app depends on its device and on the mailbox its seed was mailed to.
+fn held_units(svc: &Service, subject: &Subject, method: Method) -> BTreeSet<String> {
+    let mailbox = mailbox_of_record(svc, subject);
+    if method == Method::RecoveryCode {
+        return units([mailbox]);
+    }
+    let apps = subject
+        .authenticators
+        .iter()
+        .filter(|a| a.kind == AuthenticatorKind::Totp)
+        .map(|a| takeover::device(&a.id));
+    units(apps.chain([mailbox]))
 }

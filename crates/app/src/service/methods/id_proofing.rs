@@ -145,6 +145,7 @@ impl Service {
             expires_at: now + Duration::minutes(self.config.idv.ttl_minutes),
             completed_at: None,
             respondent_check: None,
+            units: units([takeover::DOCUMENT.to_owned()]),
         }
     }
 

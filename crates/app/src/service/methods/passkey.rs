@@ -301,6 +301,12 @@ fn pending_passkey(
         expires_at,
         completed_at: None,
         respondent_check: None,
+        units: subject
+            .authenticators
+            .iter()
+            .filter(|a| a.kind == AuthenticatorKind::Passkey)
+            .map(|a| takeover::device(&a.id))
+            .collect(),
     }
 }
 

@@ -83,6 +83,7 @@ impl Service {
             expires_at: now + Duration::minutes(5),
             completed_at: None,
             respondent_check: None,
+            units: units([takeover::device(&device.id)]),
         };
         case.start_verification(v, now)?;
         let started = self.started(

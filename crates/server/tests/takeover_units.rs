@@ -1,0 +1,99 @@
+//! Independence computed from takeover units, over HTTP on both databases: evidence an attacker
+//! gets from one takeover counts once, whatever the methods' labels say (issue 13).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use deskgate_testkit::on_both_backends;
+use deskgate_testkit::server as common;
+
+use common::{Backend, TestServer};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+const AGENT: &str = "sam.rivera";
+
+fn verification<'a>(case: &'a Value, vid: &str) -> &'a Value {
+    case["verifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["id"] == vid)
+        .unwrap()
+}
+
+/// The demo mailed Alice's recovery codes to her mailbox: whoever reads her mail holds both an
+/// email code and a recovery code. Labelled `email_of_record` and `recovery_code`, they were two
+/// classes; they share one takeover unit, so they are one.
+async fn a_mailbox_takeover_counts_once(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let case = s.open_case(AGENT, "u-alice", "mfa_reset").await;
+    let id = case["id"].as_str().unwrap();
+
+    let (email, code) = s.send_code(AGENT, id, "email_code").await;
+    let (status, _) = s.answer(AGENT, id, &email, &code).await;
+    assert_eq!(status, StatusCode::OK);
+    let saved = s.recovery_codes("alice.jensen@example.org");
+    let (codes, _) = s.start_method(AGENT, id, "recovery_code").await;
+    let (status, body) = s.answer(AGENT, id, &codes, &saved[0]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    assert_eq!(body["state"], "verifying", "{body}");
+    assert_eq!(
+        body["progress"]["counted_classes"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "{}",
+        body["progress"]
+    );
+    let mailbox = verification(&body, &email)["depends_on"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|u| u.as_str().filter(|u| u.starts_with("mailbox:")))
+        .expect("an email code depends on the mailbox")
+        .to_owned();
+    assert!(
+        !mailbox.contains("alice.jensen"),
+        "units never show a contact in full"
+    );
+    let codes_view = verification(&body, &codes);
+    assert!(
+        codes_view["depends_on"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from(mailbox.as_str())),
+        "mailed recovery codes depend on that mailbox: {codes_view}"
+    );
+    // One of the two is left out, and says which unit it shares.
+    let left_out: Vec<&Value> = [&email, &codes]
+        .iter()
+        .map(|vid| verification(&body, vid))
+        .filter(|v| v["counts"] == false)
+        .collect();
+    assert_eq!(left_out.len(), 1, "{body}");
+    let why = left_out[0]["not_counted_because"].as_str().unwrap();
+    assert!(why.contains(&mailbox), "{why}");
+
+    // A phone is a takeover of its own: it adds a class.
+    let (sms, code) = s.send_code(AGENT, id, "sms_code").await;
+    let (status, body) = s.answer(AGENT, id, &sms, &code).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["progress"]["counted_classes"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2,
+        "{}",
+        body["progress"]
+    );
+    assert!(
+        verification(&body, &sms)["depends_on"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("phone:")
+    );
+}
+
+on_both_backends!(a_mailbox_takeover_counts_once);
