@@ -10,9 +10,10 @@ use deskgate_core::{
 };
 use deskgate_store::{Change, NewAuditEntry, system_actor};
 use serde::Serialize;
+use serde_json::json;
 
 use crate::error::AppError;
-use crate::service::Service;
+use crate::service::{Provenance, Service};
 
 /// One seeded identity: id, name, groups, manager, owners, status, phone, how many days ago its
 /// phone changed, days since hire, enrolled authenticators.
@@ -411,21 +412,41 @@ async fn seed_people(service: &Service, now: DateTime<Utc>) -> Result<(), AppErr
             ..Change::default()
         })
         .await?;
-    // Everyone saved recovery codes at enrolment; the demo outbox shows them.
+    // Everyone saved recovery codes and set up their app at enrolment, and keeps them offline:
+    // the demo writes what each person keeps to subject-secrets.json, never to a mailbox.
+    let mut kept = serde_json::Map::new();
     for p in PEOPLE
         .iter()
         .filter(|p| p.status == SubjectStatus::Active && !p.id.starts_with("svc-"))
     {
-        // A demo whose mail relay is down still starts; those subjects just have no codes.
-        if let Err(e) = service.issue_recovery_codes(p.id, &system_actor()).await {
-            tracing::warn!(subject = p.id, error = %e.message(), "recovery codes not issued");
-        }
-        if p.factors
-            && let Err(e) = service.enroll_totp(p.id, &system_actor()).await
+        let held = Provenance::held(p.id, "demo enrolment, kept offline (subject-secrets.json)");
+        let mut secrets = serde_json::Map::new();
+        secrets.insert("name".to_owned(), json!(p.name));
+        secrets.insert("email".to_owned(), json!(email_of(p)));
+        match service
+            .issue_recovery_codes(p.id, &system_actor(), &held)
+            .await
         {
-            tracing::warn!(subject = p.id, error = %e.message(), "authenticator app not enrolled");
+            Ok(codes) => {
+                secrets.insert("recovery_codes".to_owned(), json!(codes));
+            }
+            Err(e) => {
+                tracing::warn!(subject = p.id, error = %e.message(), "recovery codes not issued");
+            }
         }
+        if p.factors {
+            match service.enroll_totp(p.id, &system_actor(), &held).await {
+                Ok(uri) => {
+                    secrets.insert("authenticator_app".to_owned(), json!(uri));
+                }
+                Err(e) => {
+                    tracing::warn!(subject = p.id, error = %e.message(), "authenticator app not enrolled");
+                }
+            }
+        }
+        kept.insert(p.id.to_owned(), serde_json::Value::Object(secrets));
     }
+    write_subject_secrets(&service.config().data_dir, kept)?;
     Ok(())
 }
 
@@ -461,4 +482,36 @@ async fn settle_authenticators(service: &Service, now: DateTime<Utc>) -> Result<
         .await?;
 
     Ok(())
+}
+
+/// The file where the demo keeps what each demo person holds offline.
+pub const SUBJECT_SECRETS: &str = "subject-secrets.json";
+
+/// Writes what each demo person keeps offline (their saved recovery codes and authenticator
+/// app) to `SUBJECT_SECRETS` in the data directory, readable by its owner only: it stands for
+/// the paper and the phone in each person's hands, not for a mailbox Deskgate sends to.
+fn write_subject_secrets(
+    data_dir: &std::path::Path,
+    subjects: serde_json::Map<String, serde_json::Value>,
+) -> Result<(), AppError> {
+    let text = serde_json::to_string_pretty(&json!({
+        "about": "What each demo person keeps offline from their enrolment: never sent by Deskgate.",
+        "subjects": subjects,
+    }))
+    .map_err(|e| AppError::internal("demo_secrets", e.to_string()))?;
+    let path = data_dir.join(SUBJECT_SECRETS);
+    let write = || -> std::io::Result<()> {
+        use std::io::Write;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        options.open(&path)?.write_all(text.as_bytes())
+    };
+    write().map_err(|e| {
+        AppError::internal(
+            "demo_secrets",
+            format!("cannot write {}: {e}", path.display()),
+        )
+    })
 }

@@ -89,6 +89,10 @@ pub struct StoredPasskey {
     pub sign_count: u32,
     pub created_at: DateTime<Utc>,
     pub last_used_at: Option<DateTime<Utc>>,
+    /// How it was enrolled (for a subject's passkey, the pass that enrolled it); absent for
+    /// passkeys enrolled before provenance was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<crate::service::Provenance>,
 }
 
 /// A pending ceremony as stored.
@@ -533,7 +537,10 @@ impl Service {
             .await?
             .ok_or_else(|| AppError::not_found("subject"))?;
         crate::service::ensure_not_on_hold(&subject, true)?;
-        let (list, authenticator_id) = self.enrol_passkey(&mut subject, passkey, now).await?;
+        let provenance = self.pass_provenance(&subject).await?;
+        let (list, authenticator_id) = self
+            .enrol_passkey(&mut subject, passkey, provenance.clone(), now)
+            .await?;
         let notices = crate::notices::notice_to_every_contact(
             &subject,
             "authenticator_notice",
@@ -552,27 +559,35 @@ impl Service {
             role: "subject".to_owned(),
             auth: "temporary_access_pass".to_owned(),
         };
-        self.store
-            .commit(Change {
-                subjects: vec![subject.clone()],
-                credentials: vec![Self::passkeys_credential(
-                    &subject.id,
-                    SUBJECT_PASSKEYS,
-                    &list,
-                    now,
-                )?],
-                consume_credentials: vec![
-                    (subject.id.clone(), "temporary_access_pass".to_owned(), now),
-                    (subject.id.clone(), PasskeyPurpose::Enrol.kind(), now),
-                ],
-                audit: vec![self.entry(&who, None, redeemed)],
-                ..Change::default()
-            })
-            .await
-            .map_err(|e| match e {
-                deskgate_store::StoreError::Conflict(_) => pass_spent(),
-                other => other.into(),
-            })?;
+        let mut change = Change {
+            subjects: vec![subject.clone()],
+            credentials: vec![Self::passkeys_credential(
+                &subject.id,
+                SUBJECT_PASSKEYS,
+                &list,
+                now,
+            )?],
+            consume_credentials: vec![
+                (subject.id.clone(), "temporary_access_pass".to_owned(), now),
+                (subject.id.clone(), PasskeyPurpose::Enrol.kind(), now),
+            ],
+            audit: vec![self.entry(&who, None, redeemed)],
+            ..Change::default()
+        };
+        // Someone left without a saved recovery code gets new ones, shown here once and never
+        // sent; saved ones still unused are kept (new ones would depend on the pass's contact).
+        let mut shown_codes = Vec::new();
+        if self.recovery_hashes(&subject.id).await?.is_empty() {
+            let issued = self.new_recovery_codes(&subject.id, &who, &provenance, now);
+            change.recovery_codes.push(issued.hashes);
+            change.credentials.push(issued.provenance);
+            change.audit.push(issued.entry);
+            shown_codes = issued.codes;
+        }
+        self.store.commit(change).await.map_err(|e| match e {
+            deskgate_store::StoreError::Conflict(_) => pass_spent(),
+            other => other.into(),
+        })?;
         for n in &notices {
             if let Err(e) = self.delivery.send(n).await {
                 tracing::warn!(error = %e, "authenticator notice not delivered");
@@ -580,7 +595,13 @@ impl Service {
         }
         Ok(json!({
             "subject_id": subject.id, "enrolled": "passkey", "authenticator_id": authenticator_id,
-            "message": "Your passkey is enrolled. The help desk can now ask you to confirm it is you with it.",
+            "recovery_codes": shown_codes,
+            "message": if shown_codes.is_empty() {
+                "Your passkey is enrolled. The help desk can now ask you to confirm it is you with it."
+            } else {
+                "Your passkey is enrolled. Save the recovery codes shown here now, somewhere only \
+                 you can reach: they are shown once and never sent, and each works once."
+            },
         }))
     }
 
@@ -614,6 +635,7 @@ impl Service {
         &self,
         subject: &mut Subject,
         passkey: Passkey,
+        provenance: crate::service::Provenance,
         now: DateTime<Utc>,
     ) -> AppResult<(Vec<StoredPasskey>, String)> {
         let authenticator_id = format!("passkey-{}", &credential_id(&passkey)[..16]);
@@ -631,6 +653,7 @@ impl Service {
             sign_count: 0,
             created_at: now,
             last_used_at: None,
+            provenance: Some(provenance),
         });
         // Only the passkeys stored here are real; an entry without one is dropped.
         let stored_ids: Vec<String> = list.iter().map(|p| p.authenticator_id.clone()).collect();

@@ -93,11 +93,24 @@ const ABANDON_IN_FLIGHT_MINUTES: i64 = 15;
 /// The credential kind holding a rotated service secret, sealed, until its one retrieval.
 pub(crate) const SECRET_PICKUP: &str = "service_secret_pickup";
 
+/// Where an enrolment's secret (recovery codes, an app's seed, the pass that enrolled a passkey)
+/// was shown or sent, and the takeover units of whoever could see it: what it depends on.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Provenance {
+    /// In words, e.g. `mailed to the email of record`.
+    pub shown_in: String,
+    pub units: std::collections::BTreeSet<String>,
+}
+
 /// What the store keeps for an enrolled TOTP authenticator.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct TotpRecord {
     sealed: String,
     last_step: Option<u64>,
+    /// How the seed reached the app; absent in records written before provenance was kept,
+    /// whose seeds were mailed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    provenance: Option<Provenance>,
 }
 
 /// A saved recovery code as typed: 16 base32 characters (80 bits), dashes and case ignored.

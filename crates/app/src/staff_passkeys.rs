@@ -152,6 +152,7 @@ impl Service {
             &hex::encode(Sha256::digest(passkey.cred_id().as_slice()))[..16]
         );
         list.push(StoredPasskey {
+            provenance: None,
             authenticator_id: id.clone(),
             label: label.to_owned(),
             passkey,

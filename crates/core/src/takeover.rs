@@ -35,6 +35,12 @@ pub fn person(subject_id: &str) -> String {
     format!("manager:{subject_id}")
 }
 
+/// What a person keeps offline from an enrolment (saved recovery codes, the device holding an
+/// app's seed): only that person, or whoever takes it from them, has it.
+pub fn held(subject_id: &str) -> String {
+    format!("held:{subject_id}")
+}
+
 /// The most pieces of evidence of one class the search tries.
 const MAX_OPTIONS_PER_CLASS: usize = 8;
 

@@ -148,9 +148,38 @@
       if (!done) return;
       status.textContent = done.message || "Done.";
       status.dataset.outcome = "ok";
+      if (done.recovery_codes && done.recovery_codes.length) showCodes(form, done.recovery_codes);
       // The link or pass is spent: nothing more to press.
       form.querySelectorAll("button").forEach(function (b) { b.disabled = true; });
     });
+  }
+
+  // New recovery codes, shown once: a list to copy and a file to download. They are never sent.
+  function showCodes(form, codes) {
+    var box = document.createElement("section");
+    box.className = "card";
+    box.setAttribute("data-recovery-codes", "");
+    var title = document.createElement("h2");
+    title.textContent = "Your recovery codes";
+    var hint = document.createElement("p");
+    hint.textContent = "Each works once. Keep them where only you can reach them; this page is the only time they are shown.";
+    var list = document.createElement("ol");
+    codes.forEach(function (code) {
+      var item = document.createElement("li");
+      var text = document.createElement("code");
+      text.textContent = code;
+      item.appendChild(text);
+      list.appendChild(item);
+    });
+    var download = document.createElement("a");
+    download.textContent = "Download them as a text file";
+    download.download = "recovery-codes.txt";
+    download.href = URL.createObjectURL(new Blob([codes.join("\n") + "\n"], { type: "text/plain" }));
+    box.appendChild(title);
+    box.appendChild(hint);
+    box.appendChild(list);
+    box.appendChild(download);
+    form.parentNode.insertBefore(box, form.nextSibling);
   }
 
   document.addEventListener("DOMContentLoaded", function () {

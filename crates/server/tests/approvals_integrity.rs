@@ -391,7 +391,11 @@ async fn finding_10_an_authenticator_bound_minutes_ago_is_no_device_of_record(ba
     let s = TestServer::start(backend).await;
     // After a mailbox takeover the attacker binds their own authenticator app...
     s.service
-        .enroll_totp("u-dave", &system_actor())
+        .enroll_totp(
+            "u-dave",
+            &system_actor(),
+            &deskgate_app::service::Provenance::held("u-dave", "the attacker's own phone"),
+        )
         .await
         .unwrap();
     let case = s.open_case(AGENT, "u-dave", "password_reset").await;

@@ -383,6 +383,11 @@ async fn pass_enrols_one_passkey_once(backend: Backend) {
         json!({ "subject": "u-dave", "ceremony": started["ceremony"], "credential": credential });
     let (status, done) = s.post("/api/v1/tap/passkey", None, finish.clone()).await;
     assert_eq!(status, StatusCode::OK, "{done}");
+    assert_eq!(
+        done["recovery_codes"],
+        json!([]),
+        "Dave's saved codes are kept: new ones would depend on the pass's contact"
+    );
     // Used once: neither the pass nor the ceremony works again.
     let (status, _) = s.post("/api/v1/tap/passkey", None, finish).await;
     assert_eq!(status, StatusCode::CONFLICT);
@@ -841,7 +846,64 @@ async fn a_passkey_link_that_cannot_be_delivered_changes_nothing(backend: Backen
     s.finish().await;
 }
 
+/// After a pass enrols a passkey, someone without an unused recovery code is shown ten new ones,
+/// once, in the answer: never sent, and depending on the contacts the pass may have gone to,
+/// not on anything held offline.
+async fn a_pass_enrolment_shows_new_recovery_codes_once_to_someone_without_any(backend: Backend) {
+    let s = server(backend).await;
+    let now = s.service.now();
+    s.service
+        .store()
+        .commit(Change {
+            recovery_codes: vec![deskgate_store::RecoveryCodes {
+                subject_id: "u-dave".to_owned(),
+                hashes: Vec::new(),
+                issued_at: now,
+            }],
+            ..Change::default()
+        })
+        .await
+        .unwrap();
+    let mut device = SoftPasskey::new(true);
+    let done = enrol(&s, "u-dave", &mut device).await;
+    let codes: Vec<String> = done["recovery_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(codes.len(), 10, "{done}");
+    let outbox = serde_json::to_string(&s.outbox()).unwrap();
+    assert!(
+        codes.iter().all(|c| !outbox.contains(c.as_str())),
+        "recovery codes are never sent"
+    );
+    let events = s.events_since(0).await;
+    assert!(events.contains(&"recovery_codes.issued".to_owned()));
+
+    let case = s.open_case(AGENT, "u-dave", "password_reset").await;
+    let id = case["id"].as_str().unwrap();
+    let (rid, _) = s.start_method(AGENT, id, "recovery_code").await;
+    let (status, body) = s.answer(AGENT, id, &rid, &codes[0]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let verification = body["verifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["id"] == rid.as_str())
+        .unwrap();
+    let units: Vec<&str> = verification["depends_on"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u.as_str().unwrap())
+        .collect();
+    assert!(units.iter().any(|u| u.starts_with("mailbox:")), "{units:?}");
+    assert!(units.iter().all(|u| !u.starts_with("held:")), "{units:?}");
+}
+
 on_both_backends!(
+    a_pass_enrolment_shows_new_recovery_codes_once_to_someone_without_any,
     a_passkey_and_the_app_count_once_as_the_device_of_record,
     a_freshly_changed_email_cannot_carry_the_passkey_link,
     a_passkey_link_that_cannot_be_delivered_changes_nothing,

@@ -225,11 +225,15 @@ async fn finding_5_a_used_recovery_code_stays_used_when_others_are_used_concurre
 async fn finding_5_new_recovery_codes_invalidate_every_old_one(backend: Backend) {
     let s = Arc::new(TestServer::start(backend).await);
     let old = s.recovery_codes("dave.whitfield@example.org");
-    s.service
-        .issue_recovery_codes("u-dave", &deskgate_store::system_actor())
+    let new = s
+        .service
+        .issue_recovery_codes(
+            "u-dave",
+            &deskgate_store::system_actor(),
+            &deskgate_app::service::Provenance::held("u-dave", "test enrolment"),
+        )
         .await
         .unwrap();
-    let new = s.recovery_codes("dave.whitfield@example.org");
     assert_ne!(old, new);
     assert!(!recovery_code_works(&s, "u-dave", &old[0]).await);
     assert!(recovery_code_works(&s, "u-dave", &new[0]).await);

@@ -6,6 +6,7 @@ use deskgate_testkit::on_both_backends;
 use deskgate_testkit::server as common;
 
 use common::{Backend, TestServer};
+use deskgate_store::Change;
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -20,18 +21,21 @@ fn verification<'a>(case: &'a Value, vid: &str) -> &'a Value {
         .unwrap()
 }
 
-/// The demo mailed Alice's recovery codes to her mailbox: whoever reads her mail holds both an
-/// email code and a recovery code. Labelled `email_of_record` and `recovery_code`, they were two
-/// classes; they share one takeover unit, so they are one.
+/// Alice's recovery codes were mailed to her (what Deskgate did before codes were shown once):
+/// whoever reads her mail holds both an email code and a recovery code. Labelled
+/// `email_of_record` and `recovery_code`, they were two classes; they share one takeover unit, so
+/// they are one.
 async fn a_mailbox_takeover_counts_once(backend: Backend) {
     let s = TestServer::start(backend).await;
+    let saved = s.recovery_codes("alice.jensen@example.org");
+    // Codes issued before provenance was kept count as mailed.
+    forget_recovery_provenance(&s, "u-alice").await;
     let case = s.open_case(AGENT, "u-alice", "mfa_reset").await;
     let id = case["id"].as_str().unwrap();
 
     let (email, code) = s.send_code(AGENT, id, "email_code").await;
     let (status, _) = s.answer(AGENT, id, &email, &code).await;
     assert_eq!(status, StatusCode::OK);
-    let saved = s.recovery_codes("alice.jensen@example.org");
     let (codes, _) = s.start_method(AGENT, id, "recovery_code").await;
     let (status, body) = s.answer(AGENT, id, &codes, &saved[0]).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -96,4 +100,82 @@ async fn a_mailbox_takeover_counts_once(backend: Backend) {
     );
 }
 
-on_both_backends!(a_mailbox_takeover_counts_once);
+/// Removes the record of where a subject's recovery codes were shown, as for codes issued before
+/// Deskgate kept it.
+async fn forget_recovery_provenance(s: &TestServer, subject: &str) {
+    let store = s.service.store();
+    let record = store
+        .credential(subject, "recovery_codes_provenance")
+        .await
+        .unwrap()
+        .expect("the demo's codes have a provenance");
+    // An unreadable record is as good as none: the codes count as mailed.
+    store
+        .commit(Change {
+            credentials: vec![deskgate_store::Credential {
+                hash: "not a provenance".to_owned(),
+                ..record
+            }],
+            ..Change::default()
+        })
+        .await
+        .unwrap();
+}
+
+/// The first attack path: with the subject's phone (SIM swap) and mailbox, a standard
+/// MFA reset executed, because the mailbox held the recovery codes. Codes and app seeds are now
+/// never sent: the mailbox yields an email code, the phone an SMS code, and neither is the
+/// strong class an MFA reset needs.
+async fn a_sim_swap_and_a_mailbox_do_not_reset_mfa(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let mailbox: Vec<Value> = s
+        .outbox()
+        .into_iter()
+        .filter(|m| m["to"] == "alice.jensen@example.org")
+        .collect();
+    assert!(
+        mailbox
+            .iter()
+            .all(|m| m["kind"] != "recovery_codes" && m["kind"] != "totp_enrolment"),
+        "{mailbox:?}"
+    );
+    let saved = s.recovery_codes("alice.jensen@example.org");
+    let mail = serde_json::to_string(&mailbox).unwrap();
+    assert!(saved.iter().all(|c| !mail.contains(c.as_str())));
+
+    let case = s.open_case(AGENT, "u-alice", "mfa_reset").await;
+    let id = case["id"].as_str().unwrap();
+    let (email, code) = s.send_code(AGENT, id, "email_code").await;
+    let (status, _) = s.answer(AGENT, id, &email, &code).await;
+    assert_eq!(status, StatusCode::OK);
+    let (sms, code) = s.send_code(AGENT, id, "sms_code").await;
+    let (status, body) = s.answer(AGENT, id, &sms, &code).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["state"], "verifying", "{body}");
+    assert_eq!(body["progress"]["met"], false);
+    assert!(
+        !body["progress"]["missing_any_of"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "a device, a document or a saved recovery code is still missing: {}",
+        body["progress"]
+    );
+    let (status, body) = s.execute(AGENT, id).await;
+    assert_ne!(status, StatusCode::OK, "{body}");
+
+    // What Alice keeps offline is another matter: her saved code is held, not mailed.
+    let (rid, _) = s.start_method(AGENT, id, "recovery_code").await;
+    let (status, body) = s.answer(AGENT, id, &rid, &saved[0]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        verification(&body, &rid)["depends_on"],
+        serde_json::json!(["held:u-alice"])
+    );
+    assert_eq!(body["state"], "approved", "{body}");
+}
+
+on_both_backends!(
+    a_mailbox_takeover_counts_once,
+    a_sim_swap_and_a_mailbox_do_not_reset_mfa,
+);

@@ -241,17 +241,21 @@ impl TestServer {
         )
     }
 
-    /// The recovery codes the demo mailed to `email` at enrolment.
+    /// The recovery codes the demo person with `email` saved at enrolment: the demo keeps them
+    /// in `subject-secrets.json` (what people hold offline), never in the outbox.
     pub fn recovery_codes(&self, email: &str) -> Vec<String> {
-        self.outbox()
-            .iter()
-            .rev()
-            .find(|m| m["kind"] == "recovery_codes" && m["to"] == email)
-            .unwrap_or_else(|| panic!("no recovery codes for {email}"))["code"]
-            .as_str()
+        let path = self.dir.path().join(deskgate_app::demo::SUBJECT_SECRETS);
+        let kept: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        kept["subjects"]
+            .as_object()
             .unwrap()
-            .split(',')
-            .map(str::to_owned)
+            .values()
+            .find(|p| p["email"] == email)
+            .unwrap_or_else(|| panic!("no saved recovery codes for {email}"))["recovery_codes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap().to_owned())
             .collect()
     }
 

@@ -41,6 +41,8 @@ impl Service {
         Ok(match (&plan.secret_to, &plan.step) {
             (SecretRoute::TrustedContact(to), Step::ResetFactors { pass_lifetime }) => Handover {
                 message: Some(pass_message(case, to, &secret, *pass_lifetime)),
+                // Whatever the pass enrols depends on the contact it went to.
+                credential: Some(self.pass_provenance_record(&case.subject_id, to, now)),
                 ..Handover::default()
             },
             (SecretRoute::TrustedContact(to), _) => Handover {

@@ -61,9 +61,16 @@ impl Service {
         crate::totp::TotpSecret::from_bytes(seed).map_err(|_| corrupt())
     }
 
-    /// Enrols an authenticator app for the subject: the seed is sealed in the store and sent once
-    /// (as an `otpauth://` URI) to the email of record, standing in for the enrolment QR code.
-    pub async fn enroll_totp(&self, subject_id: &str, by: &Actor) -> AppResult<()> {
+    /// Enrols an authenticator app for the subject and returns its `otpauth://` URI, shown once to
+    /// whoever enrols it (standing in for the enrolment QR code); the seed is sealed in the store
+    /// and never sent. `provenance` says where it was shown. The email of record is told, without
+    /// the seed.
+    pub async fn enroll_totp(
+        &self,
+        subject_id: &str,
+        by: &Actor,
+        provenance: &Provenance,
+    ) -> AppResult<String> {
         let mut subject = self.required_subject(subject_id).await?;
         let email = subject
             .contact(ContactKind::Email)
@@ -73,49 +80,36 @@ impl Service {
             })?;
         let now = self.now();
         let (uri, sealed) = self.bind_new_app(&mut subject, now)?;
-        self.delivery
-            .send(&Message {
-                to: email.value.clone(),
-                channel: "email".to_owned(),
-                kind: "totp_enrolment".to_owned(),
-                subject_id: subject.id.clone(),
-                case_id: None,
-                body: "An authenticator app was enrolled on your account. If this was not you, \
-                       contact the security team."
-                    .to_owned(),
-                secret: Some(Secret::Link(uri)),
-            })
-            .await
-            .map_err(|_| {
-                AppError::upstream_failed(
-                    "delivery_failed",
-                    "the enrolment could not be delivered; nothing was changed",
-                )
-            })?;
+        let record = TotpRecord {
+            sealed,
+            last_step: None,
+            provenance: Some(provenance.clone()),
+        };
+        let enrolled = AuditEvent::AuthenticatorEnrolled(event::AuthenticatorEnrolled {
+            subject_id: subject.id.clone(),
+            kind: AuthenticatorKind::Totp.to_string(),
+            notified: email.masked(),
+        });
         self.store
             .commit(Change {
                 subjects: vec![subject.clone()],
-                credentials: vec![Self::totp_credential(
-                    &subject.id,
-                    &TotpRecord {
-                        sealed,
-                        last_step: None,
-                    },
-                    now,
-                )],
-                audit: vec![self.entry(
-                    by,
-                    None,
-                    AuditEvent::AuthenticatorEnrolled(event::AuthenticatorEnrolled {
-                        subject_id: subject.id.clone(),
-                        kind: AuthenticatorKind::Totp.to_string(),
-                        notified: email.masked(),
-                    }),
-                )],
+                credentials: vec![Self::totp_credential(&subject.id, &record, now)],
+                audit: vec![self.entry(by, None, enrolled)],
                 ..Change::default()
             })
             .await?;
-        Ok(())
+        let notices = crate::notices::notice_to_every_contact(
+            &subject,
+            "authenticator_notice",
+            "An authenticator app was enrolled on your account. If this was not you, contact \
+             the security team.",
+        );
+        for n in &notices {
+            if let Err(e) = self.delivery.send(n).await {
+                tracing::warn!(error = %e, "authenticator notice not delivered");
+            }
+        }
+        Ok(uri)
     }
 
     /// Binds a fresh authenticator app to `subject` (replacing an old one): the seed, sealed for
@@ -161,82 +155,186 @@ impl Service {
     }
 
     /// Hashes of the subject's unused recovery codes.
-    pub(super) async fn recovery_hashes(&self, subject_id: &str) -> AppResult<Vec<String>> {
+    pub(crate) async fn recovery_hashes(&self, subject_id: &str) -> AppResult<Vec<String>> {
         Ok(self.store.recovery_codes(subject_id).await?)
     }
 
-    /// Issues ten new recovery codes (replacing any old ones), stores only their keyed hashes,
-    /// and sends them to the subject's email of record, which is also the notice that they
-    /// changed.
-    pub async fn issue_recovery_codes(&self, subject_id: &str, by: &Actor) -> AppResult<usize> {
-        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    /// Issues ten new recovery codes (replacing any old ones, used or not) and returns them, to be
+    /// shown once to the subject: they are never sent, and only their keyed hashes are kept, with
+    /// `provenance` (where they were shown), which every recovery-code verification depends on.
+    pub async fn issue_recovery_codes(
+        &self,
+        subject_id: &str,
+        by: &Actor,
+        provenance: &Provenance,
+    ) -> AppResult<Vec<String>> {
         let subject = self.required_subject(subject_id).await?;
-        let email = subject.contact(ContactKind::Email).ok_or_else(|| {
-            AppError::invalid_as(
-                "no_contact_of_record",
-                "the subject has no email of record to receive recovery codes",
-            )
-        })?;
-        let now = self.now();
-        let codes: Vec<String> = (0..10)
-            .map(|_| {
-                let raw: Vec<u8> = (0..16)
-                    .map(|_| {
-                        ALPHABET[rand::Rng::gen_range(&mut rand::rngs::OsRng, 0..ALPHABET.len())]
-                    })
-                    .collect();
-                raw.chunks(4)
-                    .map(|c| String::from_utf8_lossy(c).into_owned())
-                    .collect::<Vec<_>>()
-                    .join("-")
+        let issued = self.new_recovery_codes(&subject.id, by, provenance, self.now());
+        self.store
+            .commit(Change {
+                recovery_codes: vec![issued.hashes],
+                credentials: vec![issued.provenance],
+                audit: vec![issued.entry],
+                ..Change::default()
             })
-            .collect();
-        let context = format!("recovery:{}", subject.id);
+            .await?;
+        Ok(issued.codes)
+    }
+
+    /// Ten new recovery codes for `subject_id` and what a commit stores of them: their keyed
+    /// hashes (replacing every earlier code), their provenance and `recovery_codes.issued`.
+    pub(crate) fn new_recovery_codes(
+        &self,
+        subject_id: &str,
+        by: &Actor,
+        provenance: &Provenance,
+        now: DateTime<Utc>,
+    ) -> IssuedCodes {
+        let codes: Vec<String> = (0..10).map(|_| new_recovery_code()).collect();
+        let context = format!("recovery:{subject_id}");
         let hashes: Vec<String> = codes
             .iter()
             .filter_map(|c| normalise_recovery_code(c))
             .map(|c| self.codes.hash(&context, &c))
             .collect();
-        self.delivery
-            .send(&Message {
-                to: email.value.clone(),
-                channel: "email".to_owned(),
-                kind: "recovery_codes".to_owned(),
-                subject_id: subject.id.clone(),
-                case_id: None,
-                body: format!(
-                    "New recovery codes were issued for your account; any earlier ones no longer \
-                     work. Keep them somewhere safe, each works once: {}",
-                    codes.join(" ")
-                ),
-                secret: Some(Secret::Code(codes.join(","))),
-            })
-            .await
-            .map_err(|_| {
-                AppError::upstream_failed(
-                    "delivery_failed",
-                    "the recovery codes could not be delivered; nothing was changed",
-                )
-            })?;
-        self.store
-            .commit(Change {
-                recovery_codes: vec![deskgate_store::RecoveryCodes {
-                    subject_id: subject.id.clone(),
-                    hashes: hashes.clone(),
-                    issued_at: now,
-                }],
-                audit: vec![self.entry(
-                    by,
-                    None,
-                    AuditEvent::RecoveryCodesIssued(event::RecoveryCodesIssued {
-                        subject_id: subject.id.clone(),
-                        count: hashes.len() as u64,
-                        delivered_to: email.masked(),
-                    }),
-                )],
-                ..Change::default()
-            })
-            .await?;
-        Ok(hashes.len())
+        let issued = AuditEvent::RecoveryCodesIssued(event::RecoveryCodesIssued::Shown(
+            event::RecoveryCodesShown {
+                subject_id: subject_id.to_owned(),
+                count: hashes.len() as u64,
+                shown_in: provenance.shown_in.clone(),
+                depends_on: provenance.units.iter().cloned().collect(),
+            },
+        ));
+        IssuedCodes {
+            codes,
+            hashes: deskgate_store::RecoveryCodes {
+                subject_id: subject_id.to_owned(),
+                hashes,
+                issued_at: now,
+            },
+            provenance: deskgate_store::Credential {
+                subject_id: subject_id.to_owned(),
+                kind: RECOVERY_PROVENANCE.to_owned(),
+                hash: serde_json::to_string(provenance).unwrap_or_default(),
+                created_at: now,
+                expires_at: None,
+                used_at: None,
+            },
+            entry: self.entry(by, None, issued),
+        }
+    }
+
+    /// What the subject's recovery codes depend on. Codes issued before provenance was kept
+    /// were mailed to the email of record: they depend on that mailbox.
+    pub(crate) async fn recovery_provenance(&self, subject: &Subject) -> AppResult<Provenance> {
+        let stored = self
+            .store
+            .credential(&subject.id, RECOVERY_PROVENANCE)
+            .await?
+            .and_then(|c| serde_json::from_str::<Provenance>(&c.hash).ok());
+        Ok(stored.unwrap_or_else(|| Provenance::mailed(self, subject)))
+    }
+
+    /// Where the subject's temporary access pass went, kept beside it: what it enrols depends
+    /// on that contact.
+    pub(crate) fn pass_provenance_record(
+        &self,
+        subject_id: &str,
+        to: &deskgate_core::Contact,
+        now: DateTime<Utc>,
+    ) -> deskgate_store::Credential {
+        let provenance = Provenance {
+            shown_in: format!(
+                "enrolled with a temporary access pass sent to {}",
+                to.masked()
+            ),
+            units: [methods::contact_unit(self, to)].into(),
+        };
+        deskgate_store::Credential {
+            subject_id: subject_id.to_owned(),
+            kind: PASS_PROVENANCE.to_owned(),
+            hash: serde_json::to_string(&provenance).unwrap_or_default(),
+            created_at: now,
+            expires_at: None,
+            used_at: None,
+        }
+    }
+
+    /// What an enrolment with the subject's temporary access pass depends on.
+    pub(crate) async fn pass_provenance(&self, subject: &Subject) -> AppResult<Provenance> {
+        let stored = self
+            .store
+            .credential(&subject.id, PASS_PROVENANCE)
+            .await?
+            .and_then(|c| serde_json::from_str::<Provenance>(&c.hash).ok());
+        Ok(stored.unwrap_or_else(|| Provenance::any_contact(self, subject)))
+    }
+
+    /// What the subject's authenticator app depends on: its seed's provenance (seeds enrolled
+    /// before provenance was kept were mailed to the email of record).
+    pub(crate) async fn totp_provenance(&self, subject: &Subject) -> AppResult<Provenance> {
+        Ok(self
+            .totp_record(subject)
+            .await?
+            .and_then(|r| r.provenance)
+            .unwrap_or_else(|| Provenance::mailed(self, subject)))
+    }
+}
+
+/// New recovery codes in clear, to show once, and what a commit stores of them.
+pub(crate) struct IssuedCodes {
+    pub codes: Vec<String>,
+    pub hashes: deskgate_store::RecoveryCodes,
+    pub provenance: deskgate_store::Credential,
+    pub entry: NewAuditEntry,
+}
+
+/// The credential kind holding where the subject's current recovery codes were shown.
+const RECOVERY_PROVENANCE: &str = "recovery_codes_provenance";
+
+/// The credential kind holding where the subject's temporary access pass was sent.
+const PASS_PROVENANCE: &str = "temporary_access_pass_provenance";
+
+/// One recovery code: 16 base32 characters (80 bits) in groups of four.
+fn new_recovery_code() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let raw: Vec<u8> = (0..16)
+        .map(|_| ALPHABET[rand::Rng::gen_range(&mut rand::rngs::OsRng, 0..ALPHABET.len())])
+        .collect();
+    raw.chunks(4)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+impl Provenance {
+    /// Held offline by the subject since an enrolment (the demo's people, say).
+    pub fn held(subject_id: &str, shown_in: &str) -> Self {
+        Self {
+            shown_in: shown_in.to_owned(),
+            units: [deskgate_core::takeover::held(subject_id)].into(),
+        }
+    }
+
+    /// Enrolled with a temporary access pass whose destination was not kept (passes issued
+    /// before it was): it went to one contact of record, so the enrolment depends on each.
+    pub(crate) fn any_contact(svc: &Service, subject: &Subject) -> Self {
+        Self {
+            shown_in: "enrolled with a temporary access pass sent to a contact of record"
+                .to_owned(),
+            units: subject
+                .contacts
+                .iter()
+                .map(|c| methods::contact_unit(svc, c))
+                .collect(),
+        }
+    }
+
+    /// Mailed to the subject's email of record.
+    pub(crate) fn mailed(svc: &Service, subject: &Subject) -> Self {
+        Self {
+            shown_in: "mailed to the email of record".to_owned(),
+            units: [methods::mailbox_of_record(svc, subject)].into(),
+        }
     }
 }

@@ -120,6 +120,7 @@ impl Service {
         let mut subject = self.required_subject(subject_id).await?;
         ensure_not_on_hold(&subject, true)?;
         let (uri, sealed) = self.bind_new_app(&mut subject, now)?;
+        let pass_provenance = self.pass_provenance(&subject).await?;
         let notices = crate::notices::notice_to_every_contact(
             &subject,
             "authenticator_notice",
@@ -143,6 +144,7 @@ impl Service {
                     &TotpRecord {
                         sealed,
                         last_step: None,
+                        provenance: Some(pass_provenance),
                     },
                     now,
                 )],

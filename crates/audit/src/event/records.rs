@@ -125,10 +125,33 @@ pub struct AuthenticatorEnrolled {
     pub notified: String,
 }
 
-/// `recovery_codes.issued` (`service/credentials.rs`, `issue_recovery_codes`).
+/// `recovery_codes.issued` (`service/credentials.rs`, `issue_recovery_codes`): codes are shown
+/// once in an authenticated enrolment; logs written before that record codes that were mailed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum RecoveryCodesIssued {
+    /// Shown once to the subject, never sent.
+    Shown(RecoveryCodesShown),
+    /// Mailed to the email of record (what Deskgate did before codes were shown once).
+    Mailed(RecoveryCodesMailed),
+}
+
+/// New recovery codes shown once (see [`RecoveryCodesIssued::Shown`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RecoveryCodesIssued {
+pub struct RecoveryCodesShown {
+    pub subject_id: String,
+    pub count: u64,
+    /// Where they were shown, in words (e.g. the passkey enrolment after a temporary access pass).
+    pub shown_in: String,
+    /// The takeover units whoever saw them controlled: what the codes depend on.
+    pub depends_on: Vec<String>,
+}
+
+/// Recovery codes mailed (see [`RecoveryCodesIssued::Mailed`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecoveryCodesMailed {
     pub subject_id: String,
     pub count: u64,
     /// The email of record they went to, masked.

@@ -69,6 +69,11 @@ fn site_shapes() -> Vec<(&'static str, Value)> {
             "recovery_codes.issued",
             json!({"subject_id": "u-a", "count": 10, "delivered_to": "a***@example.org"}),
         ),
+        (
+            "recovery_codes.issued",
+            json!({"subject_id": "u-a", "count": 10, "shown_in": "passkey enrolment",
+                   "depends_on": ["mailbox:a***@example.org#0badc0de"]}),
+        ),
         // service/approvals.rs: break_glass
         (
             "break_glass.opened",

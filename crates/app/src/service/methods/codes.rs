@@ -148,10 +148,7 @@ impl Service {
 
 /// `verification.started` for a verification sent to `contact` (which its destination shows
 /// masked).
-pub(super) fn sent(
-    v: &Verification,
-    contact: &Contact,
-) -> event::VerificationStarted {
+pub(super) fn sent(v: &Verification, contact: &Contact) -> event::VerificationStarted {
     event::VerificationStarted::Sent(event::SentVerification {
         verification_id: v.id.clone(),
         method: v.method.to_string(),

@@ -94,7 +94,7 @@ impl Service {
             now + Duration::minutes(self.config.codes.phone_ttl_minutes),
             now,
         );
-        v.units = held_units(self, subject, start.method);
+        v.units = self.held_units(subject, start.method).await?;
         case.start_verification(v, now)?;
         let started = self.started(
             start.caller,
@@ -159,8 +159,8 @@ impl Service {
             return Ok(Checked::default());
         };
         let next = TotpRecord {
-            sealed: record.sealed,
             last_step: Some(step),
+            ..record
         };
         Ok(Checked {
             matched: true,
@@ -173,18 +173,20 @@ impl Service {
     }
 }
 
-/// What an attacker needs to answer with a held code. Recovery codes have been mailed to the
-/// email of record (the only way Deskgate has issued them), so they depend on that mailbox; an
-/// authenticator app depends on its device and on the mailbox its seed was mailed to.
-fn held_units(svc: &Service, subject: &Subject, method: Method) -> BTreeSet<String> {
-    let mailbox = mailbox_of_record(svc, subject);
-    if method == Method::RecoveryCode {
-        return units([mailbox]);
+impl Service {
+    /// What an attacker needs to answer with a held code: recovery codes depend on where they
+    /// were shown (codes issued before that was kept were mailed, so on the mailbox of record);
+    /// an authenticator app on its device and on where its seed was shown.
+    async fn held_units(&self, subject: &Subject, method: Method) -> AppResult<BTreeSet<String>> {
+        if method == Method::RecoveryCode {
+            return Ok(self.recovery_provenance(subject).await?.units);
+        }
+        let apps = subject
+            .authenticators
+            .iter()
+            .filter(|a| a.kind == AuthenticatorKind::Totp)
+            .map(|a| takeover::device(&a.id));
+        let seed = self.totp_provenance(subject).await?.units;
+        Ok(units(apps.chain(seed)))
     }
-    let apps = subject
-        .authenticators
-        .iter()
-        .filter(|a| a.kind == AuthenticatorKind::Totp)
-        .map(|a| takeover::device(&a.id));
-    units(apps.chain([mailbox]))
 }

@@ -56,11 +56,22 @@ impl Service {
         let now = self.now();
         let mut case = stored.case.clone();
         self.webauthn()?;
-        if self.usable_passkeys(&subject).await?.is_empty() {
+        let passkeys = self.usable_passkeys(&subject).await?;
+        if passkeys.is_empty() {
             return Err(AppError::invalid_as(
                 "no_passkey",
                 "the subject has no enrolled passkey",
             ));
+        }
+        // Any of them may answer: the evidence depends on each, and on how each was enrolled.
+        let mut depends_on = BTreeSet::new();
+        for p in &passkeys {
+            depends_on.insert(takeover::device(&p.authenticator_id));
+            let enrolled = match &p.provenance {
+                Some(provenance) => provenance.clone(),
+                None => Provenance::any_contact(self, &subject),
+            };
+            depends_on.extend(enrolled.units);
         }
         let fresh = case.requirements.freshness();
         let email = subject.trusted_contact(ContactKind::Email, fresh, now).ok_or_else(|| {
@@ -74,7 +85,8 @@ impl Service {
             "{}/passkey/{token}",
             self.config.public_url.trim_end_matches('/')
         );
-        let v = pending_passkey(&vid, email, &subject, now, expires_at);
+        let mut v = pending_passkey(&vid, email, &subject, now, expires_at);
+        v.units = depends_on;
         case.start_verification(v, now)?;
         let link = LinkToken {
             token_hash: secrets::token_hash(&token),
@@ -301,12 +313,7 @@ fn pending_passkey(
         expires_at,
         completed_at: None,
         respondent_check: None,
-        units: subject
-            .authenticators
-            .iter()
-            .filter(|a| a.kind == AuthenticatorKind::Passkey)
-            .map(|a| takeover::device(&a.id))
-            .collect(),
+        units: BTreeSet::new(),
     }
 }
 
