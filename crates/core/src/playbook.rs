@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::case::{Case, CaseState};
 use crate::evidence::{IndependenceClass, Method, VerificationState};
+use crate::requirements::Progress;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -80,26 +81,46 @@ pub fn remaining_steps(
     offered: &[Method],
     now: chrono::DateTime<chrono::Utc>,
 ) -> Vec<PlaybookStep> {
-    let mut steps = Vec::new();
-    let mut number = 0;
-    let mut push = |kind, title: String, script: String, methods: Vec<Method>| {
-        number += 1;
-        steps.push(PlaybookStep {
-            number,
+    let mut steps = Steps::default();
+    if !case.state.is_live() {
+        return steps.list;
+    }
+    if case.state == CaseState::Approved {
+        steps.execution(case, now);
+        return steps.list;
+    }
+    let progress = case.progress(now);
+    steps.required_evidence(case, offered, &progress);
+    steps.further_evidence(offered, &progress);
+    steps.approvals(&progress);
+    steps.list
+}
+
+/// The steps so far, numbered from 1 in the order they are added.
+#[derive(Default)]
+struct Steps {
+    list: Vec<PlaybookStep>,
+    number: u32,
+}
+
+impl Steps {
+    fn push(&mut self, kind: StepKind, title: String, script: String, methods: Vec<Method>) {
+        self.number += 1;
+        self.list.push(PlaybookStep {
+            number: self.number,
             kind,
             title,
             script,
             methods,
         });
-    };
-    if !case.state.is_live() {
-        return steps;
     }
-    if case.state == CaseState::Approved {
+
+    /// An approved case: wait out the cooling-off delay, or execute.
+    fn execution(&mut self, case: &Case, now: chrono::DateTime<chrono::Utc>) {
         if let Some(from) = case.grant.as_ref().and_then(|g| g.not_before)
             && now < from
         {
-            push(
+            self.push(
                 StepKind::Execute,
                 "Wait for the cooling-off delay to end".to_owned(),
                 format!(
@@ -109,9 +130,9 @@ pub fn remaining_steps(
                 ),
                 Vec::new(),
             );
-            return steps;
+            return;
         }
-        push(
+        self.push(
             StepKind::Execute,
             "Execute the recovery".to_owned(),
             format!(
@@ -122,51 +143,57 @@ pub fn remaining_steps(
             ),
             Vec::new(),
         );
-        return steps;
     }
-    let progress = case.progress(now);
-    let counted = &progress.counted_classes;
-    let pending_attestation = case
-        .verifications
-        .iter()
-        .any(|v| v.method == Method::ManagerAttestation && v.state == VerificationState::Pending);
-    for set in &progress.missing_any_of {
-        let classes: Vec<IndependenceClass> = set.iter().copied().collect();
-        let methods: Vec<Method> = offered
-            .iter()
-            .copied()
-            .filter(|m| set.contains(&m.class()))
-            .collect();
-        if classes == [IndependenceClass::Manager] && pending_attestation {
-            push(
-                StepKind::AwaitAttestation,
-                "Wait for the manager's confirmation".to_owned(),
-                "The manager has been sent a link. Say: \"We are waiting for your manager to \
-                 confirm; I cannot speed this up.\" Do not accept a confirmation by phone or chat."
-                    .to_owned(),
-                Vec::new(),
+
+    /// One step per required class set not yet hit: verify through an offered method of it, or
+    /// wait for a manager's attestation already sent.
+    fn required_evidence(&mut self, case: &Case, offered: &[Method], progress: &Progress) {
+        let pending_attestation = case.verifications.iter().any(|v| {
+            v.method == Method::ManagerAttestation && v.state == VerificationState::Pending
+        });
+        for set in &progress.missing_any_of {
+            let classes: Vec<IndependenceClass> = set.iter().copied().collect();
+            let methods: Vec<Method> = offered
+                .iter()
+                .copied()
+                .filter(|m| set.contains(&m.class()))
+                .collect();
+            if classes == [IndependenceClass::Manager] && pending_attestation {
+                self.push(
+                    StepKind::AwaitAttestation,
+                    "Wait for the manager's confirmation".to_owned(),
+                    "The manager has been sent a link. Say: \"We are waiting for your manager to \
+                     confirm; I cannot speed this up.\" Do not accept a confirmation by phone or chat."
+                        .to_owned(),
+                    Vec::new(),
+                );
+                continue;
+            }
+            let script = methods
+                .first()
+                .map(|m| method_script(*m).to_owned())
+                .unwrap_or_else(|| {
+                    "No method of this kind is available for this subject: deny the case or \
+                     escalate it to a security officer."
+                        .to_owned()
+                });
+            self.push(
+                StepKind::Verify,
+                format!("Required: verify through {}", class_phrase(&classes)),
+                script,
+                methods,
             );
-            continue;
         }
-        let script = methods
-            .first()
-            .map(|m| method_script(*m).to_owned())
-            .unwrap_or_else(|| {
-                "No method of this kind is available for this subject: deny the case or escalate \
-                 it to a security officer."
-                    .to_owned()
-            });
-        push(
-            StepKind::Verify,
-            format!("Required: verify through {}", class_phrase(&classes)),
-            script,
-            methods,
-        );
     }
-    // Distinct classes still short after the required ones are covered.
-    let required_left = u32::try_from(progress.missing_any_of.len()).unwrap_or(u32::MAX);
-    let extra = progress.classes_short.saturating_sub(required_left);
-    if extra > 0 {
+
+    /// Distinct classes still short after the required ones are covered.
+    fn further_evidence(&mut self, offered: &[Method], progress: &Progress) {
+        let counted = &progress.counted_classes;
+        let required_left = u32::try_from(progress.missing_any_of.len()).unwrap_or(u32::MAX);
+        let extra = progress.classes_short.saturating_sub(required_left);
+        if extra == 0 {
+            return;
+        }
         let methods: Vec<Method> = offered
             .iter()
             .copied()
@@ -184,7 +211,7 @@ pub fn remaining_steps(
             .unwrap_or_else(|| {
                 "No further independent method is available: deny or escalate.".to_owned()
             });
-        push(
+        self.push(
             StepKind::Verify,
             format!(
                 "Verify through {extra} more independent method(s), each of a kind not used yet"
@@ -193,16 +220,19 @@ pub fn remaining_steps(
             methods,
         );
     }
-    for role in &progress.approvals_missing {
-        push(
-            StepKind::Approval,
-            format!("Approval by a {role}"),
-            format!(
-                "Request the {role}'s approval in Deskgate. Say: \"This change needs a second \
-                 person's sign-off; I cannot speed this up.\""
-            ),
-            Vec::new(),
-        );
+
+    /// One step per staff approval not yet given.
+    fn approvals(&mut self, progress: &Progress) {
+        for role in &progress.approvals_missing {
+            self.push(
+                StepKind::Approval,
+                format!("Approval by a {role}"),
+                format!(
+                    "Request the {role}'s approval in Deskgate. Say: \"This change needs a second \
+                     person's sign-off; I cannot speed this up.\""
+                ),
+                Vec::new(),
+            );
+        }
     }
-    steps
 }

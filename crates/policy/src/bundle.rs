@@ -9,7 +9,7 @@ use std::path::Path;
 use std::str::FromStr;
 
 use cedar_policy::{
-    Effect, Entities, EntityId, EntityTypeName, EntityUid, PolicyId, PolicySet, Schema,
+    Effect, Entities, EntityId, EntityTypeName, EntityUid, Policy, PolicyId, PolicySet, Schema,
     ValidationMode, Validator,
 };
 use deskgate_core::{Action, ApiId};
@@ -213,19 +213,8 @@ fn load_policy_file(
     info: &mut HashMap<String, PolicyInfo>,
     problems: &mut Vec<Problem>,
 ) {
-    let parsed = match PolicySet::from_str(text) {
-        Ok(p) => p,
-        Err(errors) => {
-            for e in errors.iter() {
-                problems.push(problem(
-                    ProblemKind::CedarSyntax,
-                    file,
-                    first_label_line(text, e),
-                    diagnostic_message(e),
-                ));
-            }
-            return;
-        }
+    let Some(parsed) = parse_policy_file(file, text, problems) else {
+        return;
     };
     if parsed.templates().next().is_some() {
         problems.push(problem(
@@ -235,16 +224,7 @@ fn load_policy_file(
             "templates are not supported in a policy bundle".to_owned(),
         ));
     }
-    // Cedar names parsed policies policy0, policy1...; sort by that to report in file order.
-    let mut policies: Vec<_> = parsed.policies().collect();
-    policies.sort_by_key(|p| {
-        p.id()
-            .to_string()
-            .trim_start_matches("policy")
-            .parse::<usize>()
-            .unwrap_or(usize::MAX)
-    });
-    for (index, policy) in policies.into_iter().enumerate() {
+    for (index, policy) in in_file_order(&parsed).into_iter().enumerate() {
         let Some(id) = policy.annotation(ID_ANNOTATION).map(str::to_owned) else {
             problems.push(problem(
                 ProblemKind::PolicyId,
@@ -257,43 +237,287 @@ fn load_policy_file(
             ));
             continue;
         };
-        let line = text
-            .find(&format!("@{ID_ANNOTATION}(\"{id}\")"))
-            .map(|at| line_of(text, at));
-        if let Some(previous) = info.get(&id) {
-            problems.push(problem(
-                ProblemKind::PolicyId,
-                file,
-                line,
-                format!("policy id {id:?} is already used in {}", previous.file),
-            ));
-            continue;
-        }
-        let escalate_to = policy.annotation(ESCALATE_ANNOTATION).map(str::to_owned);
-        if escalate_to.is_some() && policy.effect() != Effect::Forbid {
-            problems.push(problem(
-                ProblemKind::PolicyId,
-                file,
-                line,
-                format!("policy {id:?}: only forbid policies can be @escalate"),
-            ));
-        }
-        if let Err(e) = all.add(policy.new_id(PolicyId::new(&id))) {
-            problems.push(problem(ProblemKind::PolicyId, file, line, e.to_string()));
-            continue;
-        }
-        info.insert(
-            id.clone(),
-            PolicyInfo {
-                id,
-                file: file.to_owned(),
-                line,
-                effect: policy.effect(),
-                reason: policy.annotation(REASON_ANNOTATION).map(str::to_owned),
-                escalate_to,
-            },
-        );
+        add_policy(file, text, id, policy, all, info, problems);
     }
+}
+
+/// Cedar's parse of one policy file; a syntax error records one problem per error and yields
+/// nothing.
+fn parse_policy_file(file: &str, text: &str, problems: &mut Vec<Problem>) -> Option<PolicySet> {
+    match PolicySet::from_str(text) {
+        Ok(p) => Some(p),
+        Err(errors) => {
+            for e in errors.iter() {
+                problems.push(problem(
+                    ProblemKind::CedarSyntax,
+                    file,
+                    first_label_line(text, e),
+                    diagnostic_message(e),
+                ));
+            }
+            None
+        }
+    }
+}
+
+/// The file's policies in the order they appear in it.
+fn in_file_order(parsed: &PolicySet) -> Vec<&Policy> {
+    // Cedar names parsed policies policy0, policy1...; sort by that to report in file order.
+    let mut policies: Vec<_> = parsed.policies().collect();
+    policies.sort_by_key(|p| {
+        p.id()
+            .to_string()
+            .trim_start_matches("policy")
+            .parse::<usize>()
+            .unwrap_or(usize::MAX)
+    });
+    policies
+}
+
+/// Adds one policy under its `@id` to the bundle's set, unless the id is taken or Cedar refuses
+/// it, and records where it came from.
+fn add_policy(
+    file: &str,
+    text: &str,
+    id: String,
+    policy: &Policy,
+    all: &mut PolicySet,
+    info: &mut HashMap<String, PolicyInfo>,
+    problems: &mut Vec<Problem>,
+) {
+    let line = text
+        .find(&format!("@{ID_ANNOTATION}(\"{id}\")"))
+        .map(|at| line_of(text, at));
+    if let Some(previous) = info.get(&id) {
+        problems.push(problem(
+            ProblemKind::PolicyId,
+            file,
+            line,
+            format!("policy id {id:?} is already used in {}", previous.file),
+        ));
+        return;
+    }
+    let escalate_to = policy.annotation(ESCALATE_ANNOTATION).map(str::to_owned);
+    if escalate_to.is_some() && policy.effect() != Effect::Forbid {
+        problems.push(problem(
+            ProblemKind::PolicyId,
+            file,
+            line,
+            format!("policy {id:?}: only forbid policies can be @escalate"),
+        ));
+    }
+    if let Err(e) = all.add(policy.new_id(PolicyId::new(&id))) {
+        problems.push(problem(ProblemKind::PolicyId, file, line, e.to_string()));
+        return;
+    }
+    info.insert(
+        id.clone(),
+        PolicyInfo {
+            id,
+            file: file.to_owned(),
+            line,
+            effect: policy.effect(),
+            reason: policy.annotation(REASON_ANNOTATION).map(str::to_owned),
+            escalate_to,
+        },
+    );
+}
+
+/// The text of a required bundle file, or a `MissingFile` problem.
+fn required<'a>(
+    files: &'a BTreeMap<String, String>,
+    name: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<&'a str> {
+    match files.get(name) {
+        Some(t) => Some(t.as_str()),
+        None => {
+            problems.push(problem(
+                ProblemKind::MissingFile,
+                name,
+                None,
+                "required file is missing".to_owned(),
+            ));
+            None
+        }
+    }
+}
+
+/// `risk.toml`, parsed and checked.
+fn load_thresholds(
+    files: &BTreeMap<String, String>,
+    problems: &mut Vec<Problem>,
+) -> Option<RiskThresholds> {
+    let text = required(files, RISK_FILE, problems)?;
+    match toml::from_str::<RiskThresholds>(text) {
+        Ok(t) => {
+            for message in t.check() {
+                problems.push(problem(ProblemKind::Thresholds, RISK_FILE, None, message));
+            }
+            Some(t)
+        }
+        Err(e) => {
+            problems.push(toml_problem(RISK_FILE, text, &e));
+            None
+        }
+    }
+}
+
+/// The schema and what is read from it: Deskgate's actions and the action entities.
+struct SchemaParts {
+    schema: Option<Schema>,
+    actions: HashMap<Action, EntityUid>,
+    action_entities: Option<Entities>,
+}
+
+/// `schema.cedarschema`, parsed, with its actions checked against Deskgate's.
+fn load_schema(files: &BTreeMap<String, String>, problems: &mut Vec<Problem>) -> SchemaParts {
+    let schema_text = required(files, SCHEMA_FILE, problems);
+    let schema = schema_text.and_then(|text| match Schema::from_cedarschema_str(text) {
+        Ok((schema, _warnings)) => Some(schema),
+        Err(e) => {
+            problems.push(problem(
+                ProblemKind::Schema,
+                SCHEMA_FILE,
+                first_label_line(text, &e),
+                diagnostic_message(&e),
+            ));
+            None
+        }
+    });
+    let actions = match (&schema, schema_text) {
+        (Some(s), Some(text)) => check_actions(s, text, problems),
+        _ => HashMap::new(),
+    };
+    let action_entities = schema.as_ref().and_then(|s| match s.action_entities() {
+        Ok(e) => Some(e),
+        Err(e) => {
+            problems.push(problem(
+                ProblemKind::Schema,
+                SCHEMA_FILE,
+                None,
+                e.to_string(),
+            ));
+            None
+        }
+    });
+    SchemaParts {
+        schema,
+        actions,
+        action_entities,
+    }
+}
+
+/// Every policy of `policies/*.cedar` under its `@id`, the permits alone, and where each came
+/// from.
+struct LoadedPolicies {
+    all: PolicySet,
+    permits: PolicySet,
+    info: HashMap<String, PolicyInfo>,
+}
+
+/// Loads `policies/*.cedar`, validates them against the schema (when it parsed) and sets the
+/// permits apart.
+fn load_policies(
+    files: &BTreeMap<String, String>,
+    schema: Option<&Schema>,
+    problems: &mut Vec<Problem>,
+) -> LoadedPolicies {
+    let mut all = PolicySet::new();
+    let mut info = HashMap::new();
+    let policy_files: Vec<(&String, &String)> = files
+        .iter()
+        .filter(|(path, _)| path.starts_with("policies/"))
+        .collect();
+    if policy_files.is_empty() {
+        problems.push(problem(
+            ProblemKind::MissingFile,
+            "policies/",
+            None,
+            "the bundle has no policies/*.cedar file".to_owned(),
+        ));
+    }
+    for (file, text) in &policy_files {
+        load_policy_file(file, text, &mut all, &mut info, problems);
+    }
+    if let Some(schema) = schema {
+        validate_policies(files, schema, &all, &info, problems);
+    }
+    let permits = permits_of(&all, problems);
+    LoadedPolicies { all, permits, info }
+}
+
+/// Cedar's strict validation of the policies against the schema, each error reported in the
+/// policy's file.
+fn validate_policies(
+    files: &BTreeMap<String, String>,
+    schema: &Schema,
+    policies: &PolicySet,
+    info: &HashMap<String, PolicyInfo>,
+    problems: &mut Vec<Problem>,
+) {
+    let result = Validator::new(schema.clone()).validate(policies, ValidationMode::Strict);
+    for e in result.validation_errors() {
+        let id = e.policy_id().to_string();
+        let file = info.get(&id).map_or("policies/", |i| i.file.as_str());
+        let line = files.get(file).and_then(|text| first_label_line(text, e));
+        problems.push(problem(
+            ProblemKind::CedarValidation,
+            file,
+            line,
+            format!("policy {id:?}: {}", diagnostic_message(e)),
+        ));
+    }
+}
+
+/// The permit policies of `policies` alone.
+fn permits_of(policies: &PolicySet, problems: &mut Vec<Problem>) -> PolicySet {
+    let mut permits = PolicySet::new();
+    for p in policies.policies().filter(|p| p.effect() == Effect::Permit) {
+        if let Err(e) = permits.add(p.clone()) {
+            problems.push(problem(
+                ProblemKind::PolicyId,
+                "policies/",
+                None,
+                e.to_string(),
+            ));
+        }
+    }
+    permits
+}
+
+/// `playbooks.toml`, parsed once the thresholds it depends on are known.
+fn load_playbooks(
+    files: &BTreeMap<String, String>,
+    thresholds: Option<&RiskThresholds>,
+    problems: &mut Vec<Problem>,
+) -> Option<Playbooks> {
+    match (files.get(PLAYBOOKS_FILE), thresholds) {
+        (Some(text), Some(t)) => match Playbooks::parse(text, t.contact_freshness_days) {
+            Ok(p) => Some(p),
+            Err(mut found) => {
+                problems.append(&mut found);
+                None
+            }
+        },
+        (None, _) => {
+            required(files, PLAYBOOKS_FILE, problems);
+            None
+        }
+        (Some(_), None) => None,
+    }
+}
+
+/// The table-driven cases of `tests/*.toml`.
+fn load_tests(files: &BTreeMap<String, String>, problems: &mut Vec<Problem>) -> Vec<TestCase> {
+    let mut tests = Vec::new();
+    for (file, text) in files.iter().filter(|(p, _)| p.starts_with("tests/")) {
+        match parse_cases(file, text) {
+            Ok(mut cases) => tests.append(&mut cases),
+            Err(mut found) => problems.append(&mut found),
+        }
+    }
+    tests
 }
 
 impl Bundle {
@@ -317,130 +541,19 @@ impl Bundle {
     pub fn from_files(mut files: BTreeMap<String, String>) -> Result<Self, BundleError> {
         files.retain(|path, _| is_bundle_file(path));
         let mut problems = Vec::new();
-        let text_of = |name: &str, problems: &mut Vec<Problem>| match files.get(name) {
-            Some(t) => Some(t.as_str()),
-            None => {
-                problems.push(problem(
-                    ProblemKind::MissingFile,
-                    name,
-                    None,
-                    "required file is missing".to_owned(),
-                ));
-                None
-            }
-        };
-
-        let thresholds = text_of(RISK_FILE, &mut problems).and_then(|text| {
-            match toml::from_str::<RiskThresholds>(text) {
-                Ok(t) => {
-                    for message in t.check() {
-                        problems.push(problem(ProblemKind::Thresholds, RISK_FILE, None, message));
-                    }
-                    Some(t)
-                }
-                Err(e) => {
-                    problems.push(toml_problem(RISK_FILE, text, &e));
-                    None
-                }
-            }
-        });
-
-        let schema_text = text_of(SCHEMA_FILE, &mut problems);
-        let schema = schema_text.and_then(|text| match Schema::from_cedarschema_str(text) {
-            Ok((schema, _warnings)) => Some(schema),
-            Err(e) => {
-                problems.push(problem(
-                    ProblemKind::Schema,
-                    SCHEMA_FILE,
-                    first_label_line(text, &e),
-                    diagnostic_message(&e),
-                ));
-                None
-            }
-        });
-        let actions = match (&schema, schema_text) {
-            (Some(s), Some(text)) => check_actions(s, text, &mut problems),
-            _ => HashMap::new(),
-        };
-        let action_entities = schema.as_ref().and_then(|s| match s.action_entities() {
-            Ok(e) => Some(e),
-            Err(e) => {
-                problems.push(problem(
-                    ProblemKind::Schema,
-                    SCHEMA_FILE,
-                    None,
-                    e.to_string(),
-                ));
-                None
-            }
-        });
-
-        let mut policies = PolicySet::new();
-        let mut info = HashMap::new();
-        let policy_files: Vec<(&String, &String)> = files
-            .iter()
-            .filter(|(path, _)| path.starts_with("policies/"))
-            .collect();
-        if policy_files.is_empty() {
-            problems.push(problem(
-                ProblemKind::MissingFile,
-                "policies/",
-                None,
-                "the bundle has no policies/*.cedar file".to_owned(),
-            ));
-        }
-        for (file, text) in &policy_files {
-            load_policy_file(file, text, &mut policies, &mut info, &mut problems);
-        }
-        if let Some(schema) = &schema {
-            let result = Validator::new(schema.clone()).validate(&policies, ValidationMode::Strict);
-            for e in result.validation_errors() {
-                let id = e.policy_id().to_string();
-                let file = info.get(&id).map_or("policies/", |i| i.file.as_str());
-                let line = files.get(file).and_then(|text| first_label_line(text, e));
-                problems.push(problem(
-                    ProblemKind::CedarValidation,
-                    file,
-                    line,
-                    format!("policy {id:?}: {}", diagnostic_message(e)),
-                ));
-            }
-        }
-        let mut permits = PolicySet::new();
-        for p in policies.policies().filter(|p| p.effect() == Effect::Permit) {
-            if let Err(e) = permits.add(p.clone()) {
-                problems.push(problem(
-                    ProblemKind::PolicyId,
-                    "policies/",
-                    None,
-                    e.to_string(),
-                ));
-            }
-        }
-
-        let playbooks = match (files.get(PLAYBOOKS_FILE), &thresholds) {
-            (Some(text), Some(t)) => match Playbooks::parse(text, t.contact_freshness_days) {
-                Ok(p) => Some(p),
-                Err(mut found) => {
-                    problems.append(&mut found);
-                    None
-                }
-            },
-            (None, _) => {
-                text_of(PLAYBOOKS_FILE, &mut problems);
-                None
-            }
-            (Some(_), None) => None,
-        };
-
-        let mut tests = Vec::new();
-        for (file, text) in files.iter().filter(|(p, _)| p.starts_with("tests/")) {
-            match parse_cases(file, text) {
-                Ok(mut cases) => tests.append(&mut cases),
-                Err(mut found) => problems.append(&mut found),
-            }
-        }
-
+        let thresholds = load_thresholds(&files, &mut problems);
+        let SchemaParts {
+            schema,
+            actions,
+            action_entities,
+        } = load_schema(&files, &mut problems);
+        let LoadedPolicies {
+            all: policies,
+            permits,
+            info,
+        } = load_policies(&files, schema.as_ref(), &mut problems);
+        let playbooks = load_playbooks(&files, thresholds.as_ref(), &mut problems);
+        let tests = load_tests(&files, &mut problems);
         let staff_type = entity_type("Staff").map_err(|p| problems.push(p)).ok();
         let subject_type = entity_type("Subject").map_err(|p| problems.push(p)).ok();
 

@@ -466,19 +466,7 @@ impl Bundle {
     ) -> Result<Decision, DecisionError> {
         let p = self.prepare(req);
         let response = self.authorize(req, req.stage, &p, set)?;
-        let mut policy_ids: Vec<String> = response
-            .diagnostics()
-            .reason()
-            .map(ToString::to_string)
-            .collect();
-        policy_ids.sort();
-        // Sorted: Cedar reports errors in its set's hash order.
-        let mut errors: Vec<String> = response
-            .diagnostics()
-            .errors()
-            .map(ToString::to_string)
-            .collect();
-        errors.sort();
+        let (policy_ids, errors) = deciding_policies_and_errors(&response);
         let reason_of = |id: &String| {
             self.info
                 .get(id)
@@ -495,52 +483,11 @@ impl Bundle {
             Outcome::Deny
         } else {
             match response.decision() {
-                CedarDecision::Allow => {
-                    if req.stage == Stage::Execute && !p.progress.complete {
-                        reasons.push(
-                            "the policy layers disagree: Cedar permits execution but the \
-                             playbook is not complete; denied"
-                                .to_owned(),
-                        );
-                        Outcome::Deny
-                    } else {
-                        Outcome::Allow
-                    }
-                }
+                CedarDecision::Allow => cedar_allows(req, &p, &mut reasons),
                 CedarDecision::Deny if policy_ids.is_empty() => {
-                    reasons.push(format!(
-                        "no policy permits {} at stage {}",
-                        req.action,
-                        req.stage.api_id()
-                    ));
-                    if req.stage == Stage::Execute {
-                        if p.progress.complete {
-                            reasons.push(
-                                "the policy layers disagree: the playbook is complete but no \
-                                 Cedar permit matches"
-                                    .to_owned(),
-                            );
-                        } else {
-                            reasons.extend(
-                                p.progress
-                                    .steps
-                                    .iter()
-                                    .map(|s| format!("still required: {}", s.title)),
-                            );
-                        }
-                    }
-                    Outcome::Deny
+                    no_permit_matches(req, &p, &mut reasons)
                 }
-                CedarDecision::Deny => {
-                    let all_escalations = policy_ids
-                        .iter()
-                        .all(|id| self.info.get(id).is_some_and(|i| i.escalate_to.is_some()));
-                    if all_escalations {
-                        Outcome::Escalate
-                    } else {
-                        Outcome::Deny
-                    }
-                }
+                CedarDecision::Deny => self.forbid_matches(&policy_ids),
             }
         };
         Ok(Decision {
@@ -555,6 +502,19 @@ impl Bundle {
             counted_classes: p.counted,
             discounted: p.discounted,
         })
+    }
+
+    /// Cedar denies and forbid policies matched: an escalation when every one of them is an
+    /// `@escalate` policy, a denial otherwise.
+    fn forbid_matches(&self, policy_ids: &[String]) -> Outcome {
+        let all_escalations = policy_ids
+            .iter()
+            .all(|id| self.info.get(id).is_some_and(|i| i.escalate_to.is_some()));
+        if all_escalations {
+            Outcome::Escalate
+        } else {
+            Outcome::Deny
+        }
     }
 
     /// Builds the Cedar request for `req` checking entities, context and request against the
@@ -577,6 +537,66 @@ impl Bundle {
                 && response.diagnostics().errors().next().is_none(),
         })
     }
+}
+
+/// The `@id`s of the policies that decided and Cedar's evaluation errors, each sorted.
+fn deciding_policies_and_errors(response: &Response) -> (Vec<String>, Vec<String>) {
+    let mut policy_ids: Vec<String> = response
+        .diagnostics()
+        .reason()
+        .map(ToString::to_string)
+        .collect();
+    policy_ids.sort();
+    // Sorted: Cedar reports errors in its set's hash order.
+    let mut errors: Vec<String> = response
+        .diagnostics()
+        .errors()
+        .map(ToString::to_string)
+        .collect();
+    errors.sort();
+    (policy_ids, errors)
+}
+
+/// Cedar permits: an allow, unless at stage execute the playbook is not complete, when the
+/// layers disagree and the decision fails closed.
+fn cedar_allows(req: &DecisionRequest, p: &Prepared, reasons: &mut Vec<String>) -> Outcome {
+    if req.stage == Stage::Execute && !p.progress.complete {
+        reasons.push(
+            "the policy layers disagree: Cedar permits execution but the \
+             playbook is not complete; denied"
+                .to_owned(),
+        );
+        Outcome::Deny
+    } else {
+        Outcome::Allow
+    }
+}
+
+/// Cedar denies because no permit matched: a denial, explained at stage execute by what the
+/// playbook still requires (or, when it is complete, by the layers' disagreement).
+fn no_permit_matches(req: &DecisionRequest, p: &Prepared, reasons: &mut Vec<String>) -> Outcome {
+    reasons.push(format!(
+        "no policy permits {} at stage {}",
+        req.action,
+        req.stage.api_id()
+    ));
+    if req.stage == Stage::Execute {
+        if p.progress.complete {
+            reasons.push(
+                "the policy layers disagree: the playbook is complete but no \
+                 Cedar permit matches"
+                    .to_owned(),
+            );
+        } else {
+            reasons.extend(
+                p.progress
+                    .steps
+                    .iter()
+                    .map(|s| format!("still required: {}", s.title)),
+            );
+        }
+    }
+    Outcome::Deny
 }
 
 /// The two layers' verdicts on one request at stage execute.

@@ -161,6 +161,87 @@ fn raised(level: RiskLevel) -> RiskLevel {
     }
 }
 
+/// The level and reasons as the bundle's signals raise them one step each.
+struct Raising {
+    level: RiskLevel,
+    reasons: Vec<RiskReason>,
+}
+
+impl Raising {
+    fn raise(&mut self, code: &str, text: String) {
+        self.level = raised(self.level);
+        self.reasons.push(RiskReason {
+            code: code.to_owned(),
+            text,
+        });
+    }
+
+    /// Request rates over the velocity window, per subject, caller number and agent.
+    fn velocity(&mut self, signals: &RiskSignals, v: &Velocity) {
+        if signals.requests_for_subject > v.max_per_subject {
+            self.raise(
+                "velocity_subject",
+                format!(
+                    "{} requests about this subject in {} minutes (more than {})",
+                    signals.requests_for_subject, v.window_minutes, v.max_per_subject
+                ),
+            );
+        }
+        if signals.requests_from_caller_number > v.max_per_caller_number {
+            self.raise(
+                "velocity_caller_number",
+                format!(
+                    "{} requests from this caller number in {} minutes (more than {})",
+                    signals.requests_from_caller_number, v.window_minutes, v.max_per_caller_number
+                ),
+            );
+        }
+        if signals.requests_by_agent > v.max_per_agent {
+            self.raise(
+                "velocity_agent",
+                format!(
+                    "{} requests handled by this agent in {} minutes (more than {})",
+                    signals.requests_by_agent, v.window_minutes, v.max_per_agent
+                ),
+            );
+        }
+    }
+
+    /// A request outside business hours in the subject's time zone.
+    fn off_hours(&mut self, signals: &RiskSignals, thresholds: &RiskThresholds) {
+        if let Some(hour) = signals.subject_local_hour
+            && thresholds.is_off_hours(hour)
+        {
+            self.raise(
+                "off_hours",
+                format!(
+                    "the request comes at {hour}:00 in the subject's time zone, outside {}:00-{}:00",
+                    thresholds.business_hours.start_hour, thresholds.business_hours.end_hour
+                ),
+            );
+        }
+    }
+
+    /// A subject who is not at work, or on probation after a recent recovery.
+    fn subject(&mut self, subject: RiskSubject) {
+        if matches!(
+            subject.status,
+            SubjectStatus::Disabled | SubjectStatus::OnLeave | SubjectStatus::Terminated
+        ) {
+            self.raise(
+                "subject_status",
+                format!("the subject's status is {}", subject.status),
+            );
+        }
+        if subject.on_probation {
+            self.raise(
+                "on_probation",
+                "the subject is on probation after a recent recovery".to_owned(),
+            );
+        }
+    }
+}
+
 /// Tier x action x signals -> level with reasons, under the bundle's thresholds.
 pub fn assess(
     subject: RiskSubject,
@@ -173,74 +254,23 @@ pub fn assess(
         action,
         &signals.to_core(thresholds, subject.status),
     );
-    let mut level = core.level;
-    // The core adds a "baseline" reason only when nothing raised the level; re-derive it at the end.
-    let mut reasons: Vec<RiskReason> = core
-        .reasons
-        .into_iter()
-        .filter(|r| r.code != "baseline")
-        .collect();
-    let mut raise = |code: &str, text: String| {
-        level = raised(level);
-        reasons.push(RiskReason {
-            code: code.to_owned(),
-            text,
-        });
+    let mut r = Raising {
+        level: core.level,
+        // The core adds a "baseline" reason only when nothing raised the level; re-derive it at
+        // the end.
+        reasons: core
+            .reasons
+            .into_iter()
+            .filter(|r| r.code != "baseline")
+            .collect(),
     };
-    let v = &thresholds.velocity;
-    if signals.requests_for_subject > v.max_per_subject {
-        raise(
-            "velocity_subject",
-            format!(
-                "{} requests about this subject in {} minutes (more than {})",
-                signals.requests_for_subject, v.window_minutes, v.max_per_subject
-            ),
-        );
-    }
-    if signals.requests_from_caller_number > v.max_per_caller_number {
-        raise(
-            "velocity_caller_number",
-            format!(
-                "{} requests from this caller number in {} minutes (more than {})",
-                signals.requests_from_caller_number, v.window_minutes, v.max_per_caller_number
-            ),
-        );
-    }
-    if signals.requests_by_agent > v.max_per_agent {
-        raise(
-            "velocity_agent",
-            format!(
-                "{} requests handled by this agent in {} minutes (more than {})",
-                signals.requests_by_agent, v.window_minutes, v.max_per_agent
-            ),
-        );
-    }
-    if let Some(hour) = signals.subject_local_hour
-        && thresholds.is_off_hours(hour)
-    {
-        raise(
-            "off_hours",
-            format!(
-                "the request comes at {hour}:00 in the subject's time zone, outside {}:00-{}:00",
-                thresholds.business_hours.start_hour, thresholds.business_hours.end_hour
-            ),
-        );
-    }
-    if matches!(
-        subject.status,
-        SubjectStatus::Disabled | SubjectStatus::OnLeave | SubjectStatus::Terminated
-    ) {
-        raise(
-            "subject_status",
-            format!("the subject's status is {}", subject.status),
-        );
-    }
-    if subject.on_probation {
-        raise(
-            "on_probation",
-            "the subject is on probation after a recent recovery".to_owned(),
-        );
-    }
+    r.velocity(signals, &thresholds.velocity);
+    r.off_hours(signals, thresholds);
+    r.subject(subject);
+    let Raising {
+        mut level,
+        mut reasons,
+    } = r;
     if signals.subject_flagged {
         // The core already made it critical; later raises must not hide that.
         level = RiskLevel::Critical;

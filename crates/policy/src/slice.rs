@@ -586,6 +586,95 @@ fn action_bit(action: Action) -> u32 {
         .map_or(u32::MAX, |i| 1 << i)
 }
 
+/// Whether action `a` is `group` or one of its members in the schema's action hierarchy.
+fn in_group(action_entities: &Entities, a: &EntityUid, group: &EntityUid) -> bool {
+    a == group
+        || action_entities
+            .ancestors(a)
+            .is_some_and(|mut it| it.any(|g| g == group))
+}
+
+/// The bits (in `Action::all` order) of the actions `p`'s action scope admits.
+fn action_mask(
+    p: &Policy,
+    actions: &HashMap<Action, EntityUid>,
+    action_entities: &Entities,
+) -> u32 {
+    let mut mask = 0u32;
+    for (i, a) in Action::all().iter().enumerate() {
+        let admitted = match (actions.get(a), p.action_constraint()) {
+            (_, ActionConstraint::Any) => true,
+            (Some(uid), ActionConstraint::Eq(e)) => *uid == e,
+            (Some(uid), ActionConstraint::In(groups)) => {
+                groups.iter().any(|g| in_group(action_entities, uid, g))
+            }
+            (None, _) => true,
+        };
+        if admitted {
+            mask |= 1 << i;
+        }
+    }
+    mask
+}
+
+/// Whether `p`'s principal or resource scope names a type Deskgate never sends there.
+fn scope_false(p: &Policy, staff_type: &EntityTypeName, subject_type: &EntityTypeName) -> bool {
+    (match p.principal_constraint() {
+        PrincipalConstraint::Is(t) | PrincipalConstraint::IsIn(t, _) => t != *staff_type,
+        _ => false,
+    }) || match p.resource_constraint() {
+        ResourceConstraint::Is(t) | ResourceConstraint::IsIn(t, _) => t != *subject_type,
+        _ => false,
+    }
+}
+
+/// The policy's `when` conjuncts and negated `unless` bodies, in Cedar's evaluation order; an
+/// unknown clause kind becomes `null`, which no guard understands.
+fn flat_conditions(json: &Json) -> Vec<Json> {
+    let mut flat = Vec::new();
+    for clause in json
+        .get("conditions")
+        .and_then(Json::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let body = clause.get("body").cloned().unwrap_or(Json::Null);
+        match clause.get("kind").and_then(Json::as_str) {
+            Some("when") => conjuncts(&body, &mut flat),
+            Some("unless") => flat.push(serde_json::json!({ "!": { "arg": body } })),
+            _ => flat.push(Json::Null),
+        }
+    }
+    flat
+}
+
+/// The guard's conditions (the longest prefix the evaluator understands) and what the policy
+/// reads.
+fn conditions_and_uses(p: &Policy) -> (Vec<Pred>, AttrUse) {
+    let mut conds = Vec::new();
+    let mut policy_uses = AttrUse {
+        action_entities: matches!(p.action_constraint(), ActionConstraint::In(_)),
+        ..AttrUse::default()
+    };
+    let json = p.to_json().ok();
+    match &json {
+        Some(json) => {
+            for c in &flat_conditions(json) {
+                match pred(c) {
+                    Some(cond) => conds.push(cond),
+                    None => break,
+                }
+            }
+            if let Some(conditions) = json.get("conditions") {
+                uses(conditions, &mut policy_uses);
+            }
+        }
+        // Unreadable: no guard, and Cedar gets every attribute.
+        None => policy_uses = AttrUse::ALL,
+    }
+    (conds, policy_uses)
+}
+
 impl Slicer {
     pub(crate) fn new(
         set: &PolicySet,
@@ -594,78 +683,15 @@ impl Slicer {
         staff_type: &EntityTypeName,
         subject_type: &EntityTypeName,
     ) -> Self {
-        let in_group = |a: &EntityUid, group: &EntityUid| {
-            a == group
-                || action_entities
-                    .ancestors(a)
-                    .is_some_and(|mut it| it.any(|g| g == group))
-        };
         let mut policies = Vec::new();
         let mut guards = Vec::new();
         let mut uses_of = Vec::new();
         for p in set.policies() {
-            let mut mask = 0u32;
-            for (i, a) in Action::all().iter().enumerate() {
-                let admitted = match (actions.get(a), p.action_constraint()) {
-                    (_, ActionConstraint::Any) => true,
-                    (Some(uid), ActionConstraint::Eq(e)) => *uid == e,
-                    (Some(uid), ActionConstraint::In(groups)) => {
-                        groups.iter().any(|g| in_group(uid, g))
-                    }
-                    (None, _) => true,
-                };
-                if admitted {
-                    mask |= 1 << i;
-                }
-            }
-            let scope_false = match p.principal_constraint() {
-                PrincipalConstraint::Is(t) | PrincipalConstraint::IsIn(t, _) => t != *staff_type,
-                _ => false,
-            } || match p.resource_constraint() {
-                ResourceConstraint::Is(t) | ResourceConstraint::IsIn(t, _) => t != *subject_type,
-                _ => false,
-            };
-            let json = p.to_json().ok();
-            let mut conds = Vec::new();
-            let mut policy_uses = AttrUse {
-                action_entities: matches!(p.action_constraint(), ActionConstraint::In(_)),
-                ..AttrUse::default()
-            };
-            match &json {
-                Some(json) => {
-                    let mut flat = Vec::new();
-                    for clause in json
-                        .get("conditions")
-                        .and_then(Json::as_array)
-                        .into_iter()
-                        .flatten()
-                    {
-                        let body = clause.get("body").cloned().unwrap_or(Json::Null);
-                        match clause.get("kind").and_then(Json::as_str) {
-                            Some("when") => conjuncts(&body, &mut flat),
-                            Some("unless") => {
-                                flat.push(serde_json::json!({ "!": { "arg": body } }))
-                            }
-                            _ => flat.push(Json::Null),
-                        }
-                    }
-                    for c in &flat {
-                        match pred(c) {
-                            Some(p) => conds.push(p),
-                            None => break,
-                        }
-                    }
-                    if let Some(conditions) = json.get("conditions") {
-                        uses(conditions, &mut policy_uses);
-                    }
-                }
-                // Unreadable: no guard, and Cedar gets every attribute.
-                None => policy_uses = AttrUse::ALL,
-            }
+            let (conds, policy_uses) = conditions_and_uses(p);
             policies.push(p.clone());
             guards.push(Guard {
-                actions: mask,
-                scope_false,
+                actions: action_mask(p, actions, action_entities),
+                scope_false: scope_false(p, staff_type, subject_type),
                 conds,
                 indexed: false,
             });

@@ -145,6 +145,37 @@ fn evidence_class(name: &str) -> Option<IndependenceClass> {
 }
 
 fn build_case(file: &str, line: usize, c: CaseFile) -> Result<TestCase, Problem> {
+    let evidence = case_evidence(file, line, &c)?;
+    let approvals = case_approvals(&c);
+    let request = DecisionRequest {
+        stage: c.stage,
+        principal: case_principal(&c),
+        case_agent_id: case_agent(&c).to_owned(),
+        subject: case_subject(&c),
+        action: c.action,
+        signals: c.signals,
+        evidence,
+        approvals,
+        waited_minutes: c.waited_minutes,
+        break_glass: c.break_glass,
+        requester_is_owner: c.requester_is_owner,
+    };
+    Ok(TestCase {
+        name: c.name,
+        file: file.to_owned(),
+        line,
+        request,
+        expect: Expectation {
+            outcome: c.expect.outcome,
+            risk: c.expect.risk,
+            remaining: c.expect.remaining.map(|r| r.into_iter().collect()),
+            policies: c.expect.policies.unwrap_or_default(),
+        },
+    })
+}
+
+/// The case's evidence; a name that is neither a method nor a class fails the case.
+fn case_evidence(file: &str, line: usize, c: &CaseFile) -> Result<Vec<EvidenceInput>, Problem> {
     let mut evidence = Vec::new();
     for spec in &c.evidence {
         let (name, contact_age_days, caller_supplied) = match spec {
@@ -170,8 +201,13 @@ fn build_case(file: &str, line: usize, c: CaseFile) -> Result<TestCase, Problem>
             caller_supplied,
         });
     }
-    let approvals = c
-        .approvals
+    Ok(evidence)
+}
+
+/// The case's approvals: a bare role gets its own approver, `approver = "agent"` names the
+/// case's agent.
+fn case_approvals(c: &CaseFile) -> Vec<ApprovalInput> {
+    c.approvals
         .iter()
         .enumerate()
         .map(|(i, a)| match a {
@@ -181,58 +217,43 @@ fn build_case(file: &str, line: usize, c: CaseFile) -> Result<TestCase, Problem>
             },
             ApprovalSpec::Detail { role, approver } => ApprovalInput {
                 approver_id: if approver == "agent" {
-                    case_agent(&c).to_owned()
+                    case_agent(c).to_owned()
                 } else {
                     approver.clone()
                 },
                 role: *role,
             },
         })
-        .collect();
+        .collect()
+}
+
+/// The principal every case shares, but for its role.
+fn case_principal(c: &CaseFile) -> StaffInfo {
+    StaffInfo {
+        id: PRINCIPAL.to_owned(),
+        role: c.role,
+        team: "service-desk".to_owned(),
+        region: "emea".to_owned(),
+        shift: "day".to_owned(),
+        subject_id: Some(PRINCIPAL_SUBJECT.to_owned()),
+        manager_id: Some(PRINCIPAL_MANAGER.to_owned()),
+    }
+}
+
+/// The case's subject: the principal, the principal's manager, or someone else.
+fn case_subject(c: &CaseFile) -> SubjectInfo {
     let subject_id = match c.relation {
         Relation::Itself => PRINCIPAL_SUBJECT,
         Relation::OwnManager => PRINCIPAL_MANAGER,
         Relation::None | Relation::OpenedCase => SUBJECT,
     };
-    let request = DecisionRequest {
-        stage: c.stage,
-        principal: StaffInfo {
-            id: PRINCIPAL.to_owned(),
-            role: c.role,
-            team: "service-desk".to_owned(),
-            region: "emea".to_owned(),
-            shift: "day".to_owned(),
-            subject_id: Some(PRINCIPAL_SUBJECT.to_owned()),
-            manager_id: Some(PRINCIPAL_MANAGER.to_owned()),
-        },
-        case_agent_id: case_agent(&c).to_owned(),
-        subject: SubjectInfo {
-            id: subject_id.to_owned(),
-            tier: c.tier,
-            status: c.status,
-            groups: vec![format!("tier-{}", c.tier)],
-            on_probation: c.on_probation,
-        },
-        action: c.action,
-        signals: c.signals,
-        evidence,
-        approvals,
-        waited_minutes: c.waited_minutes,
-        break_glass: c.break_glass,
-        requester_is_owner: c.requester_is_owner,
-    };
-    Ok(TestCase {
-        name: c.name,
-        file: file.to_owned(),
-        line,
-        request,
-        expect: Expectation {
-            outcome: c.expect.outcome,
-            risk: c.expect.risk,
-            remaining: c.expect.remaining.map(|r| r.into_iter().collect()),
-            policies: c.expect.policies.unwrap_or_default(),
-        },
-    })
+    SubjectInfo {
+        id: subject_id.to_owned(),
+        tier: c.tier,
+        status: c.status,
+        groups: vec![format!("tier-{}", c.tier)],
+        on_probation: c.on_probation,
+    }
 }
 
 /// At stage approve the principal is an approver, and the case was opened by someone else

@@ -116,40 +116,9 @@ impl Slapd {
     /// Starts a server holding [`BASE_LDIF`] followed by `entries` (LDIF, blank-line separated).
     pub async fn start(entries: &str) -> Slapd {
         let dir = tempfile::tempdir().unwrap();
-        let d = dir.path().display().to_string();
         std::fs::create_dir(dir.path().join("data")).unwrap();
-        let conf = format!(
-            r#"include /etc/ldap/schema/core.schema
-include /etc/ldap/schema/cosine.schema
-include /etc/ldap/schema/inetorgperson.schema
-modulepath /usr/lib/ldap
-moduleload back_mdb.la
-moduleload ppolicy.la
-pidfile {d}/slapd.pid
-argsfile {d}/slapd.args
-database mdb
-maxsize 104857600
-suffix "{SUFFIX}"
-rootdn "{ROOT_DN}"
-rootpw {ROOT_PW}
-directory {d}/data
-access to attrs=userPassword
-  by dn.exact="{SERVICE_DN}" manage
-  by self write
-  by anonymous auth
-  by * none
-access to *
-  by dn.exact="{SERVICE_DN}" manage
-  by users read
-  by * none
-overlay ppolicy
-ppolicy_default "cn=default,ou=policies,{SUFFIX}"
-ppolicy_hash_cleartext
-ppolicy_use_lockout
-"#
-        );
         let conf_path = dir.path().join("slapd.conf");
-        std::fs::write(&conf_path, conf).unwrap();
+        std::fs::write(&conf_path, slapd_conf(&dir.path().display().to_string())).unwrap();
         let seed_path = dir.path().join("seed.ldif");
         std::fs::write(
             &seed_path,
@@ -169,26 +138,9 @@ ppolicy_use_lockout
         // The free port is found by binding port 0 and releasing it; another process could take
         // it before slapd does, so a failed start is retried on a new port.
         for _ in 0..3 {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            let url = format!("ldap://127.0.0.1:{port}");
+            let url = format!("ldap://127.0.0.1:{}", free_port());
             let log = std::fs::File::create(dir.path().join("slapd.log")).unwrap();
-            // `-d stats` keeps slapd in the foreground (so the PID is ours to kill) and writes
-            // its errors to the log; `-d 0` would hide fatal ones.
-            let mut process = KillOnDrop(
-                Command::new(tool("slapd"))
-                    .args(["-d", "stats", "-f"])
-                    .arg(&conf_path)
-                    .arg("-h")
-                    .arg(format!("{url}/"))
-                    .stdout(Stdio::null())
-                    .stderr(log)
-                    .spawn()
-                    .unwrap(),
-            );
+            let mut process = spawn_slapd(&conf_path, &url, log);
             if wait_ready(&mut process, &url).await {
                 return Slapd {
                     process: Some(process),
@@ -288,6 +240,67 @@ ppolicy_use_lockout
         ldap.delete(dn).await.unwrap().success().unwrap();
         let _ = ldap.unbind().await;
     }
+}
+
+/// The slapd.conf of a fixture in directory `d`: one mdb database under [`SUFFIX`], the
+/// service account's `manage` rights, and the ppolicy overlay with lockout.
+fn slapd_conf(d: &str) -> String {
+    format!(
+        r#"include /etc/ldap/schema/core.schema
+include /etc/ldap/schema/cosine.schema
+include /etc/ldap/schema/inetorgperson.schema
+modulepath /usr/lib/ldap
+moduleload back_mdb.la
+moduleload ppolicy.la
+pidfile {d}/slapd.pid
+argsfile {d}/slapd.args
+database mdb
+maxsize 104857600
+suffix "{SUFFIX}"
+rootdn "{ROOT_DN}"
+rootpw {ROOT_PW}
+directory {d}/data
+access to attrs=userPassword
+  by dn.exact="{SERVICE_DN}" manage
+  by self write
+  by anonymous auth
+  by * none
+access to *
+  by dn.exact="{SERVICE_DN}" manage
+  by users read
+  by * none
+overlay ppolicy
+ppolicy_default "cn=default,ou=policies,{SUFFIX}"
+ppolicy_hash_cleartext
+ppolicy_use_lockout
+"#
+    )
+}
+
+/// A loopback port that was free a moment ago.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts slapd on `url` with its errors going to `log`.
+fn spawn_slapd(conf_path: &Path, url: &str, log: std::fs::File) -> KillOnDrop {
+    // `-d stats` keeps slapd in the foreground (so the PID is ours to kill) and writes its
+    // errors to the log; `-d 0` would hide fatal ones.
+    KillOnDrop(
+        Command::new(tool("slapd"))
+            .args(["-d", "stats", "-f"])
+            .arg(conf_path)
+            .arg("-h")
+            .arg(format!("{url}/"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    )
 }
 
 /// Waits until slapd answers a bind; false when it exited (port taken) or never answered.
