@@ -1,18 +1,18 @@
 //! The SQL implementation of [`Store`] for SQLite and PostgreSQL. Queries are written once with
 //! `$N` placeholders, which both backends accept, and run on whichever pool is configured.
+//!
+//! [`connect`] opens a pool; [`directory`], [`cases`] and [`audit_log`] hold the queries outside
+//! [`Store::commit`]; [`codec`] turns column text and JSON documents into values and back. The
+//! commit path is below.
 
 use std::collections::BTreeMap;
-use std::str::FromStr;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use deskgate_core::{ApiId, Case, ContactKind, Staff, Subject};
 use sqlx::Row;
-use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::postgres::PgPool;
+use sqlx::sqlite::SqlitePool;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::audit::{AuditRecord, canonical_body, chain, leaf_hash, parse_hash};
@@ -20,11 +20,7 @@ use crate::{
     ApiToken, CaseFilter, CaseWrite, Change, Credential, Hash, LinkToken, NewAuditEntry, Result,
     SsoStaff, StaffAccess, Store, StoreError, StoredCase, StoredCheckpoint, time_text,
 };
-
-enum Backend {
-    Sqlite(SqlitePool),
-    Postgres(PgPool),
-}
+use codec::{corrupt, json};
 
 /// Runs `$body` with `$p` bound to whichever pool is configured; each arm is type-checked for its
 /// own backend, so one query text serves both.
@@ -35,6 +31,17 @@ macro_rules! on_pool {
             Backend::Postgres($p) => $body,
         }
     };
+}
+
+mod audit_log;
+mod cases;
+mod codec;
+mod connect;
+mod directory;
+
+enum Backend {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
 }
 
 pub struct SqlStore {
@@ -156,111 +163,9 @@ async fn group_commit(
         .collect())
 }
 
-const LIVE_STATES: &str = "('open','verifying','approved','escalated')";
-
-fn corrupt(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(e.to_string())
-}
-
-fn parse_time(text: &str) -> Result<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(text)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(corrupt)
-}
-
-fn parse_opt_time(text: Option<String>) -> Result<Option<DateTime<Utc>>> {
-    text.as_deref().map(parse_time).transpose()
-}
-
-fn like_pattern(query: &str) -> String {
-    let escaped = query
-        .to_lowercase()
-        .replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_");
-    format!("%{escaped}%")
-}
-
 fn subject_email(s: &Subject) -> Option<String> {
     s.contact(ContactKind::Email)
         .map(|c| c.value.to_lowercase())
-}
-
-impl SqlStore {
-    pub async fn open(url: &str) -> Result<Self> {
-        let mut writer = None;
-        let backend = if url.starts_with("sqlite:") {
-            let options = SqliteConnectOptions::from_str(url)?
-                .create_if_missing(true)
-                .journal_mode(SqliteJournalMode::Wal)
-                // FULL: an acknowledged commit survives power loss, not only a process crash.
-                .synchronous(SqliteSynchronous::Full)
-                .busy_timeout(Duration::from_secs(10))
-                .foreign_keys(true);
-            let pool = SqlitePoolOptions::new()
-                .max_connections(8)
-                .connect_with(options)
-                .await?;
-            sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-            let (tx, rx) = mpsc::channel(4 * MAX_GROUP);
-            tokio::spawn(sqlite_writer(pool.clone(), rx));
-            writer = Some(tx);
-            Backend::Sqlite(pool)
-        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            let pool = PgPoolOptions::new()
-                .max_connections(16)
-                .acquire_timeout(Duration::from_secs(10))
-                .connect(url)
-                .await?;
-            sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-            Backend::Postgres(pool)
-        } else {
-            return Err(StoreError::UnsupportedUrl(
-                url.split(':').next().unwrap_or_default().to_owned(),
-            ));
-        };
-        Ok(Self {
-            backend,
-            sqlite_writer: writer,
-        })
-    }
-
-    async fn docs(&self, sql: &str, binds: &[&str], limit: Option<i64>) -> Result<Vec<String>> {
-        on_pool!(self, |p| {
-            let mut q = sqlx::query(sql);
-            for b in binds {
-                q = q.bind(*b);
-            }
-            if let Some(l) = limit {
-                q = q.bind(l);
-            }
-            let rows = q.fetch_all(p).await?;
-            rows.iter()
-                .map(|r| r.try_get::<String, _>(0).map_err(StoreError::from))
-                .collect()
-        })
-    }
-
-    async fn count(&self, sql: &str, binds: &[&str]) -> Result<u64> {
-        let n: i64 = on_pool!(self, |p| {
-            let mut q = sqlx::query(sql);
-            for b in binds {
-                q = q.bind(*b);
-            }
-            q.fetch_one(p).await?.try_get::<i64, _>(0)?
-        });
-        u64::try_from(n).map_err(corrupt)
-    }
-}
-
-fn decode<T: serde::de::DeserializeOwned>(docs: Vec<String>) -> Result<Vec<T>> {
-    docs.iter()
-        .map(|d| serde_json::from_str(d).map_err(corrupt))
-        .collect()
-}
-
-fn json<T: serde::Serialize>(value: &T) -> Result<String> {
-    serde_json::to_string(value).map_err(corrupt)
 }
 
 /// The sequencer row as read inside a writer's transaction.
@@ -745,24 +650,59 @@ read_head_fn!(
     "SELECT size, chain_hash FROM audit_head WHERE id = 1 FOR UPDATE"
 );
 
-fn audit_rows<R: Row>(rows: Vec<R>) -> Result<Vec<AuditRecord>>
-where
-    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> &'r str: sqlx::ColumnIndex<R>,
-{
-    rows.iter()
-        .map(|r| {
-            Ok(AuditRecord {
-                index: u64::try_from(r.try_get::<i64, _>("idx")?).map_err(corrupt)?,
-                body: r.try_get("body")?,
-                leaf_hash: r.try_get("leaf_hash")?,
-                chain_hash: r.try_get("chain_hash")?,
+impl SqlStore {
+    pub async fn open(url: &str) -> Result<Self> {
+        if url.starts_with("sqlite:") {
+            let pool = connect::sqlite(url).await?;
+            let (writer, rx) = mpsc::channel(4 * MAX_GROUP);
+            tokio::spawn(sqlite_writer(pool.clone(), rx));
+            Ok(Self {
+                backend: Backend::Sqlite(pool),
+                sqlite_writer: Some(writer),
             })
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Ok(Self {
+                backend: Backend::Postgres(connect::postgres(url).await?),
+                sqlite_writer: None,
+            })
+        } else {
+            Err(StoreError::UnsupportedUrl(
+                url.split(':').next().unwrap_or_default().to_owned(),
+            ))
+        }
+    }
+
+    /// The first column of every row `sql` returns, as text: a JSON document or a hash.
+    async fn docs(&self, sql: &str, binds: &[&str], limit: Option<i64>) -> Result<Vec<String>> {
+        on_pool!(self, |p| {
+            let mut q = sqlx::query(sql);
+            for b in binds {
+                q = q.bind(*b);
+            }
+            if let Some(l) = limit {
+                q = q.bind(l);
+            }
+            let rows = q.fetch_all(p).await?;
+            rows.iter()
+                .map(|r| r.try_get::<String, _>(0).map_err(StoreError::from))
+                .collect()
         })
-        .collect()
+    }
+
+    /// The single number `sql` returns, such as a `COUNT(*)`.
+    async fn count(&self, sql: &str, binds: &[&str]) -> Result<u64> {
+        let n: i64 = on_pool!(self, |p| {
+            let mut q = sqlx::query(sql);
+            for b in binds {
+                q = q.bind(*b);
+            }
+            q.fetch_one(p).await?.try_get::<i64, _>(0)?
+        });
+        u64::try_from(n).map_err(corrupt)
+    }
 }
 
+/// Each query lives in the module of its job; this only dispatches.
 #[async_trait]
 impl Store for SqlStore {
     fn backend(&self) -> &'static str {
@@ -780,76 +720,31 @@ impl Store for SqlStore {
     }
 
     async fn subject(&self, id: &str) -> Result<Option<Subject>> {
-        let docs = self
-            .docs("SELECT doc FROM subjects WHERE id = $1", &[id], None)
-            .await?;
-        Ok(decode(docs)?.pop())
+        directory::subject(self, id).await
     }
 
     async fn search_subjects(&self, query: &str, limit: u32) -> Result<Vec<Subject>> {
-        let pattern = like_pattern(query);
-        let docs = self
-            .docs(
-                "SELECT doc FROM subjects WHERE lower(id) LIKE $1 ESCAPE '\\' \
-                 OR lower(display_name) LIKE $1 ESCAPE '\\' \
-                 OR lower(coalesce(email, '')) LIKE $1 ESCAPE '\\' \
-                 ORDER BY display_name, id LIMIT $2",
-                &[&pattern],
-                Some(i64::from(limit)),
-            )
-            .await?;
-        decode(docs)
+        directory::search_subjects(self, query, limit).await
     }
 
     async fn subject_count(&self) -> Result<u64> {
-        self.count("SELECT COUNT(*) FROM subjects", &[]).await
+        directory::subject_count(self).await
     }
 
     async fn upsert_staff(&self, staff: &Staff) -> Result<()> {
-        let doc = json(staff)?;
-        on_pool!(self, |p| {
-            sqlx::query(
-                "INSERT INTO staff (id, name, role, subject_id, doc) VALUES ($1, $2, $3, $4, $5) \
-                 ON CONFLICT (id) DO UPDATE SET name = excluded.name, role = excluded.role, \
-                 subject_id = excluded.subject_id, doc = excluded.doc",
-            )
-            .bind(&staff.id)
-            .bind(&staff.name)
-            .bind(staff.role.api_id())
-            .bind(staff.subject_id.as_deref())
-            .bind(&doc)
-            .execute(p)
-            .await
-            .map_err(|e| match e.as_database_error() {
-                Some(d) if d.is_unique_violation() => StoreError::Conflict(
-                    "another staff account is already linked to this person (or has this name)"
-                        .to_owned(),
-                ),
-                _ => StoreError::from(e),
-            })?;
-        });
-        Ok(())
+        directory::upsert_staff(self, staff).await
     }
 
     async fn staff(&self, id: &str) -> Result<Option<Staff>> {
-        let docs = self
-            .docs("SELECT doc FROM staff WHERE id = $1", &[id], None)
-            .await?;
-        Ok(decode(docs)?.pop())
+        directory::staff(self, id).await
     }
 
     async fn staff_by_name(&self, name: &str) -> Result<Option<Staff>> {
-        let docs = self
-            .docs("SELECT doc FROM staff WHERE name = $1", &[name], None)
-            .await?;
-        Ok(decode(docs)?.pop())
+        directory::staff_by_name(self, name).await
     }
 
     async fn list_staff(&self) -> Result<Vec<Staff>> {
-        let docs = self
-            .docs("SELECT doc FROM staff ORDER BY id", &[], None)
-            .await?;
-        decode(docs)
+        directory::list_staff(self).await
     }
 
     async fn add_api_token(
@@ -859,185 +754,43 @@ impl Store for SqlStore {
         label: &str,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        on_pool!(self, |p| {
-            sqlx::query(
-                "INSERT INTO api_tokens (token_hash, staff_id, label, created_at) \
-                 VALUES ($1, $2, $3, $4)",
-            )
-            .bind(token_hash)
-            .bind(staff_id)
-            .bind(label)
-            .bind(time_text(now))
-            .execute(p)
-            .await?;
-        });
-        Ok(())
+        directory::add_api_token(self, token_hash, staff_id, label, now).await
     }
 
     async fn staff_by_sso_identity(&self, identity: &str) -> Result<Option<SsoStaff>> {
-        let row: Option<(String, Option<String>)> = on_pool!(self, |p| {
-            match sqlx::query(
-                "SELECT doc, disabled_at FROM staff WHERE lower(sso_identity) = lower($1)",
-            )
-            .bind(identity)
-            .fetch_optional(p)
-            .await?
-            {
-                Some(r) => Some((r.try_get(0)?, r.try_get(1)?)),
-                None => None,
-            }
-        });
-        row.map(|(doc, disabled_at)| {
-            Ok(SsoStaff {
-                staff: serde_json::from_str(&doc).map_err(corrupt)?,
-                disabled_at: parse_opt_time(disabled_at)?,
-            })
-        })
-        .transpose()
+        directory::staff_by_sso_identity(self, identity).await
     }
 
     async fn staff_access(&self) -> Result<Vec<(String, Option<String>, Option<DateTime<Utc>>)>> {
-        let rows: Vec<(String, Option<String>, Option<String>)> = on_pool!(self, |p| {
-            sqlx::query("SELECT id, sso_identity, disabled_at FROM staff ORDER BY id")
-                .fetch_all(p)
-                .await?
-                .iter()
-                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
-                .collect::<Result<_>>()?
-        });
-        rows.into_iter()
-            .map(|(id, sso, disabled)| Ok((id, sso, parse_opt_time(disabled)?)))
-            .collect()
+        directory::staff_access(self).await
     }
 
     async fn staff_for_token(&self, token_hash: &str, now: DateTime<Utc>) -> Result<Option<Staff>> {
-        let now = time_text(now);
-        let docs = self
-            .docs(
-                "SELECT s.doc FROM api_tokens t JOIN staff s ON s.id = t.staff_id \
-                 WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND s.disabled_at IS NULL \
-                 AND (t.expires_at IS NULL OR t.expires_at > $2)",
-                &[token_hash, &now],
-                None,
-            )
-            .await?;
-        Ok(decode(docs)?.pop())
+        directory::staff_for_token(self, token_hash, now).await
     }
 
     async fn expire_token_at(&self, token_hash: &str, at: DateTime<Utc>) -> Result<()> {
-        let at = time_text(at);
-        on_pool!(self, |p| {
-            sqlx::query("UPDATE api_tokens SET expires_at = $1 WHERE token_hash = $2")
-                .bind(&at)
-                .bind(token_hash)
-                .execute(p)
-                .await?;
-        });
-        Ok(())
+        directory::expire_token_at(self, token_hash, at).await
     }
 
     async fn revoke_staff_tokens(&self, staff_id: &str, now: DateTime<Utc>) -> Result<u64> {
-        let now = time_text(now);
-        let done = on_pool!(self, |p| {
-            sqlx::query(
-                "UPDATE api_tokens SET revoked_at = $1 WHERE staff_id = $2 AND revoked_at IS NULL",
-            )
-            .bind(&now)
-            .bind(staff_id)
-            .execute(p)
-            .await?
-            .rows_affected()
-        });
-        Ok(done)
+        directory::revoke_staff_tokens(self, staff_id, now).await
     }
 
     async fn list_api_tokens(&self) -> Result<Vec<ApiToken>> {
-        type Row = (
-            String,
-            String,
-            String,
-            String,
-            Option<String>,
-            Option<String>,
-        );
-        let rows: Vec<Row> = on_pool!(self, |p| {
-            sqlx::query_as(
-                "SELECT token_hash, staff_id, label, created_at, expires_at, revoked_at \
-                 FROM api_tokens ORDER BY created_at, token_hash",
-            )
-            .fetch_all(p)
-            .await?
-        });
-        let time = |t: Option<String>| t.as_deref().map(parse_time).transpose();
-        rows.into_iter()
-            .map(|(token_hash, staff_id, label, created, expires, revoked)| {
-                Ok(ApiToken {
-                    token_hash,
-                    staff_id,
-                    label,
-                    created_at: parse_time(&created)?,
-                    expires_at: time(expires)?,
-                    revoked_at: time(revoked)?,
-                })
-            })
-            .collect()
+        directory::list_api_tokens(self).await
     }
 
     async fn revoke_token(&self, token_hash: &str, now: DateTime<Utc>) -> Result<()> {
-        let now = time_text(now);
-        on_pool!(self, |p| {
-            sqlx::query(
-                "UPDATE api_tokens SET revoked_at = $1 WHERE token_hash = $2 AND revoked_at IS NULL",
-            )
-            .bind(&now)
-            .bind(token_hash)
-            .execute(p)
-            .await?;
-        });
-        Ok(())
+        directory::revoke_token(self, token_hash, now).await
     }
 
     async fn case(&self, id: &str) -> Result<Option<StoredCase>> {
-        let row: Option<(String, i64)> = on_pool!(self, |p| {
-            match sqlx::query("SELECT doc, version FROM cases WHERE id = $1")
-                .bind(id)
-                .fetch_optional(p)
-                .await?
-            {
-                Some(r) => Some((r.try_get(0)?, r.try_get(1)?)),
-                None => None,
-            }
-        });
-        row.map(|(doc, version)| {
-            Ok(StoredCase {
-                case: serde_json::from_str::<Case>(&doc).map_err(corrupt)?,
-                version,
-            })
-        })
-        .transpose()
+        cases::case(self, id).await
     }
 
     async fn list_cases(&self, filter: &CaseFilter) -> Result<Vec<Case>> {
-        let mut sql = String::from("SELECT doc FROM cases WHERE 1 = 1");
-        let mut binds: Vec<&str> = Vec::new();
-        let state = filter.state.map(|s| s.api_id());
-        for (column, value) in [
-            ("state", state),
-            ("agent_id", filter.agent_id.as_deref()),
-            ("subject_id", filter.subject_id.as_deref()),
-        ] {
-            if let Some(v) = value {
-                binds.push(v);
-                sql.push_str(&format!(" AND {column} = ${}", binds.len()));
-            }
-        }
-        sql.push_str(&format!(
-            " ORDER BY opened_at DESC, id LIMIT ${}",
-            binds.len() + 1
-        ));
-        let limit = if filter.limit == 0 { 100 } else { filter.limit };
-        let docs = self.docs(&sql, &binds, Some(i64::from(limit))).await?;
-        decode(docs)
+        cases::list_cases(self, filter).await
     }
 
     async fn subject_case_counts(
@@ -1045,25 +798,7 @@ impl Store for SqlStore {
         subject_id: &str,
         since: DateTime<Utc>,
     ) -> Result<(u32, u32)> {
-        let live = self
-            .count(
-                &format!(
-                    "SELECT COUNT(*) FROM cases WHERE subject_id = $1 AND state IN {LIVE_STATES}"
-                ),
-                &[subject_id],
-            )
-            .await?;
-        let since = time_text(since);
-        let executed = self
-            .count(
-                "SELECT COUNT(*) FROM cases WHERE subject_id = $1 AND executed_at >= $2",
-                &[subject_id, &since],
-            )
-            .await?;
-        Ok((
-            u32::try_from(live).unwrap_or(u32::MAX),
-            u32::try_from(executed).unwrap_or(u32::MAX),
-        ))
+        cases::subject_case_counts(self, subject_id, since).await
     }
 
     async fn velocity_counts(
@@ -1073,128 +808,23 @@ impl Store for SqlStore {
         agent_id: &str,
         since: DateTime<Utc>,
     ) -> Result<(u32, u32, u32)> {
-        let since = time_text(since);
-        let per = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
-        let subject = self
-            .count(
-                "SELECT COUNT(*) FROM cases WHERE subject_id = $1 AND opened_at >= $2",
-                &[subject_id, &since],
-            )
-            .await?;
-        let caller = match caller_number {
-            Some(n) => {
-                self.count(
-                    "SELECT COUNT(*) FROM cases WHERE caller_number = $1 AND opened_at >= $2",
-                    &[n, &since],
-                )
-                .await?
-            }
-            None => 0,
-        };
-        let agent = self
-            .count(
-                "SELECT COUNT(*) FROM cases WHERE agent_id = $1 AND opened_at >= $2",
-                &[agent_id, &since],
-            )
-            .await?;
-        Ok((per(subject), per(caller), per(agent)))
+        cases::velocity_counts(self, subject_id, caller_number, agent_id, since).await
     }
 
     async fn webhook_seen(&self, vendor: &str, delivery_id: &str) -> Result<bool> {
-        let n = self
-            .count(
-                "SELECT COUNT(*) FROM webhook_deliveries WHERE vendor = $1 AND delivery_id = $2",
-                &[vendor, delivery_id],
-            )
-            .await?;
-        Ok(n > 0)
+        cases::webhook_seen(self, vendor, delivery_id).await
     }
 
     async fn recovery_codes(&self, subject_id: &str) -> Result<Vec<String>> {
-        self.docs(
-            "SELECT code_hash FROM recovery_codes WHERE subject_id = $1 AND used_at IS NULL \
-             ORDER BY code_hash",
-            &[subject_id],
-            None,
-        )
-        .await
+        cases::recovery_codes(self, subject_id).await
     }
 
     async fn link(&self, token_hash: &str) -> Result<Option<LinkToken>> {
-        type Row6 = (
-            String,
-            String,
-            String,
-            String,
-            String,
-            String,
-            Option<String>,
-        );
-        let row: Option<Row6> = on_pool!(self, |p| {
-            match sqlx::query(
-                "SELECT kind, case_id, verification_id, respondent, created_at, expires_at, used_at \
-                 FROM link_tokens WHERE token_hash = $1",
-            )
-            .bind(token_hash)
-            .fetch_optional(p)
-            .await?
-            {
-                Some(r) => Some((
-                    r.try_get(0)?,
-                    r.try_get(1)?,
-                    r.try_get(2)?,
-                    r.try_get(3)?,
-                    r.try_get(4)?,
-                    r.try_get(5)?,
-                    r.try_get(6)?,
-                )),
-                None => None,
-            }
-        });
-        row.map(
-            |(kind, case_id, verification_id, respondent, created, expires, used)| {
-                Ok(LinkToken {
-                    token_hash: token_hash.to_owned(),
-                    kind,
-                    case_id,
-                    verification_id,
-                    respondent,
-                    created_at: parse_time(&created)?,
-                    expires_at: parse_time(&expires)?,
-                    used_at: parse_opt_time(used)?,
-                })
-            },
-        )
-        .transpose()
+        cases::link(self, token_hash).await
     }
 
     async fn credential(&self, subject_id: &str, kind: &str) -> Result<Option<Credential>> {
-        type Row4 = (String, String, Option<String>, Option<String>);
-        let row: Option<Row4> = on_pool!(self, |p| {
-            match sqlx::query(
-                "SELECT hash, created_at, expires_at, used_at FROM credentials \
-                 WHERE subject_id = $1 AND kind = $2",
-            )
-            .bind(subject_id)
-            .bind(kind)
-            .fetch_optional(p)
-            .await?
-            {
-                Some(r) => Some((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)),
-                None => None,
-            }
-        });
-        row.map(|(hash, created, expires, used)| {
-            Ok(Credential {
-                subject_id: subject_id.to_owned(),
-                kind: kind.to_owned(),
-                hash,
-                created_at: parse_time(&created)?,
-                expires_at: parse_opt_time(expires)?,
-                used_at: parse_opt_time(used)?,
-            })
-        })
-        .transpose()
+        cases::credential(self, subject_id, kind).await
     }
 
     async fn commit(&self, change: Change) -> Result<Vec<AuditRecord>> {
@@ -1241,111 +871,26 @@ impl Store for SqlStore {
     }
 
     async fn audit_size(&self) -> Result<u64> {
-        self.count("SELECT size FROM audit_head WHERE id = 1", &[])
-            .await
+        audit_log::audit_size(self).await
     }
 
     async fn audit_entries(&self, start: u64, end: u64) -> Result<Vec<AuditRecord>> {
-        let start = i64::try_from(start).map_err(corrupt)?;
-        let end = i64::try_from(end).map_err(corrupt)?;
-        on_pool!(self, |p| {
-            let rows = sqlx::query(
-                "SELECT idx, body, leaf_hash, chain_hash FROM audit_log \
-                 WHERE idx >= $1 AND idx < $2 ORDER BY idx",
-            )
-            .bind(start)
-            .bind(end)
-            .fetch_all(p)
-            .await?;
-            audit_rows(rows)
-        })
+        audit_log::audit_entries(self, start, end).await
     }
 
     async fn audit_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>> {
-        let mut found: BTreeMap<u64, Hash> = BTreeMap::new();
-        // Chunked so a large proof never builds an oversized statement.
-        for chunk in indexes.chunks(500) {
-            let list = chunk
-                .iter()
-                .map(|i| i.to_string())
-                .collect::<Vec<_>>()
-                .join(",");
-            let sql = format!("SELECT idx, hash FROM audit_hashes WHERE idx IN ({list})");
-            let rows: Vec<(i64, String)> = on_pool!(self, |p| {
-                let rows = sqlx::query(&sql).fetch_all(p).await?;
-                rows.iter()
-                    .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-                    .collect::<Result<Vec<_>>>()?
-            });
-            for (idx, text) in rows {
-                found.insert(
-                    u64::try_from(idx).map_err(corrupt)?,
-                    Hash::from_hex(&text).map_err(corrupt)?,
-                );
-            }
-        }
-        indexes
-            .iter()
-            .map(|i| {
-                found
-                    .get(i)
-                    .copied()
-                    .ok_or_else(|| StoreError::NotFound(format!("stored hash {i}")))
-            })
-            .collect()
+        audit_log::audit_hashes(self, indexes).await
     }
 
     async fn save_checkpoint(&self, c: &StoredCheckpoint) -> Result<()> {
-        let size = i64::try_from(c.size).map_err(corrupt)?;
-        on_pool!(self, |p| {
-            sqlx::query(
-                "INSERT INTO audit_checkpoints (size, root, note, created_at) \
-                 VALUES ($1, $2, $3, $4) ON CONFLICT (size) DO NOTHING",
-            )
-            .bind(size)
-            .bind(&c.root)
-            .bind(&c.note)
-            .bind(time_text(c.created_at))
-            .execute(p)
-            .await?;
-        });
-        Ok(())
+        audit_log::save_checkpoint(self, c).await
     }
 
     async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>> {
-        let row: Option<(i64, String, String, String)> = on_pool!(self, |p| {
-            match sqlx::query(
-                "SELECT size, root, note, created_at FROM audit_checkpoints \
-                 ORDER BY size DESC LIMIT 1",
-            )
-            .fetch_optional(p)
-            .await?
-            {
-                Some(r) => Some((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)),
-                None => None,
-            }
-        });
-        row.map(|(size, root, note, created)| {
-            Ok(StoredCheckpoint {
-                size: u64::try_from(size).map_err(corrupt)?,
-                root,
-                note,
-                created_at: parse_time(&created)?,
-            })
-        })
-        .transpose()
+        audit_log::latest_checkpoint(self).await
     }
 
     async fn audit_for_case(&self, case_id: &str) -> Result<Vec<AuditRecord>> {
-        on_pool!(self, |p| {
-            let rows = sqlx::query(
-                "SELECT idx, body, leaf_hash, chain_hash FROM audit_log \
-                 WHERE case_id = $1 ORDER BY idx",
-            )
-            .bind(case_id)
-            .fetch_all(p)
-            .await?;
-            audit_rows(rows)
-        })
+        audit_log::audit_for_case(self, case_id).await
     }
 }
