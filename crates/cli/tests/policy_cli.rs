@@ -43,11 +43,10 @@ fn a_broken_bundle_is_refused_with_its_file_and_line() {
     copy_dir(Path::new(PACK), &broken);
     let playbooks = broken.join("playbooks.toml");
     let text = std::fs::read_to_string(&playbooks).unwrap();
-    std::fs::write(
-        &playbooks,
-        text.replacen("\"recovery_code\"]]", "\"horoscope\"]]", 1),
-    )
-    .unwrap();
+    // An evidence class that does not exist, in the first list of strong classes.
+    let edited = text.replacen("\"recovery_code\"]", "\"horoscope\"]", 1);
+    assert_ne!(edited, text, "the edit must change the pack");
+    std::fs::write(&playbooks, edited).unwrap();
     let o = deskgate(dir.path(), &["policy", "check", broken.to_str().unwrap()]);
     assert!(!o.status.success());
     let err = stderr(&o);

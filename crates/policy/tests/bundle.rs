@@ -214,8 +214,8 @@ fn playbook_requiring_knowledge_is_refused() {
         replace(
             f,
             "playbooks.toml",
-            "[[\"device_of_record\", \"government_id\", \"recovery_code\"]]",
-            "[[\"knowledge\"]]",
+            "[\"device_of_record\", \"government_id\", \"recovery_code\"],",
+            "[\"knowledge\"],",
         )
     }));
     let p = &e.problems()[0];
@@ -368,7 +368,7 @@ fn layers_that_disagree_fail_the_test_run_and_never_allow() {
     let case = bundle
         .test_cases()
         .iter()
-        .find(|c| c.name == "standard password reset with one class is allowed")
+        .find(|c| c.name == "standard unlock with an enrolled authenticator is allowed")
         .unwrap();
     let d = bundle.evaluate(&case.request).unwrap();
     assert_eq!(d.outcome, Outcome::Deny);
@@ -414,11 +414,14 @@ fn explain_shows_playbook_steps_and_reasons() {
             Tier::Standard,
             SubjectStatus::Active,
             Action::PasswordReset,
-            &[IndependenceClass::EmailOfRecord],
+            &[
+                IndependenceClass::EmailOfRecord,
+                IndependenceClass::PhoneOfRecord,
+            ],
         )
         .unwrap();
     assert!(ok.contains("decision: allow"), "{ok}");
-    assert!(ok.contains("execute-standard-light"), "{ok}");
+    assert!(ok.contains("execute-standard-password-reset"), "{ok}");
 }
 
 #[test]

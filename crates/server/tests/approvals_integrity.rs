@@ -423,6 +423,16 @@ async fn finding_10_an_authenticator_bound_minutes_ago_is_no_device_of_record(ba
     let code = s.service.current_totp("u-dave").await.unwrap();
     let (status, body) = s.answer(AGENT, id, &vid, &code).await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["progress"]["counted_classes"],
+        json!(["device_of_record"])
+    );
+    // Since issue 13 a password reset also needs a contact or person of record: a code to the
+    // phone of record (not the mailbox the attacker took) completes it with the counted app.
+    assert_eq!(body["state"], "verifying", "{body}");
+    let (vid, code) = s.send_code(AGENT, id, "sms_code").await;
+    let (status, body) = s.answer(AGENT, id, &vid, &code).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["state"], "approved");
     s.finish().await;
 }

@@ -291,11 +291,28 @@ async fn finding_8_callback_passes_only_on_a_signed_gather_with_the_code(backend
     let (_, case) = s
         .get(&format!("/api/v1/cases/{id}"), Some(&s.token(AGENT)))
         .await;
-    assert_eq!(case["state"], "approved", "{case}");
+    assert_eq!(case["verifications"][0]["state"], "passed", "{case}");
     assert_eq!(
         case["progress"]["counted_classes"],
         json!(["phone_of_record"])
     );
+    // One class never resets a password (issue 13): a code to the email of record completes it.
+    assert_eq!(case["state"], "verifying", "{case}");
+    let (evid, ecode) = s.send_code(AGENT, &id, "email_code").await;
+    let (status, body) = s.answer(AGENT, &id, &evid, &ecode).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, case) = s
+        .get(&format!("/api/v1/cases/{id}"), Some(&s.token(AGENT)))
+        .await;
+    assert_eq!(case["state"], "approved", "{case}");
+    let mut counted: Vec<&str> = case["progress"]["counted_classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    counted.sort_unstable();
+    assert_eq!(counted, ["email_of_record", "phone_of_record"]);
     // Once only.
     let (status, _) = gather(&s, &action, &params, &signature).await;
     assert_eq!(status, StatusCode::CONFLICT);
@@ -426,7 +443,17 @@ async fn finding_8_console_shows_the_code_once_and_no_code_field(backend: Backen
     let (_, case) = s
         .get(&format!("/api/v1/cases/{id}"), Some(&s.token(AGENT)))
         .await;
-    assert_eq!(case["state"], "approved");
+    assert_eq!(case["verifications"][0]["state"], "passed", "{case}");
+    assert_eq!(
+        case["progress"]["counted_classes"],
+        json!(["phone_of_record"])
+    );
+    // A password reset needs a second class since issue 13: the email of record gives it.
+    assert_eq!(case["state"], "verifying", "{case}");
+    let (evid, ecode) = s.send_code(AGENT, id, "email_code").await;
+    let (status, body) = s.answer(AGENT, id, &evid, &ecode).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["state"], "approved", "{body}");
     s.finish().await;
 }
 

@@ -399,8 +399,7 @@ async fn finding_14_the_not_me_page_posts_its_token_in_the_body(backend: Backend
     let s = TestServer::start(backend).await;
     let case = s.open_case(AGENT, "u-dave", "password_reset").await;
     let id = case["id"].as_str().unwrap();
-    let (vid, code) = s.send_code(AGENT, id, "email_code").await;
-    s.answer(AGENT, id, &vid, &code).await;
+    s.pass_password_reset(AGENT, id).await;
     assert_eq!(s.execute(AGENT, id).await.0, StatusCode::OK);
     let link = not_me_link(&s, "dave.whitfield@example.org");
     let token = link.rsplit_once('/').unwrap().1.to_owned();
@@ -579,9 +578,8 @@ async fn finding_14_cancel_or_deny_during_the_connector_call_keeps_the_outcome(b
     let s = std::sync::Arc::new(ldap_server(backend, &relay.url).await);
     let case = s.open_case(AGENT, "u-dave", "password_reset").await;
     let id = case["id"].as_str().unwrap().to_owned();
-    let (vid, code) = s.send_code(AGENT, &id, "email_code").await;
-    let (status, body) = s.answer(AGENT, &id, &vid, &code).await;
-    assert_eq!(body["state"], "approved", "{status} {body}");
+    let body = s.pass_password_reset(AGENT, &id).await;
+    assert_eq!(body["state"], "approved", "{body}");
 
     relay.hold(true);
     let execution = {
@@ -646,8 +644,7 @@ async fn finding_14_an_execution_lost_mid_call_is_failed_not_cancelled(backend: 
     let s = std::sync::Arc::new(ldap_server(backend, &relay.url).await);
     let case = s.open_case(AGENT, "u-dave", "password_reset").await;
     let id = case["id"].as_str().unwrap().to_owned();
-    let (vid, code) = s.send_code(AGENT, &id, "email_code").await;
-    s.answer(AGENT, &id, &vid, &code).await;
+    s.pass_password_reset(AGENT, &id).await;
     relay.hold(true);
     let execution = {
         let (s, id) = (s.clone(), id.clone());

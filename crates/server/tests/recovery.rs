@@ -33,7 +33,30 @@ async fn password_reset_happy_path(backend: Backend) {
     );
     let (status, body) = s.answer(AGENT, id, &vid, &code).await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["state"], "verifying",
+        "one class never resets a password (issue 13)"
+    );
+    assert!(body["grant"].is_null(), "{body}");
+
+    // The second class, through the other contact of record.
+    let (vid, code) = s.send_code(AGENT, id, "sms_code").await;
+    assert_eq!(
+        s.last_message("verification_code")["to"],
+        "+1 555 010 0112",
+        "code goes to the phone of record"
+    );
+    let (status, body) = s.answer(AGENT, id, &vid, &code).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["state"], "approved");
+    let mut counted: Vec<&str> = body["progress"]["counted_classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    counted.sort_unstable();
+    assert_eq!(counted, ["email_of_record", "phone_of_record"]);
     assert!(body["grant"]["expires_at"].is_string());
     assert_eq!(body["playbook"][0]["kind"], "execute");
 
@@ -103,10 +126,19 @@ async fn password_reset_happy_path(backend: Backend) {
             .unwrap()
             .clone()
     };
-    let passed = find("verification.passed");
+    // Each pass names its own piece of evidence; the execution names both (two passes now).
+    let passed: Vec<Value> = entries
+        .iter()
+        .filter(|e| e["event"] == "verification.passed")
+        .flat_map(|e| {
+            let digests = e["evidence_digests"].as_array().unwrap();
+            assert_eq!(digests.len(), 1, "{e}");
+            digests.clone()
+        })
+        .collect();
+    assert_eq!(passed.len(), 2);
     let executed = find("execution.performed");
-    assert_eq!(passed["evidence_digests"].as_array().unwrap().len(), 1);
-    assert_eq!(executed["evidence_digests"], passed["evidence_digests"]);
+    assert_eq!(executed["evidence_digests"], Value::Array(passed));
     assert_eq!(executed["policy_digest"], s.service.bundle().digest());
     assert_eq!(
         find("case.opened")["policy_digest"],
@@ -260,8 +292,7 @@ async fn failing_audit_append_executes_nothing(backend: Backend) {
     let s = TestServer::start(backend).await;
     let case = s.open_case(AGENT, "u-dave", "password_reset").await;
     let id = case["id"].as_str().unwrap();
-    let (vid, code) = s.send_code(AGENT, id, "email_code").await;
-    assert_eq!(s.answer(AGENT, id, &vid, &code).await.0, StatusCode::OK);
+    s.pass_password_reset(AGENT, id).await;
 
     // A real database-level failure of the audit insert, inside the same transaction.
     match backend {
@@ -331,8 +362,7 @@ async fn fifty_concurrent_executes_consume_the_grant_once(backend: Backend) {
     let s = TestServer::start(backend).await;
     let case = s.open_case(AGENT, "u-dave", "password_reset").await;
     let id = case["id"].as_str().unwrap().to_owned();
-    let (vid, code) = s.send_code(AGENT, &id, "email_code").await;
-    assert_eq!(s.answer(AGENT, &id, &vid, &code).await.0, StatusCode::OK);
+    s.pass_password_reset(AGENT, &id).await;
     let s = std::sync::Arc::new(s);
     let mut tasks = Vec::new();
     for _ in 0..50 {
@@ -501,8 +531,7 @@ async fn this_was_not_me_locks_the_account(backend: Backend) {
     .await;
     let case = s.open_case(AGENT, "u-dave", "password_reset").await;
     let id = case["id"].as_str().unwrap();
-    let (vid, code) = s.send_code(AGENT, id, "email_code").await;
-    assert_eq!(s.answer(AGENT, id, &vid, &code).await.0, StatusCode::OK);
+    s.pass_password_reset(AGENT, id).await;
     assert_eq!(s.execute(AGENT, id).await.0, StatusCode::OK);
     let notice = s.last_message("recovery_notice");
     let link = notice["link"].as_str().unwrap().to_owned();

@@ -175,7 +175,50 @@ async fn a_sim_swap_and_a_mailbox_do_not_reset_mfa(backend: Backend) {
     assert_eq!(body["state"], "approved", "{body}");
 }
 
+/// The second path: the subject's mailbox and a colluding manager completed a phone
+/// change (the mailbox held the recovery codes). Now the mailbox yields an email code, the
+/// manager their attestation, and a phone change still needs a strong class neither can give.
+async fn a_mailbox_and_a_colluding_manager_do_not_change_the_phone(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let (status, case) = s
+        .post(
+            "/api/v1/cases",
+            Some(&s.token(AGENT)),
+            serde_json::json!({
+                "subject": "u-alice", "action": "phone_change", "channel": "phone",
+                "new_contact": "+1 555 010 0999",
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{case}");
+    let id = case["id"].as_str().unwrap();
+    let (email, code) = s.send_code(AGENT, id, "email_code").await;
+    let (status, _) = s.answer(AGENT, id, &email, &code).await;
+    assert_eq!(status, StatusCode::OK);
+    // Bob, the manager, works for the attacker: he signs in and confirms.
+    let link = s.request_attestation(AGENT, id).await;
+    let session = s.attestation_sign_in(&link).await.unwrap();
+    let (status, body) = s
+        .attest_with_session(&link, None, Some(&session), "confirm")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = s
+        .get(&format!("/api/v1/cases/{id}"), Some(&s.token(AGENT)))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["state"], "verifying", "{body}");
+    assert_eq!(body["progress"]["met"], false);
+    let (status, body) = s.execute(AGENT, id).await;
+    assert_ne!(status, StatusCode::OK, "{body}");
+    let alice = s.service.store().subject("u-alice").await.unwrap().unwrap();
+    assert!(
+        alice.contacts.iter().all(|c| c.value != "+1 555 010 0999"),
+        "the phone of record is unchanged"
+    );
+}
+
 on_both_backends!(
+    a_mailbox_and_a_colluding_manager_do_not_change_the_phone,
     a_mailbox_takeover_counts_once,
     a_sim_swap_and_a_mailbox_do_not_reset_mfa,
 );
