@@ -5,6 +5,7 @@ use deskgate_core::{
     Action, Approval, Case, CaseState, Channel, Contact, IndependenceClass, Method, PlaybookStep,
     Progress, RiskAssessment, Subject, SubjectStatus, Tier, VerificationState,
 };
+pub use deskgate_policy::Analysis as AttackPaths;
 use serde::Serialize;
 
 #[derive(Debug, Serialize)]

@@ -119,6 +119,14 @@ enum PolicyCommand {
     },
     /// Run both bundles over their test cases and print every case whose outcome changes.
     Diff { old: PathBuf, new: PathBuf },
+    /// The attack paths of a bundle: for every tier x action x risk level, the cheapest sets of
+    /// attacker capabilities that reach an executable grant, checked against its gates.
+    Analyze {
+        dir: Option<PathBuf>,
+        /// `table` (for people) or `json`.
+        #[arg(long, default_value = "table")]
+        format: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -305,6 +313,7 @@ async fn policy_command(command: PolicyCommand) -> Result<(), String> {
         PolicyCommand::Check { dir } => policy::check(dir.as_deref())?,
         PolicyCommand::Test { dir } => policy::test(dir.as_deref())?,
         PolicyCommand::Diff { old, new } => policy::compare(&old, &new)?,
+        PolicyCommand::Analyze { dir, format } => policy::analyze(dir.as_deref(), &format)?,
         PolicyCommand::Explain {
             subject,
             action,

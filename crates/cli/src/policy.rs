@@ -16,22 +16,72 @@ fn load(dir: Option<&Path>) -> Result<Bundle, String> {
 
 pub(crate) fn check(dir: Option<&Path>) -> Result<String, String> {
     let b = load(dir)?;
+    gates_hold(&b)?;
     Ok(format!(
-        "ok: bundle {} with {} policies and {} test cases",
+        "ok: bundle {} with {} policies, {} test cases and {} gates",
         b.digest(),
         b.policy_count(),
-        b.test_cases().len()
+        b.test_cases().len(),
+        b.gates().gates.len()
     ))
 }
 
-/// Runs the bundle's cases; the report ends with `N passed, N failed`. Failing cases are an error.
+/// Runs the bundle's cases; the report ends with `N passed, N failed`. Failing cases are an error,
+/// and so is an attack path that breaks one of the bundle's gates.
 pub(crate) fn test(dir: Option<&Path>) -> Result<String, String> {
-    let report = run_tests(&load(dir)?);
+    let bundle = load(dir)?;
+    let report = run_tests(&bundle);
     let text = report.to_string();
     if report.failed() > 0 {
-        Err(text)
-    } else {
+        return Err(text);
+    }
+    gates_hold(&bundle).map_err(|gates| format!("{text}\n{gates}"))?;
+    Ok(text)
+}
+
+/// Refuses a bundle with an attack path that breaks one of its gates, naming each such path.
+fn gates_hold(bundle: &Bundle) -> Result<(), String> {
+    let analysis = bundle
+        .analyze(chrono::Utc::now())
+        .map_err(|e| format!("the attack paths cannot be computed: {e}"))?;
+    if analysis.violations.is_empty() {
+        return Ok(());
+    }
+    let lines: Vec<String> = analysis
+        .violations
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    Err(format!(
+        "{} attack path(s) break the bundle's gates:\n{}",
+        lines.len(),
+        lines.join("\n")
+    ))
+}
+
+/// `policy analyze`: the matrix of attack paths, as a table or JSON. Broken gates are an error,
+/// after the matrix.
+pub(crate) fn analyze(dir: Option<&Path>, format: &str) -> Result<String, String> {
+    let bundle = load(dir)?;
+    let started = std::time::Instant::now();
+    let analysis = bundle
+        .analyze(chrono::Utc::now())
+        .map_err(|e| format!("the attack paths cannot be computed: {e}"))?;
+    let elapsed = started.elapsed();
+    let text = match format {
+        "json" => serde_json::to_string_pretty(&analysis).map_err(|e| e.to_string())?,
+        "table" => format!(
+            "{}\n{} decisions evaluated in {} ms",
+            deskgate_policy::analyze::render_table(&analysis),
+            analysis.decisions,
+            elapsed.as_millis()
+        ),
+        other => return Err(format!("unknown format {other}; one of: table, json")),
+    };
+    if analysis.violations.is_empty() {
         Ok(text)
+    } else {
+        Err(text)
     }
 }
 
@@ -78,6 +128,19 @@ pub(crate) fn compare(old: &Path, new: &Path) -> Result<String, String> {
             c.name, c.old, c.new, c.old_policy_ids, c.new_policy_ids
         ));
     }
-    out.push_str(&format!("{} case(s) change", changes.len()));
+    out.push_str(&format!("{} case(s) change\n", changes.len()));
+    let now = chrono::Utc::now();
+    let analysis = |b: &Bundle| {
+        b.analyze(now)
+            .map_err(|e| format!("the attack paths cannot be computed: {e}"))
+    };
+    let paths = deskgate_policy::analyze::path_changes(&analysis(&a)?, &analysis(&b)?);
+    for p in &paths {
+        out.push_str(&format!("attack path: {p}\n"));
+    }
+    out.push_str(&format!(
+        "{} cell(s) of the attack matrix change",
+        paths.len()
+    ));
     Ok(out)
 }

@@ -16,6 +16,7 @@ use deskgate_core::{Action, ApiId};
 use miette::Diagnostic;
 use sha2::{Digest, Sha256};
 
+use crate::analyze::Gates;
 use crate::error::{BundleError, Problem, ProblemKind};
 use crate::playbook::{Playbooks, toml_problem};
 use crate::risk::RiskThresholds;
@@ -28,6 +29,7 @@ include!(concat!(env!("OUT_DIR"), "/default_bundle.rs"));
 const SCHEMA_FILE: &str = "schema.cedarschema";
 const PLAYBOOKS_FILE: &str = "playbooks.toml";
 const RISK_FILE: &str = "risk.toml";
+const GATES_FILE: &str = "gates.toml";
 
 /// Annotation naming a policy; every policy must carry one, and decisions report it.
 pub const ID_ANNOTATION: &str = "id";
@@ -65,6 +67,8 @@ pub struct Bundle {
     pub(crate) playbooks: Playbooks,
     pub(crate) thresholds: RiskThresholds,
     pub(crate) tests: Vec<TestCase>,
+    /// Bounds on the attack paths (`gates.toml`; none when the file is absent).
+    pub(crate) gates: Gates,
     /// Every policy, re-identified by its `@id`, with the guards that pick which of them a
     /// decision hands to Cedar.
     pub(crate) slicer: Slicer,
@@ -81,6 +85,7 @@ fn is_bundle_file(rel: &str) -> bool {
     rel == SCHEMA_FILE
         || rel == PLAYBOOKS_FILE
         || rel == RISK_FILE
+        || rel == GATES_FILE
         || in_dir("policies", ".cedar")
         || in_dir("tests", ".toml")
 }
@@ -106,7 +111,7 @@ fn read_dir_files(root: &Path) -> Result<BTreeMap<String, String>, BundleError> 
         move |source| BundleError::Io { path, source }
     };
     let mut files = BTreeMap::new();
-    for rel in [SCHEMA_FILE, PLAYBOOKS_FILE, RISK_FILE] {
+    for rel in [SCHEMA_FILE, PLAYBOOKS_FILE, RISK_FILE, GATES_FILE] {
         let path = root.join(rel);
         if path.is_file() {
             files.insert(
@@ -508,6 +513,20 @@ fn load_playbooks(
     }
 }
 
+/// `gates.toml`, when the bundle has one.
+fn load_gates(files: &BTreeMap<String, String>, problems: &mut Vec<Problem>) -> Gates {
+    let Some(text) = files.get(GATES_FILE) else {
+        return Gates::default();
+    };
+    match toml::from_str::<Gates>(text) {
+        Ok(gates) => gates,
+        Err(e) => {
+            problems.push(toml_problem(GATES_FILE, text, &e));
+            Gates::default()
+        }
+    }
+}
+
 /// The table-driven cases of `tests/*.toml`.
 fn load_tests(files: &BTreeMap<String, String>, problems: &mut Vec<Problem>) -> Vec<TestCase> {
     let mut tests = Vec::new();
@@ -554,6 +573,7 @@ impl Bundle {
         } = load_policies(&files, schema.as_ref(), &mut problems);
         let playbooks = load_playbooks(&files, thresholds.as_ref(), &mut problems);
         let tests = load_tests(&files, &mut problems);
+        let gates = load_gates(&files, &mut problems);
         let staff_type = entity_type("Staff").map_err(|p| problems.push(p)).ok();
         let subject_type = entity_type("Subject").map_err(|p| problems.push(p)).ok();
 
@@ -593,6 +613,7 @@ impl Bundle {
                     playbooks,
                     thresholds,
                     tests,
+                    gates,
                     slicer,
                 };
                 // The schema must accept the request Deskgate builds, or every decision would fail.
@@ -641,6 +662,11 @@ impl Bundle {
     /// What the bundle knows about the policy with this `@id`.
     pub fn policy(&self, id: &str) -> Option<&PolicyInfo> {
         self.info.get(id)
+    }
+
+    /// The bounds `gates.toml` sets on the bundle's attack paths.
+    pub fn gates(&self) -> &Gates {
+        &self.gates
     }
 
     pub fn playbooks(&self) -> &Playbooks {

@@ -5,8 +5,10 @@
 //! - `playbook`: tier x action x risk level -> requirements and scripted steps (first layer).
 //! - `decide`: one decision: risk + playbook + Cedar (the final gate), with escalation.
 //! - `risk`: the risk engine with the bundle's thresholds.
+//! - `analyze`: the attack paths of a bundle and its gates (`policy analyze`).
 //! - `testing`: the bundle's table-driven cases (`policy test`), `explain` and `diff`.
 
+pub mod analyze;
 pub mod bundle;
 pub mod decide;
 pub mod error;
@@ -16,6 +18,9 @@ mod slice;
 mod source;
 pub mod testing;
 
+pub use analyze::{
+    Analysis, Capabilities, Capability, Cell, Gate, Gates, PathChange, Violation, path_changes,
+};
 pub use bundle::{Bundle, PolicyInfo};
 pub use decide::{
     ApprovalInput, Decision, DecisionRequest, EvidenceInput, LayerCheck, Outcome, StaffInfo, Stage,

@@ -46,6 +46,8 @@ pub struct SecurityOverview {
 pub struct AdminOverview {
     pub bundle: Arc<Bundle>,
     pub tests: deskgate_policy::TestReport,
+    /// The bundle's attack paths and its gates' verdict, or why they could not be computed.
+    pub analysis: Result<deskgate_policy::Analysis, String>,
     pub staff: Vec<Staff>,
 }
 
@@ -134,9 +136,11 @@ impl Service {
         }
         let bundle = self.bundle();
         let tests = deskgate_policy::run_tests(&bundle);
+        let analysis = bundle.analyze(self.now()).map_err(|e| e.to_string());
         Ok(AdminOverview {
             bundle,
             tests,
+            analysis,
             staff: self.store.list_staff().await?,
         })
     }

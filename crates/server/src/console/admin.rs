@@ -12,6 +12,15 @@ use super::session::SignedIn;
 use super::{Console, Failure, Nav, refuse, words};
 use deskgate_app::AppError;
 
+/// One cell of the attack matrix, in words.
+struct PathRow {
+    tier: String,
+    action: String,
+    risk: String,
+    paths: usize,
+    cheapest: String,
+}
+
 struct StaffRow {
     id: String,
     name: String,
@@ -31,7 +40,41 @@ struct AdminPage {
     tests_failed: usize,
     /// Names of the failing test cases, with where they are written.
     failing: Vec<String>,
+    /// The attack matrix of the bundle in force, or why it could not be computed.
+    matrix: Vec<PathRow>,
+    matrix_error: Option<String>,
+    /// Paths that break the bundle's gates, in words.
+    violations: Vec<String>,
     staff: Vec<StaffRow>,
+}
+
+/// The attack matrix as rows: each cell's cheapest capability sets.
+fn matrix_rows(analysis: &deskgate_app::views::AttackPaths) -> Vec<PathRow> {
+    analysis
+        .cells
+        .iter()
+        .map(|c| PathRow {
+            tier: words(c.tier),
+            action: words(c.action),
+            risk: words(c.risk),
+            paths: c.paths.len(),
+            cheapest: match (&c.closed, c.paths.is_empty()) {
+                (Some(why), _) => format!("closed: {why}"),
+                (None, true) => "unreachable with every capability".to_owned(),
+                (None, false) => c
+                    .cheapest()
+                    .iter()
+                    .map(|p| {
+                        p.iter()
+                            .map(|cap| cap.api_id().replace('_', " "))
+                            .collect::<Vec<_>>()
+                            .join(" + ")
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" | "),
+            },
+        })
+        .collect()
 }
 
 async fn render(
@@ -56,6 +99,17 @@ async fn render(
             .filter(|r| !r.passed())
             .map(|r| format!("{} ({}:{})", r.name, r.file, r.line))
             .collect(),
+        matrix: overview
+            .analysis
+            .as_ref()
+            .map(matrix_rows)
+            .unwrap_or_default(),
+        matrix_error: overview.analysis.as_ref().err().cloned(),
+        violations: overview
+            .analysis
+            .as_ref()
+            .map(|a| a.violations.iter().map(ToString::to_string).collect())
+            .unwrap_or_default(),
         staff: overview
             .staff
             .iter()
