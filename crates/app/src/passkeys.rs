@@ -547,13 +547,7 @@ impl Service {
             "A temporary access pass was used to enrol a new passkey on your account. \
                        If this was not you, contact the security team at once.",
         );
-        let redeemed = AuditEvent::TemporaryAccessPassRedeemed(
-            event::TemporaryAccessPassRedeemed::Passkey(event::PassRedeemedForPasskey {
-                subject_id: subject.id.clone(),
-                enrolled: AuthenticatorKind::Passkey.to_string(),
-                authenticator_id: authenticator_id.clone(),
-            }),
-        );
+        let redeemed = pass_redeemed(&subject.id, &authenticator_id);
         let who = Actor {
             id: subject.id.clone(),
             role: "subject".to_owned(),
@@ -574,16 +568,9 @@ impl Service {
             audit: vec![self.entry(&who, None, redeemed)],
             ..Change::default()
         };
-        // Someone left without a saved recovery code gets new ones, shown here once and never
-        // sent; saved ones still unused are kept (new ones would depend on the pass's contact).
-        let mut shown_codes = Vec::new();
-        if self.recovery_hashes(&subject.id).await?.is_empty() {
-            let issued = self.new_recovery_codes(&subject.id, &who, &provenance, now);
-            change.recovery_codes.push(issued.hashes);
-            change.credentials.push(issued.provenance);
-            change.audit.push(issued.entry);
-            shown_codes = issued.codes;
-        }
+        let shown_codes = self
+            .codes_if_none_left(&subject.id, &who, &provenance, now, &mut change)
+            .await?;
         self.store.commit(change).await.map_err(|e| match e {
             deskgate_store::StoreError::Conflict(_) => pass_spent(),
             other => other.into(),
@@ -593,16 +580,32 @@ impl Service {
                 tracing::warn!(error = %e, "authenticator notice not delivered");
             }
         }
-        Ok(json!({
-            "subject_id": subject.id, "enrolled": "passkey", "authenticator_id": authenticator_id,
-            "recovery_codes": shown_codes,
-            "message": if shown_codes.is_empty() {
-                "Your passkey is enrolled. The help desk can now ask you to confirm it is you with it."
-            } else {
-                "Your passkey is enrolled. Save the recovery codes shown here now, somewhere only \
-                 you can reach: they are shown once and never sent, and each works once."
-            },
-        }))
+        Ok(enrolled_answer(
+            &subject.id,
+            &authenticator_id,
+            &shown_codes,
+        ))
+    }
+
+    /// Someone left without a saved recovery code gets new ones, added to `change` and shown
+    /// once in the answer, never sent; saved ones still unused are kept (new ones would depend on
+    /// the pass's contact).
+    async fn codes_if_none_left(
+        &self,
+        subject_id: &str,
+        who: &Actor,
+        provenance: &crate::service::Provenance,
+        now: DateTime<Utc>,
+        change: &mut Change,
+    ) -> AppResult<Vec<String>> {
+        if !self.recovery_hashes(subject_id).await?.is_empty() {
+            return Ok(Vec::new());
+        }
+        let issued = self.new_recovery_codes(subject_id, who, provenance, now);
+        change.recovery_codes.push(issued.hashes);
+        change.credentials.push(issued.provenance);
+        change.audit.push(issued.entry);
+        Ok(issued.codes)
     }
 
     /// The subject's temporary access pass, still unused and unexpired, and the one this
@@ -673,4 +676,29 @@ impl Service {
 /// The refusal of a pass that is wrong, used or expired.
 fn pass_spent() -> AppError {
     AppError::unauthenticated_as("pass_refused", "the pass is wrong, used or expired")
+}
+
+/// `temporary_access_pass.redeemed` for a passkey enrolment.
+fn pass_redeemed(subject_id: &str, authenticator_id: &str) -> AuditEvent {
+    AuditEvent::TemporaryAccessPassRedeemed(event::TemporaryAccessPassRedeemed::Passkey(
+        event::PassRedeemedForPasskey {
+            subject_id: subject_id.to_owned(),
+            enrolled: AuthenticatorKind::Passkey.to_string(),
+            authenticator_id: authenticator_id.to_owned(),
+        },
+    ))
+}
+
+/// The answer to a passkey enrolment with a pass, with any new recovery codes shown once.
+fn enrolled_answer(subject_id: &str, authenticator_id: &str, shown_codes: &[String]) -> Value {
+    json!({
+        "subject_id": subject_id, "enrolled": "passkey", "authenticator_id": authenticator_id,
+        "recovery_codes": shown_codes,
+        "message": if shown_codes.is_empty() {
+            "Your passkey is enrolled. The help desk can now ask you to confirm it is you with it."
+        } else {
+            "Your passkey is enrolled. Save the recovery codes shown here now, somewhere only \
+             you can reach: they are shown once and never sent, and each works once."
+        },
+    })
 }

@@ -93,21 +93,22 @@ impl Service {
         Ok(link)
     }
 
-    /// Redeems a temporary access pass, once, before it expires, to enrol a new authenticator
-    /// app; the answer carries its `otpauth://` URI. The pass does nothing else: it opens no
-    /// case, changes no contact and signs in nowhere.
-    pub async fn redeem_pass(&self, subject_id: &str, pass: &str) -> AppResult<Value> {
-        let refused =
-            || AppError::unauthenticated_as("pass_refused", "the pass is wrong, used or expired");
+    /// The subject's temporary access pass, if `pass` is it (compared in constant time), unused
+    /// and unexpired; any other answer is the same refusal.
+    async fn presented_pass(
+        &self,
+        subject_id: &str,
+        pass: &str,
+        now: DateTime<Utc>,
+    ) -> AppResult<deskgate_store::Credential> {
         if subject_id.len() > 128 || pass.is_empty() || pass.len() > 128 {
-            return Err(refused());
+            return Err(pass_refused());
         }
-        let now = self.now();
         let credential = self
             .store
             .credential(subject_id, "temporary_access_pass")
             .await?
-            .ok_or_else(refused)?;
+            .ok_or_else(pass_refused)?;
         let presented = secrets::token_hash(pass);
         let matches: bool =
             subtle::ConstantTimeEq::ct_eq(presented.as_bytes(), credential.hash.as_bytes()).into();
@@ -115,8 +116,18 @@ impl Service {
             || credential.used_at.is_some()
             || credential.expires_at.is_none_or(|e| now >= e)
         {
-            return Err(refused());
+            return Err(pass_refused());
         }
+        Ok(credential)
+    }
+
+    /// Redeems a temporary access pass, once, before it expires, to enrol a new authenticator
+    /// app; the answer carries its `otpauth://` URI. The pass does nothing else: it opens no
+    /// case, changes no contact and signs in nowhere.
+    pub async fn redeem_pass(&self, subject_id: &str, pass: &str) -> AppResult<Value> {
+        let refused = pass_refused;
+        let now = self.now();
+        let credential = self.presented_pass(subject_id, pass, now).await?;
         let mut subject = self.required_subject(subject_id).await?;
         ensure_not_on_hold(&subject, true)?;
         let (uri, sealed) = self.bind_new_app(&mut subject, now)?;
@@ -334,4 +345,9 @@ impl Service {
             }
         }
     }
+}
+
+/// The one refusal of a pass that is wrong, used or expired.
+fn pass_refused() -> AppError {
+    AppError::unauthenticated_as("pass_refused", "the pass is wrong, used or expired")
 }

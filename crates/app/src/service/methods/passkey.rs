@@ -63,16 +63,7 @@ impl Service {
                 "the subject has no enrolled passkey",
             ));
         }
-        // Any of them may answer: the evidence depends on each, and on how each was enrolled.
-        let mut depends_on = BTreeSet::new();
-        for p in &passkeys {
-            depends_on.insert(takeover::device(&p.authenticator_id));
-            let enrolled = match &p.provenance {
-                Some(provenance) => provenance.clone(),
-                None => Provenance::any_contact(self, &subject),
-            };
-            depends_on.extend(enrolled.units);
-        }
+        let depends_on = self.passkey_units(&subject, &passkeys);
         let fresh = case.requirements.freshness();
         let email = subject.trusted_contact(ContactKind::Email, fresh, now).ok_or_else(|| {
             AppError::invalid_as("contact_not_trusted",
@@ -244,6 +235,25 @@ impl Service {
 }
 
 impl Service {
+    /// What a passkey verification depends on: any of the subject's passkeys may answer, so each
+    /// of them, and how each was enrolled (before that was kept: with a pass to some contact).
+    fn passkey_units(
+        &self,
+        subject: &Subject,
+        passkeys: &[crate::passkeys::StoredPasskey],
+    ) -> BTreeSet<String> {
+        let mut units = BTreeSet::new();
+        for p in passkeys {
+            units.insert(takeover::device(&p.authenticator_id));
+            let enrolled = match &p.provenance {
+                Some(provenance) => provenance.clone(),
+                None => Provenance::any_contact(self, subject),
+            };
+            units.extend(enrolled.units);
+        }
+        units
+    }
+
     /// Whether the respondent's authenticator `id` was bound before the case's freshness window.
     async fn passkey_settled(
         &self,
