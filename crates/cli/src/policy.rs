@@ -16,7 +16,7 @@ fn load(dir: Option<&Path>) -> Result<Bundle, String> {
 
 pub(crate) fn check(dir: Option<&Path>) -> Result<String, String> {
     let b = load(dir)?;
-    gates_hold(&b)?;
+    b.check_gates(chrono::Utc::now())?;
     Ok(format!(
         "ok: bundle {} with {} policies, {} test cases and {} gates",
         b.digest(),
@@ -35,28 +35,10 @@ pub(crate) fn test(dir: Option<&Path>) -> Result<String, String> {
     if report.failed() > 0 {
         return Err(text);
     }
-    gates_hold(&bundle).map_err(|gates| format!("{text}\n{gates}"))?;
+    bundle
+        .check_gates(chrono::Utc::now())
+        .map_err(|gates| format!("{text}\n{gates}"))?;
     Ok(text)
-}
-
-/// Refuses a bundle with an attack path that breaks one of its gates, naming each such path.
-fn gates_hold(bundle: &Bundle) -> Result<(), String> {
-    let analysis = bundle
-        .analyze(chrono::Utc::now())
-        .map_err(|e| format!("the attack paths cannot be computed: {e}"))?;
-    if analysis.violations.is_empty() {
-        return Ok(());
-    }
-    let lines: Vec<String> = analysis
-        .violations
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-    Err(format!(
-        "{} attack path(s) break the bundle's gates:\n{}",
-        lines.len(),
-        lines.join("\n")
-    ))
 }
 
 /// `policy analyze`: the matrix of attack paths, as a table or JSON. Broken gates are an error,

@@ -7,19 +7,6 @@ use std::path::Path;
 
 use support::{deskgate, stderr, stdout};
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 const PACK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../policies/default");
 
 #[test]
@@ -40,7 +27,7 @@ fn the_shipped_pack_checks_and_its_cases_pass() {
 fn a_broken_bundle_is_refused_with_its_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let broken = dir.path().join("broken");
-    copy_dir(Path::new(PACK), &broken);
+    deskgate_testkit::bundle::copy_dir(Path::new(PACK), &broken);
     let playbooks = broken.join("playbooks.toml");
     let text = std::fs::read_to_string(&playbooks).unwrap();
     // An evidence class that does not exist, in the first list of strong classes.
@@ -57,7 +44,7 @@ fn a_broken_bundle_is_refused_with_its_file_and_line() {
 fn diff_names_the_cases_a_change_flips() {
     let dir = tempfile::tempdir().unwrap();
     let new = dir.path().join("new");
-    copy_dir(Path::new(PACK), &new);
+    deskgate_testkit::bundle::copy_dir(Path::new(PACK), &new);
     // Drop the guardrail that keeps security-tier subjects for security officers.
     let guardrails = new.join("policies/guardrails.cedar");
     let text = std::fs::read_to_string(&guardrails).unwrap();

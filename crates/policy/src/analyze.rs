@@ -478,6 +478,29 @@ impl Bundle {
     }
 }
 
+impl Bundle {
+    /// Refuses this bundle when an attack path breaks one of its gates, naming every such path
+    /// (what `policy check`, `policy test` and a reload in service all ask).
+    pub fn check_gates(&self, now: DateTime<Utc>) -> Result<(), String> {
+        let analysis = self
+            .analyze(now)
+            .map_err(|e| format!("the attack paths cannot be computed: {e}"))?;
+        if analysis.violations.is_empty() {
+            return Ok(());
+        }
+        let broken: Vec<String> = analysis
+            .violations
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        Err(format!(
+            "{} attack path(s) break the bundle's gates:\n{}",
+            broken.len(),
+            broken.join("\n")
+        ))
+    }
+}
+
 /// The cells of one tier and action: one per risk level the presets reach.
 fn analyze_cell(
     engine: &mut Engine<'_>,

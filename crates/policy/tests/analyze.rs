@@ -18,6 +18,22 @@ fn replace(files: &mut BTreeMap<String, String>, file: &str, from: &str, to: &st
     *text = text.replacen(from, to, 1);
 }
 
+/// Lets one class reset a standard password, in both layers so that they agree.
+fn weaken_standard_password_reset(files: &mut BTreeMap<String, String>) {
+    replace(
+        files,
+        "playbooks.toml",
+        "name = \"standard-password-reset\"\ntiers = [\"standard\"]\nactions = [\"password_reset\"]\nrisk_levels = [\"low\", \"elevated\"]\nmin_classes = 2\nrequired_any_of = [[\"phone_of_record\", \"email_of_record\", \"manager\"]]",
+        "name = \"standard-password-reset\"\ntiers = [\"standard\"]\nactions = [\"password_reset\"]\nrisk_levels = [\"low\", \"elevated\"]\nmin_classes = 1\nrequired_any_of = []",
+    );
+    replace(
+        files,
+        "policies/permits.cedar",
+        "  context.evidence_count >= 2 &&\n  context.evidence_classes.containsAny([\"phone_of_record\", \"email_of_record\", \"manager\"])\n};\n\n@id(\"execute-sensitive-light\")",
+        "  context.evidence_count >= 1\n};\n\n@id(\"execute-sensitive-light\")",
+    );
+}
+
 fn analyze(files: BTreeMap<String, String>) -> Analysis {
     Bundle::from_files(files)
         .unwrap()
@@ -106,18 +122,7 @@ fn every_path_is_minimal() {
 #[test]
 fn a_weak_row_fails_its_gate_with_the_cheapest_path_named() {
     let mut files = default_files();
-    replace(
-        &mut files,
-        "playbooks.toml",
-        "name = \"standard-password-reset\"\ntiers = [\"standard\"]\nactions = [\"password_reset\"]\nrisk_levels = [\"low\", \"elevated\"]\nmin_classes = 2\nrequired_any_of = [[\"phone_of_record\", \"email_of_record\", \"manager\"]]",
-        "name = \"standard-password-reset\"\ntiers = [\"standard\"]\nactions = [\"password_reset\"]\nrisk_levels = [\"low\", \"elevated\"]\nmin_classes = 1\nrequired_any_of = []",
-    );
-    replace(
-        &mut files,
-        "policies/permits.cedar",
-        "  context.evidence_count >= 2 &&\n  context.evidence_classes.containsAny([\"phone_of_record\", \"email_of_record\", \"manager\"])\n};\n\n@id(\"execute-sensitive-light\")",
-        "  context.evidence_count >= 1\n};\n\n@id(\"execute-sensitive-light\")",
-    );
+    weaken_standard_password_reset(&mut files);
     // The tests of the default pack expect the strict row; the analysis is what is asked here.
     files.retain(|path, _| !path.starts_with("tests/"));
     let analysis = analyze(files);
@@ -200,18 +205,7 @@ fn a_change_shows_the_paths_it_opens_and_closes() {
         .analyze(Utc::now())
         .unwrap();
     let mut files = default_files();
-    replace(
-        &mut files,
-        "playbooks.toml",
-        "name = \"standard-password-reset\"\ntiers = [\"standard\"]\nactions = [\"password_reset\"]\nrisk_levels = [\"low\", \"elevated\"]\nmin_classes = 2\nrequired_any_of = [[\"phone_of_record\", \"email_of_record\", \"manager\"]]",
-        "name = \"standard-password-reset\"\ntiers = [\"standard\"]\nactions = [\"password_reset\"]\nrisk_levels = [\"low\", \"elevated\"]\nmin_classes = 1\nrequired_any_of = []",
-    );
-    replace(
-        &mut files,
-        "policies/permits.cedar",
-        "  context.evidence_count >= 2 &&\n  context.evidence_classes.containsAny([\"phone_of_record\", \"email_of_record\", \"manager\"])\n};\n\n@id(\"execute-sensitive-light\")",
-        "  context.evidence_count >= 1\n};\n\n@id(\"execute-sensitive-light\")",
-    );
+    weaken_standard_password_reset(&mut files);
     files.retain(|path, _| !path.starts_with("tests/"));
     let new = analyze(files);
     let changes = deskgate_policy::path_changes(&old, &new);

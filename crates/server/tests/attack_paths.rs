@@ -9,19 +9,6 @@ use common::{Backend, TestServer};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 async fn the_admin_overview_shows_the_attack_matrix(backend: Backend) {
     let s = TestServer::start(backend).await;
     let admin = s
@@ -55,7 +42,7 @@ async fn the_admin_overview_shows_the_attack_matrix(backend: Backend) {
 async fn a_bundle_that_breaks_its_gates_is_not_put_in_force(backend: Backend) {
     let bundle_dir = tempfile::tempdir().unwrap();
     let src = concat!(env!("CARGO_MANIFEST_DIR"), "/../../policies/default");
-    copy_dir(std::path::Path::new(src), bundle_dir.path());
+    deskgate_testkit::bundle::copy_dir(std::path::Path::new(src), bundle_dir.path());
     let dir = bundle_dir.path().to_path_buf();
     let s = TestServer::start_with(backend, |c| c.policy_dir = Some(dir)).await;
     let old = s.service.bundle().digest().to_owned();

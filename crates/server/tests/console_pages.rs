@@ -164,24 +164,11 @@ async fn the_admin_page_shows_the_bundle_its_tests_and_the_staff_without_tokens(
     assert!(!page.contains(&s.token(AGENT)), "no token is ever shown");
 }
 
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reloading_a_broken_bundle_shows_the_refusal_and_keeps_the_digest() {
     let bundle_dir = tempfile::tempdir().unwrap();
     let src = concat!(env!("CARGO_MANIFEST_DIR"), "/../../policies/default");
-    copy_dir(std::path::Path::new(src), bundle_dir.path());
+    deskgate_testkit::bundle::copy_dir(std::path::Path::new(src), bundle_dir.path());
     let dir = bundle_dir.path().to_path_buf();
     let s = TestServer::start_with(Backend::Sqlite, |c| c.policy_dir = Some(dir)).await;
     let old = s.service.bundle().digest().to_owned();

@@ -193,7 +193,7 @@ async fn probation_escalates_to_a_security_officer(backend: Backend) {
 async fn a_broken_bundle_never_replaces_the_running_one(backend: Backend) {
     let bundle_dir = tempfile::tempdir().unwrap();
     let src = concat!(env!("CARGO_MANIFEST_DIR"), "/../../policies/default");
-    copy_dir(std::path::Path::new(src), bundle_dir.path());
+    deskgate_testkit::bundle::copy_dir(std::path::Path::new(src), bundle_dir.path());
     let dir = bundle_dir.path().to_path_buf();
     let s = TestServer::start_with(backend, |c| c.policy_dir = Some(dir)).await;
     let old = s.service.bundle().digest().to_owned();
@@ -247,19 +247,6 @@ async fn a_broken_bundle_never_replaces_the_running_one(backend: Backend) {
             && events.contains(&"policy.reloaded".to_owned())
     );
     s.finish().await;
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 async fn break_glass_needs_two_security_officers_and_a_delay(backend: Backend) {

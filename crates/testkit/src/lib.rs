@@ -10,9 +10,11 @@
 //! - [`database`]: a fresh SQLite or PostgreSQL database per test, shared with the store's
 //!   own tests.
 //! - [`slapd`]: a private OpenLDAP server per test, for the directory connector.
+//! - [`bundle`]: a private copy of the default policy pack to edit.
 // A fixture that cannot start must fail the test loudly; these are test-only panics.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod bundle;
 pub mod chromedriver;
 pub mod cli;
 pub mod database;

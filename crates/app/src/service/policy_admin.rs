@@ -15,7 +15,7 @@ impl Service {
         let old = self.bundle().digest().to_owned();
         let loaded = policy_gate::load(self.config.policy_dir.as_deref())
             .map_err(|e| e.to_string())
-            .and_then(|b| gates_hold(&b, self.now()).map(|()| b));
+            .and_then(|b| b.check_gates(self.now()).map(|()| b));
         let bundle = match loaded {
             Ok(b) => b,
             Err(problems) => {
@@ -63,25 +63,4 @@ impl Service {
         tracing::info!(old = %old, new = %new, "policy bundle reloaded");
         Ok(json!({ "old_digest": old, "new_digest": new }))
     }
-}
-
-/// Refuses a bundle with an attack path that breaks one of its own gates (`gates.toml`): such a
-/// bundle fails `policy check`, and the service does not put it in force either.
-fn gates_hold(bundle: &Bundle, now: DateTime<Utc>) -> Result<(), String> {
-    let analysis = bundle
-        .analyze(now)
-        .map_err(|e| format!("the attack paths cannot be computed: {e}"))?;
-    if analysis.violations.is_empty() {
-        return Ok(());
-    }
-    let broken: Vec<String> = analysis
-        .violations
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-    Err(format!(
-        "{} attack path(s) break the bundle's gates: {}",
-        broken.len(),
-        broken.join("; ")
-    ))
 }
