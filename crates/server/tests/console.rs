@@ -290,6 +290,21 @@ async fn security_dashboard_and_admin_pages_render_in_the_browser() {
     sign_in(&browser, &base, &s.token("quinn.adams")).await;
     click(&browser, "nav a[href='/console/admin']").await;
     wait_text(&browser, By::Id("tests"), "passed").await;
+    // The attack paths of the bundle in force, and its gates' verdict.
+    wait_text(&browser, By::Id("gates"), "Every attack path holds").await;
+    let rows = browser
+        .find_all(By::Css("#attack-paths tbody tr"))
+        .await
+        .unwrap();
+    assert!(rows.len() > 20, "{} rows", rows.len());
+    let matrix = browser
+        .find(By::Id("attack-paths"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(matrix.contains("sim swap + mailbox"), "{matrix}");
     shoot(&browser, "admin").await;
     browser.quit().await.unwrap();
 }
