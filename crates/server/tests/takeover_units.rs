@@ -217,7 +217,82 @@ async fn a_mailbox_and_a_colluding_manager_do_not_change_the_phone(backend: Back
     );
 }
 
+/// A contact a case put on record depends on what that case's evidence depended on: a phone
+/// changed with Dave's mailbox and his app is, for later cases, not independent of that mailbox
+/// (whoever made the change could hold the new phone), even once it is no longer fresh.
+async fn a_contact_a_case_put_on_record_depends_on_that_cases_evidence(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let (status, case) = s
+        .post(
+            "/api/v1/cases",
+            Some(&s.token(AGENT)),
+            serde_json::json!({
+                "subject": "u-dave", "action": "phone_change", "channel": "phone",
+                "new_contact": "+1 555 010 0777",
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{case}");
+    let id = case["id"].as_str().unwrap();
+    let (email, code) = s.send_code(AGENT, id, "email_code").await;
+    let (status, _) = s.answer(AGENT, id, &email, &code).await;
+    assert_eq!(status, StatusCode::OK);
+    let (app, _) = s.start_method(AGENT, id, "totp").await;
+    let code = s.service.current_totp("u-dave").await.unwrap();
+    let (status, body) = s.answer(AGENT, id, &app, &code).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["state"], "approved", "{body}");
+    let mailbox = verification(&body, &email)["depends_on"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, body) = s.execute(AGENT, id).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // Deskgate puts a changed contact on record unverified; a connected directory that vouches
+    // for it later (as after a sync) makes it a contact of record that carries codes.
+    let mut dave = s.service.store().subject("u-dave").await.unwrap().unwrap();
+    for c in &mut dave.contacts {
+        if c.value == "+1 555 010 0777" {
+            c.verified_at = Some(s.service.now());
+        }
+    }
+    s.service
+        .store()
+        .commit(Change {
+            subjects: vec![dave],
+            ..Change::default()
+        })
+        .await
+        .unwrap();
+    // Past the freshness window and the probation, the new phone carries codes again...
+    s.clock.advance(chrono::Duration::days(15));
+    let case = s.open_case(AGENT, "u-dave", "password_reset").await;
+    let id = case["id"].as_str().unwrap();
+    let (email, code) = s.send_code(AGENT, id, "email_code").await;
+    let (status, _) = s.answer(AGENT, id, &email, &code).await;
+    assert_eq!(status, StatusCode::OK);
+    let (sms, code) = s.send_code(AGENT, id, "sms_code").await;
+    assert_eq!(s.last_message("verification_code")["to"], "+1 555 010 0777");
+    let (status, body) = s.answer(AGENT, id, &sms, &code).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // ...but a code to it depends on the mailbox that put it there: one class, not two.
+    let units = verification(&body, &sms)["depends_on"].to_string();
+    assert!(units.contains(&mailbox), "{units}");
+    assert_eq!(body["state"], "verifying", "{body}");
+    assert_eq!(
+        body["progress"]["counted_classes"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "{}",
+        body["progress"]
+    );
+}
+
 on_both_backends!(
+    a_contact_a_case_put_on_record_depends_on_that_cases_evidence,
     a_mailbox_and_a_colluding_manager_do_not_change_the_phone,
     a_mailbox_takeover_counts_once,
     a_sim_swap_and_a_mailbox_do_not_reset_mfa,

@@ -157,6 +157,8 @@ impl Service {
         let mut audit = pending;
         audit.push(self.pinned(Self::on_evidence(entry, &case), &pin));
         credentials.extend(handover.credential);
+        // A contact the case put on record depends on what the case's evidence depended on.
+        credentials.extend(self.contact_provenance_record(&case, &next, now).await?);
         self.store
             .commit(Change {
                 subjects: vec![next],

@@ -270,6 +270,82 @@ impl Service {
         Ok(stored.unwrap_or_else(|| Provenance::any_contact(self, subject)))
     }
 
+    /// What evidence through `contact` depends on: the contact itself and, when a case put it on
+    /// record, whatever that case's evidence depended on (who could change it could hold it).
+    pub(crate) async fn contact_units(
+        &self,
+        subject: &Subject,
+        contact: &deskgate_core::Contact,
+    ) -> AppResult<std::collections::BTreeSet<String>> {
+        let unit = methods::contact_unit(self, contact);
+        let mut units = self
+            .contact_provenance(&subject.id)
+            .await?
+            .remove(&unit)
+            .map(|p| p.units)
+            .unwrap_or_default();
+        units.insert(unit);
+        Ok(units)
+    }
+
+    /// Per contact unit, how a case put that contact on record.
+    async fn contact_provenance(
+        &self,
+        subject_id: &str,
+    ) -> AppResult<std::collections::BTreeMap<String, Provenance>> {
+        Ok(self
+            .store
+            .credential(subject_id, CONTACT_PROVENANCE)
+            .await?
+            .and_then(|c| serde_json::from_str(&c.hash).ok())
+            .unwrap_or_default())
+    }
+
+    /// The record that `case`, which changes a contact of `after`, put the new contact there on
+    /// the strength of its counted evidence: later evidence through that contact depends on the
+    /// same units. `None` for a case that changes no contact.
+    pub(crate) async fn contact_provenance_record(
+        &self,
+        case: &Case,
+        after: &Subject,
+        now: DateTime<Utc>,
+    ) -> AppResult<Option<deskgate_store::Credential>> {
+        let Some(value) = case.new_contact.as_deref() else {
+            return Ok(None);
+        };
+        let Some(contact) = after.contacts.iter().find(|c| c.value == value) else {
+            return Ok(None);
+        };
+        let evidence = case.evidence();
+        let counting: Vec<&deskgate_core::Evidence> = evidence
+            .iter()
+            .filter(|e| case.requirements.discount_reason(e, now).is_none())
+            .collect();
+        let selection =
+            deskgate_core::takeover::select(&counting, &case.requirements.required_any_of);
+        let units = counting
+            .iter()
+            .filter(|e| selection.counted.values().any(|v| v == &e.verification_id))
+            .flat_map(|e| e.units.iter().cloned())
+            .collect();
+        let mut map = self.contact_provenance(&after.id).await?;
+        map.insert(
+            methods::contact_unit(self, contact),
+            Provenance {
+                shown_in: format!("put on record by case {}", case.id),
+                units,
+            },
+        );
+        Ok(Some(deskgate_store::Credential {
+            subject_id: after.id.clone(),
+            kind: CONTACT_PROVENANCE.to_owned(),
+            hash: serde_json::to_string(&map).unwrap_or_default(),
+            created_at: now,
+            expires_at: None,
+            used_at: None,
+        }))
+    }
+
     /// What the subject's authenticator app depends on: its seed's provenance (seeds enrolled
     /// before provenance was kept were mailed to the email of record).
     pub(crate) async fn totp_provenance(&self, subject: &Subject) -> AppResult<Provenance> {
@@ -291,6 +367,9 @@ pub(crate) struct IssuedCodes {
 
 /// The credential kind holding where the subject's current recovery codes were shown.
 const RECOVERY_PROVENANCE: &str = "recovery_codes_provenance";
+
+/// The credential kind holding, per contact a case changed, what that change depended on.
+const CONTACT_PROVENANCE: &str = "contact_provenance";
 
 /// The credential kind holding where the subject's temporary access pass was sent.
 const PASS_PROVENANCE: &str = "temporary_access_pass_provenance";

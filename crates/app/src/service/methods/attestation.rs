@@ -123,11 +123,10 @@ impl Service {
         v.destination = Some(contact.masked());
         // The voucher's word, through the mailbox the link goes to and the phone their sign-in
         // code goes to: a voucher who shares a contact with the subject shares that unit.
-        v.units = units([
-            takeover::person(&voucher.id),
-            contact_unit(self, reach.email),
-            contact_unit(self, reach.phone),
-        ]);
+        let mut depends_on = self.contact_units(&voucher, reach.email).await?;
+        depends_on.extend(self.contact_units(&voucher, reach.phone).await?);
+        depends_on.insert(takeover::person(&voucher.id));
+        v.units = depends_on;
         let link = LinkToken {
             token_hash: secrets::token_hash(&token),
             kind: "attestation".to_owned(),

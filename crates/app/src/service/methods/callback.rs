@@ -86,7 +86,9 @@ impl Service {
         let ttl = Duration::minutes(self.config.codes.phone_ttl_minutes);
         let mut v = pending_callback(&vid, phone, &subject, secret_hash, now, now + ttl);
         // The phone answers, and the agent's word that it was the right person.
-        v.units = units([contact_unit(self, phone), takeover::AGENT.to_owned()]);
+        let mut depends_on = self.contact_units(&subject, phone).await?;
+        depends_on.insert(takeover::AGENT.to_owned());
+        v.units = depends_on;
         case.start_verification(v, now)?;
         let started = self.started(
             caller,

@@ -85,7 +85,7 @@ impl Service {
         v.destination = Some(contact.masked());
         v.contact_changed_at = Some(contact.changed_at);
         v.secret_hash = Some(self.codes.hash(&vid, &code));
-        v.units = units([contact_unit(self, &contact)]);
+        v.units = self.contact_units(&start.subject, &contact).await?;
         let message = Message {
             to: contact.value.clone(),
             channel: channel.to_owned(),
