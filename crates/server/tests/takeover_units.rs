@@ -175,26 +175,38 @@ async fn a_sim_swap_and_a_mailbox_do_not_reset_mfa(backend: Backend) {
     assert_eq!(body["state"], "approved", "{body}");
 }
 
-/// The second path: the subject's mailbox and a colluding manager completed a phone
-/// change (the mailbox held the recovery codes). Now the mailbox yields an email code, the
-/// manager their attestation, and a phone change still needs a strong class neither can give.
-async fn a_mailbox_and_a_colluding_manager_do_not_change_the_phone(backend: Backend) {
-    let s = TestServer::start(backend).await;
+/// Opens a phone change for `subject` to `new_phone` and passes an email code on it: the case id
+/// and the email verification's id.
+async fn phone_change_after_an_email_code(
+    s: &TestServer,
+    subject: &str,
+    new_phone: &str,
+) -> (String, String) {
     let (status, case) = s
         .post(
             "/api/v1/cases",
             Some(&s.token(AGENT)),
             serde_json::json!({
-                "subject": "u-alice", "action": "phone_change", "channel": "phone",
-                "new_contact": "+1 555 010 0999",
+                "subject": subject, "action": "phone_change", "channel": "phone",
+                "new_contact": new_phone,
             }),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{case}");
-    let id = case["id"].as_str().unwrap();
-    let (email, code) = s.send_code(AGENT, id, "email_code").await;
-    let (status, _) = s.answer(AGENT, id, &email, &code).await;
+    let id = case["id"].as_str().unwrap().to_owned();
+    let (email, code) = s.send_code(AGENT, &id, "email_code").await;
+    let (status, _) = s.answer(AGENT, &id, &email, &code).await;
     assert_eq!(status, StatusCode::OK);
+    (id, email)
+}
+
+/// The second path: the subject's mailbox and a colluding manager completed a phone
+/// change (the mailbox held the recovery codes). Now the mailbox yields an email code, the
+/// manager their attestation, and a phone change still needs a strong class neither can give.
+async fn a_mailbox_and_a_colluding_manager_do_not_change_the_phone(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let (id, _) = phone_change_after_an_email_code(&s, "u-alice", "+1 555 010 0999").await;
+    let id = id.as_str();
     // Bob, the manager, works for the attacker: he signs in and confirms.
     let link = s.request_attestation(AGENT, id).await;
     let session = s.attestation_sign_in(&link).await.unwrap();
@@ -222,21 +234,8 @@ async fn a_mailbox_and_a_colluding_manager_do_not_change_the_phone(backend: Back
 /// (whoever made the change could hold the new phone), even once it is no longer fresh.
 async fn a_contact_a_case_put_on_record_depends_on_that_cases_evidence(backend: Backend) {
     let s = TestServer::start(backend).await;
-    let (status, case) = s
-        .post(
-            "/api/v1/cases",
-            Some(&s.token(AGENT)),
-            serde_json::json!({
-                "subject": "u-dave", "action": "phone_change", "channel": "phone",
-                "new_contact": "+1 555 010 0777",
-            }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{case}");
-    let id = case["id"].as_str().unwrap();
-    let (email, code) = s.send_code(AGENT, id, "email_code").await;
-    let (status, _) = s.answer(AGENT, id, &email, &code).await;
-    assert_eq!(status, StatusCode::OK);
+    let (id, email) = phone_change_after_an_email_code(&s, "u-dave", "+1 555 010 0777").await;
+    let id = id.as_str();
     let (app, _) = s.start_method(AGENT, id, "totp").await;
     let code = s.service.current_totp("u-dave").await.unwrap();
     let (status, body) = s.answer(AGENT, id, &app, &code).await;

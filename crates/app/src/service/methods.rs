@@ -94,13 +94,22 @@ pub(crate) trait VerificationFamily {
     const ANSWERED: Answered;
 
     /// Whether `method` is offered for `subject` on `case` now: the family loads the facts its
-    /// methods need and [`offer::offers`] decides.
+    /// methods need and [`offer::offers`] decides. A family that needs no facts beyond the
+    /// subject's record keeps this default.
     async fn offers(
         svc: &Service,
         method: Method,
         subject: &Subject,
         case: &Case,
-    ) -> AppResult<bool>;
+    ) -> AppResult<bool> {
+        Ok(offered_with(
+            svc,
+            method,
+            &OfferFacts::default(),
+            subject,
+            case,
+        ))
+    }
 
     /// Starts a verification: records it on the case, delivers what it sends (before the case
     /// records it, so a failed delivery changes nothing) and commits with `verification.started`.

@@ -25,8 +25,7 @@ impl VerificationFamily for Callback {
     }
 
     async fn start(svc: &Service, start: Start<'_>) -> AppResult<(String, CaseView)> {
-        svc.start_callback(start.caller, start.stored, start.subject, start.vid)
-            .await
+        svc.start_callback(start).await
     }
 
     fn depends_on(verification: &Verification) -> Vec<EvidenceChannel> {
@@ -42,13 +41,14 @@ impl Service {
     /// the caller; the provider's signed Gather webhook brings the digits back
     /// ([`Service::callback_gathered`]). The agent sees the code once, in this answer; only its
     /// hash is kept, and the number is shown masked.
-    async fn start_callback(
-        &self,
-        caller: &Staff,
-        stored: StoredCase,
-        subject: Subject,
-        vid: String,
-    ) -> AppResult<(String, CaseView)> {
+    async fn start_callback(&self, start: Start<'_>) -> AppResult<(String, CaseView)> {
+        let Start {
+            caller,
+            stored,
+            subject,
+            vid,
+            ..
+        } = start;
         let now = self.now();
         let mut case = stored.case.clone();
         let telephony = self.config.telephony.as_ref().ok_or_else(|| {

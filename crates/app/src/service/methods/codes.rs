@@ -8,21 +8,6 @@ impl VerificationFamily for Codes {
     const METHODS: &'static [Method] = &[Method::SmsCode, Method::VoiceCode, Method::EmailCode];
     const ANSWERED: Answered = Answered::ReadBack;
 
-    async fn offers(
-        svc: &Service,
-        method: Method,
-        subject: &Subject,
-        case: &Case,
-    ) -> AppResult<bool> {
-        Ok(offered_with(
-            svc,
-            method,
-            &OfferFacts::default(),
-            subject,
-            case,
-        ))
-    }
-
     async fn start(svc: &Service, start: Start<'_>) -> AppResult<(String, CaseView)> {
         svc.start_code(start).await
     }

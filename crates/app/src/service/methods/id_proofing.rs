@@ -30,8 +30,7 @@ impl VerificationFamily for IdProofing {
     }
 
     async fn start(svc: &Service, start: Start<'_>) -> AppResult<(String, CaseView)> {
-        svc.start_id_proofing(start.caller, start.stored, start.subject, start.vid)
-            .await
+        svc.start_id_proofing(start).await
     }
 
     fn depends_on(verification: &Verification) -> Vec<EvidenceChannel> {
@@ -46,13 +45,14 @@ impl Service {
     /// Creates an inquiry at the identity-verification vendor, bound to the subject's identity of
     /// record, and sends the subject (at the email of record) the vendor's link; the vendor's
     /// signed webhook completes the verification later, for this inquiry only.
-    async fn start_id_proofing(
-        &self,
-        caller: &Staff,
-        stored: StoredCase,
-        subject: Subject,
-        vid: String,
-    ) -> AppResult<(String, CaseView)> {
+    async fn start_id_proofing(&self, start: Start<'_>) -> AppResult<(String, CaseView)> {
+        let Start {
+            caller,
+            stored,
+            subject,
+            vid,
+            ..
+        } = start;
         let now = self.now();
         let mut case = stored.case.clone();
         let (vendor, vendor_config) =

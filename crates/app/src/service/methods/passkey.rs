@@ -30,8 +30,7 @@ impl VerificationFamily for PasskeyLink {
     }
 
     async fn start(svc: &Service, start: Start<'_>) -> AppResult<(String, CaseView)> {
-        svc.start_passkey(start.caller, start.stored, start.subject, start.vid)
-            .await
+        svc.start_passkey(start).await
     }
 
     fn depends_on(verification: &Verification) -> Vec<EvidenceChannel> {
@@ -46,13 +45,14 @@ impl Service {
     /// Starts a passkey verification: a single-use link to the subject's trusted email of record
     /// (never a contact the caller gives) opens a page where the subject's browser proves
     /// possession of an enrolled passkey.
-    async fn start_passkey(
-        &self,
-        caller: &Staff,
-        stored: StoredCase,
-        subject: Subject,
-        vid: String,
-    ) -> AppResult<(String, CaseView)> {
+    async fn start_passkey(&self, start: Start<'_>) -> AppResult<(String, CaseView)> {
+        let Start {
+            caller,
+            stored,
+            subject,
+            vid,
+            ..
+        } = start;
         let now = self.now();
         let mut case = stored.case.clone();
         self.webauthn()?;

@@ -10,24 +10,8 @@ impl VerificationFamily for Push {
     const METHODS: &'static [Method] = &[Method::Push];
     const ANSWERED: Answered = Answered::Device;
 
-    async fn offers(
-        svc: &Service,
-        method: Method,
-        subject: &Subject,
-        case: &Case,
-    ) -> AppResult<bool> {
-        Ok(offered_with(
-            svc,
-            method,
-            &OfferFacts::default(),
-            subject,
-            case,
-        ))
-    }
-
     async fn start(svc: &Service, start: Start<'_>) -> AppResult<(String, CaseView)> {
-        svc.start_push(start.caller, start.stored, start.subject, start.vid)
-            .await
+        svc.start_push(start).await
     }
 
     fn depends_on(_verification: &Verification) -> Vec<EvidenceChannel> {
@@ -39,13 +23,14 @@ impl Service {
     /// Sends a push challenge to the subject's enrolled device. The agent reads the number shown
     /// on the case to the caller, who must enter it on the device: approving blindly is not
     /// possible. Pushes are limited per subject so that a flood cannot wear the person down.
-    async fn start_push(
-        &self,
-        caller: &Staff,
-        stored: StoredCase,
-        subject: Subject,
-        vid: String,
-    ) -> AppResult<(String, CaseView)> {
+    async fn start_push(&self, start: Start<'_>) -> AppResult<(String, CaseView)> {
+        let Start {
+            caller,
+            stored,
+            subject,
+            vid,
+            ..
+        } = start;
         let now = self.now();
         let mut case = stored.case.clone();
         let device = subject
