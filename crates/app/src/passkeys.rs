@@ -46,6 +46,10 @@ pub enum PasskeyPurpose {
     Attest,
     /// Enrolment of a subject passkey with a temporary access pass.
     Enrol,
+    /// A subject signing in to their own page.
+    SubjectSignIn,
+    /// A subject signed in to their own page adding another passkey.
+    SubjectAdd,
     /// A staff member adding a console passkey.
     StaffRegister,
     /// A staff member signing in to the console.
@@ -58,6 +62,8 @@ impl PasskeyPurpose {
             Self::Verify => "verify",
             Self::Attest => "attest",
             Self::Enrol => "enrol",
+            Self::SubjectSignIn => "subject_sign_in",
+            Self::SubjectAdd => "subject_add",
             Self::StaffRegister => "staff_register",
             Self::StaffSignIn => "staff_sign_in",
         }
@@ -634,7 +640,7 @@ impl Service {
 
     /// Adds `passkey` to the subject's passkeys (at most [`MAX_PASSKEYS`]) and authenticators:
     /// the list to store and the new authenticator's id.
-    async fn enrol_passkey(
+    pub(crate) async fn enrol_passkey(
         &self,
         subject: &mut Subject,
         passkey: Passkey,

@@ -39,12 +39,14 @@ mod cases;
 mod execution;
 mod records;
 mod staff;
+mod subject;
 mod verification;
 
 pub use cases::*;
 pub use execution::*;
 pub use records::*;
 pub use staff::*;
+pub use subject::*;
 pub use verification::*;
 
 /// Deserializes an `Option` field that every site writes, as `null` when `None`. Unlike serde's
@@ -233,6 +235,18 @@ audit_events! {
     StaffTokenRevoked(StaffTokenRevoked) = "staff.token_revoked",
     /// Every token of a staff member was revoked.
     StaffTokensRevoked(StaffTokensRevoked) = "staff.tokens_revoked",
+    /// A subject added a passkey on their own page.
+    SubjectPasskeyAdded(SubjectPasskeyAdded) = "subject.passkey_added",
+    /// A subject removed one of their passkeys on their own page.
+    SubjectPasskeyRemoved(SubjectPasskeyRemoved) = "subject.passkey_removed",
+    /// A subject renamed one of their passkeys on their own page.
+    SubjectPasskeyRenamed(SubjectPasskeyRenamed) = "subject.passkey_renamed",
+    /// A refused sign-in to a subject's own page, audited one by one.
+    SubjectSignInFailed(SubjectSignInFailed) = "subject.sign_in_failed",
+    /// A subject signed in to their own page.
+    SubjectSignedIn(SubjectSignedIn) = "subject.signed_in",
+    /// A subject signed out of their own page.
+    SubjectSignedOut(SubjectSignedOut) = "subject.signed_out",
     /// A temporary access pass was redeemed to enrol an authenticator.
     TemporaryAccessPassRedeemed(TemporaryAccessPassRedeemed) = "temporary_access_pass.redeemed",
     /// A verification expired before it was answered.

@@ -377,6 +377,64 @@ async fn an_agent_opens_and_works_a_case_with_the_keyboard_only() {
     driver.quit().await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subject_uses_their_own_page_with_the_keyboard_only() {
+    let s = TestServer::start_with(Backend::Sqlite, |c| {
+        c.public_url = c.public_url.replace("127.0.0.1", "localhost");
+    })
+    .await;
+    let base = s.service.config().public_url.clone();
+    let pass = deskgate_app::secrets::random_token();
+    let now = s.service.now();
+    s.service
+        .store()
+        .commit(deskgate_store::Change {
+            credentials: vec![deskgate_store::Credential {
+                subject_id: "u-alice".to_owned(),
+                kind: "temporary_access_pass".to_owned(),
+                hash: deskgate_app::secrets::token_hash(&pass),
+                created_at: now,
+                expires_at: Some(now + chrono::Duration::hours(1)),
+                used_at: None,
+            }],
+            ..deskgate_store::Change::default()
+        })
+        .await
+        .unwrap();
+    let chromedriver = Chromedriver::start().await;
+    let profile = tempfile::tempdir().unwrap();
+    let driver = chromedriver.browser(&profile).await;
+    browser::add_virtual_authenticator(&driver).await;
+
+    // The pass page, by keyboard: both fields, Enter creates the passkey.
+    driver.goto(format!("{base}/tap")).await.unwrap();
+    walk_page(&driver, "pass enrolment").await;
+    tab_to(&driver, "#subject").await;
+    type_text(&driver, "u-alice").await;
+    tab_to(&driver, "#pass").await;
+    type_text(&driver, &pass).await;
+    press(&driver, Key::Enter).await;
+    wait_for(&driver, "#passkey-status", "passkey is enrolled").await;
+
+    // The own page: sign in by name and Enter, then every control of the account.
+    driver.goto(format!("{base}/me")).await.unwrap();
+    walk_page(&driver, "own page sign-in").await;
+    tab_to(&driver, "#me-name").await;
+    type_text(&driver, "u-alice").await;
+    press(&driver, Key::Enter).await;
+    wait_for(&driver, "header .who", "Sign out").await;
+    walk_page(&driver, "own page").await;
+    tab_to(&driver, "#new-codes").await;
+    press(&driver, Key::Enter).await;
+    wait_for(&driver, "h1", "Your new recovery codes").await;
+    tab_to(&driver, "#download-codes").await;
+    tab_to(&driver, "a[href='/me']").await;
+    press(&driver, Key::Enter).await;
+    wait_for(&driver, "#recovery-codes", "10 unused").await;
+    driver.quit().await.unwrap();
+    s.finish().await;
+}
+
 async fn wait_for(driver: &WebDriver, css: &str, want: &str) {
     let mut last = String::new();
     for _ in 0..100 {

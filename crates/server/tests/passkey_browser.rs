@@ -6,47 +6,14 @@
 use deskgate_testkit::chromedriver as browser;
 use deskgate_testkit::server as common;
 
-use std::sync::Arc;
-
-use axum::http::Method;
-use browser::{Chromedriver, click, shoot, type_into, wait_text};
+use browser::{Chromedriver, add_virtual_authenticator, click, shoot, type_into, wait_text};
 use chrono::Utc;
 use common::{Backend, TestServer};
 use deskgate_store::{Change, Credential};
-use serde_json::{Value, json};
-use thirtyfour::common::command::{Command as WdCommand, ExtensionCommand};
+use serde_json::json;
 use thirtyfour::prelude::*;
 
 const AGENT: &str = "sam.rivera";
-
-#[derive(Debug)]
-struct AddVirtualAuthenticator;
-
-impl ExtensionCommand for AddVirtualAuthenticator {
-    fn parameters_json(&self) -> Option<Value> {
-        Some(json!({
-            "protocol": "ctap2", "transport": "internal", "hasResidentKey": true,
-            "hasUserVerification": true, "isUserVerified": true,
-        }))
-    }
-
-    fn method(&self) -> Method {
-        Method::POST
-    }
-
-    fn endpoint(&self) -> Arc<str> {
-        Arc::from("/webauthn/authenticator")
-    }
-}
-
-async fn add_virtual_authenticator(driver: &WebDriver) {
-    driver
-        .cmd(WdCommand::ExtensionCommand(Box::new(
-            AddVirtualAuthenticator,
-        )))
-        .await
-        .unwrap();
-}
 
 /// A server whose public URL is `http://localhost:PORT`: the RP id must be a host name, and
 /// Chromium treats localhost as a secure context.
@@ -98,6 +65,87 @@ async fn staff_member_registers_a_passkey_and_signs_in_with_it_in_chromium() {
     let events = s.events_since(0).await;
     assert!(events.contains(&"staff.passkey_registered".to_owned()));
     assert!(events.contains(&"staff.signed_in".to_owned()));
+    browser.quit().await.unwrap();
+    s.finish().await;
+}
+
+/// Issues a temporary access pass for `subject` as an MFA reset would (only its hash is kept).
+async fn seed_pass(s: &TestServer, subject: &str) -> String {
+    let pass = deskgate_app::secrets::random_token();
+    let now = Utc::now();
+    s.service
+        .store()
+        .commit(Change {
+            credentials: vec![Credential {
+                subject_id: subject.to_owned(),
+                kind: "temporary_access_pass".to_owned(),
+                hash: deskgate_app::secrets::token_hash(&pass),
+                created_at: now,
+                expires_at: Some(now + chrono::Duration::hours(1)),
+                used_at: None,
+            }],
+            ..Change::default()
+        })
+        .await
+        .unwrap();
+    pass
+}
+
+/// Enrols the browser's virtual authenticator for `subject` on the pass page.
+async fn enrol_in_browser(s: &TestServer, browser: &WebDriver, base: &str, subject: &str) {
+    let pass = seed_pass(s, subject).await;
+    browser.goto(format!("{base}/tap")).await.unwrap();
+    type_into(browser, "#subject", subject).await;
+    type_into(browser, "#pass", &pass).await;
+    click(browser, "#create-passkey").await;
+    wait_text(browser, By::Id("passkey-status"), "passkey is enrolled").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subject_signs_in_to_their_own_page_and_creates_recovery_codes_in_chromium() {
+    let (s, base) = server().await;
+    let chromedriver = Chromedriver::start().await;
+    let profile = tempfile::tempdir().unwrap();
+    let browser = chromedriver.browser(&profile).await;
+    add_virtual_authenticator(&browser).await;
+    enrol_in_browser(&s, &browser, &base, "u-alice").await;
+
+    browser.goto(format!("{base}/me")).await.unwrap();
+    wait_text(&browser, By::Tag("h1"), "Your account").await;
+    shoot(&browser, "me-sign-in").await;
+    type_into(&browser, "#me-name", "u-alice").await;
+    click(&browser, "#me-sign-in-button").await;
+    wait_text(&browser, By::Css("header .who"), "Sign out").await;
+    wait_text(&browser, By::Id("passkeys"), "(this session)").await;
+    wait_text(&browser, By::Id("contacts"), "email").await;
+    shoot(&browser, "me-account").await;
+
+    click(&browser, "#new-codes").await;
+    wait_text(&browser, By::Tag("h1"), "Your new recovery codes").await;
+    let codes = browser
+        .find_all(By::Css("#new-recovery-codes li code"))
+        .await
+        .unwrap();
+    assert_eq!(codes.len(), 10);
+    let download = browser.find(By::Id("download-codes")).await.unwrap();
+    assert_eq!(
+        download.attr("download").await.unwrap().as_deref(),
+        Some("recovery-codes.txt")
+    );
+    shoot(&browser, "me-recovery-codes").await;
+    browser.goto(format!("{base}/me")).await.unwrap();
+    wait_text(&browser, By::Id("recovery-codes"), "10 unused").await;
+    click(&browser, "#sign-out").await;
+    wait_text(&browser, By::Id("notice"), "signed out").await;
+
+    let events = s.events_since(0).await;
+    for wanted in [
+        "subject.signed_in",
+        "recovery_codes.issued",
+        "subject.signed_out",
+    ] {
+        assert!(events.contains(&wanted.to_owned()), "{wanted}: {events:?}");
+    }
     browser.quit().await.unwrap();
     s.finish().await;
 }

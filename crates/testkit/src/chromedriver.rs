@@ -7,6 +7,11 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use axum::http::Method;
+use serde_json::{Value, json};
+use thirtyfour::common::command::{Command as WdCommand, ExtensionCommand};
 use thirtyfour::prelude::*;
 
 pub const INSTALL: &str = "the browser tests need Debian's chromium and chromium-driver: \
@@ -46,7 +51,7 @@ impl Chromedriver {
         let client = reqwest::Client::new();
         for _ in 0..100 {
             if let Ok(resp) = client.get(format!("{}/status", driver.url)).send().await
-                && let Ok(body) = resp.json::<serde_json::Value>().await
+                && let Ok(body) = resp.json::<Value>().await
                 && body["value"]["ready"] == true
             {
                 return driver;
@@ -141,4 +146,36 @@ pub async fn type_into(driver: &WebDriver, css: &str, text: &str) {
     let field = driver.find(By::Css(css)).await.unwrap();
     field.clear().await.unwrap();
     field.send_keys(text).await.unwrap();
+}
+
+/// The W3C WebAuthn WebDriver extension's "add virtual authenticator": a platform authenticator
+/// with user verification, standing in for the person's device.
+#[derive(Debug)]
+struct AddVirtualAuthenticator;
+
+impl ExtensionCommand for AddVirtualAuthenticator {
+    fn parameters_json(&self) -> Option<Value> {
+        Some(json!({
+            "protocol": "ctap2", "transport": "internal", "hasResidentKey": true,
+            "hasUserVerification": true, "isUserVerified": true,
+        }))
+    }
+
+    fn method(&self) -> Method {
+        Method::POST
+    }
+
+    fn endpoint(&self) -> Arc<str> {
+        Arc::from("/webauthn/authenticator")
+    }
+}
+
+/// Gives the browser a virtual passkey authenticator.
+pub async fn add_virtual_authenticator(driver: &WebDriver) {
+    driver
+        .cmd(WdCommand::ExtensionCommand(Box::new(
+            AddVirtualAuthenticator,
+        )))
+        .await
+        .unwrap();
 }

@@ -159,6 +159,21 @@ impl Service {
         Ok(self.store.recovery_codes(subject_id).await?)
     }
 
+    /// When the subject's recovery codes were issued and where they were shown, if they were.
+    pub(crate) async fn recovery_codes_issued(
+        &self,
+        subject_id: &str,
+    ) -> AppResult<Option<(DateTime<Utc>, String)>> {
+        Ok(self
+            .store
+            .credential(subject_id, RECOVERY_PROVENANCE)
+            .await?
+            .and_then(|c| {
+                let p: Provenance = serde_json::from_str(&c.hash).ok()?;
+                Some((c.created_at, p.shown_in))
+            }))
+    }
+
     /// Issues ten new recovery codes (replacing any old ones, used or not) and returns them, to be
     /// shown once to the subject: they are never sent, and only their keyed hashes are kept, with
     /// `provenance` (where they were shown), which every recovery-code verification depends on.

@@ -206,51 +206,55 @@ impl Service {
     /// service secret waiting for pickup. The subject's live cases are then denied.
     pub async fn report_not_me(&self, token: &str) -> AppResult<Value> {
         let link = self.check_not_me(token).await?;
+        let actor = Actor {
+            id: link.respondent.clone(),
+            role: "contact_of_record".to_owned(),
+            auth: "not_me_link".to_owned(),
+        };
+        self.lock_for_not_me(
+            &link.respondent,
+            &link.case_id,
+            &actor,
+            Some(link.token_hash.clone()),
+        )
+        .await
+    }
+
+    /// Locks and flags `subject_id` after a "this was not me" about `case_id`, by `actor`
+    /// (through `link`, spent in the same commit, when a link carried it); see
+    /// [`Self::report_not_me`].
+    pub(crate) async fn lock_for_not_me(
+        &self,
+        subject_id: &str,
+        case_id: &str,
+        actor: &Actor,
+        link: Option<String>,
+    ) -> AppResult<Value> {
         let now = self.now();
-        let mut subject = self.required_subject(&link.respondent).await?;
+        let mut subject = self.required_subject(subject_id).await?;
         subject.flagged = true;
         if subject.status == SubjectStatus::Active {
             subject.status = SubjectStatus::Locked;
         }
-        let alerts: Vec<Message> = self
-            .config
-            .security_contacts
-            .iter()
-            .map(|to| Message {
-                to: to.clone(),
-                channel: "email".to_owned(),
-                kind: "security_alert".to_owned(),
-                subject_id: subject.id.clone(),
-                case_id: Some(link.case_id.clone()),
-                body: format!(
-                    "A contact of record of {} reports that the recovery in case {} was not theirs. \
-                     The account is locked and flagged.",
-                    subject.id, link.case_id
-                ),
-                secret: None,
-            })
-            .collect();
+        let alerts = self.not_me_alerts(&subject.id, case_id);
         let spent_credentials = vec![
             "temporary_access_pass".to_owned(),
             crate::passkeys::PasskeyPurpose::Enrol.kind(),
             SECRET_PICKUP.to_owned(),
+            crate::my_account::SESSION.to_owned(),
         ];
         self.store
             .commit(Change {
                 subjects: vec![subject.clone()],
-                use_links: vec![(link.token_hash.clone(), now)],
+                use_links: link.map(|hash| vec![(hash, now)]).unwrap_or_default(),
                 revoke_handovers: vec![deskgate_store::HandoverRevocation {
                     subject_id: subject.id.clone(),
                     credential_kinds: spent_credentials.clone(),
                     at: now,
                 }],
                 audit: vec![self.entry(
-                    &Actor {
-                        id: subject.id.clone(),
-                        role: "contact_of_record".to_owned(),
-                        auth: "not_me_link".to_owned(),
-                    },
-                    Some(&link.case_id),
+                    actor,
+                    Some(case_id),
                     AuditEvent::SecurityNotMeReported(event::NotMeReported {
                         subject_id: subject.id.clone(),
                         locked: true,
@@ -264,14 +268,33 @@ impl Service {
                 ..Change::default()
             })
             .await?;
-        self.deny_live_cases(&subject.id, &link.case_id).await;
+        self.deny_live_cases(&subject.id, case_id).await;
         for alert in &alerts {
             if let Err(e) = self.delivery.send(alert).await {
                 tracing::error!(error = %e, "security alert not delivered");
             }
         }
-        Ok(json!({ "locked": true, "case_id": link.case_id,
+        Ok(json!({ "locked": true, "case_id": case_id,
                    "message": "The account is locked and the security team was alerted." }))
+    }
+
+    fn not_me_alerts(&self, subject_id: &str, case_id: &str) -> Vec<Message> {
+        self.config
+            .security_contacts
+            .iter()
+            .map(|to| Message {
+                to: to.clone(),
+                channel: "email".to_owned(),
+                kind: "security_alert".to_owned(),
+                subject_id: subject_id.to_owned(),
+                case_id: Some(case_id.to_owned()),
+                body: format!(
+                    "A contact of record of {subject_id} reports that the recovery in case \
+                     {case_id} was not theirs. The account is locked and flagged."
+                ),
+                secret: None,
+            })
+            .collect()
     }
 
     /// Denies every live case about `subject_id` after a "this was not me" report: their grants

@@ -74,6 +74,34 @@ fn site_shapes() -> Vec<(&'static str, Value)> {
             json!({"subject_id": "u-a", "count": 10, "shown_in": "passkey enrolment",
                    "depends_on": ["mailbox:a***@example.org#0badc0de"]}),
         ),
+        // my_account.rs
+        (
+            "subject.signed_in",
+            json!({"subject_id": "u-a", "method": "passkey", "passkey_id": "passkey-1"}),
+        ),
+        (
+            "subject.sign_in_failed",
+            json!({"method": "passkey", "reason": "assertion_refused", "subject_id": "u-a"}),
+        ),
+        (
+            "subject.sign_in_failed",
+            json!({"method": "passkey", "reason": "no_passkey", "subject_id": null}),
+        ),
+        ("subject.signed_out", json!({"subject_id": "u-a"})),
+        (
+            "subject.passkey_added",
+            json!({"subject_id": "u-a", "passkey_id": "passkey-2", "label": "Laptop",
+                   "shown_in": "added while signed in with passkey Phone",
+                   "depends_on": ["device:passkey-1"]}),
+        ),
+        (
+            "subject.passkey_renamed",
+            json!({"subject_id": "u-a", "passkey_id": "passkey-2", "label": "Work laptop"}),
+        ),
+        (
+            "subject.passkey_removed",
+            json!({"subject_id": "u-a", "passkey_id": "passkey-2"}),
+        ),
         // service/approvals.rs: break_glass
         (
             "break_glass.opened",

@@ -9,6 +9,7 @@ mod attest;
 mod audit;
 mod cases;
 mod dashboard;
+mod me;
 mod oidc;
 mod passkeys;
 mod security;
@@ -134,6 +135,7 @@ pub fn router_with<S: Clone + Send + Sync + 'static>(
     spawn_failure_flusher(&console);
     Router::new()
         .merge(sign_in_routes(&console))
+        .merge(me_routes(&console))
         .merge(case_routes())
         .merge(link_and_audit_routes())
         // Token-less CSRF protection: a browser marks every request with Sec-Fetch-Site or
@@ -175,6 +177,29 @@ fn sign_in_routes(console: &Console) -> Router<Console> {
             "/console/account/passkeys/options",
             post(passkeys::registration_options),
         )
+}
+
+/// The subject's own page. Every answer is `no-store`: it carries personal data and, once,
+/// recovery codes.
+fn me_routes(console: &Console) -> Router<Console> {
+    let limited = |route: MethodRouter<Console>| {
+        route.route_layer(from_fn_with_state(console.clone(), rate_limited))
+    };
+    Router::new()
+        .route("/me", get(me::page))
+        .route("/me/sign-in", limited(post(me::sign_in)))
+        .route("/me/sign-in/options", limited(post(me::sign_in_options)))
+        .route("/me/sign-out", post(me::sign_out))
+        .route("/me/recovery-codes", post(me::new_codes))
+        .route("/me/passkeys", post(me::add_passkey))
+        .route("/me/passkeys/options", post(me::passkey_options))
+        .route("/me/passkeys/{id}/rename", post(me::rename_passkey))
+        .route("/me/passkeys/{id}/remove", post(me::remove_passkey))
+        .route("/me/not-me", post(me::not_me))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
 }
 
 /// The queue, a case's page and its steps, approvals, break-glass, the security, dashboard and
