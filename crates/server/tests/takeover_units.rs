@@ -290,7 +290,76 @@ async fn a_contact_a_case_put_on_record_depends_on_that_cases_evidence(backend: 
     );
 }
 
+/// The push verification's units, started on a new password-reset case for Alice.
+async fn push_units(s: &TestServer) -> Vec<String> {
+    let case = s.open_case(AGENT, "u-alice", "password_reset").await;
+    let id = case["id"].as_str().unwrap();
+    let (push, body) = s.start_method(AGENT, id, "push").await;
+    verification(&body["case"], &push)["depends_on"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// An identity provider lets a temporary access pass enrol any factor: a push device enrolled
+/// after a pass went to a phone depends on that phone, so one SIM swap cannot show up as the
+/// phone and as the device of record.
+async fn a_push_device_enrolled_after_a_pass_depends_on_where_the_pass_went(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let now = s.service.now();
+    s.service
+        .store()
+        .commit(Change {
+            credentials: vec![deskgate_store::Credential {
+                subject_id: "u-alice".to_owned(),
+                kind: "temporary_access_pass_provenance".to_owned(),
+                hash: serde_json::json!({
+                    "shown_in": "enrolled with a temporary access pass sent to +1 *** *** 42",
+                    "units": ["phone:+1 *** *** 42#00ff00ff"],
+                })
+                .to_string(),
+                created_at: now,
+                expires_at: None,
+                used_at: None,
+            }],
+            ..Change::default()
+        })
+        .await
+        .unwrap();
+    // Enrolled long before the pass: the device alone.
+    assert_eq!(push_units(&s).await, vec!["device:push-u-alice".to_owned()]);
+
+    // Enrolled after it (as with the pass): the device and the pass's phone.
+    let mut alice = s.service.store().subject("u-alice").await.unwrap().unwrap();
+    for a in &mut alice.authenticators {
+        if a.id == "push-u-alice" {
+            a.enrolled_at = now + chrono::Duration::minutes(3);
+        }
+    }
+    s.service
+        .store()
+        .commit(Change {
+            subjects: vec![alice],
+            ..Change::default()
+        })
+        .await
+        .unwrap();
+    s.clock.advance(chrono::Duration::days(15));
+    let units = push_units(&s).await;
+    assert!(
+        units.contains(&"device:push-u-alice".to_owned()),
+        "{units:?}"
+    );
+    assert!(
+        units.contains(&"phone:+1 *** *** 42#00ff00ff".to_owned()),
+        "{units:?}"
+    );
+}
+
 on_both_backends!(
+    a_push_device_enrolled_after_a_pass_depends_on_where_the_pass_went,
     a_contact_a_case_put_on_record_depends_on_that_cases_evidence,
     a_mailbox_and_a_colluding_manager_do_not_change_the_phone,
     a_mailbox_takeover_counts_once,

@@ -285,6 +285,26 @@ impl Service {
         Ok(stored.unwrap_or_else(|| Provenance::any_contact(self, subject)))
     }
 
+    /// What a device the identity provider enrolled (a push device: Deskgate has no enrolment
+    /// path of its own for one) depends on besides itself. An identity provider lets a temporary
+    /// access pass enrol any factor, and what the pass enrolled can enrol more; so a device
+    /// enrolled at or after the moment the subject's latest pass was handed over depends on where
+    /// that pass went. One enrolled before it depends on itself alone.
+    pub(crate) async fn enrolled_since_pass_units(
+        &self,
+        subject_id: &str,
+        enrolled_at: DateTime<Utc>,
+    ) -> AppResult<std::collections::BTreeSet<String>> {
+        Ok(self
+            .store
+            .credential(subject_id, PASS_PROVENANCE)
+            .await?
+            .filter(|pass| enrolled_at >= pass.created_at)
+            .and_then(|pass| serde_json::from_str::<Provenance>(&pass.hash).ok())
+            .map(|p| p.units)
+            .unwrap_or_default())
+    }
+
     /// What evidence through `contact` depends on: the contact itself and, when a case put it on
     /// record, whatever that case's evidence depended on (who could change it could hold it).
     pub(crate) async fn contact_units(

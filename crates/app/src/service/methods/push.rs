@@ -50,6 +50,10 @@ impl Service {
             since: now - Duration::minutes(self.config.codes.send_window_minutes),
             limit: self.config.codes.max_sends_per_contact,
         };
+        let mut depends_on = self
+            .enrolled_since_pass_units(&subject.id, device.enrolled_at)
+            .await?;
+        depends_on.insert(takeover::device(&device.id));
         let number = rand::Rng::gen_range(&mut rand::rngs::OsRng, 10..100u32).to_string();
         let v = Verification {
             id: vid.clone(),
@@ -68,7 +72,7 @@ impl Service {
             expires_at: now + Duration::minutes(5),
             completed_at: None,
             respondent_check: None,
-            units: units([takeover::device(&device.id)]),
+            units: depends_on,
         };
         case.start_verification(v, now)?;
         let started = self.started(
