@@ -122,6 +122,8 @@ pub struct Ask<'a> {
     pub signals: RiskSignals,
     pub case: Option<&'a Case>,
     pub requester_is_owner: bool,
+    /// How the request came in (the case's channel, or the one a new case names).
+    pub channel: deskgate_core::Channel,
     pub now: DateTime<Utc>,
 }
 
@@ -149,6 +151,7 @@ pub fn request(ask: Ask<'_>) -> DecisionRequest {
         waited_minutes,
         break_glass: ask.case.is_some_and(|c| c.break_glass),
         requester_is_owner: ask.requester_is_owner,
+        channel: ask.channel,
     }
 }
 

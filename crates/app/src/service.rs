@@ -514,6 +514,7 @@ impl Service {
                 .requester
                 .as_ref()
                 .is_some_and(|r| subject.owners.contains(r)),
+            channel: case.channel,
             now,
         })
     }

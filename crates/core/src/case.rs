@@ -22,9 +22,11 @@ mod executing;
 mod people;
 mod verifying;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Channel {
+    /// A help-desk call (also what a decision assumes when no channel is given).
+    #[default]
     Phone,
     Chat,
     Ticket,

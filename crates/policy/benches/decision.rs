@@ -80,6 +80,7 @@ fn request() -> DecisionRequest {
         waited_minutes: 0,
         break_glass: false,
         requester_is_owner: false,
+        channel: deskgate_core::Channel::Phone,
     }
 }
 

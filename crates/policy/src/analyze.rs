@@ -294,6 +294,7 @@ impl Engine<'_> {
             // A service account is recovered for a registered owner: the attacker poses as one
             // (the capabilities then stand for that owner's phone, mailbox and devices).
             requester_is_owner: tier == Tier::Service,
+            channel: deskgate_core::Channel::Phone,
         }
     }
 

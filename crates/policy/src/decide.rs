@@ -19,7 +19,7 @@ use cedar_policy::{
 };
 use deskgate_core::risk::RiskAssessment;
 use deskgate_core::{
-    Action, ApiId, ApproverRole, IndependenceClass, Method, Role, SubjectStatus, Tier,
+    Action, ApiId, ApproverRole, Channel, IndependenceClass, Method, Role, SubjectStatus, Tier,
 };
 use serde::{Deserialize, Serialize};
 
@@ -125,6 +125,9 @@ pub struct DecisionRequest {
     pub break_glass: bool,
     /// The verified requester is a registered owner of the subject (service accounts).
     pub requester_is_owner: bool,
+    /// How the request came in: a help-desk channel, or `self_service` with no agent in the loop.
+    #[serde(default)]
+    pub channel: Channel,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -227,9 +230,13 @@ impl Bundle {
             }
             approval_roles.push(a.role);
         }
-        let playbook =
-            self.playbooks
-                .resolve(req.subject.tier, req.action, risk.level, req.break_glass);
+        let playbook = self.playbooks.resolve_for(
+            req.channel,
+            req.subject.tier,
+            req.action,
+            risk.level,
+            req.break_glass,
+        );
         let cooling_off_elapsed = req.waited_minutes >= playbook.requirements.cooling_off_minutes;
         let progress = playbook.requirements.progress(
             req.action,
@@ -318,6 +325,7 @@ impl Bundle {
                 Attr::Bool(derived.off_hours),
                 Attr::Bool(derived.new_hire_without_factors),
                 Attr::Bool(sig.subject_flagged),
+                Attr::Str(req.channel.api_id()),
             ],
         }
     }
@@ -640,5 +648,6 @@ pub(crate) fn probe_request(action: Action) -> DecisionRequest {
         waited_minutes: 0,
         break_glass: false,
         requester_is_owner: false,
+        channel: Channel::Phone,
     }
 }

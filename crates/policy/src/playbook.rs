@@ -5,7 +5,9 @@
 
 use std::collections::BTreeSet;
 
-use deskgate_core::{Action, ApproverRole, IndependenceClass, Requirements, RiskLevel, Tier};
+use deskgate_core::{
+    Action, ApproverRole, Channel, IndependenceClass, Requirements, RiskLevel, Tier,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Problem, ProblemKind};
@@ -250,6 +252,7 @@ struct RequirementsFile {
 #[serde(deny_unknown_fields)]
 struct RowFile {
     name: String,
+    channels: Option<Vec<Channel>>,
     tiers: Option<Vec<Tier>>,
     actions: Option<Vec<Action>>,
     risk_levels: Option<Vec<RiskLevel>>,
@@ -279,6 +282,7 @@ pub struct PlaybookRow {
     pub name: String,
     /// 1-based line of the row in `playbooks.toml`.
     pub line: usize,
+    channels: Option<Vec<Channel>>,
     tiers: Option<Vec<Tier>>,
     actions: Option<Vec<Action>>,
     risk_levels: Option<Vec<RiskLevel>>,
@@ -286,8 +290,9 @@ pub struct PlaybookRow {
 }
 
 impl PlaybookRow {
-    fn matches(&self, tier: Tier, action: Action, risk: RiskLevel) -> bool {
-        self.tiers.as_ref().is_none_or(|t| t.contains(&tier))
+    fn matches(&self, channel: Channel, tier: Tier, action: Action, risk: RiskLevel) -> bool {
+        self.channels.as_ref().is_none_or(|c| c.contains(&channel))
+            && self.tiers.as_ref().is_none_or(|t| t.contains(&tier))
             && self.actions.as_ref().is_none_or(|a| a.contains(&action))
             && self.risk_levels.as_ref().is_none_or(|r| r.contains(&risk))
     }
@@ -379,6 +384,7 @@ impl Playbooks {
             rows.push(PlaybookRow {
                 name: body.name.clone(),
                 line,
+                channels: body.channels.clone(),
                 tiers: body.tiers.clone(),
                 actions: body.actions.clone(),
                 risk_levels: body.risk_levels.clone(),
@@ -396,9 +402,23 @@ impl Playbooks {
         })
     }
 
-    /// The requirements for `tier` x `action` x `risk`, or the break-glass requirements.
+    /// The requirements for `tier` x `action` x `risk` on a help-desk call, or the break-glass
+    /// requirements.
     pub fn resolve(
         &self,
+        tier: Tier,
+        action: Action,
+        risk: RiskLevel,
+        break_glass: bool,
+    ) -> ResolvedPlaybook {
+        self.resolve_for(Channel::Phone, tier, action, risk, break_glass)
+    }
+
+    /// The requirements for a request that came in on `channel`: rows naming channels apply
+    /// only to those.
+    pub fn resolve_for(
+        &self,
+        channel: Channel,
         tier: Tier,
         action: Action,
         risk: RiskLevel,
@@ -409,7 +429,11 @@ impl Playbooks {
         } else {
             let mut req = self.default.clone();
             let mut rows = vec!["default".to_owned()];
-            for row in self.rows.iter().filter(|r| r.matches(tier, action, risk)) {
+            for row in self
+                .rows
+                .iter()
+                .filter(|r| r.matches(channel, tier, action, risk))
+            {
                 row.apply(&mut req);
                 rows.push(row.name.clone());
             }

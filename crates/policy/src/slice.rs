@@ -42,7 +42,7 @@ pub(crate) const STAFF_ATTRS: [&str; 6] = ["role", "team", "region", "shift", "s
 /// The attributes Deskgate puts on the resource (`Subject`), in `Facts::subject` order.
 pub(crate) const SUBJECT_ATTRS: [&str; 4] = ["tier", "status", "groups", "on_probation"];
 /// The context record Deskgate sends, in `Facts::context` order.
-pub(crate) const CONTEXT_ATTRS: [&str; 20] = [
+pub(crate) const CONTEXT_ATTRS: [&str; 21] = [
     "stage",
     "risk_level",
     "evidence_classes",
@@ -63,6 +63,7 @@ pub(crate) const CONTEXT_ATTRS: [&str; 20] = [
     "off_hours",
     "new_hire_without_factors",
     "subject_flagged",
+    "channel",
 ];
 
 /// Deskgate's two entity types.
@@ -892,6 +893,7 @@ when { principal.team == "night-desk" && principal.shift != "day" && !context.ca
                 .collect();
             req.break_glass = *rng.pick(&[false, false, true]);
             req.requester_is_owner = *rng.pick(&[false, true]);
+            req.channel = *rng.pick(deskgate_core::Channel::all());
             req.waited_minutes = *rng.pick(&[0, 60 * 24 * 7]);
             let classes = [
                 IndependenceClass::DeviceOfRecord,

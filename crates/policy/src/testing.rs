@@ -92,6 +92,9 @@ struct CaseFile {
     break_glass: bool,
     #[serde(default)]
     requester_is_owner: bool,
+    /// How the request came in; a help-desk call when omitted.
+    #[serde(default)]
+    channel: deskgate_core::Channel,
     #[serde(default)]
     evidence: Vec<EvidenceSpec>,
     #[serde(default)]
@@ -159,6 +162,7 @@ fn build_case(file: &str, line: usize, c: CaseFile) -> Result<TestCase, Problem>
         waited_minutes: c.waited_minutes,
         break_glass: c.break_glass,
         requester_is_owner: c.requester_is_owner,
+        channel: c.channel,
     };
     Ok(TestCase {
         name: c.name,

@@ -164,7 +164,8 @@ impl Service {
     /// The break-glass playbook's requirements for `case` (keeping the case's contact freshness)
     /// and the playbook rows they come from.
     fn break_glass_requirements(&self, case: &Case) -> (deskgate_core::Requirements, Vec<String>) {
-        let resolved = self.bundle().playbooks().resolve(
+        let resolved = self.bundle().playbooks().resolve_for(
+            case.channel,
             case.subject_tier,
             case.action,
             case.risk.level,

@@ -25,6 +25,7 @@ impl Service {
             signals: policy_gate::signals(&subject, req.caller_number.as_deref(), &facts, now),
             case: None,
             requester_is_owner,
+            channel: req.channel,
             now,
         })?;
         let risk = decision.risk.clone();
