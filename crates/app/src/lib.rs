@@ -7,6 +7,7 @@ mod audit_events;
 pub mod audit_log;
 pub mod clock;
 pub mod config;
+pub mod config_check;
 pub mod connector_setup;
 pub mod demo;
 pub mod directory_sync;
