@@ -14,6 +14,7 @@ use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 /// Latency buckets in seconds, from a fast commit to a slow directory or SMS provider.
@@ -129,10 +130,11 @@ pub enum MetricsConfigError {
     WeakToken { path: PathBuf },
 }
 
-/// Who may read `/metrics`, from the configuration.
+/// Who may read `/metrics`, from the configuration. Only the token's digest is kept, and tokens
+/// are compared by digest, so the comparison takes the same time whatever the presented length.
 pub struct MetricsAccess {
     allow: Vec<AddressRange>,
-    token: Option<String>,
+    token_digest: Option<[u8; 32]>,
 }
 
 /// What a scrape request gets.
@@ -151,7 +153,7 @@ impl MetricsAccess {
         let token = config.token_file.as_deref().map(read_token).transpose()?;
         Ok(Self {
             allow: config.allow.clone(),
-            token,
+            token_digest: token.map(|t| Sha256::digest(t.as_bytes()).into()),
         })
     }
 
@@ -160,9 +162,15 @@ impl MetricsAccess {
         if peer.is_some_and(|p| self.allow.iter().any(|r| r.contains(p))) {
             return Admission::Admitted;
         }
-        match (bearer, &self.token) {
+        match (bearer, &self.token_digest) {
             (None, _) => Admission::Hidden,
-            (Some(given), Some(token)) if bool::from(given.as_bytes().ct_eq(token.as_bytes())) => {
+            (Some(given), Some(digest))
+                if bool::from(
+                    Sha256::digest(given.as_bytes())
+                        .as_slice()
+                        .ct_eq(digest.as_slice()),
+                ) =>
+            {
                 Admission::Admitted
             }
             (Some(_), _) => Admission::WrongToken,
@@ -303,5 +311,78 @@ impl crate::Service {
         }
         handle.run_upkeep();
         handle.render()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn address_blocks_contain_what_their_prefix_covers() {
+        let block: AddressRange = "10.1.0.0/16".parse().unwrap();
+        assert!(block.contains("10.1.200.3".parse().unwrap()));
+        assert!(!block.contains("10.2.0.1".parse().unwrap()));
+        assert!(block.contains("::ffff:10.1.0.9".parse().unwrap()));
+        assert!(!block.contains("::1".parse().unwrap()));
+        let everything: AddressRange = "::/0".parse().unwrap();
+        assert!(everything.contains("2001:db8::1".parse().unwrap()));
+        let one: AddressRange = "127.0.0.1".parse().unwrap();
+        assert_eq!(String::from(one), "127.0.0.1/32");
+        for bad in ["10.0.0.0/33", "localhost", "10.0.0.0/x", ""] {
+            assert!(bad.parse::<AddressRange>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn loopback_is_allowed_by_default_and_a_token_opens_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "0123456789abcdef-token\n").unwrap();
+        let access = MetricsAccess::from_config(&MetricsConfig {
+            token_file: Some(file),
+            ..MetricsConfig::default()
+        })
+        .unwrap();
+        let far = Some("203.0.113.9".parse().unwrap());
+        assert_eq!(
+            access.admit(Some("127.0.0.1".parse().unwrap()), None),
+            Admission::Admitted
+        );
+        assert_eq!(
+            access.admit(Some("::1".parse().unwrap()), None),
+            Admission::Admitted
+        );
+        assert_eq!(access.admit(far, None), Admission::Hidden);
+        assert_eq!(access.admit(None, None), Admission::Hidden);
+        assert_eq!(
+            access.admit(far, Some("0123456789abcdef-tokem")),
+            Admission::WrongToken
+        );
+        assert_eq!(
+            access.admit(far, Some("0123456789abcdef-token")),
+            Admission::Admitted
+        );
+    }
+
+    #[test]
+    fn a_short_or_missing_token_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "short\n").unwrap();
+        let config = MetricsConfig {
+            token_file: Some(file.clone()),
+            ..MetricsConfig::default()
+        };
+        assert!(matches!(
+            MetricsAccess::from_config(&config),
+            Err(MetricsConfigError::WeakToken { .. })
+        ));
+        std::fs::remove_file(&file).unwrap();
+        assert!(matches!(
+            MetricsAccess::from_config(&config),
+            Err(MetricsConfigError::TokenFile { .. })
+        ));
     }
 }
