@@ -102,7 +102,8 @@ async fn scrape(s: &TestServer) -> String {
 }
 
 async fn metrics_move_with_a_small_flow_and_name_routes_by_template(backend: Backend) {
-    let s = TestServer::start(backend).await;
+    // One verification per case, so that a second start meets a rate limit.
+    let s = TestServer::start_with(backend, |c| c.max_verifications_per_case = 1).await;
     let before = scrape(&s).await;
     let case = s.open_case(AGENT, "u-dave", "password_reset").await;
     let id = case["id"].as_str().unwrap();
@@ -112,6 +113,14 @@ async fn metrics_move_with_a_small_flow_and_name_routes_by_template(backend: Bac
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     let (status, body) = s.answer(AGENT, id, &vid, &code).await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = s
+        .post(
+            &format!("/api/v1/cases/{id}/verifications"),
+            Some(&s.token(AGENT)),
+            json!({ "method": "sms_code" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
     let (status, body) = s
         .post(
             &format!("/api/v1/cases/{id}/cancel"),
@@ -159,6 +168,10 @@ async fn metrics_move_with_a_small_flow_and_name_routes_by_template(backend: Bac
     moved(
         "deskgate_http_request_duration_seconds_count",
         &[("method", "POST"), ("route", route), ("status", "200")],
+    );
+    moved(
+        "deskgate_rate_limit_refusals_total",
+        &[("limit", "verifications_per_case")],
     );
     assert!(
         after.contains("deskgate_audit_checkpoint_age_seconds"),
