@@ -28,6 +28,8 @@ command -v chromedriver >/dev/null || missing+=(chromium-driver)
 command -v pg_ctl >/dev/null || [ -x "$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)/pg_ctl" ] || missing+=(postgresql)
 command -v psql >/dev/null || missing+=(postgresql-client)
 command -v python3 >/dev/null || missing+=(python3 python3-venv)
+# promtool checks deploy/prometheus/alerts.yml (crates/cli/tests/deploy.rs).
+command -v promtool >/dev/null || missing+=(prometheus)
 python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
 if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
 if ! command -v cargo >/dev/null; then

@@ -146,6 +146,7 @@ impl AuditLog {
             loop {
                 tick.tick().await;
                 if let Err(e) = self.cut(clock.now()).await {
+                    metrics::counter!("deskgate_audit_checkpoint_failures_total").increment(1);
                     tracing::warn!(error = %e, "cutting an audit checkpoint failed");
                 }
             }

@@ -58,6 +58,8 @@ pub struct Config {
     pub oidc: Option<crate::sso::OidcConfig>,
     /// Limits on the public sign-in routes, per client address.
     pub sign_in: SignInLimits,
+    /// Who may scrape `/metrics`: `allow` (addresses, loopback by default) and `token_file`.
+    pub metrics: crate::telemetry::MetricsConfig,
 }
 
 /// The `[sign_in]` table: how much one client address may ask of the public console sign-in
@@ -190,6 +192,7 @@ impl Default for Config {
             connectors: Default::default(),
             oidc: None,
             sign_in: SignInLimits::default(),
+            metrics: crate::telemetry::MetricsConfig::default(),
         }
     }
 }

@@ -122,7 +122,7 @@ pub fn build(
                 connector = ldap.name(),
                 "actions execute through the LDAP connector"
             );
-            Ok(Some(Arc::new(ldap)))
+            Ok(Some(crate::metered_connector::metered(Arc::new(ldap))))
         }
     }
 }

@@ -264,7 +264,10 @@ impl From<CaseError> for AppError {
             CaseError::NoRespondentChallenge | CaseError::RespondentChallengeExpired => {
                 Self::conflict("sign_in_code_expired", message)
             }
-            CaseError::TooManyRespondentCodes(_) => Self::rate_limited("too_many_sends", message),
+            CaseError::TooManyRespondentCodes(_) => {
+                metrics::counter!("deskgate_rate_limit_refusals_total", "limit" => "manager_sign_in_codes").increment(1);
+                Self::rate_limited("too_many_sends", message)
+            }
             _ => Self::conflict("illegal_transition", message),
         }
     }

@@ -7,6 +7,7 @@ mod audit_events;
 pub mod audit_log;
 pub mod clock;
 pub mod config;
+pub mod config_check;
 pub mod connector_setup;
 pub mod demo;
 pub mod directory_sync;
@@ -14,6 +15,7 @@ pub mod error;
 pub mod execution;
 pub mod idv;
 pub mod idv_inquiry;
+mod metered_connector;
 pub mod my_account;
 pub mod notices;
 pub mod passkey_sign_in;
@@ -23,6 +25,7 @@ pub mod secrets;
 pub mod service;
 pub mod sso;
 pub mod staff_passkeys;
+pub mod telemetry;
 pub mod telephony;
 pub mod totp;
 pub mod views;
@@ -56,6 +59,8 @@ pub enum StartError {
     Connector(#[from] connector_setup::ConnectorSetupError),
     #[error("single sign-on: {0}")]
     Sso(#[from] sso::OidcConfigError),
+    #[error("{0}")]
+    Metrics(#[from] telemetry::MetricsConfigError),
 }
 
 /// Opens the store, loads (or creates) the keys under the data directory and wires delivery.
@@ -70,6 +75,8 @@ pub async fn build(config: Config, clock: Clock) -> Result<Service, StartError> 
     if let Some(oidc) = &config.oidc {
         oidc.validate()?;
     }
+    let metrics = telemetry::MetricsAccess::from_config(&config.metrics)?;
+    telemetry::recorder();
     std::fs::create_dir_all(&dir).map_err(io)?;
     let codes = secrets::CodeHasher::load_or_create(&dir.join("code.key")).map_err(io)?;
     let sealer = secrets::Sealer::load_or_create(&dir.join("sealing.key")).map_err(io)?;
@@ -79,13 +86,7 @@ pub async fn build(config: Config, clock: Clock) -> Result<Service, StartError> 
     // reqwest (Twilio) is built without a crypto provider of its own; install ring once.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let delivery = delivery::build(&config.delivery, &dir)?;
-    if let Some(telephony) = &config.telephony {
-        // Checked now so that a callback never fails on configuration.
-        delivery::TwilioDelivery::new(telephony)?;
-        if telephony.from.is_none() {
-            return Err(StartError::Delivery(delivery::ConfigError::TwilioNoSender));
-        }
-    }
+    check_telephony(&config)?;
     let bundle = policy_gate::load(config.policy_dir.as_deref())?;
     tracing::info!(digest = bundle.digest(), "policy bundle loaded");
     Ok(Service {
@@ -98,5 +99,18 @@ pub async fn build(config: Config, clock: Clock) -> Result<Service, StartError> 
         codes,
         delivery,
         connector,
+        metrics,
     })
+}
+
+/// The telephony provider's settings, checked at start-up so that a callback never fails on
+/// configuration. Needs the rustls crypto provider and a Tokio runtime, like delivery.
+pub(crate) fn check_telephony(config: &Config) -> Result<(), StartError> {
+    if let Some(telephony) = &config.telephony {
+        delivery::TwilioDelivery::new(telephony)?;
+        if telephony.from.is_none() {
+            return Err(StartError::Delivery(delivery::ConfigError::TwilioNoSender));
+        }
+    }
+    Ok(())
 }

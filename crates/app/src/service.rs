@@ -67,6 +67,8 @@ pub struct Service {
     pub(crate) delivery: Arc<dyn Delivery>,
     /// The connector that performs granted actions; `None` is the built-in directory.
     pub(crate) connector: Option<Arc<dyn deskgate_connectors::Connector>>,
+    /// Who may read `/metrics`.
+    pub(crate) metrics: crate::telemetry::MetricsAccess,
 }
 
 /// Fields of a new case, validated by [`Service::open_case`].
@@ -261,7 +263,7 @@ impl Service {
     /// double.
     #[must_use]
     pub fn with_connector(mut self, connector: Arc<dyn deskgate_connectors::Connector>) -> Self {
-        self.connector = Some(connector);
+        self.connector = Some(crate::metered_connector::metered(connector));
         self
     }
 

@@ -3,6 +3,7 @@
 
 mod admin;
 mod audit;
+mod config_check;
 mod policy;
 mod refusal;
 
@@ -66,12 +67,27 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// The configuration: check it before a start.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
     /// Administration.
     Admin {
         #[arg(long, global = true)]
         config: Option<PathBuf>,
         #[command(subcommand)]
         command: AdminCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the effective configuration, secrets masked, and every problem found (database,
+    /// key files, connector, policy bundle, delivery); exits non-zero on any problem.
+    Check {
+        #[arg(long)]
+        config: PathBuf,
     },
 }
 
@@ -160,7 +176,7 @@ enum AuditCommand {
     },
 }
 
-fn load_config(path: Option<&PathBuf>) -> Result<Config, String> {
+pub(crate) fn load_config(path: Option<&PathBuf>) -> Result<Config, String> {
     let mut figment = Figment::from(Serialized::defaults(Config::default()));
     if let Some(p) = path {
         if !p.exists() {
@@ -406,6 +422,9 @@ async fn main() -> ExitCode {
         },
         Command::Audit { config, command } => audit_command(config, command).await,
         Command::Policy { command } => policy_command(command).await,
+        Command::Config {
+            command: ConfigCommand::Check { config },
+        } => config_check::run(&config).await,
         Command::Device { config, command } => device_command(config, command).await,
     };
     match result {

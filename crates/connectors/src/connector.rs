@@ -143,6 +143,13 @@ pub trait Connector: Send + Sync {
     /// The operations this connector performs; every other one returns `Unsupported`.
     fn supported_operations(&self) -> &'static [Operation];
 
+    /// Proves the backend is usable now (reachable, Deskgate's own credentials accepted) without
+    /// reading or touching any subject: what `deskgate config check` runs. A backend with nothing
+    /// to reach passes.
+    async fn check(&self) -> Result<(), ConnectorError> {
+        Ok(())
+    }
+
     /// Reads the subject's groups (mapped to a tier), status and contacts of record.
     async fn lookup(&self, subject_id: &str) -> Result<DirectoryEntry, ConnectorError>;
 

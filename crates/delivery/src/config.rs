@@ -64,8 +64,14 @@ pub enum ConfigError {
 
 /// Builds the delivery the server uses: the outbox file, a [`ChannelRouter`] over the configured
 /// adapters (email -> SMTP, sms and voice -> Twilio), or [`Unconfigured`]. Call it inside the
-/// Tokio runtime, after installing the rustls crypto provider (see [`ConfigError`]).
+/// Tokio runtime, after installing the rustls crypto provider (see [`ConfigError`]). Every send
+/// is timed and counted (see `metered`).
 pub fn build(config: &Config, data_dir: &Path) -> Result<Arc<dyn Delivery>, ConfigError> {
+    let adapters = adapters(config, data_dir)?;
+    Ok(Arc::new(crate::metered::Metered(adapters)))
+}
+
+fn adapters(config: &Config, data_dir: &Path) -> Result<Arc<dyn Delivery>, ConfigError> {
     let has_channels = config.smtp.is_some() || config.twilio.is_some();
     if config.outbox_file {
         if has_channels {

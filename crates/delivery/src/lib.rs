@@ -16,6 +16,7 @@
 //! line or an error.
 
 mod config;
+mod metered;
 mod outbox;
 mod router;
 mod smtp;

@@ -632,8 +632,10 @@ pub fn router(service: Arc<Service>) -> Router {
         .nest("/api/v1", api_routes())
         .merge(crate::console::router(service.clone()))
         .merge(crate::passkey_pages::router(service.clone()))
+        .merge(crate::observability::routes())
         .fallback(not_found)
-        .layer(DefaultBodyLimit::max(limit));
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn(crate::observability::track));
     with_security_headers(routes).with_state(service)
 }
 

@@ -7,6 +7,7 @@ pub mod api;
 pub mod console;
 pub mod error;
 pub mod link_tokens;
+mod observability;
 pub mod passkey_pages;
 pub mod sign_in_guard;
 

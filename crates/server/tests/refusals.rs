@@ -405,8 +405,9 @@ async fn bad_input_changes_nothing(backend: Backend) {
             // The server refuses as soon as it sees the declared length and may close the
             // connection while the client still writes the body; the client then sees a broken
             // pipe instead of the 413. Either way nothing was read or changed (the snapshot below).
-            let sent = s
-                .client
+            // Its own client, so the connection the server closes is never reused by the next
+            // request (which would then fail with a broken pipe of its own).
+            let sent = reqwest::Client::new()
                 .post(format!("{}{path}", s.base))
                 .bearer_auth(&t)
                 .header("content-type", "application/json")

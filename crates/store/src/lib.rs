@@ -5,6 +5,7 @@
 //! and the audit entries describing the change are written in one transaction, or not at all.
 
 mod audit;
+mod observed;
 mod sql;
 
 use async_trait::async_trait;

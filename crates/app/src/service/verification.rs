@@ -72,6 +72,7 @@ impl Service {
     fn ensure_under_verification_cap(&self, case: &Case) -> AppResult<()> {
         let cap = self.config.max_verifications_per_case;
         if case.verifications.len() >= usize::try_from(cap).unwrap_or(usize::MAX) {
+            metrics::counter!("deskgate_rate_limit_refusals_total", "limit" => "verifications_per_case").increment(1);
             return Err(AppError::rate_limited(
                 "too_many_verifications",
                 format!(

@@ -383,6 +383,14 @@ impl Connector for LdapConnector {
         SUPPORTED
     }
 
+    async fn check(&self) -> Result<(), ConnectorError> {
+        self.bounded(Operation::Lookup, async {
+            finish(self.connect(Operation::Lookup).await?).await;
+            Ok(())
+        })
+        .await
+    }
+
     async fn lookup(&self, subject_id: &str) -> Result<DirectoryEntry, ConnectorError> {
         self.bounded(Operation::Lookup, self.lookup_entry(subject_id))
             .await

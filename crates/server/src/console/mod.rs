@@ -9,6 +9,7 @@ mod attest;
 mod audit;
 mod cases;
 mod dashboard;
+mod front_door;
 mod me;
 mod oidc;
 mod passkeys;
@@ -92,6 +93,8 @@ async fn rate_limited(
     match console.guard.admit(address) {
         Ok(()) => next.run(request).await,
         Err(wait) => {
+            metrics::counter!("deskgate_rate_limit_refusals_total", "limit" => "sign_in")
+                .increment(1);
             let mut page = error_page(
                 None,
                 &AppError::rate_limited(
@@ -233,9 +236,11 @@ fn case_routes() -> Router<Console> {
         .route("/console/admin/reload", post(admin::reload))
 }
 
-/// The manager's attestation pages behind a link, the audit pages and the static assets.
+/// The front door, the manager's attestation pages behind a link, the audit pages and the static
+/// assets.
 fn link_and_audit_routes() -> Router<Console> {
     Router::new()
+        .route("/", get(front_door::front_door))
         .route("/console/approvals", get(approvals::queue))
         .route(
             "/console/attest",

@@ -238,11 +238,14 @@ impl Store for SqlStore {
     }
 
     async fn commit(&self, change: Change) -> Result<Vec<AuditRecord>> {
-        match (&self.backend, &self.sqlite_writer) {
+        let observed = crate::observed::observe(&change);
+        let result = match (&self.backend, &self.sqlite_writer) {
             (Backend::Sqlite(_), Some(writer)) => sqlite_writer::submit(writer, change).await,
             (Backend::Sqlite(_), None) => Err(StoreError::Commit("no writer".to_owned())),
             (Backend::Postgres(p), _) => postgres_commit::commit(p, change).await,
-        }
+        };
+        observed.record(&result);
+        result
     }
 
     async fn audit_size(&self) -> Result<u64> {
