@@ -22,6 +22,7 @@ pub mod passkey_sign_in;
 pub mod passkeys;
 pub mod policy_gate;
 pub mod secrets;
+pub mod self_service;
 pub mod service;
 pub mod sso;
 pub mod staff_passkeys;

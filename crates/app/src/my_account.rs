@@ -179,7 +179,7 @@ fn passkey_listed(subject: &Subject, id: &str) -> bool {
 
 impl Service {
     /// The subject a sign-in name stands for: their id, or their email of record exactly.
-    async fn subject_named(&self, name: &str) -> AppResult<Option<Subject>> {
+    pub(crate) async fn subject_named(&self, name: &str) -> AppResult<Option<Subject>> {
         let by_id = self.store.subject(name).await?;
         let wanted = name.trim().to_lowercase();
         let by_email = self

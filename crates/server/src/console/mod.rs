@@ -13,6 +13,7 @@ mod front_door;
 mod me;
 mod oidc;
 mod passkeys;
+mod recover;
 mod security;
 mod session;
 
@@ -182,8 +183,8 @@ fn sign_in_routes(console: &Console) -> Router<Console> {
         )
 }
 
-/// The subject's own page. Every answer is `no-store`: it carries personal data and, once,
-/// recovery codes.
+/// The subject's own page and self-service recovery. Every answer is `no-store`: they carry
+/// personal data and, once, recovery codes.
 fn me_routes(console: &Console) -> Router<Console> {
     let limited = |route: MethodRouter<Console>| {
         route.route_layer(from_fn_with_state(console.clone(), rate_limited))
@@ -199,6 +200,11 @@ fn me_routes(console: &Console) -> Router<Console> {
         .route("/me/passkeys/{id}/rename", post(me::rename_passkey))
         .route("/me/passkeys/{id}/remove", post(me::remove_passkey))
         .route("/me/not-me", post(me::not_me))
+        .route("/recover", get(recover::page))
+        .route("/recover/start", limited(post(recover::start)))
+        .route("/recover/steps", get(recover::steps))
+        .route("/recover/send", limited(post(recover::send)))
+        .route("/recover/answer", limited(post(recover::answer)))
         .layer(SetResponseHeaderLayer::overriding(
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),

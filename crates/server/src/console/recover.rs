@@ -1,0 +1,303 @@
+//! Self-service recovery pages, `/recover` (see [`deskgate_app::self_service`]). The attempt is
+//! sealed in a cookie scoped to `/recover` (`HttpOnly; Secure; SameSite=Strict`); every answer is
+//! `no-store`; the posts share the console's per-address allowance, and each is padded to one
+//! duration so that an unknown account, a refused one and a real one take the same time.
+
+use std::time::{Duration, Instant};
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::Form;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use deskgate_app::AppError;
+use deskgate_app::self_service::{ACTIONS, Answered, Finished, METHODS, RecoverView};
+use deskgate_app::service::parse_id;
+use deskgate_core::{Action, Method};
+use serde::Deserialize;
+
+use super::{Console, at};
+
+const COOKIE: &str = "deskgate_recover";
+const COOKIE_ATTRIBUTES: &str = "Path=/recover; HttpOnly; Secure; SameSite=Strict; Max-Age=1800";
+/// Every post takes at least this long, whatever the account.
+const STEP_FLOOR: Duration = Duration::from_millis(400);
+
+#[derive(Template, WebTemplate)]
+#[template(path = "recover/start.html")]
+struct StartPage {
+    error: Option<String>,
+    actions: Vec<(String, String)>,
+}
+
+struct MethodRow {
+    id: String,
+    title: String,
+    sends: bool,
+    send_label: String,
+    asks: bool,
+    code_label: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "recover/steps.html")]
+struct StepsPage {
+    action: String,
+    notice: Option<String>,
+    expires_at: String,
+    passed: Vec<String>,
+    methods: Vec<MethodRow>,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "recover/finished.html")]
+struct FinishedPage {
+    title: String,
+    message: String,
+}
+
+fn action_words(action: Action) -> &'static str {
+    match action {
+        Action::PasswordReset => "Reset my password",
+        Action::MfaReset => "Reset my MFA (I lost my devices)",
+        Action::AccountUnlock => "Unlock my account",
+        _ => "Recover my account",
+    }
+}
+
+fn method_row(method: Method, waiting: &[Method]) -> MethodRow {
+    let (title, send_label, code_label) = match method {
+        Method::EmailCode => (
+            "A code to your email on record",
+            "Send a code to my email on record",
+            "The code from the email",
+        ),
+        Method::SmsCode => (
+            "A code to your phone on record",
+            "Send a code to my phone on record",
+            "The code from the text message",
+        ),
+        Method::RecoveryCode => (
+            "One of your saved recovery codes",
+            "",
+            "A recovery code you saved",
+        ),
+        _ => (
+            "Your authenticator app",
+            "",
+            "The code your authenticator app shows",
+        ),
+    };
+    let sends = matches!(method, Method::EmailCode | Method::SmsCode);
+    MethodRow {
+        id: method.to_string(),
+        title: title.to_owned(),
+        sends,
+        send_label: send_label.to_owned(),
+        asks: !sends || waiting.contains(&method),
+        code_label: code_label.to_owned(),
+    }
+}
+
+fn start_page(status: StatusCode, error: Option<String>) -> Response {
+    let actions = ACTIONS
+        .iter()
+        .map(|a| (a.to_string(), action_words(*a).to_owned()))
+        .collect();
+    (status, StartPage { error, actions }).into_response()
+}
+
+fn attempt(headers: &HeaderMap) -> Option<&str> {
+    crate::link_tokens::cookie(headers, COOKIE)
+}
+
+/// Waits out the rest of the step's floor.
+async fn pad(started: Instant) {
+    if let Some(rest) = STEP_FLOOR.checked_sub(started.elapsed()) {
+        tokio::time::sleep(rest).await;
+    }
+}
+
+fn over() -> Response {
+    FinishedPage {
+        title: "This attempt is over".to_owned(),
+        message: "It expired or was finished. Start again, or call the help desk.".to_owned(),
+    }
+    .into_response()
+}
+
+/// `GET /recover`: the form.
+pub(super) async fn page() -> Response {
+    start_page(StatusCode::OK, None)
+}
+
+#[derive(Deserialize)]
+pub(super) struct StartForm {
+    name: String,
+    action: String,
+}
+
+/// `POST /recover/start`: the same answer for every name.
+pub(super) async fn start(State(console): State<Console>, Form(form): Form<StartForm>) -> Response {
+    let started = Instant::now();
+    let result = match parse_id::<Action>("action", &form.action) {
+        Ok(action) => console.service.self_service_start(&form.name, action).await,
+        Err(e) => Err(e),
+    };
+    pad(started).await;
+    match result {
+        Ok(token) => {
+            let mut response = Redirect::to("/recover/steps").into_response();
+            match HeaderValue::from_str(&format!("{COOKIE}={token}; {COOKIE_ATTRIBUTES}")) {
+                Ok(v) => {
+                    response.headers_mut().insert(header::SET_COOKIE, v);
+                    response
+                }
+                Err(_) => super::error_page(None, &AppError::internal("internal", "bad cookie")),
+            }
+        }
+        Err(e @ AppError::Invalid(_)) => start_page(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some(e.message().to_owned()),
+        ),
+        Err(e) => super::error_page(None, &e),
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct NoticeQuery {
+    #[serde(default)]
+    n: Option<String>,
+}
+
+fn notice_for(n: Option<&str>) -> Option<String> {
+    let n = n?;
+    Some(match n {
+        "accepted" => "That matched.".to_owned(),
+        "nomatch" => {
+            "That did not match, or the code expired. Try again or another way.".to_owned()
+        }
+        sent => {
+            let what = match sent {
+                "sent-email_code" => "an email on record",
+                "sent-sms_code" => "a phone on record",
+                _ => return None,
+            };
+            format!(
+                "If we have {what} for this account, a code is on its way. It works for a few \
+                 minutes."
+            )
+        }
+    })
+}
+
+/// `GET /recover/steps`: where the attempt stands.
+pub(super) async fn steps(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    Query(query): Query<NoticeQuery>,
+) -> Response {
+    let Some(token) = attempt(&headers) else {
+        return Redirect::to("/recover").into_response();
+    };
+    match console.service.self_service_view(token).await {
+        Ok(view) => render(view, notice_for(query.n.as_deref())),
+        Err(AppError::Unauthenticated(_)) => over(),
+        Err(e) => super::error_page(None, &e),
+    }
+}
+
+fn render(view: RecoverView, notice: Option<String>) -> Response {
+    match view.finished {
+        Some(Finished::Done) => FinishedPage {
+            title: "Done".to_owned(),
+            message: format!(
+                "{} is done. What you need next (a temporary password or pass) went to a \
+                 contact of record, and every contact of record was told. If you did not ask \
+                 for this, use the \"this was not me\" link in that notice.",
+                action_words(view.action)
+            ),
+        }
+        .into_response(),
+        Some(Finished::Ended) => FinishedPage {
+            title: "This cannot be finished here".to_owned(),
+            message: "Call the help desk: they will check it is you before anything changes."
+                .to_owned(),
+        }
+        .into_response(),
+        None => StepsPage {
+            action: action_words(view.action).to_owned(),
+            notice,
+            expires_at: at(view.expires_at),
+            passed: view
+                .passed
+                .iter()
+                .map(|m| method_row(*m, &[]).title)
+                .collect(),
+            methods: METHODS
+                .iter()
+                .filter(|m| !view.passed.contains(m))
+                .map(|m| method_row(*m, &view.waiting))
+                .collect(),
+        }
+        .into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct MethodForm {
+    method: String,
+    #[serde(default)]
+    code: String,
+}
+
+/// `POST /recover/send`: the same answer whether or not anything was sent.
+pub(super) async fn send(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    Form(form): Form<MethodForm>,
+) -> Response {
+    let started = Instant::now();
+    let Some(token) = attempt(&headers) else {
+        return Redirect::to("/recover").into_response();
+    };
+    let result = match parse_id::<Method>("method", &form.method) {
+        Ok(method) => console.service.self_service_send(token, method).await,
+        Err(e) => Err(e),
+    };
+    pad(started).await;
+    match result {
+        Ok(()) => Redirect::to(&format!("/recover/steps?n=sent-{}", form.method)).into_response(),
+        Err(AppError::Unauthenticated(_)) => over(),
+        Err(e) => super::error_page(None, &e),
+    }
+}
+
+/// `POST /recover/answer`: a code for one way; the change is made once the requirements are met.
+pub(super) async fn answer(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    Form(form): Form<MethodForm>,
+) -> Response {
+    let started = Instant::now();
+    let Some(token) = attempt(&headers) else {
+        return Redirect::to("/recover").into_response();
+    };
+    let result = match parse_id::<Method>("method", &form.method) {
+        Ok(method) => {
+            console
+                .service
+                .self_service_answer(token, method, &form.code)
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    pad(started).await;
+    match result {
+        Ok(Answered::Accepted) => Redirect::to("/recover/steps?n=accepted").into_response(),
+        Ok(Answered::NotMatched) => Redirect::to("/recover/steps?n=nomatch").into_response(),
+        Err(AppError::Unauthenticated(_)) => over(),
+        Err(e) => super::error_page(None, &e),
+    }
+}

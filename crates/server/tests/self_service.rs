@@ -1,0 +1,311 @@
+//! Self-service recovery (`/recover`) end to end over HTTP on both databases: a person resets
+//! their password and their MFA on their own under the same bundle, with the same execution,
+//! notices and audit; an unknown account, a privileged one and one over its attempt limit look
+//! exactly like a real one and get nothing; a tampered attempt is over.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Instant;
+
+use deskgate_testkit::on_both_backends;
+use deskgate_testkit::server as common;
+
+use common::{Backend, TestServer};
+use reqwest::StatusCode;
+
+const DAVE: &str = "u-dave";
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// One browser's attempt: its cookie.
+struct Attempt<'a> {
+    s: &'a TestServer,
+    cookie: String,
+}
+
+async fn start<'a>(s: &'a TestServer, name: &str, action: &str) -> Attempt<'a> {
+    let resp = client()
+        .post(format!("{}/recover/start", s.base))
+        .form(&[("name", name), ("action", action)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(resp.headers()["location"], "/recover/steps");
+    let cookie = resp.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(cookie.starts_with("deskgate_recover="), "{cookie}");
+    Attempt { s, cookie }
+}
+
+impl Attempt<'_> {
+    async fn post(&self, path: &str, form: &[(&str, &str)]) -> String {
+        let resp = client()
+            .post(format!("{}{path}", self.s.base))
+            .header("cookie", &self.cookie)
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+        resp.headers()["location"].to_str().unwrap().to_owned()
+    }
+
+    async fn send(&self, method: &str) -> String {
+        self.post("/recover/send", &[("method", method)]).await
+    }
+
+    async fn answer(&self, method: &str, code: &str) -> String {
+        self.post("/recover/answer", &[("method", method), ("code", code)])
+            .await
+    }
+
+    async fn page(&self) -> (StatusCode, String) {
+        let resp = client()
+            .get(format!("{}/recover/steps", self.s.base))
+            .header("cookie", &self.cookie)
+            .send()
+            .await
+            .unwrap();
+        (resp.status(), resp.text().await.unwrap())
+    }
+}
+
+/// The code in the newest verification code message to `to`.
+fn code_to(s: &TestServer, to: &str) -> String {
+    s.outbox()
+        .iter()
+        .rev()
+        .find(|m| m["kind"] == "verification_code" && m["to"] == to)
+        .unwrap_or_else(|| panic!("no code to {to}"))["code"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn contacts(s: &TestServer, id: &str) -> (String, String) {
+    let subject = s.service.store().subject(id).await.unwrap().unwrap();
+    let of = |kind| subject.contact(kind).unwrap().value.clone();
+    (
+        of(deskgate_core::ContactKind::Email),
+        of(deskgate_core::ContactKind::Phone),
+    )
+}
+
+async fn self_service_cases(s: &TestServer, subject: &str) -> Vec<deskgate_core::Case> {
+    s.service
+        .store()
+        .list_cases(&deskgate_store::CaseFilter {
+            subject_id: Some(subject.to_owned()),
+            limit: 50,
+            ..deskgate_store::CaseFilter::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.channel == deskgate_core::Channel::SelfService)
+        .collect()
+}
+
+/// The page without what differs by design between two attempts (the expiry minute).
+fn shape(page: &str) -> String {
+    page.lines()
+        .filter(|l| !l.contains("This page works") && !l.contains("until "))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+async fn a_person_resets_their_password_on_their_own(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let (email, phone) = contacts(&s, DAVE).await;
+    let attempt = start(&s, DAVE, "password_reset").await;
+    let (status, page) = attempt.page().await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("Reset my password"), "{page}");
+
+    assert_eq!(
+        attempt.send("email_code").await,
+        "/recover/steps?n=sent-email_code"
+    );
+    assert_eq!(
+        attempt.answer("email_code", &code_to(&s, &email)).await,
+        "/recover/steps?n=accepted"
+    );
+    let (_, page) = attempt.page().await;
+    assert!(page.contains("id=\"passed\""), "{page}");
+    attempt.send("sms_code").await;
+    // A wrong code first: not matched, nothing done.
+    assert_eq!(
+        attempt.answer("sms_code", "000000").await,
+        "/recover/steps?n=nomatch"
+    );
+    attempt.answer("sms_code", &code_to(&s, &phone)).await;
+
+    let (status, page) = attempt.page().await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("Done"), "{page}");
+    let cases = self_service_cases(&s, DAVE).await;
+    assert_eq!(cases.len(), 1, "{cases:?}");
+    assert_eq!(cases[0].state, deskgate_core::CaseState::Executed);
+    assert_eq!(cases[0].agent_id, "self-service");
+    let events = s.events_since(0).await;
+    for wanted in ["case.opened", "grant.minted", "execution.performed"] {
+        assert!(events.contains(&wanted.to_owned()), "{wanted}: {events:?}");
+    }
+    // The notices of any recovery went out, each with its "this was not me" link.
+    assert!(
+        s.outbox().iter().any(|m| m["kind"] == "recovery_notice"
+            || m["kind"] == "execution_notice"
+            || m["body"].as_str().unwrap_or_default().contains("not me")),
+        "{:?}",
+        s.outbox()
+    );
+    s.assert_audit_chain_intact().await;
+    s.finish().await;
+}
+
+async fn an_mfa_reset_on_ones_own_takes_a_recovery_code_and_a_code_of_record(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let (email, phone) = contacts(&s, DAVE).await;
+    let saved = s.recovery_codes(&email);
+    let attempt = start(&s, DAVE, "mfa_reset").await;
+    assert_eq!(
+        attempt.answer("recovery_code", &saved[0]).await,
+        "/recover/steps?n=accepted"
+    );
+    attempt.send("sms_code").await;
+    attempt.answer("sms_code", &code_to(&s, &phone)).await;
+    let (_, page) = attempt.page().await;
+    assert!(page.contains("Done"), "{page}");
+    let dave = s.service.store().subject(DAVE).await.unwrap().unwrap();
+    assert!(dave.authenticators.is_empty(), "{:?}", dave.authenticators);
+    assert!(dave.on_probation(s.service.now()));
+    // The pass went to a contact of record, never to the page.
+    assert!(!page.contains("temporary_access_pass\""));
+    assert!(
+        s.outbox()
+            .iter()
+            .any(|m| m["kind"] == "temporary_access_pass"),
+        "{:?}",
+        s.outbox()
+    );
+    s.finish().await;
+}
+
+async fn unknown_privileged_and_known_accounts_look_the_same(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let outbox = s.outbox().len();
+    let audit = s.service.store().audit_size().await.unwrap();
+    let mut pages = Vec::new();
+    let mut sent = Vec::new();
+    let mut answered = Vec::new();
+    let mut cookie_lengths = Vec::new();
+    for name in ["nobody-here", "u-priya"] {
+        let attempt = start(&s, name, "password_reset").await;
+        cookie_lengths.push(attempt.cookie.len());
+        pages.push(shape(&attempt.page().await.1));
+        sent.push(attempt.send("email_code").await);
+        answered.push(attempt.answer("email_code", "123456").await);
+        answered.push(attempt.answer("recovery_code", "ABCD-EFGH-IJKL-MNOP").await);
+    }
+    // Nothing was sent for either; the refusal of the privileged account is audited.
+    assert_eq!(s.outbox().len(), outbox, "{:?}", &s.outbox()[outbox..]);
+    let events = s.events_since(audit).await;
+    assert_eq!(events, vec!["case.refused".to_owned()], "{events:?}");
+    assert!(self_service_cases(&s, "u-priya").await.is_empty());
+
+    // A real account's attempt looks the same.
+    let real = start(&s, DAVE, "password_reset").await;
+    cookie_lengths.push(real.cookie.len());
+    pages.push(shape(&real.page().await.1));
+    sent.push(real.send("email_code").await);
+    answered.push(real.answer("email_code", "123456").await);
+    answered.push(real.answer("recovery_code", "ABCD-EFGH-IJKL-MNOP").await);
+    assert!(pages.windows(2).all(|w| w[0] == w[1]), "{pages:#?}");
+    assert!(sent.windows(2).all(|w| w[0] == w[1]), "{sent:?}");
+    assert!(
+        answered.iter().all(|a| a == "/recover/steps?n=nomatch"),
+        "{answered:?}"
+    );
+    assert!(
+        cookie_lengths.windows(2).all(|w| w[0] == w[1]),
+        "{cookie_lengths:?}"
+    );
+    // The page says who must call the help desk, to everyone.
+    let resp = client()
+        .get(format!("{}/recover", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["cache-control"], "no-store");
+    let page = resp.text().await.unwrap();
+    assert!(page.contains("Administrator, executive"), "{page}");
+    s.finish().await;
+}
+
+async fn starting_takes_as_long_for_an_unknown_account_as_for_a_real_one(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let mut timings = Vec::new();
+    for name in ["nobody-here", "u-alice"] {
+        let mut took = Vec::new();
+        for _ in 0..3 {
+            let at = Instant::now();
+            start(&s, name, "account_unlock").await;
+            took.push(at.elapsed().as_millis());
+        }
+        took.sort_unstable();
+        timings.push(took[1]);
+    }
+    // Both are padded to the same floor; only scheduling noise separates them.
+    let gap = timings[0].abs_diff(timings[1]);
+    assert!(timings.iter().all(|t| *t >= 400), "{timings:?}");
+    assert!(gap < 150, "{timings:?}");
+    s.finish().await;
+}
+
+async fn attempts_per_account_are_limited_and_tampering_ends_one(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    for _ in 0..4 {
+        start(&s, DAVE, "account_unlock").await;
+    }
+    assert_eq!(self_service_cases(&s, DAVE).await.len(), 3);
+
+    let attempt = start(&s, "u-alice", "account_unlock").await;
+    let (name, value) = attempt.cookie.split_once('=').unwrap();
+    let mut forged: Vec<char> = value.chars().collect();
+    let i = forged.len() / 2;
+    forged[i] = if forged[i] == 'A' { 'B' } else { 'A' };
+    let forged = Attempt {
+        s: &s,
+        cookie: format!("{name}={}", forged.into_iter().collect::<String>()),
+    };
+    let (status, page) = forged.page().await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("This attempt is over"), "{page}");
+    // Another action is not self-service: refused with the reason, nothing opened.
+    let resp = client()
+        .post(format!("{}/recover/start", s.base))
+        .form(&[("name", DAVE), ("action", "phone_change")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    s.finish().await;
+}
+
+on_both_backends!(
+    a_person_resets_their_password_on_their_own,
+    an_mfa_reset_on_ones_own_takes_a_recovery_code_and_a_code_of_record,
+    unknown_privileged_and_known_accounts_look_the_same,
+    starting_takes_as_long_for_an_unknown_account_as_for_a_real_one,
+    attempts_per_account_are_limited_and_tampering_ends_one,
+);
