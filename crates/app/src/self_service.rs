@@ -17,8 +17,10 @@ use chrono::{DateTime, Duration, Utc};
 use deskgate_core::{Action, CaseState, Channel, Method, Role, Staff, VerificationState};
 use deskgate_store::CaseFilter;
 use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 
 use crate::error::AppError;
+use crate::passkey_sign_in::Realm;
 use crate::service::{OpenCase, Service};
 
 type AppResult<T> = Result<T, AppError>;
@@ -32,7 +34,8 @@ pub const ACTIONS: [Action; 3] = [
     Action::MfaReset,
     Action::AccountUnlock,
 ];
-/// The ways to confirm it is you the page offers, the same for everyone.
+/// The ways to confirm it is you with a code the page offers, the same for everyone (a passkey
+/// is offered beside them).
 pub const METHODS: [Method; 4] = [
     Method::EmailCode,
     Method::SmsCode,
@@ -45,7 +48,7 @@ const ATTEMPT_MINUTES: i64 = 30;
 const PER_ACCOUNT_PER_HOUR: usize = 3;
 const SEAL: &str = "deskgate/self_service_attempt";
 /// Sealed attempts are padded to this many bytes, so a real one and a decoy look alike.
-const ATTEMPT_SIZE: usize = 512;
+const ATTEMPT_SIZE: usize = 768;
 
 /// Deskgate's own desk, the principal of every self-service case.
 pub fn desk() -> Staff {
@@ -64,6 +67,8 @@ pub fn desk() -> Staff {
 /// An attempt as the browser holds it, sealed.
 #[derive(Serialize, Deserialize)]
 struct Attempt {
+    /// The name given, for a decoy's passkey challenge (the same ids each time).
+    name: String,
     action: Action,
     /// The case worked for this browser; `None` for a decoy.
     case_id: Option<String>,
@@ -125,6 +130,7 @@ impl Service {
             _ => None,
         };
         self.seal_attempt(&Attempt {
+            name: name.to_owned(),
             action,
             case_id,
             expires_at: self.now() + Duration::minutes(ATTEMPT_MINUTES),
@@ -284,10 +290,8 @@ impl Service {
         if !passed {
             return Ok(Answered::NotMatched);
         }
-        if view.state == CaseState::Approved
-            && let Err(e) = self.execute(&desk, &case_id).await
-        {
-            tracing::warn!(case = %case_id, error = %e.message(), "self-service execution refused");
+        if view.state == CaseState::Approved {
+            self.execute_if_approved(&case_id).await?;
         }
         Ok(Answered::Accepted)
     }
@@ -320,5 +324,95 @@ impl Service {
                 Ok(None)
             }
         }
+    }
+
+    /// The challenge for a passkey on the page (this device or another one nearby): a real
+    /// passkey verification on the case, asked on the page instead of by email, or a decoy's
+    /// challenge of the same shape.
+    pub async fn self_service_passkey_options(&self, token: &str) -> AppResult<Value> {
+        let attempt = self.open_attempt(token)?;
+        let real = match &attempt.case_id {
+            Some(case_id) => self.on_page_passkey_options(case_id).await,
+            None => None,
+        };
+        let mut options = match real {
+            Some(options) => options,
+            None => {
+                self.sign_in_challenge(Realm::Subject, &attempt.name, Vec::new())?["options"].take()
+            }
+        };
+        // Transports are hints a decoy could not know: neither shows them.
+        if let Some(allowed) = options
+            .pointer_mut("/publicKey/allowCredentials")
+            .and_then(Value::as_array_mut)
+        {
+            for credential in allowed {
+                if let Some(c) = credential.as_object_mut() {
+                    c.remove("transports");
+                }
+            }
+        }
+        Ok(json!({ "options": options }))
+    }
+
+    async fn on_page_passkey_options(&self, case_id: &str) -> Option<Value> {
+        let vid = match self.pending(case_id, Method::Passkey).await {
+            Ok(Some(vid)) => vid,
+            _ => match self
+                .start_verification(&desk(), case_id, Method::Passkey)
+                .await
+            {
+                Ok((vid, _)) => vid,
+                Err(e) => {
+                    tracing::info!(case = %case_id, error = %e.message(), "self-service passkey not offered");
+                    return None;
+                }
+            },
+        };
+        let link = self.on_page_passkey_token(&vid);
+        match self.passkey_link_options(&link).await {
+            Ok(options) => Some(options),
+            Err(e) => {
+                tracing::info!(case = %case_id, error = %e.message(), "self-service passkey challenge not made");
+                None
+            }
+        }
+    }
+
+    /// The page's passkey answer. When the requirements are met the change is made at once.
+    pub async fn self_service_passkey_answer(
+        &self,
+        token: &str,
+        assertion: &Value,
+    ) -> AppResult<Answered> {
+        let attempt = self.open_attempt(token)?;
+        let Some(case_id) = attempt.case_id else {
+            return Ok(Answered::NotMatched);
+        };
+        let Some(vid) = self.pending(&case_id, Method::Passkey).await? else {
+            return Ok(Answered::NotMatched);
+        };
+        let link = self.on_page_passkey_token(&vid);
+        match self.passkey_link_answer(&link, assertion).await {
+            Ok(answer) if answer["passed"] == true => {}
+            Ok(_) => return Ok(Answered::NotMatched),
+            Err(e) => {
+                tracing::info!(case = %case_id, error = %e.message(), "self-service passkey refused");
+                return Ok(Answered::NotMatched);
+            }
+        }
+        self.execute_if_approved(&case_id).await?;
+        Ok(Answered::Accepted)
+    }
+
+    /// Makes the change once the case is approved, for the browser holding the attempt.
+    async fn execute_if_approved(&self, case_id: &str) -> AppResult<()> {
+        let case = self.load_case(case_id).await?.case;
+        if case.state == CaseState::Approved
+            && let Err(e) = self.execute(&desk(), case_id).await
+        {
+            tracing::warn!(case = %case_id, error = %e.message(), "self-service execution refused");
+        }
+        Ok(())
     }
 }

@@ -455,8 +455,16 @@ async fn a_person_recovers_on_their_own_with_the_keyboard_only() {
     let s = TestServer::start(Backend::Sqlite).await;
     let base = s.base.replace("127.0.0.1", "localhost");
     let dave = s.service.store().subject("u-dave").await.unwrap().unwrap();
-    let email = dave.contact(deskgate_core::ContactKind::Email).unwrap().value.clone();
-    let phone = dave.contact(deskgate_core::ContactKind::Phone).unwrap().value.clone();
+    let email = dave
+        .contact(deskgate_core::ContactKind::Email)
+        .unwrap()
+        .value
+        .clone();
+    let phone = dave
+        .contact(deskgate_core::ContactKind::Phone)
+        .unwrap()
+        .value
+        .clone();
     let chromedriver = Chromedriver::start().await;
     let profile = tempfile::tempdir().unwrap();
     let driver = chromedriver.browser(&profile).await;

@@ -225,6 +225,24 @@ impl TestServer {
         .await
     }
 
+    /// An MFA reset for `subject` worked by `agent` the way the default pack allows (an SMS code
+    /// to the phone of record and one of the recovery codes the person saved, found by `email`)
+    /// and executed: answers the temporary access pass message it sent to a contact of record.
+    pub async fn executed_mfa_reset(&self, agent: &str, subject: &str, email: &str) -> Value {
+        let case = self.open_case(agent, subject, "mfa_reset").await;
+        let id = case["id"].as_str().unwrap().to_owned();
+        let (vid, code) = self.send_code(agent, &id, "sms_code").await;
+        assert_eq!(self.answer(agent, &id, &vid, &code).await.0, StatusCode::OK);
+        let saved = self.recovery_codes(email);
+        let (rid, _) = self.start_method(agent, &id, "recovery_code").await;
+        let (status, body) = self.answer(agent, &id, &rid, &saved[0]).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["state"], "approved", "{body}");
+        let (status, body) = self.execute(agent, &id).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        self.last_message("temporary_access_pass")
+    }
+
     /// Gets a standard-tier password reset approved the way the default pack asks since issue 13
     /// (two counted classes, one of them a contact or person of record): a code to the email of
     /// record, which alone leaves the case verifying, then a code to the phone of record. Returns

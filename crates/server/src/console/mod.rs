@@ -205,6 +205,11 @@ fn me_routes(console: &Console) -> Router<Console> {
         .route("/recover/steps", get(recover::steps))
         .route("/recover/send", limited(post(recover::send)))
         .route("/recover/answer", limited(post(recover::answer)))
+        .route(
+            "/recover/passkey/options",
+            limited(post(recover::passkey_options)),
+        )
+        .route("/recover/passkey", limited(post(recover::passkey_answer)))
         .layer(SetResponseHeaderLayer::overriding(
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),

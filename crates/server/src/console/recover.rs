@@ -44,6 +44,7 @@ struct MethodRow {
 #[template(path = "recover/steps.html")]
 struct StepsPage {
     action: String,
+    passkey_done: bool,
     notice: Option<String>,
     expires_at: String,
     passed: Vec<String>,
@@ -97,6 +98,13 @@ fn method_row(method: Method, waiting: &[Method]) -> MethodRow {
         send_label: send_label.to_owned(),
         asks: !sends || waiting.contains(&method),
         code_label: code_label.to_owned(),
+    }
+}
+
+fn passed_words(method: Method) -> String {
+    match method {
+        Method::Passkey => "A passkey".to_owned(),
+        other => method_row(other, &[]).title,
     }
 }
 
@@ -228,13 +236,10 @@ fn render(view: RecoverView, notice: Option<String>) -> Response {
         .into_response(),
         None => StepsPage {
             action: action_words(view.action).to_owned(),
+            passkey_done: view.passed.contains(&Method::Passkey),
             notice,
             expires_at: at(view.expires_at),
-            passed: view
-                .passed
-                .iter()
-                .map(|m| method_row(*m, &[]).title)
-                .collect(),
+            passed: view.passed.iter().map(|m| passed_words(*m)).collect(),
             methods: METHODS
                 .iter()
                 .filter(|m| !view.passed.contains(m))
@@ -293,6 +298,52 @@ pub(super) async fn answer(
         }
         Err(e) => Err(e),
     };
+    pad(started).await;
+    match result {
+        Ok(Answered::Accepted) => Redirect::to("/recover/steps?n=accepted").into_response(),
+        Ok(Answered::NotMatched) => Redirect::to("/recover/steps?n=nomatch").into_response(),
+        Err(AppError::Unauthenticated(_)) => over(),
+        Err(e) => super::error_page(None, &e),
+    }
+}
+
+/// `POST /recover/passkey/options`: the challenge for a passkey, the same shape for everyone.
+pub(super) async fn passkey_options(
+    State(console): State<Console>,
+    headers: HeaderMap,
+) -> Response {
+    let started = Instant::now();
+    let Some(token) = attempt(&headers) else {
+        return Redirect::to("/recover").into_response();
+    };
+    let result = console.service.self_service_passkey_options(token).await;
+    pad(started).await;
+    match result {
+        Ok(options) => axum::Json(options).into_response(),
+        Err(e) => crate::error::ApiError::from(e).into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct PasskeyForm {
+    credential: String,
+}
+
+/// `POST /recover/passkey`: the browser's passkey answer.
+pub(super) async fn passkey_answer(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    Form(form): Form<PasskeyForm>,
+) -> Response {
+    let started = Instant::now();
+    let Some(token) = attempt(&headers) else {
+        return Redirect::to("/recover").into_response();
+    };
+    let credential = serde_json::from_str(&form.credential).unwrap_or(serde_json::Value::Null);
+    let result = console
+        .service
+        .self_service_passkey_answer(token, &credential)
+        .await;
     pad(started).await;
     match result {
         Ok(Answered::Accepted) => Redirect::to("/recover/steps?n=accepted").into_response(),

@@ -55,22 +55,21 @@ impl Service {
         } = start;
         let now = self.now();
         let mut case = stored.case.clone();
-        self.webauthn()?;
-        let passkeys = self.usable_passkeys(&subject).await?;
-        if passkeys.is_empty() {
-            return Err(AppError::invalid_as(
-                "no_passkey",
-                "the subject has no enrolled passkey",
-            ));
-        }
-        let depends_on = self.passkey_units(&subject, &passkeys);
+        let depends_on = self.usable_passkey_units(&subject).await?;
         let fresh = case.requirements.freshness();
         let email = subject.trusted_contact(ContactKind::Email, fresh, now).ok_or_else(|| {
             AppError::invalid_as("contact_not_trusted",
                 "the email of record is missing, unverified or recently changed; it cannot carry a passkey link",
             )
         })?;
-        let token = secrets::random_token();
+        // On the self-service page the page itself carries the ceremony: nothing is mailed, and
+        // the link's token never leaves the server (the page's handlers derive it from the id).
+        let on_page = caller.id == crate::self_service::DESK_ID;
+        let token = if on_page {
+            self.on_page_passkey_token(&vid)
+        } else {
+            secrets::random_token()
+        };
         let expires_at = now + Duration::minutes(self.config.codes.email_ttl_minutes);
         let url = format!(
             "{}/passkey/{token}",
@@ -78,21 +77,17 @@ impl Service {
         );
         let mut v = pending_passkey(&vid, email, &subject, now, expires_at);
         v.units = depends_on;
+        if on_page {
+            v.destination = Some("the self-service page".to_owned());
+        }
         case.start_verification(v, now)?;
-        let link = LinkToken {
-            token_hash: secrets::token_hash(&token),
-            kind: LINK_KIND.to_owned(),
-            case_id: case.id.clone(),
-            verification_id: vid.clone(),
-            respondent: subject.id.clone(),
-            created_at: now,
-            expires_at,
-            used_at: None,
-        };
-        let message = passkey_link(email, &subject, &case, url);
-        // The same per-contact send limit as codes: a flood of links is itself an attack.
-        self.send_within_limit(email, &message, "message", now)
-            .await?;
+        let link = passkey_link_token(&token, &case.id, &vid, &subject.id, now, expires_at);
+        if !on_page {
+            let message = passkey_link(email, &subject, &case, url);
+            // The same per-contact send limit as codes: a flood of links is itself an attack.
+            self.send_within_limit(email, &message, "message", now)
+                .await?;
+        }
         let started = self.started(
             caller,
             &case,
@@ -100,7 +95,7 @@ impl Service {
                 verification_id: vid.clone(),
                 method: Method::Passkey.to_string(),
                 class: Method::Passkey.class().to_string(),
-                destination: email.masked(),
+                destination: v_destination(on_page, email),
                 respondent: subject.id.clone(),
                 expires_at,
             }),
@@ -117,6 +112,25 @@ impl Service {
             })
             .await?;
         Ok((vid, self.view(&case).await?))
+    }
+
+    /// What a passkey verification depends on, refusing a subject with no usable passkey.
+    async fn usable_passkey_units(&self, subject: &Subject) -> AppResult<BTreeSet<String>> {
+        self.webauthn()?;
+        let passkeys = self.usable_passkeys(subject).await?;
+        if passkeys.is_empty() {
+            return Err(AppError::invalid_as(
+                "no_passkey",
+                "the subject has no enrolled passkey",
+            ));
+        }
+        Ok(self.passkey_units(subject, &passkeys))
+    }
+
+    /// The link token of a passkey verification started on the self-service page: derived from
+    /// its id with the server's code key, known only to the server.
+    pub(crate) fn on_page_passkey_token(&self, vid: &str) -> String {
+        self.codes.hash("deskgate/self_service_passkey", vid)
     }
 
     /// The live passkey link behind `token`.
@@ -324,6 +338,36 @@ fn pending_passkey(
         completed_at: None,
         respondent_check: None,
         units: BTreeSet::new(),
+    }
+}
+
+/// The stored link of a passkey verification (only the token's hash is kept).
+fn passkey_link_token(
+    token: &str,
+    case_id: &str,
+    vid: &str,
+    respondent: &str,
+    now: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+) -> LinkToken {
+    LinkToken {
+        token_hash: secrets::token_hash(token),
+        kind: LINK_KIND.to_owned(),
+        case_id: case_id.to_owned(),
+        verification_id: vid.to_owned(),
+        respondent: respondent.to_owned(),
+        created_at: now,
+        expires_at,
+        used_at: None,
+    }
+}
+
+/// Where a passkey verification's ceremony happens, as the log names it.
+fn v_destination(on_page: bool, email: &Contact) -> String {
+    if on_page {
+        "the self-service page".to_owned()
+    } else {
+        email.masked()
     }
 }
 
