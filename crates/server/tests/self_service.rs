@@ -443,7 +443,42 @@ async fn a_passkey_and_a_code_of_record_reset_a_password_on_ones_own(backend: Ba
     s.finish().await;
 }
 
+async fn a_managers_confirmation_by_link_finishes_a_reset_on_ones_own(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let (_, phone) = contacts(&s, DAVE).await;
+    let attempt = start(&s, DAVE, "password_reset").await;
+    attempt.send("sms_code").await;
+    attempt.answer("sms_code", &code_to(&s, &phone)).await;
+    assert_eq!(
+        attempt.send("manager_attestation").await,
+        "/recover/steps?n=sent-manager_attestation"
+    );
+    let link = s.last_message("attestation_link")["link"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, page) = attempt.page().await;
+    assert!(!page.contains("<h1>Done</h1>"), "{page}");
+    // The manager signs in with a code to their own phone and confirms; the page finishes.
+    let (status, body) = s.attest(&link, None, "confirm").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, page) = attempt.page().await;
+    assert!(page.contains("<h1>Done</h1>"), "{page}");
+    let cases = self_service_cases(&s, DAVE).await;
+    assert_eq!(cases[0].state, deskgate_core::CaseState::Executed);
+    // A decoy's ask sends nobody anything, and reads the same.
+    let before = s.outbox().len();
+    let decoy = start(&s, "nobody-here", "password_reset").await;
+    assert_eq!(
+        decoy.send("manager_attestation").await,
+        "/recover/steps?n=sent-manager_attestation"
+    );
+    assert_eq!(s.outbox().len(), before);
+    s.finish().await;
+}
+
 on_both_backends!(
+    a_managers_confirmation_by_link_finishes_a_reset_on_ones_own,
     a_passkey_and_a_code_of_record_reset_a_password_on_ones_own,
     a_person_resets_their_password_on_their_own,
     an_mfa_reset_on_ones_own_takes_a_recovery_code_and_a_code_of_record,

@@ -12,7 +12,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use deskgate_app::AppError;
-use deskgate_app::self_service::{ACTIONS, Answered, Finished, METHODS, RecoverView};
+use deskgate_app::self_service::{ACTIONS, Answered, Finished, METHODS, RecoverView, SENT};
 use deskgate_app::service::parse_id;
 use deskgate_core::{Action, Method};
 use serde::Deserialize;
@@ -79,6 +79,11 @@ fn method_row(method: Method, waiting: &[Method]) -> MethodRow {
             "Send a code to my phone on record",
             "The code from the text message",
         ),
+        Method::ManagerAttestation => (
+            "Your manager confirms it is you",
+            "Ask my manager of record to confirm",
+            "",
+        ),
         Method::RecoveryCode => (
             "One of your saved recovery codes",
             "",
@@ -90,13 +95,14 @@ fn method_row(method: Method, waiting: &[Method]) -> MethodRow {
             "The code your authenticator app shows",
         ),
     };
-    let sends = matches!(method, Method::EmailCode | Method::SmsCode);
+    let sends = SENT.contains(&method);
     MethodRow {
         id: method.to_string(),
         title: title.to_owned(),
         sends,
         send_label: send_label.to_owned(),
-        asks: !sends || waiting.contains(&method),
+        // The manager answers on their own page, never here.
+        asks: method != Method::ManagerAttestation && (!sends || waiting.contains(&method)),
         code_label: code_label.to_owned(),
     }
 }
@@ -190,6 +196,13 @@ fn notice_for(n: Option<&str>) -> Option<String> {
             let what = match sent {
                 "sent-email_code" => "an email on record",
                 "sent-sms_code" => "a phone on record",
+                "sent-manager_attestation" => {
+                    return Some(
+                        "If your account has a manager on record, we asked them to confirm it is \
+                         you, by a link only they can open. Come back to this page once they have."
+                            .to_owned(),
+                    );
+                }
                 _ => return None,
             };
             format!(
@@ -242,6 +255,7 @@ fn render(view: RecoverView, notice: Option<String>) -> Response {
             passed: view.passed.iter().map(|m| passed_words(*m)).collect(),
             methods: METHODS
                 .iter()
+                .chain([Method::ManagerAttestation].iter())
                 .filter(|m| !view.passed.contains(m))
                 .map(|m| method_row(*m, &view.waiting))
                 .collect(),
