@@ -42,12 +42,13 @@ pub const METHODS: [Method; 4] = [
     Method::RecoveryCode,
     Method::Totp,
 ];
-/// The ways the page sends something out for: codes to contacts of record, and asking the
-/// manager of record to confirm by their own link.
-pub const SENT: [Method; 3] = [
+/// The ways the page sends something out for: codes to contacts of record, asking the manager
+/// of record to confirm by their own link, and a number-matched push to the enrolled device.
+pub const SENT: [Method; 4] = [
     Method::EmailCode,
     Method::SmsCode,
     Method::ManagerAttestation,
+    Method::Push,
 ];
 /// How long an attempt lives.
 const ATTEMPT_MINUTES: i64 = 30;
@@ -251,21 +252,43 @@ impl Service {
         Ok(view)
     }
 
-    /// Starts `method` for the attempt: a code to a contact of record is sent, a held code is
-    /// asked for. Whatever happens, the answer is the same: a refusal (no such contact, too many
-    /// codes) is logged, never shown, and a decoy does nothing.
-    pub async fn self_service_send(&self, token: &str, method: Method) -> AppResult<()> {
+    /// Starts `method` for the attempt: a code to a contact of record is sent, the manager is
+    /// asked, a push goes to the device. Whatever happens, the answer is the same: a refusal (no
+    /// such contact, too many codes) is logged, never shown, and a decoy does nothing. For a push
+    /// it is the number to enter on the device (a decoy's is derived from the attempt).
+    pub async fn self_service_send(
+        &self,
+        token: &str,
+        method: Method,
+    ) -> AppResult<Option<String>> {
         let attempt = self.open_attempt(token)?;
         if !SENT.contains(&method) {
             return Err(AppError::invalid("choose one of the ways offered"));
         }
+        let decoy_number = (method == Method::Push).then(|| self.decoy_push_number(token));
         let Some(case_id) = attempt.case_id else {
-            return Ok(());
+            return Ok(decoy_number);
         };
-        if let Err(e) = self.start_verification(&desk(), &case_id, method).await {
-            tracing::info!(case = %case_id, %method, error = %e.message(), "self-service verification not started");
+        match self.start_verification(&desk(), &case_id, method).await {
+            Ok((vid, view)) if method == Method::Push => Ok(view
+                .verifications
+                .iter()
+                .find(|v| v.id == vid)
+                .and_then(|v| push_number(v.destination.as_deref()?))
+                .or(decoy_number)),
+            Ok(_) => Ok(None),
+            Err(e) => {
+                tracing::info!(case = %case_id, %method, error = %e.message(), "self-service verification not started");
+                Ok(decoy_number)
+            }
         }
-        Ok(())
+    }
+
+    /// A two-digit number for a decoy's push, the same for one attempt every time.
+    fn decoy_push_number(&self, token: &str) -> String {
+        let digest = self.codes.hash("deskgate/self_service_push", token);
+        let n = u32::from_str_radix(digest.get(..4).unwrap_or("0"), 16).unwrap_or(0);
+        (10 + n % 90).to_string()
     }
 
     /// Checks a code for `method`. When the requirements are met the change is made at once.
@@ -425,4 +448,11 @@ impl Service {
         }
         Ok(())
     }
+}
+
+/// The number a push verification asks to be entered on the device, from its destination text.
+fn push_number(destination: &str) -> Option<String> {
+    let after = destination.split("the number ").nth(1)?;
+    let digits: String = after.chars().take_while(char::is_ascii_digit).collect();
+    (!digits.is_empty()).then_some(digits)
 }

@@ -59,7 +59,10 @@ impl Attempt<'_> {
             .send()
             .await
             .unwrap();
-        assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+        let status = resp.status();
+        if status != StatusCode::SEE_OTHER {
+            panic!("{path} {form:?}: {status} {}", resp.text().await.unwrap());
+        }
         resp.headers()["location"].to_str().unwrap().to_owned()
     }
 
@@ -477,7 +480,59 @@ async fn a_managers_confirmation_by_link_finishes_a_reset_on_ones_own(backend: B
     s.finish().await;
 }
 
+async fn a_number_matched_push_and_a_code_reset_a_password_on_ones_own(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let (email, _) = contacts(&s, "u-alice").await;
+    let attempt = start(&s, "u-alice", "password_reset").await;
+    let sent = attempt.send("push").await;
+    let number = sent
+        .strip_prefix("/recover/steps?n=sent-push&k=")
+        .unwrap_or_else(|| panic!("{sent}"))
+        .to_owned();
+    let (_, page) = attempt
+        .s
+        .client
+        .get(format!("{}{sent}", s.base))
+        .header("cookie", &attempt.cookie)
+        .send()
+        .await
+        .map(|r| (r.status(), r))
+        .unwrap();
+    let page = page.text().await.unwrap();
+    assert!(
+        page.contains(&format!("Enter the number {number}")),
+        "{page}"
+    );
+    // Approving blindly, or with another number, passes nothing.
+    let wrong = if number == "42" { "43" } else { "42" };
+    let answer = s.service.push_response("u-alice", true, Some(wrong)).await;
+    assert!(answer.is_ok(), "{answer:?}");
+    let (_, page) = attempt.page().await;
+    assert!(
+        !page.contains("A request to your enrolled device</li>"),
+        "{page}"
+    );
+    let number = {
+        let sent = attempt.send("push").await;
+        sent.rsplit('=').next().unwrap().to_owned()
+    };
+    s.service
+        .push_response("u-alice", true, Some(&number))
+        .await
+        .unwrap();
+    attempt.send("email_code").await;
+    attempt.answer("email_code", &code_to(&s, &email)).await;
+    let (_, page) = attempt.page().await;
+    assert!(page.contains("<h1>Done</h1>"), "{page}");
+
+    // A decoy's push number is the same on every ask, and nothing is pushed.
+    let decoy = start(&s, "nobody-here", "password_reset").await;
+    assert_eq!(decoy.send("push").await, decoy.send("push").await);
+    s.finish().await;
+}
+
 on_both_backends!(
+    a_number_matched_push_and_a_code_reset_a_password_on_ones_own,
     a_managers_confirmation_by_link_finishes_a_reset_on_ones_own,
     a_passkey_and_a_code_of_record_reset_a_password_on_ones_own,
     a_person_resets_their_password_on_their_own,

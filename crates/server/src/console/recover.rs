@@ -84,6 +84,11 @@ fn method_row(method: Method, waiting: &[Method]) -> MethodRow {
             "Ask my manager of record to confirm",
             "",
         ),
+        Method::Push => (
+            "A request to your enrolled device",
+            "Send a request to my device",
+            "",
+        ),
         Method::RecoveryCode => (
             "One of your saved recovery codes",
             "",
@@ -101,8 +106,9 @@ fn method_row(method: Method, waiting: &[Method]) -> MethodRow {
         title: title.to_owned(),
         sends,
         send_label: send_label.to_owned(),
-        // The manager answers on their own page, never here.
-        asks: method != Method::ManagerAttestation && (!sends || waiting.contains(&method)),
+        // The manager answers on their own page and the device on itself, never here.
+        asks: !matches!(method, Method::ManagerAttestation | Method::Push)
+            && (!sends || waiting.contains(&method)),
         code_label: code_label.to_owned(),
     }
 }
@@ -110,6 +116,7 @@ fn method_row(method: Method, waiting: &[Method]) -> MethodRow {
 fn passed_words(method: Method) -> String {
     match method {
         Method::Passkey => "A passkey".to_owned(),
+        Method::ManagerAttestation => "Your manager confirmed".to_owned(),
         other => method_row(other, &[]).title,
     }
 }
@@ -183,11 +190,21 @@ pub(super) async fn start(State(console): State<Console>, Form(form): Form<Start
 pub(super) struct NoticeQuery {
     #[serde(default)]
     n: Option<String>,
+    /// The number to enter on the device after a push.
+    #[serde(default)]
+    k: Option<String>,
 }
 
-fn notice_for(n: Option<&str>) -> Option<String> {
+fn notice_for(n: Option<&str>, k: Option<&str>) -> Option<String> {
     let n = n?;
     Some(match n {
+        "sent-push" => {
+            let number = k.filter(|k| k.len() <= 3 && k.chars().all(|c| c.is_ascii_digit()))?;
+            format!(
+                "If you have a device enrolled, we sent it a request. Enter the number {number} \
+                 on it, then reload this page."
+            )
+        }
         "accepted" => "That matched.".to_owned(),
         "nomatch" => {
             "That did not match, or the code expired. Try again or another way.".to_owned()
@@ -223,7 +240,7 @@ pub(super) async fn steps(
         return Redirect::to("/recover").into_response();
     };
     match console.service.self_service_view(token).await {
-        Ok(view) => render(view, notice_for(query.n.as_deref())),
+        Ok(view) => render(view, notice_for(query.n.as_deref(), query.k.as_deref())),
         Err(AppError::Unauthenticated(_)) => over(),
         Err(e) => super::error_page(None, &e),
     }
@@ -255,7 +272,7 @@ fn render(view: RecoverView, notice: Option<String>) -> Response {
             passed: view.passed.iter().map(|m| passed_words(*m)).collect(),
             methods: METHODS
                 .iter()
-                .chain([Method::ManagerAttestation].iter())
+                .chain([Method::Push, Method::ManagerAttestation].iter())
                 .filter(|m| !view.passed.contains(m))
                 .map(|m| method_row(*m, &view.waiting))
                 .collect(),
@@ -287,7 +304,10 @@ pub(super) async fn send(
     };
     pad(started).await;
     match result {
-        Ok(()) => Redirect::to(&format!("/recover/steps?n=sent-{}", form.method)).into_response(),
+        Ok(number) => {
+            let k = number.map(|n| format!("&k={n}")).unwrap_or_default();
+            Redirect::to(&format!("/recover/steps?n=sent-{}{k}", form.method)).into_response()
+        }
         Err(AppError::Unauthenticated(_)) => over(),
         Err(e) => super::error_page(None, &e),
     }
