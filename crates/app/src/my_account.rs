@@ -306,29 +306,14 @@ impl Service {
             Ok(found) => found.map(|s| s.id),
             Err(_) => None,
         };
-        let entry = self.entry(
-            &Actor {
-                id: "anonymous".to_owned(),
-                role: "unauthenticated".to_owned(),
-                auth: "passkey".to_owned(),
-            },
-            None,
-            AuditEvent::SubjectSignInFailed(event::SubjectSignInFailed {
+        self.audit_sign_in_refusal(AuditEvent::SubjectSignInFailed(
+            event::SubjectSignInFailed {
                 method: "passkey".to_owned(),
                 reason: reason.to_owned(),
                 subject_id,
-            }),
-        );
-        if let Err(e) = self
-            .store
-            .commit(Change {
-                audit: vec![entry],
-                ..Change::default()
-            })
-            .await
-        {
-            tracing::error!(error = %e, "refused own-page sign-in not audited");
-        }
+            },
+        ))
+        .await;
     }
 
     /// The live session behind a cookie, or `no_session`.

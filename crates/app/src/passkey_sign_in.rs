@@ -162,6 +162,27 @@ impl Service {
         }))
     }
 
+    /// Audits one refused passkey sign-in (staff or subject) by the anonymous caller; a log that
+    /// cannot take it is logged, and the refusal stands either way.
+    pub(crate) async fn audit_sign_in_refusal(&self, event: deskgate_audit::AuditEvent) {
+        let actor = deskgate_store::Actor {
+            id: "anonymous".to_owned(),
+            role: "unauthenticated".to_owned(),
+            auth: "passkey".to_owned(),
+        };
+        let entry = self.entry(&actor, None, event);
+        if let Err(e) = self
+            .store
+            .commit(deskgate_store::Change {
+                audit: vec![entry],
+                ..deskgate_store::Change::default()
+            })
+            .await
+        {
+            tracing::error!(error = %e, "refused passkey sign-in not audited");
+        }
+    }
+
     /// Credential ids for a name without passkeys: derived from the name with the server's code
     /// key, so the same name always shows the same ones, in the numbers (mostly one, sometimes
     /// two or three) and the lengths real authenticators have.

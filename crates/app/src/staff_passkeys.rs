@@ -256,31 +256,13 @@ impl Service {
             Ok(found) => found.map(|s| s.id),
             Err(_) => None,
         };
-        let actor = Actor {
-            id: "anonymous".to_owned(),
-            role: "unauthenticated".to_owned(),
-            auth: "passkey".to_owned(),
-        };
-        let entry = self.entry(
-            &actor,
-            None,
-            AuditEvent::StaffSignInFailed(event::StaffSignInFailed::Passkey(
-                event::PasskeySignInFailed {
-                    method: Method::Passkey.to_string(),
-                    reason: reason.to_owned(),
-                    staff_id,
-                },
-            )),
-        );
-        if let Err(e) = self
-            .store
-            .commit(Change {
-                audit: vec![entry],
-                ..Change::default()
-            })
-            .await
-        {
-            tracing::error!(error = %e, "refused passkey sign-in not audited");
-        }
+        self.audit_sign_in_refusal(AuditEvent::StaffSignInFailed(
+            event::StaffSignInFailed::Passkey(event::PasskeySignInFailed {
+                method: Method::Passkey.to_string(),
+                reason: reason.to_owned(),
+                staff_id,
+            }),
+        ))
+        .await;
     }
 }

@@ -6,16 +6,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use deskgate_testkit::on_both_backends;
+use deskgate_testkit::passkeys::{self, origin};
 use deskgate_testkit::server as common;
 
 use chrono::Duration;
 use common::{Backend, TestServer};
-use deskgate_store::{Change, Credential};
+use deskgate_store::Change;
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::Value;
 use webauthn_authenticator_rs::WebauthnAuthenticator;
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
-use webauthn_rs::prelude::{CreationChallengeResponse, RequestChallengeResponse, Url};
+use webauthn_rs::prelude::{CreationChallengeResponse, RequestChallengeResponse};
 
 const AGENT: &str = "sam.rivera";
 const DAVE: &str = "u-dave";
@@ -28,10 +29,6 @@ async fn server(backend: Backend) -> TestServer {
     .await
 }
 
-fn origin(s: &TestServer) -> Url {
-    Url::parse(&s.service.config().public_url).unwrap()
-}
-
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -39,44 +36,11 @@ fn client() -> reqwest::Client {
         .unwrap()
 }
 
-/// Enrols `device`'s passkey for `subject` with a temporary access pass, as after an MFA reset.
+/// Enrols `device`'s passkey for `subject` with a temporary access pass, as after an MFA reset,
+/// then lets weeks pass; answers the new passkey's authenticator id.
 async fn enrol(s: &TestServer, subject: &str, device: &mut SoftPasskey) -> String {
-    let pass = deskgate_app::secrets::random_token();
-    let now = s.service.now();
-    s.service
-        .store()
-        .commit(Change {
-            credentials: vec![Credential {
-                subject_id: subject.to_owned(),
-                kind: "temporary_access_pass".to_owned(),
-                hash: deskgate_app::secrets::token_hash(&pass),
-                created_at: now,
-                expires_at: Some(now + Duration::hours(1)),
-                used_at: None,
-            }],
-            ..Change::default()
-        })
-        .await
-        .unwrap();
-    let (status, started) = s
-        .post(
-            "/api/v1/tap/redeem",
-            None,
-            json!({ "subject": subject, "pass": pass }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{started}");
-    let options: CreationChallengeResponse =
-        serde_json::from_value(started["options"].clone()).unwrap();
-    let credential = device.do_registration(origin(s), options).unwrap();
-    let (status, done) = s
-        .post(
-            "/api/v1/tap/passkey",
-            None,
-            json!({ "subject": subject, "ceremony": started["ceremony"], "credential": credential }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{done}");
+    let pass = passkeys::issue_pass(s, subject).await;
+    let done = passkeys::enrol_with_pass(s, subject, &pass, device).await;
     s.clock.advance(Duration::days(15));
     done["authenticator_id"].as_str().unwrap().to_owned()
 }

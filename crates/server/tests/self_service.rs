@@ -7,13 +7,14 @@
 use std::time::Instant;
 
 use deskgate_testkit::on_both_backends;
+use deskgate_testkit::passkeys;
 use deskgate_testkit::server as common;
 
 use common::{Backend, TestServer};
 use reqwest::StatusCode;
 use webauthn_authenticator_rs::WebauthnAuthenticator;
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
-use webauthn_rs::prelude::{CreationChallengeResponse, RequestChallengeResponse, Url};
+use webauthn_rs::prelude::RequestChallengeResponse;
 
 const DAVE: &str = "u-dave";
 
@@ -318,26 +319,7 @@ async fn passkey_server(backend: Backend) -> TestServer {
 
 /// Enrols `device` for `subject` with the temporary access pass `pass`, then lets weeks pass.
 async fn enrol(s: &TestServer, subject: &str, pass: &str, device: &mut SoftPasskey) {
-    let (status, started) = s
-        .post(
-            "/api/v1/tap/redeem",
-            None,
-            serde_json::json!({ "subject": subject, "pass": pass }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{started}");
-    let options: CreationChallengeResponse =
-        serde_json::from_value(started["options"].clone()).unwrap();
-    let origin = Url::parse(&s.service.config().public_url).unwrap();
-    let credential = device.do_registration(origin, options).unwrap();
-    let (status, done) = s
-        .post(
-            "/api/v1/tap/passkey",
-            None,
-            serde_json::json!({ "subject": subject, "ceremony": started["ceremony"], "credential": credential }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{done}");
+    passkeys::enrol_with_pass(s, subject, pass, device).await;
     s.clock.advance(chrono::Duration::days(15));
 }
 
@@ -359,8 +341,9 @@ impl Attempt<'_> {
         let options = self.passkey_options().await;
         let challenge: RequestChallengeResponse =
             serde_json::from_value(options["options"].clone()).unwrap();
-        let origin = Url::parse(&self.s.service.config().public_url).unwrap();
-        let assertion = device.do_authentication(origin, challenge).ok()?;
+        let assertion = device
+            .do_authentication(passkeys::origin(self.s), challenge)
+            .ok()?;
         Some(
             self.post(
                 "/recover/passkey",

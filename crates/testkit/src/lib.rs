@@ -18,6 +18,7 @@ pub mod bundle;
 pub mod chromedriver;
 pub mod cli;
 pub mod database;
+pub mod passkeys;
 pub mod server;
 pub mod slapd;
 pub mod web;

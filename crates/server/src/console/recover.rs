@@ -288,6 +288,16 @@ pub(super) struct MethodForm {
     code: String,
 }
 
+/// Where an answer sends the browser: back to the steps with what it did.
+fn answered(result: Result<Answered, AppError>) -> Response {
+    match result {
+        Ok(Answered::Accepted) => Redirect::to("/recover/steps?n=accepted").into_response(),
+        Ok(Answered::NotMatched) => Redirect::to("/recover/steps?n=nomatch").into_response(),
+        Err(AppError::Unauthenticated(_)) => over(),
+        Err(e) => super::error_page(None, &e),
+    }
+}
+
 /// `POST /recover/send`: the same answer whether or not anything was sent.
 pub(super) async fn send(
     State(console): State<Console>,
@@ -333,12 +343,7 @@ pub(super) async fn answer(
         Err(e) => Err(e),
     };
     pad(started).await;
-    match result {
-        Ok(Answered::Accepted) => Redirect::to("/recover/steps?n=accepted").into_response(),
-        Ok(Answered::NotMatched) => Redirect::to("/recover/steps?n=nomatch").into_response(),
-        Err(AppError::Unauthenticated(_)) => over(),
-        Err(e) => super::error_page(None, &e),
-    }
+    answered(result)
 }
 
 /// `POST /recover/passkey/options`: the challenge for a passkey, the same shape for everyone.
@@ -379,10 +384,5 @@ pub(super) async fn passkey_answer(
         .self_service_passkey_answer(token, &credential)
         .await;
     pad(started).await;
-    match result {
-        Ok(Answered::Accepted) => Redirect::to("/recover/steps?n=accepted").into_response(),
-        Ok(Answered::NotMatched) => Redirect::to("/recover/steps?n=nomatch").into_response(),
-        Err(AppError::Unauthenticated(_)) => over(),
-        Err(e) => super::error_page(None, &e),
-    }
+    answered(result)
 }
