@@ -37,48 +37,13 @@ fn path_of(link: &str) -> String {
 
 /// Issues a temporary access pass for `subject` as an MFA reset would (only its hash is stored).
 async fn issue_pass(s: &TestServer, subject: &str) -> String {
-    let pass = deskgate_app::secrets::random_token();
-    let now = s.service.now();
-    s.service
-        .store()
-        .commit(Change {
-            credentials: vec![Credential {
-                subject_id: subject.to_owned(),
-                kind: "temporary_access_pass".to_owned(),
-                hash: deskgate_app::secrets::token_hash(&pass),
-                created_at: now,
-                expires_at: Some(now + Duration::hours(1)),
-                used_at: None,
-            }],
-            ..Change::default()
-        })
-        .await
-        .unwrap();
-    pass
+    deskgate_testkit::passkeys::issue_pass(s, subject).await
 }
 
 /// Redeems a pass and registers `authenticator`'s new passkey with it.
 async fn enrol(s: &TestServer, subject: &str, authenticator: &mut SoftPasskey) -> Value {
     let pass = issue_pass(s, subject).await;
-    let (status, started) = s
-        .post(
-            "/api/v1/tap/redeem",
-            None,
-            json!({ "subject": subject, "pass": pass }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{started}");
-    let options: CreationChallengeResponse =
-        serde_json::from_value(started["options"].clone()).unwrap();
-    let credential = authenticator.do_registration(origin(s), options).unwrap();
-    let (status, done) = s
-        .post(
-            "/api/v1/tap/passkey",
-            None,
-            json!({ "subject": subject, "ceremony": started["ceremony"], "credential": credential }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{done}");
+    let done = deskgate_testkit::passkeys::enrol_with_pass(s, subject, &pass, authenticator).await;
     // A passkey bound minutes ago is no device of record (issue #11, finding 10): these tests
     // use it as the one the subject has had for weeks.
     s.clock.advance(Duration::days(15));
