@@ -450,6 +450,72 @@ impl Service {
     }
 }
 
+impl Service {
+    /// Instead of working the case, the agent sends the caller a self-service link: to the
+    /// trusted email of record only (never a contact the caller gives), counted against its send
+    /// limit, and the case is cancelled. The link only fills in the page's form; the person still
+    /// confirms it is them there, under the same bundle.
+    pub async fn send_self_service_link(
+        &self,
+        caller: &Staff,
+        case_id: &str,
+    ) -> AppResult<crate::views::CaseView> {
+        let stored = self.load_case(case_id).await?;
+        Self::ensure_can_work(caller, &stored.case)?;
+        let case = &stored.case;
+        if !ACTIONS.contains(&case.action) {
+            return Err(AppError::invalid_as(
+                "not_self_service",
+                "this request cannot be made on the self-service page; work the case",
+            ));
+        }
+        if !matches!(case.state, CaseState::Open | CaseState::Verifying) {
+            return Err(AppError::conflict(
+                "case_not_open",
+                "only an open case can be moved to self-service",
+            ));
+        }
+        let subject = self.required_subject(&case.subject_id).await?;
+        let now = self.now();
+        let email = subject
+            .trusted_contact(deskgate_core::ContactKind::Email, case.requirements.freshness(), now)
+            .ok_or_else(|| {
+                AppError::invalid_as(
+                    "contact_not_trusted",
+                    "the email of record is missing, unverified or recently changed; it cannot carry a self-service link",
+                )
+            })?;
+        let link = format!(
+            "{}/recover?name={}&action={}",
+            self.config.public_url.trim_end_matches('/'),
+            subject.id,
+            case.action
+        );
+        let message = crate::delivery::Message {
+            to: email.value.clone(),
+            channel: "email".to_owned(),
+            kind: "self_service_link".to_owned(),
+            subject_id: subject.id.clone(),
+            case_id: Some(case.id.clone()),
+            body: format!(
+                "The help desk sent you this link to recover your account yourself. You will \
+                 confirm it is you with what you already have on record; nobody will ask you for a \
+                 code or password by phone. {link}"
+            ),
+            secret: None,
+        };
+        self.send_within_limit(email, &message, "message", now)
+            .await?;
+        self.end_case(
+            caller,
+            case_id,
+            false,
+            "moved to self-service: a link went to the email of record",
+        )
+        .await
+    }
+}
+
 /// The number a push verification asks to be entered on the device, from its destination text.
 fn push_number(destination: &str) -> Option<String> {
     let after = destination.split("the number ").nth(1)?;

@@ -399,7 +399,7 @@ impl Service {
     }
 
     /// The subject `id`, which must exist.
-    async fn required_subject(&self, id: &str) -> AppResult<Subject> {
+    pub(crate) async fn required_subject(&self, id: &str) -> AppResult<Subject> {
         self.store
             .subject(id)
             .await?
@@ -421,7 +421,7 @@ impl Service {
     }
 
     /// The case's agent, or a supervisor / security officer; never someone the case is about.
-    fn ensure_can_work(staff: &Staff, case: &Case) -> AppResult<()> {
+    pub(crate) fn ensure_can_work(staff: &Staff, case: &Case) -> AppResult<()> {
         if !staff.role.works_cases() {
             return Err(AppError::forbidden(format!(
                 "the {} role cannot work recovery cases",

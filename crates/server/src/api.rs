@@ -271,6 +271,15 @@ async fn deny(
     Ok(Json(s.end_case(&caller, &id, true, &body.reason).await?))
 }
 
+/// `POST /api/v1/cases/{id}/self-service-link`: send the caller a self-service link instead.
+async fn self_service_link(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(s.send_self_service_link(&caller, &id).await?))
+}
+
 async fn cancel(
     State(s): State<AppState>,
     Caller(caller): Caller,
@@ -656,6 +665,7 @@ fn api_routes() -> Router<Arc<Service>> {
         .route("/cases/{id}/execute", post(execute))
         .route("/cases/{id}/deny", post(deny))
         .route("/cases/{id}/cancel", post(cancel))
+        .route("/cases/{id}/self-service-link", post(self_service_link))
         .route("/cases/{id}/approvals", post(approve))
         .route("/cases/{id}/resume", post(resume))
         .route("/cases/{id}/break-glass", post(break_glass))

@@ -514,7 +514,72 @@ async fn a_number_matched_push_and_a_code_reset_a_password_on_ones_own(backend: 
     s.finish().await;
 }
 
+async fn an_agent_sends_a_self_service_link_instead_of_working_the_case(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let (email, phone) = contacts(&s, DAVE).await;
+    let case = s.open_case("sam.rivera", DAVE, "password_reset").await;
+    let id = case["id"].as_str().unwrap();
+    // Another agent's case is not theirs to move.
+    let (status, _) = s
+        .post(
+            &format!("/api/v1/cases/{id}/self-service-link"),
+            Some(&s.token("jordan.blake")),
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, body) = s
+        .post(
+            &format!("/api/v1/cases/{id}/self-service-link"),
+            Some(&s.token("sam.rivera")),
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["state"], "cancelled", "{body}");
+    let sent = s.last_message("self_service_link");
+    assert_eq!(sent["to"], email.as_str(), "only to the email of record");
+    let body = sent["body"].as_str().unwrap();
+    let link = &body[body.find("http").unwrap()..];
+    assert!(
+        link.ends_with("/recover?name=u-dave&action=password_reset"),
+        "{link}"
+    );
+    // The link fills in the form; the person still confirms it is them.
+    let path = &link[link.find("/recover").unwrap()..];
+    let page = client()
+        .get(format!("{}{path}", s.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("value=\"u-dave\""), "{page}");
+    assert!(
+        page.contains("value=\"password_reset\" id=\"action-password_reset\" required checked"),
+        "{page}"
+    );
+    let attempt = start(&s, DAVE, "password_reset").await;
+    attempt.send("email_code").await;
+    attempt.answer("email_code", &code_to(&s, &email)).await;
+    attempt.send("sms_code").await;
+    attempt.answer("sms_code", &code_to(&s, &phone)).await;
+    assert!(attempt.page().await.1.contains("<h1>Done</h1>"));
+    // A moved case cannot be moved twice.
+    let (status, _) = s
+        .post(
+            &format!("/api/v1/cases/{id}/self-service-link"),
+            Some(&s.token("sam.rivera")),
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    s.finish().await;
+}
+
 on_both_backends!(
+    an_agent_sends_a_self_service_link_instead_of_working_the_case,
     a_number_matched_push_and_a_code_reset_a_password_on_ones_own,
     a_managers_confirmation_by_link_finishes_a_reset_on_ones_own,
     a_passkey_and_a_code_of_record_reset_a_password_on_ones_own,

@@ -206,6 +206,7 @@ pub(super) enum Notice {
     Ended,
     Resumed,
     BreakGlass,
+    SelfServiceLink,
 }
 
 impl Notice {
@@ -217,6 +218,7 @@ impl Notice {
             Self::Ended => "ended",
             Self::Resumed => "resumed",
             Self::BreakGlass => "break_glass",
+            Self::SelfServiceLink => "self_service_link",
         }
     }
 
@@ -231,6 +233,10 @@ impl Notice {
             Self::Resumed => "You took the case over; it is back in verification and yours.",
             Self::BreakGlass => {
                 "Break-glass opened with your approval; the security contacts were alerted."
+            }
+            Self::SelfServiceLink => {
+                "A self-service link went to the email of record and this case is cancelled. \
+                 Tell the caller to open it; they confirm it is them there."
             }
         }
     }
@@ -396,6 +402,8 @@ struct CasePage {
     /// A callback's one-time code, shown only on the page answering the start.
     read_out: Option<String>,
     can_end: bool,
+    /// The case could be moved to the self-service page.
+    can_self_serve: bool,
     /// Security officers may open break-glass on a case still short of its playbook.
     can_break_glass: bool,
     executed_at: Option<String>,
@@ -481,6 +489,8 @@ async fn render_case_reading_out(
         codes,
         read_out,
         can_end: case.state.is_live(),
+        can_self_serve: matches!(case.state, CaseState::Open | CaseState::Verifying)
+            && deskgate_app::self_service::ACTIONS.contains(&case.action),
         can_break_glass: staff.0.role == Role::SecurityOfficer
             && !case.break_glass
             && matches!(case.state, CaseState::Open | CaseState::Verifying),
@@ -630,4 +640,14 @@ pub(super) async fn end_case(
         .end_case(&staff.0, &id, deny, &form.reason)
         .await;
     after_action(&console, &staff, &id, result, Notice::Ended).await
+}
+
+/// Sends the caller a self-service link instead of working the case.
+pub(super) async fn self_service_link(
+    State(console): State<Console>,
+    staff: SignedIn,
+    Path(id): Path<String>,
+) -> Result<Response, Failure> {
+    let result = console.service.send_self_service_link(&staff.0, &id).await;
+    after_action(&console, &staff, &id, result, Notice::SelfServiceLink).await
 }

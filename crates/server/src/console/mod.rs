@@ -235,6 +235,10 @@ fn case_routes() -> Router<Console> {
         )
         .route("/console/cases/{id}/execute", post(cases::execute))
         .route("/console/cases/{id}/end", post(cases::end_case))
+        .route(
+            "/console/cases/{id}/self-service",
+            post(cases::self_service_link),
+        )
         .route("/console/cases/{id}/approvals", post(approvals::decide))
         .route("/console/cases/{id}/resume", post(security::resume))
         .route(

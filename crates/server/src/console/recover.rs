@@ -28,7 +28,9 @@ const STEP_FLOOR: Duration = Duration::from_millis(400);
 #[template(path = "recover/start.html")]
 struct StartPage {
     error: Option<String>,
-    actions: Vec<(String, String)>,
+    /// `(id, words, checked)` for each action.
+    actions: Vec<(String, String, bool)>,
+    name: String,
 }
 
 struct MethodRow {
@@ -122,11 +124,37 @@ fn passed_words(method: Method) -> String {
 }
 
 fn start_page(status: StatusCode, error: Option<String>) -> Response {
+    prefilled(status, error, "", None)
+}
+
+/// The form, filled in from a link the help desk sent (only a name of the right length and an
+/// action offered here are taken; they are escaped like any text).
+fn prefilled(
+    status: StatusCode,
+    error: Option<String>,
+    name: &str,
+    action: Option<Action>,
+) -> Response {
     let actions = ACTIONS
         .iter()
-        .map(|a| (a.to_string(), action_words(*a).to_owned()))
+        .map(|a| {
+            (
+                a.to_string(),
+                action_words(*a).to_owned(),
+                Some(*a) == action,
+            )
+        })
         .collect();
-    (status, StartPage { error, actions }).into_response()
+    let name = if name.len() <= 128 { name } else { "" };
+    (
+        status,
+        StartPage {
+            error,
+            actions,
+            name: name.trim().to_owned(),
+        },
+    )
+        .into_response()
 }
 
 fn attempt(headers: &HeaderMap) -> Option<&str> {
@@ -148,9 +176,20 @@ fn over() -> Response {
     .into_response()
 }
 
-/// `GET /recover`: the form.
-pub(super) async fn page() -> Response {
-    start_page(StatusCode::OK, None)
+#[derive(Deserialize)]
+pub(super) struct PrefillQuery {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    action: String,
+}
+
+/// `GET /recover`: the form, filled in when a help-desk link says what for.
+pub(super) async fn page(Query(q): Query<PrefillQuery>) -> Response {
+    let action = parse_id::<Action>("action", &q.action)
+        .ok()
+        .filter(|a| ACTIONS.contains(a));
+    prefilled(StatusCode::OK, None, &q.name, action)
 }
 
 #[derive(Deserialize)]
