@@ -578,7 +578,54 @@ async fn an_agent_sends_a_self_service_link_instead_of_working_the_case(backend:
     s.finish().await;
 }
 
+/// Agent velocity guards against an insider working many accounts; the self-service desk is no
+/// person, so its volume never raises the risk of a self-service request (or refuses it).
+async fn self_service_volume_is_no_agent_velocity(backend: Backend) {
+    let bundle = tempfile::tempdir().unwrap();
+    deskgate_testkit::bundle::copy_dir(&deskgate_testkit::bundle::default_pack(), bundle.path());
+    let risk = bundle.path().join("risk.toml");
+    let text = std::fs::read_to_string(&risk).unwrap();
+    std::fs::write(
+        &risk,
+        text.replace("max_per_agent = 30", "max_per_agent = 1"),
+    )
+    .unwrap();
+    let dir = bundle.path().to_path_buf();
+    let s = TestServer::start_with(backend, |c| c.policy_dir = Some(dir)).await;
+    for subject in ["u-alice", "u-carol", DAVE] {
+        start(&s, subject, "account_unlock").await;
+    }
+    let dave = self_service_cases(&s, DAVE).await;
+    assert_eq!(
+        dave.len(),
+        1,
+        "the third self-service request opened a case"
+    );
+    assert!(
+        dave[0]
+            .risk
+            .reasons
+            .iter()
+            .all(|r| r.code != "velocity_agent"),
+        "{:?}",
+        dave[0].risk
+    );
+    // The threshold itself is live: a person past it raises the risk.
+    for subject in ["u-alice", "u-carol"] {
+        s.open_case("sam.rivera", subject, "account_unlock").await;
+    }
+    let third = s.open_case("sam.rivera", DAVE, "account_unlock").await;
+    assert!(
+        third["risk"]["reasons"]
+            .to_string()
+            .contains("velocity_agent"),
+        "{third}"
+    );
+    s.finish().await;
+}
+
 on_both_backends!(
+    self_service_volume_is_no_agent_velocity,
     an_agent_sends_a_self_service_link_instead_of_working_the_case,
     a_number_matched_push_and_a_code_reset_a_password_on_ones_own,
     a_managers_confirmation_by_link_finishes_a_reset_on_ones_own,
