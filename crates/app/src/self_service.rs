@@ -132,10 +132,18 @@ impl Service {
             ));
         }
         let case_id = match self.subject_named(name).await? {
-            Some(subject) if self.under_attempt_limit(&subject.id).await? => {
-                self.open_self_service_case(&subject.id, action).await
+            Some(subject) => {
+                let opened = if self.under_attempt_limit(&subject.id).await? {
+                    self.open_self_service_case(&subject.id, action).await
+                } else {
+                    None
+                };
+                if opened.is_none() {
+                    self.tell_it_cannot_be_done_here(&subject).await;
+                }
+                opened
             }
-            _ => None,
+            None => None,
         };
         self.seal_attempt(&Attempt {
             name: name.to_owned(),
@@ -143,6 +151,36 @@ impl Service {
             case_id,
             expires_at: self.now() + Duration::minutes(ATTEMPT_MINUTES),
         })
+    }
+
+    /// The page shows a refused account a decoy; the person learns on their trusted email of
+    /// record instead (within its send limit, so the page cannot flood it) that this cannot be
+    /// done on their own, and whom to call; someone probing an account tells its owner.
+    async fn tell_it_cannot_be_done_here(&self, subject: &deskgate_core::Subject) {
+        let now = self.now();
+        let fresh = Duration::days(i64::from(self.bundle().thresholds().contact_freshness_days));
+        let Some(email) = subject.trusted_contact(deskgate_core::ContactKind::Email, fresh, now)
+        else {
+            return;
+        };
+        let message = crate::delivery::Message {
+            to: email.value.clone(),
+            channel: "email".to_owned(),
+            kind: "self_service_refused".to_owned(),
+            subject_id: subject.id.clone(),
+            case_id: None,
+            body: "Someone asked to recover your account on the self-service page, and it \
+                   cannot be done there. If it was you, call the help desk. If it was not you, \
+                   tell the security team: nothing was changed."
+                .to_owned(),
+            secret: None,
+        };
+        if let Err(e) = self
+            .send_within_limit(email, &message, "message", now)
+            .await
+        {
+            tracing::info!(subject = %subject.id, error = %e.message(), "self-service refusal notice not sent");
+        }
     }
 
     async fn under_attempt_limit(&self, subject_id: &str) -> AppResult<bool> {
