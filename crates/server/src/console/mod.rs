@@ -27,7 +27,7 @@ use axum::Router;
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, header};
-use axum::middleware::{Next, from_fn_with_state};
+use axum::middleware::{Next, from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{MethodRouter, get, post};
 use chrono::{DateTime, Utc};
@@ -189,6 +189,9 @@ fn me_routes(console: &Console) -> Router<Console> {
     let limited = |route: MethodRouter<Console>| {
         route.route_layer(from_fn_with_state(console.clone(), rate_limited))
     };
+    // Self-service posts: the per-address allowance, and one duration for every answer.
+    let recovering =
+        |route: MethodRouter<Console>| limited(route.route_layer(from_fn(recover::padded)));
     Router::new()
         .route("/me", get(me::page))
         .route("/me/sign-in", limited(post(me::sign_in)))
@@ -201,15 +204,18 @@ fn me_routes(console: &Console) -> Router<Console> {
         .route("/me/passkeys/{id}/remove", post(me::remove_passkey))
         .route("/me/not-me", post(me::not_me))
         .route("/recover", get(recover::page))
-        .route("/recover/start", limited(post(recover::start)))
         .route("/recover/steps", get(recover::steps))
-        .route("/recover/send", limited(post(recover::send)))
-        .route("/recover/answer", limited(post(recover::answer)))
+        .route("/recover/start", recovering(post(recover::start)))
+        .route("/recover/send", recovering(post(recover::send)))
+        .route("/recover/answer", recovering(post(recover::answer)))
         .route(
             "/recover/passkey/options",
-            limited(post(recover::passkey_options)),
+            recovering(post(recover::passkey_options)),
         )
-        .route("/recover/passkey", limited(post(recover::passkey_answer)))
+        .route(
+            "/recover/passkey",
+            recovering(post(recover::passkey_answer)),
+        )
         .layer(SetResponseHeaderLayer::overriding(
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),

@@ -8,8 +8,10 @@ use std::time::{Duration, Instant};
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Form;
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{FromRequestParts, Query, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use deskgate_app::AppError;
 use deskgate_app::self_service::{ACTIONS, Answered, Finished, METHODS, RecoverView, SENT};
@@ -157,14 +159,27 @@ fn prefilled(
         .into_response()
 }
 
-fn attempt(headers: &HeaderMap) -> Option<&str> {
-    crate::link_tokens::cookie(headers, COOKIE)
-}
-
-/// Waits out the rest of the step's floor.
-async fn pad(started: Instant) {
+/// Every post here answers no sooner than [`STEP_FLOOR`], whatever the account and whatever the
+/// outcome (a route layer, so no handler can forget it).
+pub(super) async fn padded(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let response = next.run(request).await;
     if let Some(rest) = STEP_FLOOR.checked_sub(started.elapsed()) {
         tokio::time::sleep(rest).await;
+    }
+    response
+}
+
+/// The browser's sealed attempt; without one, the browser goes back to the start.
+pub(super) struct AttemptToken(String);
+
+impl<S: Send + Sync> FromRequestParts<S> for AttemptToken {
+    type Rejection = Redirect;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Redirect> {
+        crate::link_tokens::cookie(&parts.headers, COOKIE)
+            .map(|t| Self(t.to_owned()))
+            .ok_or_else(|| Redirect::to("/recover"))
     }
 }
 
@@ -200,12 +215,10 @@ pub(super) struct StartForm {
 
 /// `POST /recover/start`: the same answer for every name.
 pub(super) async fn start(State(console): State<Console>, Form(form): Form<StartForm>) -> Response {
-    let started = Instant::now();
     let result = match parse_id::<Action>("action", &form.action) {
         Ok(action) => console.service.self_service_start(&form.name, action).await,
         Err(e) => Err(e),
     };
-    pad(started).await;
     match result {
         Ok(token) => {
             let mut response = Redirect::to("/recover/steps").into_response();
@@ -272,13 +285,10 @@ fn notice_for(n: Option<&str>, k: Option<&str>) -> Option<String> {
 /// `GET /recover/steps`: where the attempt stands.
 pub(super) async fn steps(
     State(console): State<Console>,
-    headers: HeaderMap,
+    AttemptToken(token): AttemptToken,
     Query(query): Query<NoticeQuery>,
 ) -> Response {
-    let Some(token) = attempt(&headers) else {
-        return Redirect::to("/recover").into_response();
-    };
-    match console.service.self_service_view(token).await {
+    match console.service.self_service_view(&token).await {
         Ok(view) => render(view, notice_for(query.n.as_deref(), query.k.as_deref())),
         Err(AppError::Unauthenticated(_)) => over(),
         Err(e) => super::error_page(None, &e),
@@ -340,18 +350,13 @@ fn answered(result: Result<Answered, AppError>) -> Response {
 /// `POST /recover/send`: the same answer whether or not anything was sent.
 pub(super) async fn send(
     State(console): State<Console>,
-    headers: HeaderMap,
+    AttemptToken(token): AttemptToken,
     Form(form): Form<MethodForm>,
 ) -> Response {
-    let started = Instant::now();
-    let Some(token) = attempt(&headers) else {
-        return Redirect::to("/recover").into_response();
-    };
     let result = match parse_id::<Method>("method", &form.method) {
-        Ok(method) => console.service.self_service_send(token, method).await,
+        Ok(method) => console.service.self_service_send(&token, method).await,
         Err(e) => Err(e),
     };
-    pad(started).await;
     match result {
         Ok(number) => {
             let k = number.map(|n| format!("&k={n}")).unwrap_or_default();
@@ -365,37 +370,27 @@ pub(super) async fn send(
 /// `POST /recover/answer`: a code for one way; the change is made once the requirements are met.
 pub(super) async fn answer(
     State(console): State<Console>,
-    headers: HeaderMap,
+    AttemptToken(token): AttemptToken,
     Form(form): Form<MethodForm>,
 ) -> Response {
-    let started = Instant::now();
-    let Some(token) = attempt(&headers) else {
-        return Redirect::to("/recover").into_response();
-    };
     let result = match parse_id::<Method>("method", &form.method) {
         Ok(method) => {
             console
                 .service
-                .self_service_answer(token, method, &form.code)
+                .self_service_answer(&token, method, &form.code)
                 .await
         }
         Err(e) => Err(e),
     };
-    pad(started).await;
     answered(result)
 }
 
 /// `POST /recover/passkey/options`: the challenge for a passkey, the same shape for everyone.
 pub(super) async fn passkey_options(
     State(console): State<Console>,
-    headers: HeaderMap,
+    AttemptToken(token): AttemptToken,
 ) -> Response {
-    let started = Instant::now();
-    let Some(token) = attempt(&headers) else {
-        return Redirect::to("/recover").into_response();
-    };
-    let result = console.service.self_service_passkey_options(token).await;
-    pad(started).await;
+    let result = console.service.self_service_passkey_options(&token).await;
     match result {
         Ok(options) => axum::Json(options).into_response(),
         Err(e) => crate::error::ApiError::from(e).into_response(),
@@ -410,18 +405,13 @@ pub(super) struct PasskeyForm {
 /// `POST /recover/passkey`: the browser's passkey answer.
 pub(super) async fn passkey_answer(
     State(console): State<Console>,
-    headers: HeaderMap,
+    AttemptToken(token): AttemptToken,
     Form(form): Form<PasskeyForm>,
 ) -> Response {
-    let started = Instant::now();
-    let Some(token) = attempt(&headers) else {
-        return Redirect::to("/recover").into_response();
-    };
     let credential = serde_json::from_str(&form.credential).unwrap_or(serde_json::Value::Null);
     let result = console
         .service
-        .self_service_passkey_answer(token, &credential)
+        .self_service_passkey_answer(&token, &credential)
         .await;
-    pad(started).await;
     answered(result)
 }
