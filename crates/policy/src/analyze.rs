@@ -8,6 +8,11 @@
 //! reach an executable grant are the cell's attack paths. Gates declared in the bundle's
 //! `gates.toml` bound them: a path that breaks a gate fails `policy check` and `policy test`.
 //!
+//! Every cell is analysed on both channels a case can come from: a call to the help desk (worked
+//! by an honest agent, or a supervisor or security officer where only they may) and the
+//! self-service page (worked by Deskgate's self-service desk, with only the ways to confirm the
+//! page offers: no callback, no voice code, no knowledge questions).
+//!
 //! The subject modelled is the best-defended ordinary one: every factor enrolled and settled,
 //! recovery codes and the app's seed kept offline since enrolment, contacts of record settled, a
 //! manager with contacts of their own.
@@ -17,7 +22,7 @@ use std::fmt;
 
 use chrono::{DateTime, Utc};
 use deskgate_core::{
-    Action, ApiId, ApproverRole, Evidence, Method, RiskLevel, Role, SubjectStatus, Tier,
+    Action, ApiId, ApproverRole, Channel, Evidence, Method, RiskLevel, Role, SubjectStatus, Tier,
 };
 use serde::{Deserialize, Serialize};
 
@@ -113,6 +118,19 @@ struct Produced {
     approvals: Vec<ApproverRole>,
 }
 
+/// The evidence each capability produces on `channel`, with the units the service records for
+/// it.
+fn produce_on(channel: Channel, caps: &Capabilities) -> Produced {
+    let mut p = produce(caps);
+    if channel == Channel::SelfService {
+        // The page offers no callback (nobody to call back), no voice code and no questions.
+        p.evidence.retain(|(m, _)| {
+            !matches!(m, Method::Callback | Method::VoiceCode | Method::Knowledge)
+        });
+    }
+    p
+}
+
 /// The evidence each capability produces, with the units the service records for it.
 fn produce(caps: &Capabilities) -> Produced {
     let mut p = Produced::default();
@@ -157,6 +175,8 @@ fn produce(caps: &Capabilities) -> Produced {
 /// One cell of the matrix.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Cell {
+    /// Where the case comes from: a call to the help desk or the self-service page.
+    pub channel: Channel,
     pub tier: Tier,
     pub action: Action,
     pub risk: RiskLevel,
@@ -189,6 +209,7 @@ pub struct Analysis {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Violation {
     pub gate: String,
+    pub channel: Channel,
     pub tier: Tier,
     pub action: Action,
     pub risk: RiskLevel,
@@ -201,11 +222,12 @@ impl fmt::Display for Violation {
         let path: Vec<&str> = self.path.iter().map(|c| c.api_id()).collect();
         write!(
             f,
-            "gate {}: {} {} at {} risk is reached with {{{}}}: {}",
+            "gate {}: {} {} at {} risk{} is reached with {{{}}}: {}",
             self.gate,
             self.tier,
             self.action,
             self.risk,
+            on_channel(self.channel),
             path.join(", "),
             self.why
         )
@@ -243,8 +265,19 @@ fn signal_presets() -> Vec<RiskSignals> {
     ]
 }
 
+/// " on self-service" for a self-service cell; nothing for a call (the words of old reports).
+fn on_channel(channel: Channel) -> &'static str {
+    match channel {
+        Channel::SelfService => " on self-service",
+        _ => "",
+    }
+}
+
 /// The fixed people of the analysis.
 const AGENT: &str = "analysis-agent";
+/// Deskgate's self-service desk, as `deskgate_app::self_service::desk()` describes it: an agent
+/// that is nobody's colleague or manager.
+const DESK: &str = "self-service";
 const SUBJECT: &str = "analysis-subject";
 
 fn staff(id: &str, role: Role) -> StaffInfo {
@@ -272,11 +305,32 @@ impl Engine<'_> {
         self.bundle.evaluate(req)
     }
 
-    fn request(&self, tier: Tier, action: Action, signals: &RiskSignals) -> DecisionRequest {
+    fn request(
+        &self,
+        channel: Channel,
+        tier: Tier,
+        action: Action,
+        signals: &RiskSignals,
+    ) -> DecisionRequest {
+        let (principal, agent) = match channel {
+            Channel::SelfService => (
+                StaffInfo {
+                    id: DESK.to_owned(),
+                    role: Role::Agent,
+                    team: "self-service".to_owned(),
+                    region: String::new(),
+                    shift: String::new(),
+                    subject_id: Some("deskgate:self-service-desk".to_owned()),
+                    manager_id: None,
+                },
+                DESK,
+            ),
+            _ => (staff(AGENT, Role::Agent), AGENT),
+        };
         DecisionRequest {
             stage: Stage::Open,
-            principal: staff(AGENT, Role::Agent),
-            case_agent_id: AGENT.to_owned(),
+            principal,
+            case_agent_id: agent.to_owned(),
             subject: SubjectInfo {
                 id: SUBJECT.to_owned(),
                 tier,
@@ -294,22 +348,29 @@ impl Engine<'_> {
             // A service account is recovered for a registered owner: the attacker poses as one
             // (the capabilities then stand for that owner's phone, mailbox and devices).
             requester_is_owner: tier == Tier::Service,
-            channel: deskgate_core::Channel::Phone,
+            channel,
         }
     }
 
     /// The request that opens the case, worked by the first role the bundle lets open it (an
-    /// honest agent, or a security officer where only they work such cases); `None` when no
-    /// role may.
+    /// honest agent, or a security officer where only they work such cases; on self-service
+    /// only the desk); `None` when no role may.
     fn opened(
         &mut self,
+        channel: Channel,
         tier: Tier,
         action: Action,
         signals: &RiskSignals,
     ) -> Result<Option<(DecisionRequest, crate::Decision)>, DecisionError> {
-        for role in [Role::Agent, Role::Supervisor, Role::SecurityOfficer] {
-            let mut req = self.request(tier, action, signals);
-            req.principal = staff(AGENT, role);
+        let roles: &[Role] = match channel {
+            Channel::SelfService => &[Role::Agent],
+            _ => &[Role::Agent, Role::Supervisor, Role::SecurityOfficer],
+        };
+        for role in roles {
+            let mut req = self.request(channel, tier, action, signals);
+            if channel != Channel::SelfService {
+                req.principal = staff(AGENT, *role);
+            }
             let decision = self.decide(&req)?;
             if decision.outcome != Outcome::Deny {
                 return Ok(Some((req, decision)));
@@ -320,9 +381,22 @@ impl Engine<'_> {
 
     /// Why a cell is closed to every capability set before any evidence: no staff role may open
     /// it, or opening it escalates to a security officer, who decides outside the playbook.
-    fn closed(opened: Option<&(DecisionRequest, crate::Decision)>) -> Option<String> {
+    fn closed(
+        channel: Channel,
+        opened: Option<&(DecisionRequest, crate::Decision)>,
+    ) -> Option<String> {
         match opened {
+            None if channel == Channel::SelfService => Some(
+                "the bundle refuses it on self-service: the page sends it to the help desk"
+                    .to_owned(),
+            ),
             None => Some("the bundle refuses to open it for any staff role".to_owned()),
+            Some((_, d)) if d.outcome == Outcome::Escalate && channel == Channel::SelfService => {
+                Some(
+                    "escalated at open: the page cancels it and sends the person to the help desk"
+                        .to_owned(),
+                )
+            }
             Some((_, d)) if d.outcome == Outcome::Escalate => Some(
                 "escalated to a security officer at open: no playbook path, a person decides"
                     .to_owned(),
@@ -435,7 +509,7 @@ fn minimal_paths(
         if paths.iter().any(|p| p.is_subset(caps)) {
             continue;
         }
-        let mut produced = produce(caps);
+        let mut produced = produce_on(opened.0.channel, caps);
         produced.evidence.sort_by_key(|(m, _)| m.api_id());
         produced.approvals.sort_by_key(|r| r.api_id());
         let reached = match decided.get(&produced) {
@@ -464,9 +538,17 @@ impl Bundle {
         };
         let subsets = subsets_by_size();
         let mut cells = Vec::new();
-        for tier in Tier::all() {
-            for action in Action::all() {
-                cells.extend(analyze_cell(&mut engine, *tier, *action, &subsets)?);
+        for channel in CHANNELS {
+            for tier in Tier::all() {
+                for action in Action::all() {
+                    cells.extend(analyze_cell(
+                        &mut engine,
+                        channel,
+                        *tier,
+                        *action,
+                        &subsets,
+                    )?);
+                }
             }
         }
         let violations = self.gates().violations(&cells);
@@ -502,20 +584,24 @@ impl Bundle {
     }
 }
 
-/// The cells of one tier and action: one per risk level the presets reach.
+/// The channels analysed: a call (every agent channel decides alike) and the self-service page.
+const CHANNELS: [Channel; 2] = [Channel::Phone, Channel::SelfService];
+
+/// The cells of one channel, tier and action: one per risk level the presets reach.
 fn analyze_cell(
     engine: &mut Engine<'_>,
+    channel: Channel,
     tier: Tier,
     action: Action,
     subsets: &[Capabilities],
 ) -> Result<Vec<Cell>, DecisionError> {
     let mut by_level: BTreeMap<RiskLevel, Cell> = BTreeMap::new();
     for signals in signal_presets() {
-        let opened = engine.opened(tier, action, &signals)?;
+        let opened = engine.opened(channel, tier, action, &signals)?;
         let level = match &opened {
             Some((_, d)) => d.risk.level,
             None => {
-                let mut req = engine.request(tier, action, &signals);
+                let mut req = engine.request(channel, tier, action, &signals);
                 req.stage = Stage::Open;
                 engine.decide(&req)?.risk.level
             }
@@ -523,12 +609,13 @@ fn analyze_cell(
         if by_level.contains_key(&level) {
             continue;
         }
-        let closed = Engine::closed(opened.as_ref());
+        let closed = Engine::closed(channel, opened.as_ref());
         let paths = match (&opened, &closed) {
             (Some(opened), None) => minimal_paths(engine, opened, subsets)?,
             _ => Vec::new(),
         };
         let cell = Cell {
+            channel,
             tier,
             action,
             risk: level,
@@ -562,6 +649,9 @@ pub struct Gate {
     /// Actions it covers; empty covers every action.
     #[serde(default)]
     pub actions: Vec<Action>,
+    /// Channels it covers (`phone`, `self_service`...); empty covers every channel.
+    #[serde(default)]
+    pub channels: Vec<Channel>,
     #[serde(default)]
     pub min_capabilities: Option<usize>,
     #[serde(default)]
@@ -572,6 +662,7 @@ impl Gate {
     fn covers(&self, cell: &Cell) -> bool {
         (self.tiers.is_empty() || self.tiers.contains(&cell.tier))
             && (self.actions.is_empty() || self.actions.contains(&cell.action))
+            && (self.channels.is_empty() || self.channels.contains(&cell.channel))
     }
 
     /// Why `path` breaks this gate, if it does.
@@ -602,6 +693,7 @@ impl Gates {
                     if let Some(why) = gate.broken_by(path) {
                         out.push(Violation {
                             gate: gate.name.clone(),
+                            channel: cell.channel,
                             tier: cell.tier,
                             action: cell.action,
                             risk: cell.risk,
@@ -634,8 +726,8 @@ pub fn render_table(analysis: &Analysis) -> String {
         analysis.bundle_digest
     );
     out.push_str(&format!(
-        "{:<11} {:<26} {:<9} {:>5}  cheapest\n",
-        "tier", "action", "risk", "paths"
+        "{:<12} {:<11} {:<26} {:<9} {:>5}  cheapest\n",
+        "channel", "tier", "action", "risk", "paths"
     ));
     for cell in &analysis.cells {
         let cheapest = match (&cell.closed, cell.paths.is_empty()) {
@@ -649,7 +741,8 @@ pub fn render_table(analysis: &Analysis) -> String {
                 .join(" | "),
         };
         out.push_str(&format!(
-            "{:<11} {:<26} {:<9} {:>5}  {}\n",
+            "{:<12} {:<11} {:<26} {:<9} {:>5}  {}\n",
+            cell.channel.to_string(),
             cell.tier.to_string(),
             cell.action.to_string(),
             cell.risk.to_string(),
@@ -674,6 +767,7 @@ pub fn render_table(analysis: &Analysis) -> String {
 /// How one cell's attack paths change from one bundle to another.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PathChange {
+    pub channel: Channel,
     pub tier: Tier,
     pub action: Action,
     pub risk: RiskLevel,
@@ -686,7 +780,14 @@ pub struct PathChange {
 impl fmt::Display for PathChange {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let list = |paths: &[Capabilities]| paths.iter().map(words).collect::<Vec<_>>().join(" | ");
-        write!(f, "{} {} at {} risk:", self.tier, self.action, self.risk)?;
+        write!(
+            f,
+            "{} {} at {} risk{}:",
+            self.tier,
+            self.action,
+            self.risk,
+            on_channel(self.channel)
+        )?;
         if !self.opened.is_empty() {
             write!(f, " opens {}", list(&self.opened))?;
         }
@@ -704,7 +805,14 @@ fn reaches(cell: Option<&Cell>, caps: &Capabilities) -> bool {
 
 /// The attack paths a change from `old` to `new` opens or closes, cell by cell.
 pub fn path_changes(old: &Analysis, new: &Analysis) -> Vec<PathChange> {
-    let key = |c: &Cell| (c.tier.api_id(), c.action.api_id(), c.risk);
+    let key = |c: &Cell| {
+        (
+            c.channel.api_id(),
+            c.tier.api_id(),
+            c.action.api_id(),
+            c.risk,
+        )
+    };
     let old_cells: BTreeMap<_, &Cell> = old.cells.iter().map(|c| (key(c), c)).collect();
     let new_cells: BTreeMap<_, &Cell> = new.cells.iter().map(|c| (key(c), c)).collect();
     let keys: BTreeSet<_> = old_cells.keys().chain(new_cells.keys()).copied().collect();
@@ -731,6 +839,7 @@ pub fn path_changes(old: &Analysis, new: &Analysis) -> Vec<PathChange> {
                 })
                 .unwrap_or_default();
             (!opened.is_empty() || !closed.is_empty()).then_some(PathChange {
+                channel: cell.channel,
                 tier: cell.tier,
                 action: cell.action,
                 risk: cell.risk,

@@ -228,3 +228,96 @@ fn a_change_shows_the_paths_it_opens_and_closes() {
         "{back:#?}"
     );
 }
+
+/// Self-service is analysed as its own channel: worked by Deskgate's desk under the same
+/// requirements, with the tiers and actions `self_service.cedar` sends to the help desk closed.
+#[test]
+fn self_service_is_analysed_as_its_own_channel() {
+    use deskgate_core::Channel;
+    let analysis = Bundle::default_bundle()
+        .unwrap()
+        .analyze(Utc::now())
+        .unwrap();
+    let on = |channel: Channel, tier: Tier, action: Action, risk: RiskLevel| {
+        analysis
+            .cells
+            .iter()
+            .find(|c| {
+                c.channel == channel && c.tier == tier && c.action == action && c.risk == risk
+            })
+            .unwrap_or_else(|| panic!("no cell {channel} {tier} {action} {risk}"))
+    };
+    // The same paths as a call where the bundle lets a person do it alone.
+    let alone = on(
+        Channel::SelfService,
+        Tier::Standard,
+        Action::PasswordReset,
+        RiskLevel::Low,
+    );
+    let call = on(
+        Channel::Phone,
+        Tier::Standard,
+        Action::PasswordReset,
+        RiskLevel::Low,
+    );
+    assert!(
+        alone.closed.is_none() && !alone.paths.is_empty(),
+        "{alone:?}"
+    );
+    assert_eq!(alone.paths, call.paths);
+    // Closed for high-value and service tiers and for every action but the three.
+    for cell in analysis
+        .cells
+        .iter()
+        .filter(|c| c.channel == Channel::SelfService)
+    {
+        let refused = matches!(
+            cell.tier,
+            Tier::Privileged | Tier::Executive | Tier::Security | Tier::Service
+        ) || !matches!(
+            cell.action,
+            Action::PasswordReset | Action::MfaReset | Action::AccountUnlock
+        ) || matches!(cell.risk, RiskLevel::High | RiskLevel::Critical);
+        if refused {
+            assert!(cell.paths.is_empty() && cell.closed.is_some(), "{cell:?}");
+        }
+        // Nobody at the desk colludes.
+        assert!(
+            cell.paths
+                .iter()
+                .all(|p| !p.contains(&Capability::ColludingAgent)),
+            "{cell:?}"
+        );
+    }
+    let table = deskgate_policy::analyze::render_table(&analysis);
+    assert!(table.contains("self_service privileged"), "{table}");
+}
+
+/// A gate may cover one channel only: a stricter bound for self-service breaks there and not on
+/// calls.
+#[test]
+fn a_gate_can_name_the_self_service_channel() {
+    let mut files = default_files();
+    files.get_mut("gates.toml").unwrap().push_str(
+        "\n[[gate]]\nname = \"self-service-needs-three\"\nactions = [\"password_reset\"]\nchannels = [\"self_service\"]\nmin_capabilities = 3\n",
+    );
+    files.retain(|path, _| !path.starts_with("tests/"));
+    let analysis = analyze(files);
+    let broken: Vec<_> = analysis
+        .violations
+        .iter()
+        .filter(|v| v.gate == "self-service-needs-three")
+        .collect();
+    assert!(!broken.is_empty());
+    assert!(
+        broken
+            .iter()
+            .all(|v| v.channel == deskgate_core::Channel::SelfService),
+        "{broken:?}"
+    );
+    assert!(
+        broken[0].to_string().contains("on self-service"),
+        "{}",
+        broken[0]
+    );
+}
