@@ -43,12 +43,15 @@ pub const METHODS: [Method; 4] = [
     Method::Totp,
 ];
 /// The ways the page sends something out for: codes to contacts of record, asking the manager
-/// of record to confirm by their own link, and a number-matched push to the enrolled device.
-pub const SENT: [Method; 4] = [
+/// of record to confirm by their own link, a number-matched push to the enrolled device, and a
+/// link to the identity-verification vendor (to the email of record only) where the person shows
+/// a photo ID that the vendor matches to the identity of record.
+pub const SENT: [Method; 5] = [
     Method::EmailCode,
     Method::SmsCode,
     Method::ManagerAttestation,
     Method::Push,
+    Method::IdProofing,
 ];
 /// How long an attempt lives.
 const ATTEMPT_MINUTES: i64 = 30;
@@ -93,6 +96,9 @@ pub struct RecoverView {
     /// The attempt is over: done, or ended (refused, expired, too many wrong answers).
     pub finished: Option<Finished>,
     pub expires_at: DateTime<Utc>,
+    /// Whether this deployment can check a photo ID (a vendor creates inquiries): the same for
+    /// every account, so showing it tells nothing about one.
+    pub id_proofing: bool,
 }
 
 /// How an attempt ended.
@@ -265,6 +271,7 @@ impl Service {
             waiting: Vec::new(),
             finished: None,
             expires_at: attempt.expires_at,
+            id_proofing: crate::idv_inquiry::creating_vendor(&self.config.idv.vendors).is_some(),
         };
         let Some(case_id) = &attempt.case_id else {
             return Ok(view);

@@ -10,6 +10,9 @@ use deskgate_testkit::on_both_backends;
 use deskgate_testkit::passkeys;
 use deskgate_testkit::server as common;
 
+#[path = "support/idv_vendor.rs"]
+mod idv_vendor;
+
 use common::{Backend, TestServer};
 use reqwest::StatusCode;
 use webauthn_authenticator_rs::WebauthnAuthenticator;
@@ -138,6 +141,8 @@ async fn a_person_resets_their_password_on_their_own(backend: Backend) {
     let (status, page) = attempt.page().await;
     assert_eq!(status, StatusCode::OK);
     assert!(page.contains("Reset my password"), "{page}");
+    // No vendor can check a photo ID here, so the page does not offer it (to anyone).
+    assert!(!page.contains("photo ID"), "{page}");
 
     assert_eq!(
         attempt.send("email_code").await,
@@ -629,7 +634,89 @@ async fn self_service_volume_is_no_agent_velocity(backend: Backend) {
     s.finish().await;
 }
 
+/// The vendor's signed result for the newest inquiry, the document matching as `matched` says.
+async fn vendor_reports(s: &TestServer, vendor: &idv_vendor::Vendor, id: &str, matched: bool) {
+    let created = vendor.last();
+    let result = idv_vendor::generic_result(
+        &created.inquiry_id,
+        created.body["reference_id"].as_str().unwrap(),
+        "approved",
+        serde_json::json!({"name_first": matched, "name_last": matched}),
+    );
+    let (headers, body) = idv_vendor::standard_delivery(id, &result);
+    let mut req = client()
+        .post(format!("{}/api/v1/webhooks/idv/standard-webhooks", s.base))
+        .header("content-type", "application/json")
+        .body(body);
+    for (name, value) in headers {
+        req = req.header(name, value);
+    }
+    let resp = req.send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+}
+
+async fn a_photo_id_and_a_code_of_record_reset_mfa_on_ones_own(backend: Backend) {
+    let vendor = idv_vendor::Vendor::start().await;
+    let s = TestServer::start_with(backend, |c| vendor.configure(c, false, true)).await;
+    let (email, phone) = contacts(&s, DAVE).await;
+    let attempt = start(&s, DAVE, "mfa_reset").await;
+    let (_, page) = attempt.page().await;
+    assert!(
+        page.contains("Email me a link to check my photo ID"),
+        "{page}"
+    );
+    assert_eq!(
+        attempt.send("id_proofing").await,
+        "/recover/steps?n=sent-id_proofing"
+    );
+    // The inquiry was created server to server with the identity of record; the link went to
+    // the email of record, never to the page.
+    let created = vendor.last();
+    assert_eq!(created.body["expected"]["name_last"], "Whitfield");
+    let link = s.last_message("idv_link");
+    assert_eq!(link["to"], email.as_str());
+    let (_, page) = attempt.page().await;
+    assert!(!page.contains(created.link.as_str()), "{page}");
+
+    vendor_reports(&s, &vendor, "msg_owner", true).await;
+    let (_, page) = attempt.page().await;
+    assert!(page.contains("Your photo ID matched"), "{page}");
+    attempt.send("sms_code").await;
+    attempt.answer("sms_code", &code_to(&s, &phone)).await;
+    let (_, page) = attempt.page().await;
+    assert!(page.contains("<h1>Done</h1>"), "{page}");
+    let dave = s.service.store().subject(DAVE).await.unwrap().unwrap();
+    assert!(dave.authenticators.is_empty(), "{:?}", dave.authenticators);
+
+    // Whoever holds the mailbox shows someone else's genuine document: nobody is there to look,
+    // so the attempt is over at once (denied, audited) and no second document can be tried.
+    let attempt = start(&s, "u-carol", "password_reset").await;
+    attempt.send("id_proofing").await;
+    vendor_reports(&s, &vendor, "msg_other", false).await;
+    let (_, page) = attempt.page().await;
+    assert!(page.contains("This cannot be finished here"), "{page}");
+    let case = &self_service_cases(&s, "u-carol").await[0];
+    assert_eq!(case.state, deskgate_core::CaseState::Denied);
+    let inquiries = vendor.created().len();
+    attempt.send("id_proofing").await;
+    assert_eq!(vendor.created().len(), inquiries);
+
+    // A decoy's ask creates no inquiry and sends nothing, and reads the same.
+    let (inquiries, sent) = (vendor.created().len(), s.outbox().len());
+    let decoy = start(&s, "nobody-here", "mfa_reset").await;
+    assert_eq!(
+        decoy.send("id_proofing").await,
+        "/recover/steps?n=sent-id_proofing"
+    );
+    assert_eq!(
+        (vendor.created().len(), s.outbox().len()),
+        (inquiries, sent)
+    );
+    s.finish().await;
+}
+
 on_both_backends!(
+    a_photo_id_and_a_code_of_record_reset_mfa_on_ones_own,
     self_service_volume_is_no_agent_velocity,
     an_agent_sends_a_self_service_link_instead_of_working_the_case,
     a_number_matched_push_and_a_code_reset_a_password_on_ones_own,

@@ -33,6 +33,11 @@ impl Service {
     ) -> AppResult<(String, CaseView)> {
         let stored = self.load_case(case_id).await?;
         Self::ensure_can_work(caller, &stored.case)?;
+        // A case that ended takes no verification (the rest is refused by each family, after
+        // its own clearer reasons, and before anything leaves Deskgate).
+        if let Err(ended @ deskgate_core::CaseError::NotLive(_)) = stored.case.ensure_verifiable() {
+            return Err(ended.into());
+        }
         self.ensure_under_verification_cap(&stored.case)?;
         let mut case = stored.case.clone();
         case.record_participant(caller.subject_id.as_deref())?;

@@ -5,6 +5,20 @@
 use super::*;
 
 impl Case {
+    /// Whether a verification may start now: only while the case is open or verifying. Asked
+    /// before anything leaves Deskgate for it (a code, a vendor inquiry), so a case that ended
+    /// sends nothing.
+    pub fn ensure_verifiable(&self) -> Result<(), CaseError> {
+        match self.state {
+            CaseState::Open | CaseState::Verifying => Ok(()),
+            CaseState::Approved | CaseState::Escalated => Err(CaseError::IllegalTransition {
+                from: self.state,
+                to: CaseState::Verifying,
+            }),
+            other => Err(CaseError::NotLive(other)),
+        }
+    }
+
     /// Adds a started verification. A newer one of the same method supersedes a pending one,
     /// so only the latest code sent can pass.
     pub fn start_verification(
@@ -12,16 +26,7 @@ impl Case {
         verification: Verification,
         now: DateTime<Utc>,
     ) -> Result<(), CaseError> {
-        match self.state {
-            CaseState::Open | CaseState::Verifying => {}
-            CaseState::Approved | CaseState::Escalated => {
-                return Err(CaseError::IllegalTransition {
-                    from: self.state,
-                    to: CaseState::Verifying,
-                });
-            }
-            other => return Err(CaseError::NotLive(other)),
-        }
+        self.ensure_verifiable()?;
         for v in &mut self.verifications {
             if v.method == verification.method && v.state == VerificationState::Pending {
                 v.state = VerificationState::Expired;

@@ -93,6 +93,11 @@ fn method_row(method: Method, waiting: &[Method]) -> MethodRow {
             "Send a request to my device",
             "",
         ),
+        Method::IdProofing => (
+            "A check of your photo ID",
+            "Email me a link to check my photo ID",
+            "",
+        ),
         Method::RecoveryCode => (
             "One of your saved recovery codes",
             "",
@@ -110,9 +115,12 @@ fn method_row(method: Method, waiting: &[Method]) -> MethodRow {
         title: title.to_owned(),
         sends,
         send_label: send_label.to_owned(),
-        // The manager answers on their own page and the device on itself, never here.
-        asks: !matches!(method, Method::ManagerAttestation | Method::Push)
-            && (!sends || waiting.contains(&method)),
+        // The manager answers on their own page, the device on itself and the vendor by its
+        // signed result, never here.
+        asks: !matches!(
+            method,
+            Method::ManagerAttestation | Method::Push | Method::IdProofing
+        ) && (!sends || waiting.contains(&method)),
         code_label: code_label.to_owned(),
     }
 }
@@ -121,6 +129,7 @@ fn passed_words(method: Method) -> String {
     match method {
         Method::Passkey => "A passkey".to_owned(),
         Method::ManagerAttestation => "Your manager confirmed".to_owned(),
+        Method::IdProofing => "Your photo ID matched".to_owned(),
         other => method_row(other, &[]).title,
     }
 }
@@ -265,6 +274,14 @@ fn notice_for(n: Option<&str>, k: Option<&str>) -> Option<String> {
             let what = match sent {
                 "sent-email_code" => "an email on record",
                 "sent-sms_code" => "a phone on record",
+                "sent-id_proofing" => {
+                    return Some(
+                        "If we have an email on record for this account, a link to check your \
+                         photo ID is on its way. Follow it on any device, then come back to this \
+                         page."
+                            .to_owned(),
+                    );
+                }
                 "sent-manager_attestation" => {
                     return Some(
                         "If your account has a manager on record, we asked them to confirm it is \
@@ -321,7 +338,8 @@ fn render(view: RecoverView, notice: Option<String>) -> Response {
             passed: view.passed.iter().map(|m| passed_words(*m)).collect(),
             methods: METHODS
                 .iter()
-                .chain([Method::Push, Method::ManagerAttestation].iter())
+                .chain([Method::Push, Method::ManagerAttestation, Method::IdProofing].iter())
+                .filter(|m| **m != Method::IdProofing || view.id_proofing)
                 .filter(|m| !view.passed.contains(m))
                 .map(|m| method_row(*m, &view.waiting))
                 .collect(),

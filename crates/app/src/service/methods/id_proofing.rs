@@ -71,6 +71,8 @@ impl Service {
                     "the email of record is missing, unverified or recently changed",
                 )
             })?;
+        // Nothing is asked of the vendor for a case that cannot take the verification.
+        case.ensure_verifiable()?;
         let reference = format!("{}/{vid}", case.id);
         let inquiry = crate::idv_inquiry::create(vendor, vendor_config, &reference, &expected)
             .await
@@ -205,6 +207,7 @@ impl Service {
         }
         let mut audit = self.result_entries(&who, &case, &subject, vid, &result, &outcome);
         audit.extend(self.approval_entries(&who, before, &case));
+        audit.extend(self.end_self_service_on_failed_proofing(&mut case, &outcome, now)?);
         self.store
             .commit(Change {
                 case: outcome.final_answer.then(|| CaseWrite::Update {
@@ -225,6 +228,34 @@ impl Service {
             "accepted": true, "counted": outcome.counted,
             "identity_matched": outcome.unmatched.is_empty(), "case_state": case.state,
         }))
+    }
+
+    /// On the self-service page nobody looks at a document that failed: whoever holds the
+    /// mailbox could try one forged document after another. A failed check there denies the
+    /// case in the same commit, so the attempt is over and the help desk must check it.
+    fn end_self_service_on_failed_proofing(
+        &self,
+        case: &mut Case,
+        outcome: &Outcome,
+        now: DateTime<Utc>,
+    ) -> AppResult<Option<NewAuditEntry>> {
+        if case.channel != Channel::SelfService
+            || !outcome.final_answer
+            || outcome.counted
+            || !case.state.is_live()
+        {
+            return Ok(None);
+        }
+        let reason = "a photo ID check did not pass on the self-service page; the help desk must \
+                      check it";
+        case.deny(reason.to_owned(), now)?;
+        Ok(Some(self.entry(
+            &actor(&crate::self_service::desk()),
+            Some(&case.id),
+            AuditEvent::CaseDenied(event::CaseDenied {
+                reason: Some(reason.to_owned()),
+            }),
+        )))
     }
 
     /// The entries a vendor's result writes: pending, passed or failed (with the evidence when it
