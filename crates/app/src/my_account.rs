@@ -1,6 +1,6 @@
 //! The subject's own page (`/me`): a person signs in with one of their enrolled passkeys and
 //! sees only their own account: the masked contacts of record and when each changed, their
-//! passkeys (add, rename, remove), their recovery codes (regenerate: shown once, never sent),
+//! passkeys (add, rename, remove), their other devices (rename, remove), their recovery codes (regenerate: shown once, never sent),
 //! every case touching the account with "this was not me" on each, and the current probation.
 //!
 //! A session is one random token, hashed in the store under the subject (kind
@@ -28,6 +28,10 @@ use crate::passkey_sign_in::Realm;
 use crate::passkeys::{PasskeyPurpose, SUBJECT_PASSKEYS, StoredPasskey};
 use crate::secrets;
 use crate::service::{Provenance, Service};
+
+mod devices;
+mod provider_sign_in;
+pub use devices::DeviceView;
 
 type AppResult<T> = Result<T, AppError>;
 
@@ -65,6 +69,14 @@ fn on_probation(until: DateTime<Utc>) -> AppError {
     )
 }
 
+fn passkey_needed() -> AppError {
+    AppError::forbidden_as(
+        "passkey_needed",
+        "you signed in through your organisation's sign-in service: you can see your account and \
+         report what was not you, but to change how you sign in, sign in here with a passkey",
+    )
+}
+
 fn corrupt() -> AppError {
     AppError::internal("corrupt_credential", "the stored session is unreadable")
 }
@@ -73,15 +85,18 @@ fn corrupt() -> AppError {
 #[derive(Serialize, Deserialize)]
 struct SessionRecord {
     token_hash: String,
-    /// The authenticator id of the passkey that opened the session.
-    passkey_id: String,
+    /// The authenticator id of the passkey that opened the session; `None` for a sign-in
+    /// through the organisation's OpenID provider.
+    #[serde(default)]
+    passkey_id: Option<String>,
 }
 
 /// A live session on the own page.
 pub struct MySession {
     pub subject: Subject,
-    /// The passkey the session was opened with.
-    pub passkey_id: String,
+    /// The passkey the session was opened with; `None` when it was opened through the
+    /// organisation's OpenID provider (such a session sees and reports, it changes no way in).
+    pub passkey_id: Option<String>,
     pub expires_at: DateTime<Utc>,
 }
 
@@ -131,6 +146,8 @@ pub struct MyAccount {
     pub display_name: String,
     pub contacts: Vec<ContactView>,
     pub passkeys: Vec<PasskeyView>,
+    /// The authenticator app and push devices.
+    pub devices: Vec<DeviceView>,
     pub recovery_codes_left: usize,
     pub recovery_codes_issued: Option<(DateTime<Utc>, String)>,
     pub probation_until: Option<DateTime<Utc>>,
@@ -168,6 +185,11 @@ fn subject_actor(subject_id: &str, auth: &str) -> Actor {
 /// Whether the account may use its own page at all.
 fn may_sign_in(subject: &Subject) -> bool {
     subject.status == SubjectStatus::Active && !subject.flagged
+}
+
+/// Whether a session opened with `passkey` (or through the provider) still holds for `subject`.
+fn session_holds(subject: &Subject, passkey: Option<&str>) -> bool {
+    may_sign_in(subject) && passkey.is_none_or(|id| passkey_listed(subject, id))
 }
 
 fn passkey_listed(subject: &Subject, id: &str) -> bool {
@@ -252,7 +274,7 @@ impl Service {
         };
         let now = self.now();
         let token = secrets::random_token();
-        credentials.push(self.session_credential(&subject.id, &token, &passkey_id, now)?);
+        credentials.push(self.session_credential(&subject.id, &token, Some(&passkey_id), now)?);
         let committed = self
             .store
             .commit(Change {
@@ -283,12 +305,12 @@ impl Service {
         &self,
         subject_id: &str,
         token: &str,
-        passkey_id: &str,
+        passkey_id: Option<&str>,
         now: DateTime<Utc>,
     ) -> AppResult<Credential> {
         let record = SessionRecord {
             token_hash: secrets::token_hash(token),
-            passkey_id: passkey_id.to_owned(),
+            passkey_id: passkey_id.map(str::to_owned),
         };
         Ok(Credential {
             subject_id: subject_id.to_owned(),
@@ -338,7 +360,7 @@ impl Service {
             .store
             .subject(&subject_id)
             .await?
-            .filter(|s| may_sign_in(s) && passkey_listed(s, &record.passkey_id))
+            .filter(|s| session_holds(s, record.passkey_id.as_deref()))
             .ok_or_else(no_session)?;
         Ok(MySession {
             subject,
@@ -374,7 +396,7 @@ impl Service {
             .await?
             .into_iter()
             .map(|p| PasskeyView {
-                current: p.authenticator_id == session.passkey_id,
+                current: session.passkey_id.as_deref() == Some(p.authenticator_id.as_str()),
                 enrolled: p.provenance.map(|v| v.shown_in).unwrap_or_else(|| {
                     "enrolled before Deskgate kept how passkeys were enrolled".to_owned()
                 }),
@@ -399,6 +421,7 @@ impl Service {
                 })
                 .collect(),
             passkeys,
+            devices: devices::devices(&subject.authenticators),
             recovery_codes_left: self.recovery_hashes(&subject.id).await?.len(),
             recovery_codes_issued: issued,
             probation_until: subject
@@ -424,10 +447,11 @@ impl Service {
     /// What is enrolled from this session depends on: the session's passkey and how it came to
     /// be.
     async fn session_provenance(&self, session: &MySession, what: &str) -> AppResult<Provenance> {
+        let session_passkey = session.passkey_id.as_deref().ok_or_else(passkey_needed)?;
         let passkeys = self.usable_passkeys(&session.subject).await?;
         let used = passkeys
             .iter()
-            .find(|p| p.authenticator_id == session.passkey_id)
+            .find(|p| p.authenticator_id == session_passkey)
             .ok_or_else(no_session)?;
         let mut units: BTreeSet<String> = [takeover::device(&used.authenticator_id)].into();
         match &used.provenance {
@@ -450,11 +474,17 @@ impl Service {
         self.store
             .subject(&session.subject.id)
             .await?
-            .filter(|s| may_sign_in(s) && passkey_listed(s, &session.passkey_id))
+            .filter(|s| session_holds(s, session.passkey_id.as_deref()))
             .ok_or_else(no_session)
     }
 
-    fn refuse_on_probation(&self, session: &MySession) -> AppResult<()> {
+    /// Whether this session may add, replace or remove a way to sign in: only one opened with
+    /// a passkey (someone who took over the account at the provider, as after a talked-into
+    /// reset, must not mint codes or strip the owner's devices), and not on probation.
+    fn may_change_ways_in(&self, session: &MySession) -> AppResult<()> {
+        if session.passkey_id.is_none() {
+            return Err(passkey_needed());
+        }
         match session.subject.probation_until {
             Some(until) if session.subject.on_probation(self.now()) => Err(on_probation(until)),
             _ => Ok(()),
@@ -464,7 +494,7 @@ impl Service {
     /// New recovery codes for the signed-in subject, replacing every earlier one, shown once:
     /// never sent. Every contact of record is told.
     pub async fn my_new_recovery_codes(&self, session: &MySession) -> AppResult<Vec<String>> {
-        self.refuse_on_probation(session)?;
+        self.may_change_ways_in(session)?;
         let provenance = self.session_provenance(session, "shown once").await?;
         let who = subject_actor(&session.subject.id, "own_page_session");
         let codes = self
@@ -489,7 +519,7 @@ impl Service {
 
     /// Starts adding a passkey from the own page.
     pub async fn my_passkey_options(&self, session: &MySession) -> AppResult<Value> {
-        self.refuse_on_probation(session)?;
+        self.may_change_ways_in(session)?;
         let subject = &session.subject;
         self.passkey_registration_options(
             &subject.id,
@@ -510,7 +540,7 @@ impl Service {
         credential: &Value,
         label: &str,
     ) -> AppResult<String> {
-        self.refuse_on_probation(session)?;
+        self.may_change_ways_in(session)?;
         let label = checked_label(label)?;
         let (passkey, _) = self
             .finish_passkey_registration_for(
@@ -567,8 +597,8 @@ impl Service {
     /// Removes one of the subject's passkeys, never the one signed in with; every contact of
     /// record is told.
     pub async fn my_remove_passkey(&self, session: &MySession, passkey_id: &str) -> AppResult<()> {
-        self.refuse_on_probation(session)?;
-        if passkey_id == session.passkey_id {
+        self.may_change_ways_in(session)?;
+        if session.passkey_id.as_deref() == Some(passkey_id) {
             return Err(AppError::invalid_as(
                 "passkey_in_use",
                 "you are signed in with this passkey: sign in with another one to remove it",

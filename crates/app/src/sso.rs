@@ -220,10 +220,24 @@ struct SealedAttempt {
     nonce: String,
     verifier: String,
     expires_at: DateTime<Utc>,
+    /// Whom the sign-in is for; sealed, so a response cannot be taken from one to the other.
+    #[serde(default)]
+    audience: SignInFor,
+}
+
+/// Whom a sign-in through the provider is for: a staff member's console, or a subject's own
+/// page (`/me`). Both come back to [`CALLBACK_PATH`], the one address the provider knows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignInFor {
+    #[default]
+    Console,
+    OwnPage,
 }
 
 /// An attempt this browser started, opened from its cookie and matched to the response.
 pub struct Attempt {
+    pub audience: SignInFor,
     verifier: PkceCodeVerifier,
     nonce: Nonce,
     /// Hex SHA-256 of the state: what marks the attempt spent.
@@ -367,6 +381,11 @@ impl Sso {
     /// Starts an attempt: returns the provider URL to send the browser to and the sealed attempt,
     /// which the caller binds to the browser (a cookie) so only this browser can finish it.
     pub async fn begin(&self) -> Result<(String, String), SsoFailure> {
+        self.begin_for(SignInFor::Console).await
+    }
+
+    /// [`Self::begin`] for `audience`.
+    pub async fn begin_for(&self, audience: SignInFor) -> Result<(String, String), SsoFailure> {
         let client = self.client().await?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let (url, state, nonce) = client
@@ -383,6 +402,7 @@ impl Sso {
             nonce: nonce.secret().clone(),
             verifier: verifier.secret().clone(),
             expires_at: Utc::now() + chrono::Duration::seconds(ATTEMPT_TTL.as_secs() as i64),
+            audience,
         })
         .ok()
         .and_then(|plain| self.sealer.seal(ATTEMPT_SEAL, &plain).ok())
@@ -423,6 +443,7 @@ impl Sso {
             ));
         }
         Ok(Attempt {
+            audience: attempt.audience,
             verifier: PkceCodeVerifier::new(attempt.verifier),
             nonce: Nonce::new(attempt.nonce),
             key: state_key(&attempt.state),

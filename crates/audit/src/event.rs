@@ -235,6 +235,10 @@ audit_events! {
     StaffTokenRevoked(StaffTokenRevoked) = "staff.token_revoked",
     /// Every token of a staff member was revoked.
     StaffTokensRevoked(StaffTokensRevoked) = "staff.tokens_revoked",
+    /// A subject removed one of their devices (authenticator app, push) on their own page.
+    SubjectDeviceRemoved(SubjectDeviceRemoved) = "subject.device_removed",
+    /// A subject renamed one of their devices on their own page.
+    SubjectDeviceRenamed(SubjectDeviceRenamed) = "subject.device_renamed",
     /// A subject added a passkey on their own page.
     SubjectPasskeyAdded(SubjectPasskeyAdded) = "subject.passkey_added",
     /// A subject removed one of their passkeys on their own page.
@@ -245,6 +249,8 @@ audit_events! {
     SubjectSignInFailed(SubjectSignInFailed) = "subject.sign_in_failed",
     /// A subject signed in to their own page.
     SubjectSignedIn(SubjectSignedIn) = "subject.signed_in",
+    /// A subject signed in to their own page through the organisation's OpenID provider.
+    SubjectSignedInWithProvider(SubjectSignedInWithProvider) = "subject.signed_in_with_provider",
     /// A subject signed out of their own page.
     SubjectSignedOut(SubjectSignedOut) = "subject.signed_out",
     /// A temporary access pass was redeemed to enrol an authenticator.

@@ -258,11 +258,14 @@ fn every_entry_rebuilds_from_its_typed_event_byte_for_byte() {
 /// Events Deskgate began to write after the fixture was recorded (the subject's own page); the
 /// unit tests in `src/event/tests.rs` hold each one's site shapes.
 const NEWER_EVENTS: &[&str] = &[
+    "subject.device_removed",
+    "subject.device_renamed",
     "subject.passkey_added",
     "subject.passkey_removed",
     "subject.passkey_renamed",
     "subject.sign_in_failed",
     "subject.signed_in",
+    "subject.signed_in_with_provider",
     "subject.signed_out",
 ];
 

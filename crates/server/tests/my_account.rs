@@ -560,7 +560,118 @@ async fn a_ceremony_signs_in_once_and_only_the_name_it_was_made_for(backend: Bac
     s.finish().await;
 }
 
+/// Gives `subject` a push device (as the identity provider would enrol one) besides what they
+/// have; answers its id.
+async fn with_push_device(s: &TestServer, subject: &str) -> String {
+    let mut record = s.service.store().subject(subject).await.unwrap().unwrap();
+    let id = format!("push-{subject}-pixel");
+    record.authenticators.push(deskgate_core::Authenticator {
+        id: id.clone(),
+        kind: deskgate_core::AuthenticatorKind::Push,
+        label: "Pixel 7".to_owned(),
+        enrolled_at: s.service.now() - Duration::days(9),
+    });
+    s.service
+        .store()
+        .commit(Change {
+            subjects: vec![record],
+            ..Change::default()
+        })
+        .await
+        .unwrap();
+    id
+}
+
+async fn other_devices_are_listed_renamed_and_removed(backend: Backend) {
+    let s = server(backend).await;
+    let mut phone = SoftPasskey::new(true);
+    enrol(&s, DAVE, &mut phone).await;
+    let push = with_push_device(&s, DAVE).await;
+    let cookie = sign_in(&s, DAVE, &mut phone).await.unwrap();
+    let (_, page) = get_me(&s, &cookie).await;
+    assert!(page.contains(&format!("id=\"device-{push}\"")), "{page}");
+    assert!(page.contains("Push-notification device"), "{page}");
+    assert!(page.contains("Pixel 7"), "{page}");
+
+    let (status, page) = post_me(
+        &s,
+        &cookie,
+        &format!("/me/devices/{push}/rename"),
+        &[("label", "Old phone")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("Device renamed."), "{page}");
+    let dave = s.service.store().subject(DAVE).await.unwrap().unwrap();
+    assert!(
+        dave.authenticators
+            .iter()
+            .any(|a| a.id == push && a.label == "Old phone")
+    );
+    // A passkey is not a "device" here, nor is someone else's device.
+    let passkey = dave
+        .authenticators
+        .iter()
+        .find(|a| a.kind == deskgate_core::AuthenticatorKind::Passkey)
+        .unwrap()
+        .id
+        .clone();
+    let alices = with_push_device(&s, "u-alice").await;
+    for other in [&passkey, &alices] {
+        let (status, _) = post_me(&s, &cookie, &format!("/me/devices/{other}/remove"), &[]).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{other}");
+    }
+    let alice = s.service.store().subject("u-alice").await.unwrap().unwrap();
+    assert!(alice.authenticators.iter().any(|a| a.id == alices));
+
+    let before = s.outbox().len();
+    let (status, page) = post_me(&s, &cookie, &format!("/me/devices/{push}/remove"), &[]).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("Device removed."), "{page}");
+    let dave = s.service.store().subject(DAVE).await.unwrap().unwrap();
+    assert!(dave.authenticators.iter().all(|a| a.id != push));
+    assert!(dave.authenticators.iter().any(|a| a.id == passkey));
+    // Every contact of record is told, and both changes are in the log.
+    let told: Vec<_> = s.outbox()[before..]
+        .iter()
+        .filter(|m| m["kind"] == "authenticator_notice")
+        .map(|m| m["to"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(told.len() >= 2, "{told:?}");
+    let events = s.events_since(0).await;
+    assert!(events.contains(&"subject.device_renamed".to_owned()));
+    assert!(events.contains(&"subject.device_removed".to_owned()));
+    s.finish().await;
+}
+
+async fn probation_keeps_devices_too(backend: Backend) {
+    let s = server(backend).await;
+    let mut phone = SoftPasskey::new(true);
+    enrol(&s, DAVE, &mut phone).await;
+    let push = with_push_device(&s, DAVE).await;
+    let mut dave = s.service.store().subject(DAVE).await.unwrap().unwrap();
+    dave.probation_until = Some(s.service.now() + Duration::days(3));
+    s.service
+        .store()
+        .commit(Change {
+            subjects: vec![dave],
+            ..Change::default()
+        })
+        .await
+        .unwrap();
+    let cookie = sign_in(&s, DAVE, &mut phone).await.unwrap();
+    let size = s.service.store().audit_size().await.unwrap();
+    let (status, page) = post_me(&s, &cookie, &format!("/me/devices/{push}/remove"), &[]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{page}");
+    let dave = s.service.store().subject(DAVE).await.unwrap().unwrap();
+    assert!(dave.authenticators.iter().any(|a| a.id == push));
+    assert_eq!(s.service.store().audit_size().await.unwrap(), size);
+    s.finish().await;
+}
+
 on_both_backends!(
+    other_devices_are_listed_renamed_and_removed,
+    probation_keeps_devices_too,
     a_ceremony_signs_in_once_and_only_the_name_it_was_made_for,
     a_subject_signs_in_with_a_passkey_and_sees_only_their_own_account,
     the_sign_in_answer_does_not_tell_who_exists_or_has_passkeys,

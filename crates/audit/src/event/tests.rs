@@ -87,6 +87,14 @@ fn site_shapes() -> Vec<(&'static str, Value)> {
             "subject.sign_in_failed",
             json!({"method": "passkey", "reason": "no_passkey", "subject_id": null}),
         ),
+        (
+            "subject.signed_in_with_provider",
+            json!({"subject_id": "u-a", "issuer": "https://login.example.org", "provider_subject": "a-1"}),
+        ),
+        (
+            "subject.sign_in_failed",
+            json!({"method": "oidc", "reason": "unknown_identity", "subject_id": null}),
+        ),
         ("subject.signed_out", json!({"subject_id": "u-a"})),
         (
             "subject.passkey_added",
@@ -101,6 +109,14 @@ fn site_shapes() -> Vec<(&'static str, Value)> {
         (
             "subject.passkey_removed",
             json!({"subject_id": "u-a", "passkey_id": "passkey-2"}),
+        ),
+        (
+            "subject.device_renamed",
+            json!({"subject_id": "u-a", "device_id": "push-u-a", "label": "Old phone"}),
+        ),
+        (
+            "subject.device_removed",
+            json!({"subject_id": "u-a", "device_id": "push-u-a", "kind": "push"}),
         ),
         // service/approvals.rs: break_glass
         (

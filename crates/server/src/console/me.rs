@@ -30,6 +30,14 @@ const COOKIE_ATTRIBUTES: &str = "Path=/me; HttpOnly; Secure; SameSite=Strict";
 struct SignInPage {
     error: Option<String>,
     notice: Option<String>,
+    /// The organisation's OpenID provider, when one is configured.
+    provider: Option<String>,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "me/signed_in.html")]
+struct SignedInPage {
+    provider: String,
 }
 
 struct PasskeyRow {
@@ -58,6 +66,13 @@ struct HistoryRow {
     verifications: Vec<(String, String, String)>,
 }
 
+struct DeviceRow {
+    id: String,
+    label: String,
+    kind: &'static str,
+    enrolled_at: String,
+}
+
 #[derive(Template, WebTemplate)]
 #[template(path = "me/account.html")]
 struct AccountPage {
@@ -68,6 +83,7 @@ struct AccountPage {
     probation_until: Option<String>,
     contacts: Vec<ContactRow>,
     passkeys: Vec<PasskeyRow>,
+    devices: Vec<DeviceRow>,
     recovery_codes_left: usize,
     recovery_codes_issued: Option<String>,
     history: Vec<HistoryRow>,
@@ -118,6 +134,16 @@ impl From<MyAccount> for AccountPage {
                     last_used_at: never(p.last_used_at),
                     enrolled: p.enrolled,
                     current: p.current,
+                })
+                .collect(),
+            devices: a
+                .devices
+                .into_iter()
+                .map(|d| DeviceRow {
+                    id: d.id,
+                    label: d.label,
+                    kind: d.kind,
+                    enrolled_at: at(d.enrolled_at),
                 })
                 .collect(),
             recovery_codes_left: a.recovery_codes_left,
@@ -177,8 +203,65 @@ impl FromRequestParts<Console> for Me {
     }
 }
 
-fn sign_in_page(status: StatusCode, error: Option<String>, notice: Option<String>) -> Response {
-    (status, SignInPage { error, notice }).into_response()
+fn sign_in_page(
+    console: &Console,
+    status: StatusCode,
+    error: Option<String>,
+    notice: Option<String>,
+) -> Response {
+    let provider = console.sso.as_ref().map(|s| s.provider_name().to_owned());
+    (
+        status,
+        SignInPage {
+            error,
+            notice,
+            provider,
+        },
+    )
+        .into_response()
+}
+
+fn with_session_cookie(mut response: Response, cookie: &str) -> Response {
+    let value = format!(
+        "{COOKIE}={cookie}; {COOKIE_ATTRIBUTES}; Max-Age={}",
+        SESSION_MINUTES * 60
+    );
+    match HeaderValue::from_str(&value) {
+        Ok(v) => {
+            response.headers_mut().append(header::SET_COOKIE, v);
+            response
+        }
+        Err(_) => MeFailure(AppError::internal("internal", "unusable cookie")).into_response(),
+    }
+}
+
+/// The end of a sign-in through the provider for the own page (see `super::oidc`). The session
+/// cookie is SameSite=Strict and the browser arrives from the provider's site, so a page with a
+/// link (a same-site navigation) takes it to the account.
+pub(super) async fn signed_in_through_provider(
+    console: &Console,
+    who: &deskgate_app::sso::VerifiedIdentity,
+) -> Response {
+    let provider = console
+        .sso
+        .as_ref()
+        .map(|s| s.provider_name().to_owned())
+        .unwrap_or_default();
+    match console.service.my_sign_in_through_provider(who).await {
+        Ok(MySignIn::SignedIn { cookie }) => {
+            with_session_cookie(SignedInPage { provider }.into_response(), &cookie)
+        }
+        Ok(MySignIn::Refused { .. }) => sign_in_page(
+            console,
+            StatusCode::FORBIDDEN,
+            Some(format!(
+                "You signed in at {provider}, but no account here has that identity, or it is \
+                 on hold. Call the help desk."
+            )),
+            None,
+        ),
+        Err(e) => MeFailure(e).into_response(),
+    }
 }
 
 fn clear_cookie(mut response: Response) -> Response {
@@ -193,7 +276,7 @@ fn clear_cookie(mut response: Response) -> Response {
 pub(super) async fn page(State(console): State<Console>, me: Result<Me, MeFailure>) -> Response {
     match me {
         Ok(me) => render(&console, &me, None, None).await,
-        Err(_) => sign_in_page(StatusCode::OK, None, None),
+        Err(_) => sign_in_page(&console, StatusCode::OK, None, None),
     }
 }
 
@@ -268,20 +351,7 @@ pub(super) async fn sign_in(
         .await
     {
         Ok(MySignIn::SignedIn { cookie }) => {
-            let mut response = Redirect::to("/me").into_response();
-            let value = format!(
-                "{COOKIE}={cookie}; {COOKIE_ATTRIBUTES}; Max-Age={}",
-                SESSION_MINUTES * 60
-            );
-            match HeaderValue::from_str(&value) {
-                Ok(v) => {
-                    response.headers_mut().insert(header::SET_COOKIE, v);
-                    response
-                }
-                Err(_) => {
-                    MeFailure(AppError::internal("internal", "unusable cookie")).into_response()
-                }
-            }
+            with_session_cookie(Redirect::to("/me").into_response(), &cookie)
         }
         Ok(MySignIn::Refused { reason }) => {
             if note_refusal(&console, address, "subject_passkey", reason).await {
@@ -292,6 +362,7 @@ pub(super) async fn sign_in(
             }
             let refused = deskgate_app::my_account::sign_in_refused();
             sign_in_page(
+                &console,
                 crate::error::status(&refused),
                 Some(refused.message().to_owned()),
                 None,
@@ -304,6 +375,7 @@ pub(super) async fn sign_in(
 pub(super) async fn sign_out(State(console): State<Console>, me: Me) -> Response {
     match console.service.my_sign_out(&me.0).await {
         Ok(()) => clear_cookie(sign_in_page(
+            &console,
             StatusCode::OK,
             None,
             Some("You are signed out.".to_owned()),
@@ -384,6 +456,28 @@ pub(super) async fn remove_passkey(
 ) -> Response {
     let done = console.service.my_remove_passkey(&me.0, &id).await;
     after(&console, &me, done, "Passkey removed.").await
+}
+
+pub(super) async fn rename_device(
+    State(console): State<Console>,
+    me: Me,
+    Path(id): Path<String>,
+    Form(form): Form<LabelForm>,
+) -> Response {
+    let done = console
+        .service
+        .my_rename_device(&me.0, &id, &form.label)
+        .await;
+    after(&console, &me, done, "Device renamed.").await
+}
+
+pub(super) async fn remove_device(
+    State(console): State<Console>,
+    me: Me,
+    Path(id): Path<String>,
+) -> Response {
+    let done = console.service.my_remove_device(&me.0, &id).await;
+    after(&console, &me, done, "Device removed.").await
 }
 
 #[derive(Deserialize)]

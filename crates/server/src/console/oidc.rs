@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use super::{ClientAddress, Console, error_page, note_refusal, session};
 use deskgate_app::AppError;
 use deskgate_app::service::Service;
-use deskgate_app::sso::{ATTEMPT_TTL, Callback, SsoFailure};
+use deskgate_app::sso::{ATTEMPT_TTL, Callback, SignInFor, SsoFailure};
 
 /// Holds the attempt this browser started, sealed (its state, nonce and PKCE verifier), so a
 /// response for another browser's attempt (login CSRF) is refused. Lax, because the provider's redirect back is a cross-site
@@ -30,12 +30,22 @@ fn refusal(failure: &SsoFailure) -> Response {
     error_page(None, &failure.error)
 }
 
-/// Sends the browser to the provider with a fresh state, nonce and PKCE challenge.
+/// Sends the browser to the provider with a fresh state, nonce and PKCE challenge, to sign in
+/// to the console.
 pub(super) async fn begin(State(console): State<Console>) -> Response {
+    begin_for(&console, SignInFor::Console).await
+}
+
+/// The same, to sign in to the own page (`/me`).
+pub(super) async fn begin_own_page(State(console): State<Console>) -> Response {
+    begin_for(&console, SignInFor::OwnPage).await
+}
+
+async fn begin_for(console: &Console, audience: SignInFor) -> Response {
     let Some(sso) = &console.sso else {
         return error_page(None, &AppError::not_found("single sign-on"));
     };
-    match sso.begin().await {
+    match sso.begin_for(audience).await {
         Ok((url, sealed)) => {
             let cookie = format!(
                 "{ATTEMPT_COOKIE}={sealed}; Max-Age={}; {ATTEMPT_ATTRIBUTES}",
@@ -81,23 +91,21 @@ pub(super) async fn callback(
     let state = callback.state.as_deref().unwrap_or_default();
     let outcome = async {
         let attempt = sso.open_attempt(state, attempt_cookie(&headers))?;
+        let audience = attempt.audience;
         console.service.spend_sign_in_attempt(&attempt).await?;
-        let identity = sso.finish(&callback, attempt).await?;
-        console.service.sso_sign_in(&identity).await
+        Ok((audience, sso.finish(&callback, attempt).await?))
     }
     .await;
     let mut response = match outcome {
-        Ok(staff) => signed_in(&console, &staff.name, sso.provider_name()).await,
-        Err(failure) => {
-            // A refusal of an identity the provider vouched for is always audited in detail;
-            // one nobody vouched for only while the address has not sent many.
-            if failure.identity.is_some()
-                || note_refusal(&console, address, deskgate_app::sso::METHOD, failure.reason).await
-            {
-                Service::audit_sso_refusal(&console.service, &failure).await;
-            }
-            refusal(&failure)
+        // The own page refuses (and audits) an identity with no account itself.
+        Ok((SignInFor::OwnPage, identity)) => {
+            super::me::signed_in_through_provider(&console, &identity).await
         }
+        Ok((SignInFor::Console, identity)) => match console.service.sso_sign_in(&identity).await {
+            Ok(staff) => signed_in(&console, &staff.name, sso.provider_name()).await,
+            Err(failure) => refused(&console, address, failure).await,
+        },
+        Err(failure) => refused(&console, address, failure).await,
     };
     // The attempt is over either way: the cookie goes with it.
     if let Ok(expired) = HeaderValue::from_str(&format!(
@@ -106,6 +114,17 @@ pub(super) async fn callback(
         response.headers_mut().append(header::SET_COOKIE, expired);
     }
     response
+}
+
+/// A refusal of an identity the provider vouched for is always audited in detail; one nobody
+/// vouched for only while the address has not sent many.
+async fn refused(console: &Console, address: std::net::IpAddr, failure: SsoFailure) -> Response {
+    if failure.identity.is_some()
+        || note_refusal(console, address, deskgate_app::sso::METHOD, failure.reason).await
+    {
+        Service::audit_sso_refusal(&console.service, &failure).await;
+    }
+    refusal(&failure)
 }
 
 async fn signed_in(console: &Console, staff_name: &str, provider: &str) -> Response {
