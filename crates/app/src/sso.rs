@@ -10,8 +10,6 @@
 //! finish the attempt. The server only remembers finished attempts until they would have expired
 //! ([`Service::spend_sign_in_attempt`]), so each is used once.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,9 +20,9 @@ use deskgate_core::Staff;
 use deskgate_store::{Actor, Change, StaffAccess, StoreError};
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
 use openidconnect::{
-    AsyncHttpClient, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet,
-    EndpointNotSet, EndpointSet, HttpRequest, HttpResponse, IssuerUrl, Nonce, PkceCodeChallenge,
-    PkceCodeVerifier, RedirectUrl, RequestTokenError, Scope, TokenResponse,
+    AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet,
+    EndpointSet, IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl,
+    RequestTokenError, Scope, TokenResponse,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -33,6 +31,9 @@ use subtle::ConstantTimeEq;
 use crate::error::AppError;
 use crate::secrets::Sealer;
 use crate::service::Service;
+
+mod http_client;
+pub use http_client::{HttpClient, HttpError};
 
 /// The console path the provider sends the browser back to.
 pub const CALLBACK_PATH: &str = "/console/oidc/callback";
@@ -148,57 +149,6 @@ impl OidcConfig {
             IdentityClaim::Email => vec!["email".to_owned()],
             IdentityClaim::PreferredUsername => vec!["profile".to_owned()],
             IdentityClaim::Sub => Vec::new(),
-        })
-    }
-}
-
-/// An HTTP client for the provider: no redirects followed (a redirect could point anywhere),
-/// bounded time and response size.
-pub struct HttpClient(reqwest::Client);
-
-/// A failed request to the provider.
-#[derive(Debug, thiserror::Error)]
-pub enum HttpError {
-    #[error("{0}")]
-    Request(#[from] reqwest::Error),
-    #[error("the response exceeds {MAX_RESPONSE_BYTES} bytes")]
-    TooLarge,
-    #[error("{0}")]
-    Http(#[from] http::Error),
-}
-
-impl HttpClient {
-    fn new() -> Result<Self, reqwest::Error> {
-        // reqwest is built without a crypto provider of its own.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(10))
-            .build()
-            .map(Self)
-    }
-}
-
-impl<'c> AsyncHttpClient<'c> for HttpClient {
-    type Error = HttpError;
-    type Future = Pin<Box<dyn Future<Output = Result<HttpResponse, HttpError>> + Send + 'c>>;
-
-    fn call(&'c self, request: HttpRequest) -> Self::Future {
-        Box::pin(async move {
-            let mut response = self.0.execute(request.try_into()?).await?;
-            let mut builder = http::Response::builder().status(response.status());
-            for (name, value) in response.headers() {
-                builder = builder.header(name, value);
-            }
-            let mut body = Vec::new();
-            while let Some(chunk) = response.chunk().await? {
-                if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
-                    return Err(HttpError::TooLarge);
-                }
-                body.extend_from_slice(&chunk);
-            }
-            Ok(builder.body(body)?)
         })
     }
 }
