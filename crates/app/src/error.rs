@@ -247,6 +247,7 @@ impl From<CaseError> for AppError {
             }
             CaseError::GrantConsumed => Self::conflict("grant_consumed", message),
             CaseError::ExecutionInFlight => Self::conflict("execution_in_flight", message),
+            CaseError::MethodExhausted(_) => Self::conflict("method_exhausted", message),
             CaseError::GrantExpired => Self::conflict("grant_expired", message),
             CaseError::CoolingOff(until) => {
                 Self::conflict("cooling_off", message).with_details(json!({ "until": until }))

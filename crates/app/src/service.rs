@@ -36,6 +36,7 @@ mod audit_access;
 mod cases;
 mod credentials;
 mod execution;
+mod failures;
 mod links;
 pub(crate) mod methods;
 mod oversight;

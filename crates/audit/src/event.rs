@@ -169,6 +169,8 @@ audit_events! {
     CaseDenied(CaseDenied) = "case.denied",
     /// The bundle escalated the case to a security officer at execution.
     CaseEscalated(PolicyVerdict) = "case.escalated",
+    /// Failed verifications reached the bundle's limit: risk raised, escalated, denial proposed.
+    CaseEscalatedAfterFailures(EscalatedAfterFailures) = "case.escalated_after_failures",
     /// A case was opened.
     CaseOpened(CaseOpened) = "case.opened",
     /// Opening a case was refused.

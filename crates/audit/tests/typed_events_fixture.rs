@@ -255,9 +255,11 @@ fn every_entry_rebuilds_from_its_typed_event_byte_for_byte() {
     );
 }
 
-/// Events Deskgate began to write after the fixture was recorded (the subject's own page); the
-/// unit tests in `src/event/tests.rs` hold each one's site shapes.
+/// Events Deskgate began to write after the fixture was recorded (the subject's own page, failed
+/// verifications escalating a case); the unit tests in `src/event/tests.rs` hold each one's site
+/// shapes.
 const NEWER_EVENTS: &[&str] = &[
+    "case.escalated_after_failures",
     "subject.device_removed",
     "subject.device_renamed",
     "subject.passkey_added",

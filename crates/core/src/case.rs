@@ -16,11 +16,14 @@ use crate::api_ids;
 use crate::directory::{Action, ContactKind, Staff, Subject, SubjectStatus, Tier};
 use crate::evidence::{AttemptOutcome, Evidence, Method, Verification, VerificationState};
 use crate::requirements::{Progress, Requirements};
-use crate::risk::RiskAssessment;
+use crate::risk::{RiskAssessment, RiskLevel};
 
 mod executing;
+mod failures;
 mod people;
 mod verifying;
+
+pub use failures::FailureEscalation;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -191,6 +194,10 @@ pub struct Case {
     /// verifications, resumed it, executed it. None of them may vouch for or approve it.
     #[serde(default)]
     pub participants: Vec<String>,
+    /// How many times the case was escalated for failed verifications: the next escalation
+    /// comes at the next multiple of the limit.
+    #[serde(default)]
+    pub failure_escalations: u32,
 }
 
 /// Why a transition was refused. The case is unchanged whenever one of these is returned.
@@ -251,6 +258,8 @@ pub enum CaseError {
     AlreadyContributed,
     #[error("the connector is carrying out the action now; its outcome is recorded first")]
     ExecutionInFlight,
+    #[error("every try of {0} on this case is used up; use another method, or deny the case")]
+    MethodExhausted(Method),
 }
 
 impl Case {
@@ -309,6 +318,7 @@ impl Case {
             decisions: Vec::new(),
             break_glass: false,
             participants: vec![agent_person.to_owned()],
+            failure_escalations: 0,
         })
     }
 

@@ -13,8 +13,8 @@ pub mod takeover;
 pub mod vouching;
 
 pub use case::{
-    Approval, ApproverRole, Case, CaseError, CaseState, Channel, Decision, Grant, NewCase,
-    PolicyPin,
+    Approval, ApproverRole, Case, CaseError, CaseState, Channel, Decision, FailureEscalation,
+    Grant, NewCase, PolicyPin,
 };
 pub use directory::{
     Action, Authenticator, AuthenticatorKind, Contact, ContactKind, IdentityOfRecord, Role, Staff,

@@ -17,7 +17,8 @@ pub enum RiskLevel {
 api_ids!(RiskLevel { Low => "low", Elevated => "elevated", High => "high", Critical => "critical" });
 
 impl RiskLevel {
-    fn raised(self) -> Self {
+    /// One level up; critical stays critical.
+    pub fn raised(self) -> Self {
         match self {
             Self::Low => Self::Elevated,
             Self::Elevated => Self::High,

@@ -20,6 +20,25 @@ pub struct RiskThresholds {
     pub new_hire_days: u32,
     pub velocity: Velocity,
     pub business_hours: BusinessHours,
+    /// Wrong answers and rejected checks on one case; absent from an older bundle: the default.
+    #[serde(default)]
+    pub failed_verifications: FailedVerifications,
+}
+
+/// Failed verifications on one case, every method together.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailedVerifications {
+    /// Each time the failures reach a multiple of this, the case's risk goes up one level, it is
+    /// escalated to a security officer, a denial is proposed and the security contacts are
+    /// alerted. 0 turns escalation off (a method whose tries are used up still cannot restart).
+    pub escalate_after: u32,
+}
+
+impl Default for FailedVerifications {
+    fn default() -> Self {
+        Self { escalate_after: 5 }
+    }
 }
 
 /// Request-rate limits over one window; counts include the current request.
@@ -307,6 +326,7 @@ mod tests {
                 start_hour: 7,
                 end_hour: 19,
             },
+            failed_verifications: FailedVerifications::default(),
         }
     }
 

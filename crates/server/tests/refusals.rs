@@ -74,12 +74,16 @@ async fn five_wrong_codes_lock(backend: Backend) {
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(body["error"]["details"]["attempts_left"], left);
     }
+    // Five failures on one case also escalate it (tests/failed_verifications.rs).
     let events = s.events_since(0).await;
-    assert_eq!(events.last().unwrap(), "verification.locked");
+    assert_eq!(
+        events[events.len() - 2..],
+        ["verification.locked", "case.escalated_after_failures"]
+    );
     let before = s.snapshot(Some(&id), "u-dave").await;
     let (status, body) = s.answer(AGENT, &id, &vid, &code).await;
     assert_eq!(status, StatusCode::CONFLICT);
-    assert_eq!(code_of(&body), "verification_locked");
+    assert_eq!(code_of(&body), "illegal_transition");
     assert_eq!(
         s.snapshot(Some(&id), "u-dave").await,
         before,

@@ -39,6 +39,8 @@ impl Service {
             return Err(ended.into());
         }
         self.ensure_under_verification_cap(&stored.case)?;
+        // A method whose tries are used up is refused before a new code could go out.
+        stored.case.ensure_method_has_tries(method)?;
         let mut case = stored.case.clone();
         case.record_participant(caller.subject_id.as_deref())?;
         if method == Method::Knowledge {
@@ -178,8 +180,14 @@ impl Service {
         let before = case.state;
         let outcome = case.answer_code(vid, matched, now)?;
         let first = self.answer_entry(&who, &case, &verification, outcome);
+        let escalated = if matched {
+            None
+        } else {
+            self.escalate_after_failures(&who, &mut case)
+        };
         let mut audit = vec![first];
         audit.extend(self.approval_entries(&who, before, &case));
+        audit.extend(escalated.as_ref().map(|e| e.entry.clone()));
         self.store
             .commit(Change {
                 case: Some(CaseWrite::Update {
@@ -192,9 +200,10 @@ impl Service {
                 ..Change::default()
             })
             .await?;
+        self.alert_failures(&case, &escalated).await;
         match outcome {
             AttemptOutcome::Passed => self.view(&case).await,
-            refused => Err(wrong_code(refused)),
+            refused => Err(wrong_code(refused, escalated.is_some())),
         }
     }
 
@@ -262,18 +271,30 @@ impl Service {
     }
 }
 
-/// The refusal of a wrong code: how many attempts are left, or that the verification is locked.
-fn wrong_code(outcome: AttemptOutcome) -> AppError {
-    match outcome {
-        AttemptOutcome::Failed { attempts_left } => AppError::invalid_as(
-            "wrong_code",
+/// The refusal of a wrong code: how many attempts are left, or that the verification is locked,
+/// and whether the failures escalated the case.
+fn wrong_code(outcome: AttemptOutcome, escalated: bool) -> AppError {
+    let (left, locked, said) = match outcome {
+        AttemptOutcome::Failed { attempts_left } => (
+            attempts_left,
+            false,
             format!("the code is wrong; {attempts_left} attempt(s) left"),
+        ),
+        _ => (
+            0,
+            true,
+            "the code is wrong; the verification is now locked and cannot be sent again on this case"
+                .to_owned(),
+        ),
+    };
+    let said = if escalated {
+        format!(
+            "{said}. Too many failed verifications on this case: it is escalated to a security \
+             officer and the security team is alerted; propose a denial to the caller"
         )
-        .with_details(json!({ "attempts_left": attempts_left, "locked": false })),
-        _ => AppError::invalid_as(
-            "wrong_code",
-            "the code is wrong; the verification is now locked",
-        )
-        .with_details(json!({ "attempts_left": 0, "locked": true })),
-    }
+    } else {
+        said
+    };
+    AppError::invalid_as("wrong_code", said)
+        .with_details(json!({ "attempts_left": left, "locked": locked, "escalated": escalated }))
 }

@@ -96,6 +96,24 @@ pub struct CaseResumed {
     pub reason: Option<String>,
 }
 
+/// `case.escalated_after_failures` (`service/failures.rs`): wrong answers and rejected checks on
+/// the case reached a multiple of the bundle's limit; the risk went up one level and a security
+/// officer now decides, with a denial proposed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EscalatedAfterFailures {
+    /// Wrong answers and rejected checks on the case so far, every method together.
+    pub failures: u64,
+    /// The bundle's `failed_verifications.escalate_after`.
+    pub limit: u64,
+    pub risk_before: String,
+    pub risk_after: String,
+    /// Methods whose tries are used up on the case.
+    pub exhausted_methods: Vec<String>,
+    /// How many security contacts were alerted.
+    pub alerted: u64,
+}
+
 /// A refusal or escalation by the bundle: `case.escalated` and `execution.refused`
 /// (`service/execution.rs`, `execute`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -168,6 +168,12 @@ fn site_shapes() -> Vec<(&'static str, Value)> {
             "case.resumed",
             json!({"previous_agent": "st-jordan", "reason": null}),
         ),
+        // service/failures.rs
+        (
+            "case.escalated_after_failures",
+            json!({"failures": 5, "limit": 5, "risk_before": "elevated", "risk_after": "high",
+                   "exhausted_methods": ["sms_code"], "alerted": 1}),
+        ),
         // service/execution.rs
         (
             "case.escalated",

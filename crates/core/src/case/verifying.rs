@@ -27,6 +27,7 @@ impl Case {
         now: DateTime<Utc>,
     ) -> Result<(), CaseError> {
         self.ensure_verifiable()?;
+        self.ensure_method_has_tries(verification.method)?;
         for v in &mut self.verifications {
             if v.method == verification.method && v.state == VerificationState::Pending {
                 v.state = VerificationState::Expired;

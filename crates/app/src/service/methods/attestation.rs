@@ -144,10 +144,12 @@ impl Service {
             subject_id: voucher.id.clone(),
             case_id: Some(case.id.clone()),
             body: format!(
-                "The help desk asks you to confirm that {} requested a {} (case {}). Open \
+                "The help desk asks you to confirm that {} asked for this: {} (case {}). Open \
                  {url} only if you have spoken to them yourself. If you know nothing about \
                  this, reject it.",
-                subject.display_name, case.action, case.id
+                subject.display_name,
+                crate::labels::in_sentence(&case.action),
+                case.id
             ),
             secret: Some(Secret::Link(url)),
         };
@@ -303,6 +305,12 @@ impl Service {
         };
         let mut audit = vec![self.entry(&who, Some(&case.id), answer)];
         audit.extend(self.approval_entries(&who, before, &case));
+        let escalated = if matched {
+            None
+        } else {
+            self.escalate_after_failures(&who, &mut case)
+        };
+        audit.extend(escalated.as_ref().map(|e| e.entry.clone()));
         let mut change = updating(&case, stored.version, audit);
         let session = secrets::random_token();
         let expires_at = (now + Duration::minutes(SESSION_MINUTES)).min(link.expires_at);
@@ -319,6 +327,7 @@ impl Service {
             }];
         }
         self.store.commit(change).await?;
+        self.alert_failures(&case, &escalated).await;
         match outcome {
             AttemptOutcome::Passed => Ok(AttestationSession {
                 session,
@@ -398,9 +407,11 @@ impl Service {
             risk: case.risk.clone(),
             expires_at: link.expires_at,
             question: format!(
-                "Did {} ask the help desk for a {} through {}? Confirm only if you have spoken to \
-                 them yourself, in person or on a number you already know.",
-                subject.display_name, case.action, case.channel
+                "Did {} ask the help desk for this: {}, by {}? Confirm only if you have spoken \
+                 to them yourself, in person or on a number you already know.",
+                subject.display_name,
+                crate::labels::in_sentence(&case.action),
+                crate::labels::in_sentence(&case.channel)
             ),
             how_to_answer: "POST this URL with {\"decision\": \"confirm\"} or {\"decision\": \
                             \"reject\"} and the X-Attestation-Session header"

@@ -208,6 +208,12 @@ impl Service {
         let mut audit = self.result_entries(&who, &case, &subject, vid, &result, &outcome);
         audit.extend(self.approval_entries(&who, before, &case));
         audit.extend(self.end_self_service_on_failed_proofing(&mut case, &outcome, now)?);
+        let escalated = if !outcome.final_answer || outcome.counted {
+            None
+        } else {
+            self.escalate_after_failures(&who, &mut case)
+        };
+        audit.extend(escalated.as_ref().map(|e| e.entry.clone()));
         self.store
             .commit(Change {
                 case: outcome.final_answer.then(|| CaseWrite::Update {
@@ -220,6 +226,7 @@ impl Service {
             })
             .await
             .map_err(replay_error)?;
+        self.alert_failures(&case, &escalated).await;
         if outcome.mismatch {
             self.alert_identity_mismatch(&case, &subject, &outcome.unmatched)
                 .await;

@@ -222,6 +222,12 @@ impl Service {
         }
         let mut audit = vec![entry];
         audit.extend(self.approval_entries(&who, before, &case));
+        let escalated = if passed {
+            None
+        } else {
+            self.escalate_after_failures(&who, &mut case)
+        };
+        audit.extend(escalated.as_ref().map(|e| e.entry.clone()));
         self.store
             .commit(Change {
                 case: Some(CaseWrite::Update {
@@ -235,6 +241,7 @@ impl Service {
                 ..Change::default()
             })
             .await?;
+        self.alert_failures(&case, &escalated).await;
         match check.outcome {
             Ok(_) => Ok(json!({
                 "passed": true, "case_id": case.id,

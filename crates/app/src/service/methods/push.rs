@@ -134,9 +134,16 @@ impl Service {
         }
         let mut audit = vec![entry];
         audit.extend(self.approval_entries(&who, before, &case));
+        let escalated = if matched {
+            None
+        } else {
+            self.escalate_after_failures(&who, &mut case)
+        };
+        audit.extend(escalated.as_ref().map(|e| e.entry.clone()));
         self.store
             .commit(updating(&case, stored.version, audit))
             .await?;
+        self.alert_failures(&case, &escalated).await;
         Ok(json!({ "case_id": case.id, "counted": matched, "case_state": case.state }))
     }
 

@@ -195,6 +195,7 @@ mod tests {
             decisions: Vec::new(),
             break_glass: false,
             participants: vec![format!("u-{agent}")],
+            failure_escalations: 0,
         }
     }
 
