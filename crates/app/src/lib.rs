@@ -15,6 +15,7 @@ pub mod error;
 pub mod execution;
 pub mod idv;
 pub mod idv_inquiry;
+pub mod labels;
 mod metered_connector;
 pub mod my_account;
 pub mod notices;

@@ -18,7 +18,10 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Duration, Utc};
 use deskgate_audit::{AuditEvent, event};
-use deskgate_core::{AuthenticatorKind, Case, Subject, SubjectStatus, takeover};
+use deskgate_core::{
+    Action, AuthenticatorKind, Case, CaseState, Channel, Method, Subject, SubjectStatus,
+    VerificationState, takeover,
+};
 use deskgate_store::{Actor, CaseFilter, Change, Credential};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -131,13 +134,13 @@ pub struct PasskeyView {
 /// One case touching the account, with its verifications.
 pub struct HistoryView {
     pub case_id: String,
-    pub action: String,
-    pub channel: String,
-    pub state: String,
+    pub action: Action,
+    pub channel: Channel,
+    pub state: CaseState,
     pub opened_at: DateTime<Utc>,
     pub executed_at: Option<DateTime<Utc>>,
     /// `(method, outcome, when)` for each verification.
-    pub verifications: Vec<(String, String, DateTime<Utc>)>,
+    pub verifications: Vec<(Method, VerificationState, DateTime<Utc>)>,
 }
 
 /// Everything the own page shows.
@@ -710,15 +713,15 @@ fn relabel(subject: &mut Subject, list: &mut [StoredPasskey], id: &str, label: &
 fn history_view(case: &Case) -> HistoryView {
     HistoryView {
         case_id: case.id.clone(),
-        action: case.action.to_string(),
-        channel: case.channel.to_string(),
-        state: case.state.to_string(),
+        action: case.action,
+        channel: case.channel,
+        state: case.state,
         opened_at: case.opened_at,
         executed_at: case.executed_at,
         verifications: case
             .verifications
             .iter()
-            .map(|v| (v.method.to_string(), v.state.to_string(), v.started_at))
+            .map(|v| (v.method, v.state, v.started_at))
             .collect(),
     }
 }

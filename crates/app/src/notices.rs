@@ -52,9 +52,9 @@ pub fn after_execution(
         }
     }
     let body = format!(
-        "Deskgate performed {} on the account {} at {} (case {}). If this was not you, open \
+        "{} of the account {} was done by Deskgate at {} (case {}). If this was not you, open \
          {not_me_url} : the account is locked at once and the security team is alerted.",
-        case.action,
+        crate::labels::Label::label(&case.action),
         before.display_name,
         now.format("%Y-%m-%d %H:%M UTC"),
         case.id

@@ -344,7 +344,7 @@ async fn an_agent_opens_and_works_a_case_with_the_keyboard_only() {
         .unwrap()
         .convert()
         .unwrap();
-    assert!(action.contains("mfa reset for Alice Jensen"), "{action}");
+    assert!(action.contains("MFA reset for Alice Jensen"), "{action}");
 
     // The case page: every control reachable, named and visibly focused.
     walk_page(&driver, "case").await;

@@ -111,7 +111,12 @@ async fn agent_recovers_mfa_in_the_browser_and_the_auditor_verifies_the_log() {
         .unwrap()
         .to_owned();
     click(&agent, "#start-manager_attestation").await;
-    wait_text(&agent, verification_state("manager attestation"), "pending").await;
+    wait_text(
+        &agent,
+        verification_state("The manager confirms"),
+        "waiting",
+    )
+    .await;
     let link = s.last_message("attestation_link")["link"]
         .as_str()
         .unwrap()
@@ -126,7 +131,12 @@ async fn agent_recovers_mfa_in_the_browser_and_the_auditor_verifies_the_log() {
     type_into(&agent, "form.code input[name='code']", &code).await;
     click(&agent, "form.code button").await;
     wait_text(&agent, By::Css(".notice"), "Code accepted").await;
-    wait_text(&agent, verification_state("sms code"), "passed").await;
+    wait_text(
+        &agent,
+        verification_state("Text message code to the phone of record"),
+        "passed",
+    )
+    .await;
     wait_text(&agent, By::Id("case-state"), "verifying").await;
 
     // The manager confirms from the link in their own browser.
@@ -155,7 +165,7 @@ async fn agent_recovers_mfa_in_the_browser_and_the_auditor_verifies_the_log() {
     wait_text(&other, By::Css(".notice"), "You confirmed").await;
     shoot(&other, "manager-attested").await;
     // The agent's page learns of it by polling, without a reload.
-    wait_text(&agent, verification_state("manager attestation"), "passed").await;
+    wait_text(&agent, verification_state("The manager confirms"), "passed").await;
     wait_text(&agent, By::Id("case-state"), "verifying").await;
 
     // A saved recovery code completes the playbook; the grant and execute button appear.

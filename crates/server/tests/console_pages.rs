@@ -5,6 +5,8 @@
 use deskgate_testkit::server as common;
 
 use common::{Backend, TestServer};
+use deskgate_app::labels::Label;
+use deskgate_core::{ApiId, Tier};
 use reqwest::StatusCode;
 use reqwest::header::{LOCATION, SET_COOKIE};
 use serde_json::json;
@@ -356,8 +358,10 @@ async fn the_dashboard_counts_match_the_seeded_cases() {
     );
     assert!(page.contains(&row), "{row}: {page}");
     // Tiers: Dave twice, Priya once, from what the cases record.
-    let dave_tier = stored.subject_tier.to_string().replace('_', " ");
-    let priya_tier = denied["tier"].as_str().unwrap().replace('_', " ");
+    let dave_tier = stored.subject_tier.label();
+    let priya_tier = Tier::from_api_id(denied["tier"].as_str().unwrap())
+        .unwrap()
+        .label();
     let tiers = page.split("id=\"tiers-table\"").nth(1).unwrap();
     if dave_tier == priya_tier {
         assert!(tiers.contains(&format!("<th scope=\"row\">{dave_tier}</th><td>3</td>")));

@@ -203,7 +203,7 @@ async fn staff_signs_in_through_the_provider_and_gets_a_console_session(backend:
 
     let home = console_home(&mut b, &s.base).await;
     assert_eq!(home.status, StatusCode::OK, "{}", home.body);
-    assert!(home.body.contains("sam.rivera · agent"), "{}", home.body);
+    assert!(home.body.contains("sam.rivera · Agent"), "{}", home.body);
     assert!(home.body.contains("My queue"));
 
     let signed = entries(&s, from, "staff.sign_in").await;
@@ -507,7 +507,7 @@ async fn the_subject_claim_can_name_the_staff_member() {
     let done = b.get(callback.as_str()).await;
     assert!(session_cookie(&done).is_some(), "{}", done.body);
     let home = console_home(&mut b, &s.base).await;
-    assert!(home.body.contains("sam.rivera · agent"), "{}", home.body);
+    assert!(home.body.contains("sam.rivera · Agent"), "{}", home.body);
     s.finish().await;
 }
 

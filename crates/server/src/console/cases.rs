@@ -1,8 +1,6 @@
 //! The agent's pages: the queue of live cases, the new-case form, and the case page with its
 //! script, verification controls, live status and the execute button.
 
-use std::fmt::Display;
-
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Form;
@@ -16,6 +14,7 @@ use serde::Deserialize;
 use super::session::SignedIn;
 use super::{Console, Failure, Nav, at, error_page, optional, words};
 use deskgate_app::AppError;
+use deskgate_app::labels::{Label, in_sentence};
 use deskgate_app::service::{OpenCase, parse_id};
 use deskgate_app::views::{CaseSummary, CaseView, SubjectView};
 
@@ -78,11 +77,11 @@ struct Choice {
     label: String,
 }
 
-fn choices<T: ApiId + Display + 'static>() -> Vec<Choice> {
+fn choices<T: ApiId + Label + 'static>() -> Vec<Choice> {
     choices_of(T::all())
 }
 
-fn choices_of<T: ApiId + Display>(values: &[T]) -> Vec<Choice> {
+fn choices_of<T: ApiId + Label>(values: &[T]) -> Vec<Choice> {
     values
         .iter()
         .map(|v| Choice {
@@ -350,7 +349,7 @@ impl Live {
                 still_needed.push(format!("one of: {}", names.join(", ")));
             }
             for role in &case.progress.approvals_missing {
-                still_needed.push(format!("approval by a {}", words(role)));
+                still_needed.push(format!("approval by a {}", in_sentence(role)));
             }
         }
         // The grant is usable while approved, unconsumed, unexpired and past any cooling-off;
@@ -446,8 +445,11 @@ async fn render_case_reading_out(
         .map(|v| CodeEntry {
             id: v.id.clone(),
             label: match &v.destination {
-                Some(to) => format!("Code read back for the {} sent to {to}", words(v.method)),
-                None => format!("The {} the caller reads out", words(v.method)),
+                Some(to) => format!(
+                    "Code the caller reads back ({}, sent to {to})",
+                    words(v.method)
+                ),
+                None => format!("Code the caller reads out ({})", words(v.method)),
             },
             attempts_left: v.attempts_left,
             expires_at: at(v.expires_at),

@@ -17,7 +17,6 @@ mod recover;
 mod security;
 mod session;
 
-use std::fmt::Display;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
@@ -37,6 +36,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::sign_in_guard::SignInGuard;
 use deskgate_app::AppError;
+use deskgate_app::labels::Label;
 use deskgate_app::service::Service;
 
 /// Pages may load scripts, styles and images from this origin only, never inline: an injected
@@ -421,8 +421,9 @@ fn refuse(staff: &session::SignedIn, message: &str) -> Response {
 }
 
 /// An API id in words for people: `mfa_reset` -> `mfa reset`.
-fn words(id: impl Display) -> String {
-    id.to_string().replace('_', " ")
+/// A domain id in the words people read: the one table in `deskgate_app::labels`.
+fn words(value: impl Label) -> String {
+    value.label().to_owned()
 }
 
 /// One time format on every page; UTC, because agents, managers and auditors sit in different
