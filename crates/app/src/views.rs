@@ -98,6 +98,8 @@ pub struct GrantView {
 #[derive(Debug, Serialize)]
 pub struct CaseView {
     pub id: String,
+    /// The short reference people read out (`DG-10427`).
+    pub reference: String,
     pub state: CaseState,
     pub subject: SubjectRef,
     pub tier: Tier,
@@ -164,6 +166,7 @@ impl CaseView {
             .collect();
         Self {
             id: case.id.clone(),
+            reference: case.reference(),
             state: case.state,
             subject: SubjectRef {
                 id: subject.id.clone(),
@@ -206,8 +209,12 @@ impl CaseView {
 #[derive(Debug, Serialize)]
 pub struct CaseSummary {
     pub id: String,
+    /// The short reference people read out (`DG-10427`).
+    pub reference: String,
     pub state: CaseState,
     pub subject_id: String,
+    /// The subject's name as the case recorded it (its id for cases from before names were kept).
+    pub subject_name: String,
     pub tier: Tier,
     pub action: Action,
     pub agent_id: String,
@@ -221,8 +228,14 @@ impl From<&Case> for CaseSummary {
     fn from(c: &Case) -> Self {
         Self {
             id: c.id.clone(),
+            reference: c.reference(),
             state: c.state,
             subject_id: c.subject_id.clone(),
+            subject_name: if c.subject_name.is_empty() {
+                c.subject_id.clone()
+            } else {
+                c.subject_name.clone()
+            },
             tier: c.subject_tier,
             action: c.action,
             agent_id: c.agent_id.clone(),

@@ -161,7 +161,14 @@ pub struct NewCase<'a> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Case {
     pub id: String,
+    /// The short number people read out (`DG-10427`), handed out by the store when the case is
+    /// first written; 0 until then.
+    #[serde(default)]
+    pub number: u64,
     pub subject_id: String,
+    /// The subject's display name when the case was opened, for queues and reports.
+    #[serde(default)]
+    pub subject_name: String,
     pub subject_tier: Tier,
     pub action: Action,
     pub channel: Channel,
@@ -262,7 +269,28 @@ pub enum CaseError {
     MethodExhausted(Method),
 }
 
+/// The prefix of every case reference.
+pub const REFERENCE_PREFIX: &str = "DG-";
+
+/// The number in a case reference as people type it (`DG-10427`, `dg 10427`, `10427`), if it is one.
+pub fn reference_number(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let digits = match t.get(..2) {
+        Some(p) if p.eq_ignore_ascii_case("dg") => t[2..].trim_start_matches(['-', ' ']),
+        _ => t,
+    };
+    if digits.is_empty() || digits.len() > 12 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok().filter(|n| *n > 0)
+}
+
 impl Case {
+    /// The short reference people read out on a call, e.g. `DG-10427`.
+    pub fn reference(&self) -> String {
+        format!("{REFERENCE_PREFIX}{}", self.number)
+    }
+
     /// Opens a case, refusing the guardrail violations that no evidence can cure.
     pub fn open(new: NewCase<'_>, now: DateTime<Utc>) -> Result<Self, CaseError> {
         let agent_subject = new.agent.subject_id.as_deref();
@@ -295,6 +323,7 @@ impl Case {
         Ok(Self {
             id: new.id,
             subject_id: new.subject.id.clone(),
+            subject_name: new.subject.display_name.clone(),
             subject_tier: new.subject.tier,
             action: new.action,
             channel: new.channel,
@@ -319,6 +348,7 @@ impl Case {
             break_glass: false,
             participants: vec![agent_person.to_owned()],
             failure_escalations: 0,
+            number: 0,
         })
     }
 
@@ -478,5 +508,29 @@ impl Case {
         self.state = CaseState::Closed;
         self.updated_at = now;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod reference_tests {
+    use super::reference_number;
+
+    #[test]
+    fn references_read_as_people_type_them() {
+        for typed in ["DG-10427", "dg-10427", " DG 10427 ", "10427", "Dg10427"] {
+            assert_eq!(reference_number(typed), Some(10427), "{typed}");
+        }
+        for typed in [
+            "",
+            "DG-",
+            "DG-x1",
+            "c-10427",
+            "DG--",
+            "0",
+            "DG-1234567890123",
+            "-5",
+        ] {
+            assert_eq!(reference_number(typed), None, "{typed}");
+        }
     }
 }

@@ -14,7 +14,7 @@ pub mod vouching;
 
 pub use case::{
     Approval, ApproverRole, Case, CaseError, CaseState, Channel, Decision, FailureEscalation,
-    Grant, NewCase, PolicyPin,
+    Grant, NewCase, PolicyPin, REFERENCE_PREFIX, reference_number,
 };
 pub use directory::{
     Action, Authenticator, AuthenticatorKind, Contact, ContactKind, IdentityOfRecord, Role, Staff,

@@ -193,7 +193,8 @@ async fn agent_recovers_mfa_in_the_browser_and_the_auditor_verifies_the_log() {
         .goto(format!("{base}/console/approvals"))
         .await
         .unwrap();
-    wait_text(&other, By::Tag("main"), privileged_id).await;
+    let privileged_ref = privileged["reference"].as_str().unwrap();
+    wait_text(&other, By::Tag("main"), privileged_ref).await;
     shoot(&other, "approvals").await;
     type_into(
         &other,
@@ -269,8 +270,9 @@ async fn security_dashboard_and_admin_pages_render_in_the_browser() {
         )
         .await;
     assert_eq!(status, StatusCode::OK);
-    let glass = s.open_case(AGENT, "u-priya", "password_reset").await;
-    let glass = glass["id"].as_str().unwrap();
+    let glass_case = s.open_case(AGENT, "u-priya", "password_reset").await;
+    let glass = glass_case["id"].as_str().unwrap();
+    let glass_ref = glass_case["reference"].as_str().unwrap();
     let (status, body) = s
         .post(
             &format!("/api/v1/cases/{glass}/break-glass"),
@@ -287,7 +289,7 @@ async fn security_dashboard_and_admin_pages_render_in_the_browser() {
     click(&browser, "nav a[href='/console/security']").await;
     wait_text(&browser, By::Tag("h1"), "Security").await;
     wait_text(&browser, By::Id("watched"), "Dave Whitfield").await;
-    wait_text(&browser, By::Id("break-glass"), glass).await;
+    wait_text(&browser, By::Id("break-glass"), glass_ref).await;
     shoot(&browser, "security").await;
     click(&browser, "nav a[href='/console/dashboard']").await;
     wait_text(&browser, By::Id("denial-rate"), "1 of 4").await;

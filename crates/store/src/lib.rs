@@ -265,6 +265,11 @@ pub trait Store: Send + Sync {
     async fn list_api_tokens(&self) -> Result<Vec<ApiToken>>;
 
     async fn case(&self, id: &str) -> Result<Option<StoredCase>>;
+    /// The next case number (`DG-10427`), from one counter shared by every instance; numbers
+    /// of cases never written (a refused open) are skipped, never reused.
+    async fn next_case_number(&self) -> Result<u64>;
+    /// The id of the case with `number`, if there is one.
+    async fn case_id_by_number(&self, number: u64) -> Result<Option<String>>;
     async fn list_cases(&self, filter: &CaseFilter) -> Result<Vec<Case>>;
     /// Live cases about a subject, and executions of it since `since`.
     async fn subject_case_counts(

@@ -66,6 +66,7 @@ impl Service {
             return Err(error);
         }
         let mut case = opened?;
+        case.number = self.store.next_case_number().await?;
         match decision.outcome {
             Outcome::Deny | Outcome::Allow => {}
             Outcome::Escalate => {
@@ -165,6 +166,23 @@ impl Service {
             return Err(AppError::forbidden("you may only see your own cases"));
         }
         self.view(&stored.case).await
+    }
+
+    /// The id of the case a person typed as its reference (`DG-10427`), if the caller may see it.
+    pub async fn find_case(&self, caller: &Staff, reference: &str) -> AppResult<String> {
+        let number = deskgate_core::reference_number(reference).ok_or_else(|| {
+            AppError::invalid_as("bad_reference", "a case reference looks like DG-10427")
+        })?;
+        let id = self
+            .store
+            .case_id_by_number(number)
+            .await?
+            .ok_or_else(|| AppError::not_found("case"))?;
+        let stored = self.load_case(&id).await?;
+        if !Self::can_view(caller, &stored.case) {
+            return Err(AppError::forbidden("you may only see your own cases"));
+        }
+        Ok(id)
     }
 
     pub async fn list_cases(

@@ -16,7 +16,8 @@ use deskgate_app::service::parse_id;
 
 struct Waiting {
     id: String,
-    subject_id: String,
+    reference: String,
+    subject: String,
     tier: String,
     action: String,
     agent_id: String,
@@ -46,7 +47,8 @@ async fn render(
         .iter()
         .map(|c| Waiting {
             id: c.id.clone(),
-            subject_id: c.subject_id.clone(),
+            reference: c.reference.clone(),
+            subject: c.subject_name.clone(),
             tier: words(c.tier),
             action: words(c.action),
             agent_id: c.agent_id.clone(),

@@ -20,10 +20,12 @@ use deskgate_app::views::{CaseSummary, CaseView, SubjectView};
 
 struct QueueRow {
     id: String,
-    subject_id: String,
+    reference: String,
+    subject: String,
     action: String,
     state: String,
     risk: String,
+    risk_label: String,
     opened_at: String,
 }
 
@@ -31,10 +33,12 @@ impl From<&CaseSummary> for QueueRow {
     fn from(c: &CaseSummary) -> Self {
         Self {
             id: c.id.clone(),
-            subject_id: c.subject_id.clone(),
+            reference: c.reference.clone(),
+            subject: c.subject_name.clone(),
             action: words(c.action),
             state: words(c.state),
             risk: c.risk.to_string(),
+            risk_label: words(c.risk),
             opened_at: at(c.opened_at),
         }
     }
@@ -45,6 +49,23 @@ impl From<&CaseSummary> for QueueRow {
 struct QueuePage {
     nav: Option<Nav>,
     cases: Vec<QueueRow>,
+    /// Why a reference typed into "Find a case" led nowhere.
+    find_error: Option<String>,
+}
+
+/// The signed-in staff member's live cases.
+async fn queue_rows(console: &Console, staff: &SignedIn) -> Result<Vec<QueueRow>, Failure> {
+    if !staff.0.role.works_cases() {
+        return Ok(Vec::new());
+    }
+    Ok(console
+        .service
+        .list_cases(&staff.0, None, true)
+        .await?
+        .iter()
+        .filter(|c| c.state.is_live())
+        .map(QueueRow::from)
+        .collect())
 }
 
 /// My queue: the signed-in staff member's live cases.
@@ -52,23 +73,41 @@ pub(super) async fn queue(
     State(console): State<Console>,
     staff: SignedIn,
 ) -> Result<Response, Failure> {
-    let cases = if staff.0.role.works_cases() {
-        console
-            .service
-            .list_cases(&staff.0, None, true)
-            .await?
-            .iter()
-            .filter(|c| c.state.is_live())
-            .map(QueueRow::from)
-            .collect()
-    } else {
-        Vec::new()
-    };
     Ok(QueuePage {
         nav: Some(staff.nav()),
-        cases,
+        cases: queue_rows(&console, &staff).await?,
+        find_error: None,
     }
     .into_response())
+}
+
+#[derive(Deserialize)]
+pub(super) struct FindQuery {
+    reference: Option<String>,
+}
+
+/// "Find a case": the reference a caller or a colleague reads out (`DG-10427`) opens its page.
+pub(super) async fn find_case(
+    State(console): State<Console>,
+    staff: SignedIn,
+    Query(q): Query<FindQuery>,
+) -> Result<Response, Failure> {
+    let typed = q.reference.unwrap_or_default();
+    match console.service.find_case(&staff.0, &typed).await {
+        Ok(id) => Ok(Redirect::to(&format!("/console/cases/{id}")).into_response()),
+        Err(e) => Ok((
+            crate::error::status(&e),
+            QueuePage {
+                nav: Some(staff.nav()),
+                cases: queue_rows(&console, &staff).await?,
+                find_error: Some(match e {
+                    AppError::NotFound(_) => format!("No case {} was found.", typed.trim()),
+                    other => other.message().to_owned(),
+                }),
+            },
+        )
+            .into_response()),
+    }
 }
 
 /// An option of a `<select>`, by API id and words.
@@ -386,6 +425,8 @@ struct CasePage {
     notice: Option<&'static str>,
     error: Option<String>,
     id: String,
+    reference: String,
+    reference_digits: String,
     subject_id: String,
     subject_name: String,
     tier: String,
@@ -461,6 +502,14 @@ async fn render_case_reading_out(
         notice: notice.map(Notice::text),
         error: error.map(|e| e.message().to_owned()),
         id: case.id.clone(),
+        reference: case.reference.clone(),
+        reference_digits: case
+            .reference
+            .trim_start_matches(deskgate_core::REFERENCE_PREFIX)
+            .chars()
+            .map(String::from)
+            .collect::<Vec<_>>()
+            .join(" "),
         subject_id: case.subject.id.clone(),
         subject_name: case.subject.name.clone(),
         tier: words(case.tier),

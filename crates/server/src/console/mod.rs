@@ -231,6 +231,7 @@ fn case_routes() -> Router<Console> {
     Router::new()
         .route("/console", get(cases::queue))
         .route("/console/cases/new", get(cases::new_case))
+        .route("/console/cases/find", get(cases::find_case))
         .route("/console/cases", post(cases::open_case))
         .route("/console/cases/{id}", get(cases::case_page))
         .route("/console/cases/{id}/live", get(cases::live))

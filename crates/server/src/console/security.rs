@@ -18,7 +18,8 @@ use deskgate_app::views::CaseSummary;
 
 struct CaseRow {
     id: String,
-    subject_id: String,
+    reference: String,
+    subject: String,
     tier: String,
     action: String,
     agent_id: String,
@@ -31,7 +32,8 @@ impl From<&CaseSummary> for CaseRow {
     fn from(c: &CaseSummary) -> Self {
         Self {
             id: c.id.clone(),
-            subject_id: c.subject_id.clone(),
+            reference: c.reference.clone(),
+            subject: c.subject_name.clone(),
             tier: words(c.tier),
             action: words(c.action),
             agent_id: c.agent_id.clone(),

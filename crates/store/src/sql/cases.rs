@@ -31,6 +31,34 @@ pub(super) async fn case(store: &SqlStore, id: &str) -> Result<Option<StoredCase
     .transpose()
 }
 
+/// One counter row for every instance: the row lock orders concurrent callers on PostgreSQL, and
+/// SQLite has one writer.
+pub(super) async fn next_case_number(store: &SqlStore) -> Result<u64> {
+    let next: i64 = on_pool!(store, |p| {
+        sqlx::query("UPDATE case_numbers SET next = next + 1 WHERE id = 1 RETURNING next")
+            .fetch_one(p)
+            .await?
+            .try_get(0)?
+    });
+    u64::try_from(next).map_err(|_| corrupt("case number out of range"))
+}
+
+pub(super) async fn case_id_by_number(store: &SqlStore, number: u64) -> Result<Option<String>> {
+    let Ok(number) = i64::try_from(number) else {
+        return Ok(None);
+    };
+    Ok(on_pool!(store, |p| {
+        match sqlx::query("SELECT id FROM cases WHERE number = $1")
+            .bind(number)
+            .fetch_optional(p)
+            .await?
+        {
+            Some(r) => Some(r.try_get(0)?),
+            None => None,
+        }
+    }))
+}
+
 pub(super) async fn list_cases(store: &SqlStore, filter: &CaseFilter) -> Result<Vec<Case>> {
     let mut sql = String::from("SELECT doc FROM cases WHERE 1 = 1");
     let mut binds: Vec<&str> = Vec::new();

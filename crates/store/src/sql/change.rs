@@ -36,6 +36,7 @@ where
     for<'q> String: Encode<'q, Self> + Type<Self>,
     for<'q> Option<String>: Encode<'q, Self>,
     for<'q> i64: Encode<'q, Self> + Decode<'q, Self> + Type<Self>,
+    for<'q> Option<i64>: Encode<'q, Self>,
     usize: ColumnIndex<Self::Row>,
 {
     /// Every non-audit write of `change`, in this order.
@@ -93,8 +94,8 @@ where
     async fn insert_case(tx: &mut Self::Connection, case: &Case) -> Result<()> {
         sqlx::query(
             "INSERT INTO cases (id, subject_id, agent_id, state, action, opened_at, \
-             updated_at, executed_at, version, doc, caller_number) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $10)",
+             updated_at, executed_at, version, doc, caller_number, number) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $10, $11)",
         )
         .bind(&case.id)
         .bind(&case.subject_id)
@@ -106,6 +107,8 @@ where
         .bind(case.executed_at.map(time_text))
         .bind(json(case)?)
         .bind(case.caller_number.as_deref())
+        // 0: not numbered (a fixture written straight to the store); NULLs never collide.
+        .bind(i64::try_from(case.number).ok().filter(|n| *n > 0))
         .execute(&mut *tx)
         .await?;
         Ok(())

@@ -199,6 +199,14 @@ impl Store for SqlStore {
         cases::case(self, id).await
     }
 
+    async fn next_case_number(&self) -> Result<u64> {
+        cases::next_case_number(self).await
+    }
+
+    async fn case_id_by_number(&self, number: u64) -> Result<Option<String>> {
+        cases::case_id_by_number(self, number).await
+    }
+
     async fn list_cases(&self, filter: &CaseFilter) -> Result<Vec<Case>> {
         cases::list_cases(self, filter).await
     }

@@ -169,6 +169,8 @@ mod tests {
         Case {
             id: id.to_owned(),
             subject_id: format!("u-{id}"),
+            subject_name: String::new(),
+            number: 0,
             subject_tier: tier,
             action,
             channel: Channel::Phone,
