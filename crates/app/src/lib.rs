@@ -15,7 +15,7 @@ pub mod error;
 pub mod execution;
 pub mod idv;
 pub mod idv_inquiry;
-pub mod labels;
+pub use deskgate_core::labels;
 mod metered_connector;
 pub mod my_account;
 pub mod notices;

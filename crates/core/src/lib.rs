@@ -5,6 +5,7 @@
 pub mod case;
 pub mod directory;
 pub mod evidence;
+pub mod labels;
 pub mod offer;
 pub mod playbook;
 pub mod requirements;

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::case::{Case, CaseState};
 use crate::evidence::{IndependenceClass, Method, VerificationState};
+use crate::labels::in_sentence;
 use crate::requirements::Progress;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,7 +70,7 @@ fn method_script(m: Method) -> &'static str {
 fn class_phrase(classes: &[IndependenceClass]) -> String {
     classes
         .iter()
-        .map(ToString::to_string)
+        .map(in_sentence)
         .collect::<Vec<_>>()
         .join(" or ")
 }
@@ -139,7 +140,7 @@ impl Steps {
                 "Requirements are met. Press execute: Deskgate performs the {} itself and sends \
                  the result to the subject's contacts of record. You will not see a password or \
                  pass. Say: \"You will receive the next steps on your contact of record.\"",
-                case.action
+                in_sentence(&case.action)
             ),
             Vec::new(),
         );

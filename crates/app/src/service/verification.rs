@@ -11,7 +11,12 @@ impl Service {
     /// decides.
     pub async fn offered_methods(&self, subject: &Subject, case: &Case) -> AppResult<Vec<Method>> {
         let mut offered = Vec::new();
+        let exhausted = case.exhausted_methods();
         for method in OFFER_ORDER {
+            // A method whose tries are used up on the case is never offered again on it.
+            if exhausted.contains(&method) {
+                continue;
+            }
             let family = Family::of(method)
                 .ok_or_else(|| AppError::internal("method_unregistered", method.to_string()))?;
             if family.offers(self, method, subject, case).await? {

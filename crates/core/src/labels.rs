@@ -2,10 +2,10 @@
 //! managers and the reports say the same thing, and no `mfa_reset` or `security_officer` reaches
 //! a person. Every match is exhaustive: a new variant does not compile until it has its words.
 
-use deskgate_core::{
-    Action, ApproverRole, AuthenticatorKind, CaseState, Channel, ContactKind, Decision,
-    IndependenceClass, Method, Role, SubjectStatus, Tier, VerificationState, risk::RiskLevel,
-};
+use crate::case::{ApproverRole, CaseState, Channel, Decision};
+use crate::directory::{Action, AuthenticatorKind, ContactKind, Role, SubjectStatus, Tier};
+use crate::evidence::{IndependenceClass, Method, VerificationState};
+use crate::risk::RiskLevel;
 
 /// A value's words for a person, in sentence case.
 pub trait Label {
@@ -212,7 +212,7 @@ pub fn in_sentence(value: &impl Label) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use deskgate_core::ApiId;
+    use crate::ApiId;
 
     fn no_id_leaks<T: ApiId + Label + 'static>() {
         for v in T::all() {
