@@ -198,8 +198,17 @@ async fn controls(driver: &WebDriver) -> BTreeSet<String> {
 /// way: every control is reached, each shows a focus indicator, "Skip to content" comes first,
 /// and every control has an accessible name.
 async fn walk_page(driver: &WebDriver, page: &str) {
-    // From the top of a freshly loaded document.
+    // From the top of a freshly loaded document (a page that focuses the field to type in
+    // gives the focus back first: the walk starts at the top).
     driver.refresh().await.unwrap();
+    driver
+        .execute(
+            "const top = document.documentElement; top.tabIndex = -1; top.focus(); \
+             top.removeAttribute('tabindex');",
+            Vec::new(),
+        )
+        .await
+        .unwrap();
     let mut seen = BTreeSet::new();
     let mut order = Vec::new();
     for _ in 0..200 {
@@ -354,6 +363,15 @@ async fn an_agent_opens_and_works_a_case_with_the_keyboard_only() {
     tab_to(&driver, "#start-sms_code").await;
     press(&driver, Key::Space).await;
     wait_for(&driver, ".notice", "Verification started").await;
+    // The page follows the agent: the field to type the code in has the focus.
+    let focused: String = driver
+        .execute("return document.activeElement.name || ''", Vec::new())
+        .await
+        .unwrap()
+        .convert()
+        .unwrap();
+    assert_eq!(focused, "code");
+    wait_for(&driver, "#what-now", "Please read me the code").await;
     let code = s.last_message("verification_code")["code"]
         .as_str()
         .unwrap()

@@ -126,7 +126,17 @@ async fn agent_recovers_mfa_in_the_browser_and_the_auditor_verifies_the_log() {
     let wrong = if code == "000000" { "111111" } else { "000000" };
     type_into(&agent, "form.code input[name='code']", wrong).await;
     click(&agent, "form.code button").await;
-    wait_text(&agent, By::Id("case-error"), "wrong").await;
+    // Said at the field, which is marked invalid; the panel still points at it.
+    wait_text(&agent, By::Css("form.code .field-error"), "wrong").await;
+    let invalid = agent
+        .find(By::Css("form.code input[name='code']"))
+        .await
+        .unwrap()
+        .attr("aria-invalid")
+        .await
+        .unwrap();
+    assert_eq!(invalid.as_deref(), Some("true"));
+    wait_text(&agent, By::Id("next-action"), "Type the code").await;
     shoot(&agent, "case-wrong-code").await;
     type_into(&agent, "form.code input[name='code']", &code).await;
     click(&agent, "form.code button").await;
@@ -164,7 +174,7 @@ async fn agent_recovers_mfa_in_the_browser_and_the_auditor_verifies_the_log() {
     click(&other, "#confirm").await;
     wait_text(&other, By::Css(".notice"), "You confirmed").await;
     shoot(&other, "manager-attested").await;
-    // The agent's page learns of it by polling, without a reload.
+    // The agent's page learns of it by polling, and reloads whole: steps and panel agree.
     wait_text(&agent, verification_state("The manager confirms"), "passed").await;
     wait_text(&agent, By::Id("case-state"), "verifying").await;
 
@@ -177,9 +187,13 @@ async fn agent_recovers_mfa_in_the_browser_and_the_auditor_verifies_the_log() {
     wait_text(&agent, By::Id("case-state"), "approved").await;
     wait_text(&agent, By::Css(".grant"), "Grant valid until").await;
     shoot(&agent, "case-approved").await;
-    click(&agent, "#execute").await;
+    wait_text(&agent, By::Id("next-action"), "Execute the recovery").await;
+    click(&agent, "#next-action").await;
     wait_text(&agent, By::Id("case-state"), "executed").await;
-    assert!(agent.find(By::Id("execute")).await.is_err());
+    wait_text(&agent, By::Id("what-now"), "Done").await;
+    // The one action left is the way back; nothing on the page can act on the case.
+    wait_text(&agent, By::Id("next-action"), "Back to my queue").await;
+    assert!(agent.find(By::Css("button[id^='start-']")).await.is_err());
     shoot(&agent, "case-executed").await;
     agent.goto(format!("{base}/console")).await.unwrap();
     wait_text(&agent, By::Tag("main"), "No live cases").await;

@@ -67,11 +67,8 @@ impl Service {
         }
         let mut case = opened?;
         case.number = self.store.next_case_number().await?;
-        match decision.outcome {
-            Outcome::Deny | Outcome::Allow => {}
-            Outcome::Escalate => {
-                case.escalate(pin.reasons.join("; "), now)?;
-            }
+        if decision.outcome == Outcome::Escalate {
+            case.escalate(pin.reasons.join("; "), now)?;
         }
         case.record_decision(pin.clone());
         self.store

@@ -5,6 +5,7 @@
 mod new_case;
 mod page;
 mod queue;
+mod what_now;
 
 use axum::Form;
 use axum::extract::{Path, State};
@@ -18,8 +19,8 @@ use deskgate_app::AppError;
 use deskgate_app::service::parse_id;
 
 pub(super) use new_case::{new_case, open_case};
+use page::{Shown, render_case};
 pub(super) use page::{case_page, live};
-use page::{render_case, render_case_reading_out};
 pub(super) use queue::{find_case, queue};
 
 /// What just happened, shown once after a redirect. A fixed set, so nothing a link carries is
@@ -83,12 +84,35 @@ pub(super) async fn after_action<T>(
     result: Result<T, AppError>,
     notice: Notice,
 ) -> Result<Response, Failure> {
+    after_action_at(console, staff, id, result, notice, None).await
+}
+
+/// As [`after_action`], with a refusal about one verification shown at its field.
+async fn after_action_at<T>(
+    console: &Console,
+    staff: &SignedIn,
+    id: &str,
+    result: Result<T, AppError>,
+    notice: Notice,
+    field: Option<&str>,
+) -> Result<Response, Failure> {
     match result {
         Ok(_) => Ok(
             Redirect::to(&format!("/console/cases/{id}?notice={}", notice.id())).into_response(),
         ),
         Err(e) if matches!(e, AppError::Unauthenticated(_)) => Err(e.into()),
-        Err(e) => match render_case(console, staff, id, None, Some(&e)).await {
+        Err(e) => match render_case(
+            console,
+            staff,
+            id,
+            Shown {
+                error: Some(&e),
+                error_at: field,
+                ..Shown::default()
+            },
+        )
+        .await
+        {
             Ok(page) => Ok(page),
             // The case itself cannot be shown (not found, not yours): show why the action failed.
             Err(_) => Ok(error_page(Some(staff.nav()), &e)),
@@ -123,15 +147,12 @@ pub(super) async fn start_verification(
     match result {
         // The code exists only in this answer: show it now rather than redirect it away.
         Ok(Some(code)) => {
-            render_case_reading_out(
-                &console,
-                &staff,
-                &id,
-                Some(Notice::Started),
-                None,
-                Some(code),
-            )
-            .await
+            let shown = Shown {
+                notice: Some(Notice::Started),
+                read_out: Some(code),
+                ..Shown::default()
+            };
+            render_case(&console, &staff, &id, shown).await
         }
         other => after_action(&console, &staff, &id, other, Notice::Started).await,
     }
@@ -152,7 +173,7 @@ pub(super) async fn answer_code(
         .service
         .answer_code(&staff.0, &id, &vid, &form.code)
         .await;
-    after_action(&console, &staff, &id, result, Notice::Passed).await
+    after_action_at(&console, &staff, &id, result, Notice::Passed, Some(&vid)).await
 }
 
 pub(super) async fn execute(
