@@ -34,6 +34,8 @@ pub struct SubjectView {
     pub tier: Tier,
     pub status: SubjectStatus,
     pub manager: Option<String>,
+    /// The directory groups (departments, teams) the subject belongs to.
+    pub groups: Vec<String>,
     pub owners: Vec<String>,
     pub contacts: Vec<ContactView>,
     pub authenticators: usize,
@@ -47,6 +49,7 @@ impl From<&Subject> for SubjectView {
             tier: s.tier,
             status: s.status,
             manager: s.manager.clone(),
+            groups: s.groups.clone(),
             owners: s.owners.clone(),
             contacts: s.contacts.iter().map(ContactView::from).collect(),
             authenticators: s.authenticators.len(),

@@ -338,6 +338,8 @@ async fn an_agent_opens_and_works_a_case_with_the_keyboard_only() {
     press(&driver, Key::Space).await;
     tab_to(&driver, "#action").await;
     type_text(&driver, "mfa").await;
+    tab_to(&driver, "#caller_number").await;
+    type_text(&driver, "+1 555 010 0142").await;
     tab_to(&driver, "#ticket").await;
     type_text(&driver, "INC-7").await;
     tab_to(

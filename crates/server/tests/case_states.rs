@@ -280,3 +280,84 @@ async fn every_state_has_a_view_whose_next_action_works() {
     assert!(next_action(&page.body).1.ends_with("/execute"));
     s.finish().await;
 }
+
+/// The new-case form: several matches pre-select nobody, the action is chosen explicitly, a
+/// phone call needs the caller's number, and a refusal keeps what was typed and says why at
+/// the field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_new_case_form_invites_no_mistakes_and_keeps_the_form_on_refusal() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    let mut sam = Console::sign_in(&s, AGENT).await;
+    // "da" matches Dave and Daniel: nobody is chosen for the agent.
+    let page = sam
+        .b
+        .get(&format!("{}/console/cases/new?q=da", s.base))
+        .await;
+    assert!(
+        page.body.matches("name=\"subject\"").count() > 1,
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains(" checked"), "a match is pre-selected");
+    assert!(
+        page.body.contains("manager u-bob"),
+        "results show the manager"
+    );
+    // No action chosen: refused at the action field, the rest kept.
+    let form = [
+        ("subject", "u-dave"),
+        ("action", ""),
+        ("channel", "phone"),
+        ("caller_number", "+1 555 010 0199"),
+        ("ticket", "INC-77"),
+    ];
+    let refused = sam.post("/console/cases", &form).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused.body.contains("id=\"action-error\""));
+    assert!(refused.body.contains("value=\"INC-77\""));
+    assert!(refused.body.contains("value=\"+1 555 010 0199\""));
+    // A phone call without the caller's number.
+    let form = [
+        ("subject", "u-dave"),
+        ("action", "password_reset"),
+        ("channel", "phone"),
+        ("caller_number", ""),
+        ("ticket", "INC-77"),
+    ];
+    let refused = sam.post("/console/cases", &form).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused.body.contains("id=\"caller_number-error\""));
+    assert!(
+        refused
+            .body
+            .contains("id=\"subject-u-dave\" name=\"subject\" value=\"u-dave\" required checked")
+    );
+    // A refusal by the rules (a terminated subject) lands on the form too, not a bare page.
+    let form = [
+        ("subject", "u-hank"),
+        ("action", "password_reset"),
+        ("channel", "ticket"),
+        ("ticket", "INC-78"),
+    ];
+    let refused = sam.post("/console/cases", &form).await;
+    assert!(refused.status.is_client_error(), "{}", refused.status);
+    assert!(
+        refused.body.contains("id=\"open-error\""),
+        "{}",
+        refused.body
+    );
+    assert!(
+        refused
+            .body
+            .contains("<form method=\"post\" action=\"/console/cases\"")
+    );
+    assert_eq!(
+        s.events_since(0)
+            .await
+            .iter()
+            .filter(|e| *e == "case.opened")
+            .count(),
+        0
+    );
+    s.finish().await;
+}

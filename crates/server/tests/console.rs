@@ -74,7 +74,23 @@ async fn agent_recovers_mfa_in_the_browser_and_the_auditor_verifies_the_log() {
     click(&agent, "#subject-u-alice").await;
     click(&agent, "#action option[value='mfa_reset']").await;
     click(&agent, "#channel option[value='phone']").await;
+    // A phone call without the caller's number is refused at that field, the form kept.
     type_into(&agent, "#ticket", "INC-1042").await;
+    click(
+        &agent,
+        "form[action='/console/cases'] button[type='submit']",
+    )
+    .await;
+    wait_text(&agent, By::Id("caller_number-error"), "caller's number").await;
+    let kept = agent
+        .find(By::Css("#ticket"))
+        .await
+        .unwrap()
+        .value()
+        .await
+        .unwrap();
+    assert_eq!(kept.as_deref(), Some("INC-1042"));
+    type_into(&agent, "#caller_number", "+1 555 010 0142").await;
     shoot(&agent, "new-case").await;
     click(
         &agent,

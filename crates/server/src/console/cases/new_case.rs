@@ -41,6 +41,9 @@ struct SubjectRow {
     tier: String,
     status: String,
     contacts: String,
+    /// Department or teams, and the manager: what tells two people with one name apart.
+    groups: String,
+    manager: String,
 }
 
 impl From<&SubjectView> for SubjectRow {
@@ -56,8 +59,25 @@ impl From<&SubjectView> for SubjectRow {
                 .map(|c| format!("{} {}", c.kind, c.masked))
                 .collect::<Vec<_>>()
                 .join(", "),
+            groups: s.groups.join(", "),
+            manager: s.manager.clone().unwrap_or_default(),
         }
     }
+}
+
+/// What the agent typed, shown again when the case could not be opened.
+#[derive(Default, Deserialize)]
+pub(crate) struct OpenCaseForm {
+    #[serde(default)]
+    subject: String,
+    #[serde(default)]
+    action: String,
+    #[serde(default)]
+    channel: String,
+    caller_number: Option<String>,
+    ticket: Option<String>,
+    note: Option<String>,
+    new_contact: Option<String>,
 }
 
 #[derive(Template, WebTemplate)]
@@ -70,6 +90,9 @@ struct NewCasePage {
     actions: Vec<Choice>,
     channels: Vec<Choice>,
     error: Option<String>,
+    form: OpenCaseForm,
+    /// The field the refusal is about, if one.
+    error_at: Option<&'static str>,
 }
 
 #[derive(Deserialize)]
@@ -77,14 +100,15 @@ pub(crate) struct SearchQuery {
     q: Option<String>,
 }
 
-/// The new-case form; `?q=` searches the directory (contacts come back masked).
-pub(crate) async fn new_case(
-    State(console): State<Console>,
-    staff: SignedIn,
-    Query(search): Query<SearchQuery>,
-) -> Result<Response, Failure> {
-    let query = optional(search.q).unwrap_or_default();
-    let (subjects, error) = if query.is_empty() {
+/// The form, with `query`'s search results; `form` holds what was typed before.
+async fn page(
+    console: &Console,
+    staff: &SignedIn,
+    query: String,
+    form: OpenCaseForm,
+    refused: Option<(String, Option<&'static str>)>,
+) -> Result<NewCasePage, Failure> {
+    let (subjects, search_error) = if query.is_empty() {
         (Vec::new(), None)
     } else {
         match console.service.search_subjects(&staff.0, &query).await {
@@ -95,6 +119,10 @@ pub(crate) async fn new_case(
             Err(e) => return Err(e.into()),
         }
     };
+    let (error, error_at) = match refused {
+        Some((message, at)) => (Some(message), at),
+        None => (search_error, None),
+    };
     Ok(NewCasePage {
         nav: Some(staff.nav()),
         searched: !query.is_empty(),
@@ -104,36 +132,91 @@ pub(crate) async fn new_case(
         actions: choices_of(&console.service.offered_actions()),
         channels: choices::<Channel>(),
         error,
-    }
-    .into_response())
+        form,
+        error_at,
+    })
 }
 
-#[derive(Deserialize)]
-pub(crate) struct OpenCaseForm {
-    subject: String,
-    action: String,
-    channel: String,
-    caller_number: Option<String>,
-    ticket: Option<String>,
-    note: Option<String>,
-    new_contact: Option<String>,
+/// The new-case form; `?q=` searches the directory (contacts come back masked).
+pub(crate) async fn new_case(
+    State(console): State<Console>,
+    staff: SignedIn,
+    Query(search): Query<SearchQuery>,
+) -> Result<Response, Failure> {
+    let query = optional(search.q).unwrap_or_default();
+    let form = OpenCaseForm::default();
+    Ok(page(&console, &staff, query, form, None)
+        .await?
+        .into_response())
 }
 
+/// Opens the case, or shows the form again with what was typed and why it was refused: never a
+/// bare error page with the form lost.
 pub(crate) async fn open_case(
     State(console): State<Console>,
     staff: SignedIn,
     Form(form): Form<OpenCaseForm>,
 ) -> Result<Response, Failure> {
-    let request = OpenCase {
+    let opened = match request(&form) {
+        Ok(request) => console.service.open_case(&staff.0, request).await,
+        Err(e) => Err(e),
+    };
+    match opened {
+        Ok(case) => Ok(Redirect::to(&format!("/console/cases/{}", case.id)).into_response()),
+        Err(e @ AppError::Unauthenticated(_)) => Err(e.into()),
+        Err(e) => {
+            let at = field_of(&e);
+            let status = crate::error::status(&e);
+            let query = form.subject.trim().to_owned();
+            let page = page(
+                &console,
+                &staff,
+                query,
+                form,
+                Some((e.message().to_owned(), at)),
+            )
+            .await?;
+            Ok((status, page).into_response())
+        }
+    }
+}
+
+/// The request the form makes. On a phone call the caller's number is required: a blank
+/// number must never look safer than a number that differs from the one of record.
+fn request(form: &OpenCaseForm) -> Result<OpenCase, AppError> {
+    if form.action.is_empty() {
+        return Err(AppError::invalid_as(
+            "action_required",
+            "choose the action the caller asks for",
+        ));
+    }
+    let channel: Channel = parse_id("channel", &form.channel)?;
+    let caller_number = optional(form.caller_number.clone());
+    if channel == Channel::Phone && caller_number.is_none() {
+        return Err(AppError::invalid_as(
+            "caller_number_required",
+            "on a phone call, type the caller's number as the phone system shows it (\"withheld\" is not accepted: ask them to call from a number, or use another channel)",
+        ));
+    }
+    Ok(OpenCase {
         subject: form.subject.trim().to_owned(),
         action: parse_id("action", &form.action)?,
-        channel: parse_id("channel", &form.channel)?,
-        caller_number: optional(form.caller_number),
-        ticket: optional(form.ticket),
-        note: optional(form.note),
-        new_contact: optional(form.new_contact),
+        channel,
+        caller_number,
+        ticket: optional(form.ticket.clone()),
+        note: optional(form.note.clone()),
+        new_contact: optional(form.new_contact.clone()),
         requester: None,
-    };
-    let case = console.service.open_case(&staff.0, request).await?;
-    Ok(Redirect::to(&format!("/console/cases/{}", case.id)).into_response())
+    })
+}
+
+/// The form field a refusal is about, so the page can say it there.
+fn field_of(e: &AppError) -> Option<&'static str> {
+    match e.code() {
+        "caller_number_required" => Some("caller_number"),
+        "action_required" => Some("action"),
+        _ => ["caller_number", "new_contact", "ticket", "note"]
+            .into_iter()
+            .find(|f| e.message().starts_with(f)),
+    }
 }
