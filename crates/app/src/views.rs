@@ -225,6 +225,8 @@ pub struct CaseSummary {
     pub opened_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub break_glass: bool,
+    /// Why the case was escalated or ended, when it was.
+    pub reason: Option<String>,
 }
 
 impl From<&Case> for CaseSummary {
@@ -246,6 +248,7 @@ impl From<&Case> for CaseSummary {
             opened_at: c.opened_at,
             updated_at: c.updated_at,
             break_glass: c.break_glass,
+            reason: c.outcome_reason.clone(),
         }
     }
 }

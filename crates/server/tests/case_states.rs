@@ -278,6 +278,25 @@ async fn every_state_has_a_view_whose_next_action_works() {
     s.clock.advance(Duration::minutes(16));
     let page = sam.expect(&id, "cooled off", "Approved", "post").await;
     assert!(next_action(&page.body).1.ends_with("/execute"));
+
+    // The queue puts what the agent can finish now first: the approved case above a newer one.
+    let priya = s
+        .get(&format!("/api/v1/cases/{id}"), Some(&s.token(AGENT)))
+        .await
+        .1;
+    let newer = s.open_case(AGENT, "u-carol", "account_unlock").await;
+    let queue = sam.b.get(&format!("{}/console", s.base)).await.body;
+    let at = |r: &serde_json::Value| queue.find(r["reference"].as_str().unwrap()).unwrap();
+    assert!(at(&priya) < at(&newer), "{queue}");
+    // The security page says why each case waits for an officer, and for how long.
+    let security = riley
+        .b
+        .get(&format!("{}/console/security", s.base))
+        .await
+        .body;
+    let held_row = &security[security.find("id=\"escalated\"").unwrap()..];
+    assert!(held_row.contains("probation"), "{held_row}");
+    assert!(held_row.contains(" min<"), "{held_row}");
     s.finish().await;
 }
 

@@ -26,6 +26,10 @@ struct CaseRow {
     state: String,
     opened_at: String,
     updated_at: String,
+    /// Why it was escalated.
+    reason: String,
+    /// How long it has waited since.
+    waiting: String,
 }
 
 impl From<&CaseSummary> for CaseRow {
@@ -40,7 +44,22 @@ impl From<&CaseSummary> for CaseRow {
             state: words(c.state),
             opened_at: at(c.opened_at),
             updated_at: at(c.updated_at),
+            reason: c.reason.clone().unwrap_or_default(),
+            waiting: String::new(),
         }
+    }
+}
+
+/// An escalated case with how long it has waited for an officer.
+fn waiting_row(c: &CaseSummary, now: chrono::DateTime<chrono::Utc>) -> CaseRow {
+    let minutes = (now - c.updated_at).num_minutes().max(0);
+    CaseRow {
+        waiting: if minutes < 60 {
+            format!("{minutes} min")
+        } else {
+            format!("{} h {:02} min", minutes / 60, minutes % 60)
+        },
+        ..CaseRow::from(c)
     }
 }
 
@@ -86,7 +105,13 @@ pub(super) async fn security_page(
     };
     Ok(SecurityPage {
         nav: Some(staff.nav()),
-        escalated: overview.escalated.iter().map(CaseRow::from).collect(),
+        escalated: {
+            let now = console.service.now();
+            let mut waiting: Vec<&CaseSummary> = overview.escalated.iter().collect();
+            // The longest wait first.
+            waiting.sort_by_key(|c| c.updated_at);
+            waiting.into_iter().map(|c| waiting_row(c, now)).collect()
+        },
         break_glass: overview.break_glass.iter().map(CaseRow::from).collect(),
         watched: overview.watched.into_iter().map(Watched::from).collect(),
     }

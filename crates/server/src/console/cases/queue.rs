@@ -10,6 +10,7 @@ use super::super::session::SignedIn;
 use super::super::{Console, Failure, Nav, at, words};
 use deskgate_app::AppError;
 use deskgate_app::views::CaseSummary;
+use deskgate_core::CaseState;
 
 struct QueueRow {
     id: String,
@@ -51,14 +52,25 @@ async fn queue_rows(console: &Console, staff: &SignedIn) -> Result<Vec<QueueRow>
     if !staff.0.role.works_cases() {
         return Ok(Vec::new());
     }
-    Ok(console
+    let mut live: Vec<CaseSummary> = console
         .service
         .list_cases(&staff.0, None, true)
         .await?
-        .iter()
+        .into_iter()
         .filter(|c| c.state.is_live())
-        .map(QueueRow::from)
-        .collect())
+        .collect();
+    // What the agent can finish now comes first: approved cases (their grant runs for minutes),
+    // then cases in verification, then new ones; a case with an officer comes last.
+    live.sort_by_key(|c| {
+        let rank = match c.state {
+            CaseState::Approved => 0,
+            CaseState::Verifying => 1,
+            CaseState::Open => 2,
+            _ => 3,
+        };
+        (rank, c.opened_at)
+    });
+    Ok(live.iter().map(QueueRow::from).collect())
 }
 
 /// My queue: the signed-in staff member's live cases.
