@@ -380,3 +380,45 @@ async fn the_new_case_form_invites_no_mistakes_and_keeps_the_form_on_refusal() {
     );
     s.finish().await;
 }
+
+/// A supervisor decides on the case page itself: the panel points at the decision, the evidence
+/// is summed up beside the buttons, and the decision comes back to the case.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approver_decides_on_the_case_page() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    let id = s.open_case(AGENT, "u-priya", "password_reset").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The agent sees no decision buttons.
+    let mut sam = Console::sign_in(&s, AGENT).await;
+    assert!(!sam.case(&id).await.body.contains("id=\"approve\""));
+    let mut morgan = Console::sign_in(&s, "morgan.lee").await;
+    let page = morgan
+        .expect(&id, "approval needed", "Your approval is needed", "link")
+        .await;
+    assert_eq!(next_action(&page.body).1, "#approve");
+    let decided = morgan
+        .post(
+            &format!("/console/cases/{id}/approvals"),
+            &[
+                ("decision", "confirm"),
+                ("reason", "called Priya back on her desk phone"),
+                ("back", "case"),
+            ],
+        )
+        .await;
+    assert_eq!(decided.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        decided.location.unwrap().path(),
+        format!("/console/cases/{id}")
+    );
+    let page = morgan.case(&id).await;
+    assert!(!page.body.contains("id=\"approve\""), "decided once");
+    assert!(
+        s.events_since(0)
+            .await
+            .contains(&"approval.recorded".to_owned())
+    );
+    s.finish().await;
+}

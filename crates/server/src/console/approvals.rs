@@ -86,6 +86,9 @@ pub(super) async fn queue(
 pub(super) struct DecisionForm {
     decision: String,
     reason: String,
+    /// `case` when decided from the case page: the answer goes back there.
+    #[serde(default)]
+    back: String,
 }
 
 pub(super) async fn decide(
@@ -103,8 +106,21 @@ pub(super) async fn decide(
         }
         Err(e) => Err(e),
     };
-    match result {
-        Ok(_) => Ok(Redirect::to("/console/approvals?decided=true").into_response()),
-        Err(e) => render(&console, &staff, Some(&e), false).await,
+    match (result, form.back.as_str()) {
+        (Ok(_), "case") => {
+            Ok(Redirect::to(&format!("/console/cases/{id}?notice=decided")).into_response())
+        }
+        (Ok(_), _) => Ok(Redirect::to("/console/approvals?decided=true").into_response()),
+        (Err(e), "case") => {
+            super::cases::after_action::<()>(
+                &console,
+                &staff,
+                &id,
+                Err(e),
+                super::cases::Notice::Decided,
+            )
+            .await
+        }
+        (Err(e), _) => render(&console, &staff, Some(&e), false).await,
     }
 }

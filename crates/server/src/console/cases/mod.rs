@@ -35,6 +35,7 @@ pub(super) enum Notice {
     Resumed,
     BreakGlass,
     SelfServiceLink,
+    Decided,
 }
 
 impl Notice {
@@ -47,6 +48,7 @@ impl Notice {
             Self::Resumed => "resumed",
             Self::BreakGlass => "break_glass",
             Self::SelfServiceLink => "self_service_link",
+            Self::Decided => "decided",
         }
     }
 
@@ -62,6 +64,7 @@ impl Notice {
             Self::BreakGlass => {
                 "Break-glass opened with your approval; the security contacts were alerted."
             }
+            Self::Decided => "Your decision is recorded, bound to what the case holds now.",
             Self::SelfServiceLink => {
                 "A self-service link went to the email of record and this case is cancelled. \
                  Tell the caller to open it; they confirm it is them there."

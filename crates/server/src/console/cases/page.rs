@@ -288,6 +288,8 @@ struct CasePage {
     /// Security officers may open break-glass on a case still short of its playbook.
     can_break_glass: bool,
     executed_at: Option<String>,
+    /// The viewer's own approval is needed: the panel with the decision buttons.
+    can_approve: bool,
     live: Live,
 }
 
@@ -295,6 +297,19 @@ struct CasePage {
 #[template(path = "console/case_live.html")]
 struct LiveFragment {
     live: Live,
+}
+
+/// Whether `viewer` may give an approval `case` still needs: their role is missing, and they
+/// neither opened nor work it (the service refuses that anyway; the page does not offer it).
+fn can_approve(case: &CaseView, viewer: &deskgate_core::Staff) -> bool {
+    let role = match viewer.role {
+        Role::Supervisor => deskgate_core::ApproverRole::Supervisor,
+        Role::SecurityOfficer => deskgate_core::ApproverRole::SecurityOfficer,
+        _ => return false,
+    };
+    matches!(case.state, CaseState::Open | CaseState::Verifying)
+        && case.agent_id != viewer.id
+        && case.progress.approvals_missing.contains(&role)
 }
 
 /// What a render of the case page shows besides the case.
@@ -336,8 +351,10 @@ pub(super) async fn render_case(
             .iter()
             .find(|s| !s.methods.is_empty())
             .map(|s| s.number),
+        can_approve: can_approve(&case, &staff.0),
         now: console.service.now(),
     };
+    let seen_can_approve = seen.can_approve;
     let live = Live::build(&seen);
     let message = shown.error.map(|e| e.message().to_owned());
     let at_field = shown.error_at.zip(message.clone());
@@ -372,6 +389,7 @@ pub(super) async fn render_case(
             && !case.break_glass
             && matches!(case.state, CaseState::Open | CaseState::Verifying),
         executed_at: case.executed_at.map(at),
+        can_approve: seen_can_approve,
         live,
     };
     let status = shown.error.map_or(StatusCode::OK, crate::error::status);
@@ -417,6 +435,7 @@ pub(crate) async fn live(
             .iter()
             .find(|s| !s.methods.is_empty())
             .map(|s| s.number),
+        can_approve: can_approve(&case, &staff.0),
         now: console.service.now(),
     };
     let live = Live::build(&seen);

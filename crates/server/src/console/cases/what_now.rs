@@ -56,6 +56,8 @@ pub(super) struct Seen<'a> {
     pub not_before: Option<DateTime<Utc>>,
     /// The first playbook step with buttons, as numbered on the page.
     pub first_step_with_methods: Option<u32>,
+    /// The viewer may give an approval the case still needs.
+    pub can_approve: bool,
     pub now: DateTime<Utc>,
 }
 
@@ -239,6 +241,18 @@ impl Seen<'_> {
         };
         if let Some(v) = pending(true).or_else(|| pending(false)) {
             return self.pending(v);
+        }
+        if self.can_approve {
+            return panel(
+                "go",
+                "Your approval is needed".to_owned(),
+                None,
+                "Check the evidence below, then approve or reject with your reason: your decision is bound to what the case holds now.".to_owned(),
+                Next::Jump {
+                    href: "#approve".to_owned(),
+                    label: "Approve or reject".to_owned(),
+                },
+            );
         }
         if !case.progress.approvals_missing.is_empty()
             && case.progress.classes_short == 0
