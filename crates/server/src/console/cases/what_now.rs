@@ -242,35 +242,8 @@ impl Seen<'_> {
         if let Some(v) = pending(true).or_else(|| pending(false)) {
             return self.pending(v);
         }
-        if self.can_approve {
-            return panel(
-                "go",
-                "Your approval is needed".to_owned(),
-                None,
-                "Check the evidence below, then approve or reject with your reason: your decision is bound to what the case holds now.".to_owned(),
-                Next::Jump {
-                    href: "#approve".to_owned(),
-                    label: "Approve or reject".to_owned(),
-                },
-            );
-        }
-        if !case.progress.approvals_missing.is_empty()
-            && case.progress.classes_short == 0
-            && case.progress.missing_any_of.is_empty()
-        {
-            let roles: Vec<String> = case
-                .progress
-                .approvals_missing
-                .iter()
-                .map(in_sentence)
-                .collect();
-            return panel(
-                "wait",
-                format!("Waiting for approval by a {} since {}", roles.join(" and a "), at(case.updated_at)),
-                Some("A second person must approve this; it usually takes a few minutes. Please stay on the line or we will call you back on your number of record."),
-                "The evidence is complete. The approver sees this case in their approvals; this page refreshes when they decide.".to_owned(),
-                Next::Wait,
-            );
+        if let Some(approval) = self.approval() {
+            return approval;
         }
         let last_failed = case.verifications.last().filter(|v| {
             matches!(
@@ -315,6 +288,42 @@ impl Seen<'_> {
                 },
             ),
         }
+    }
+
+    /// The approver's own decision, or the wait for an approver once the evidence is complete.
+    fn approval(&self) -> Option<WhatNow> {
+        let case = self.case;
+        if self.can_approve {
+            return Some(panel(
+                "go",
+                "Your approval is needed".to_owned(),
+                None,
+                "Check the evidence below, then approve or reject with your reason: your decision is bound to what the case holds now.".to_owned(),
+                Next::Jump {
+                    href: "#approve".to_owned(),
+                    label: "Approve or reject".to_owned(),
+                },
+            ));
+        }
+        if !case.progress.approvals_missing.is_empty()
+            && case.progress.classes_short == 0
+            && case.progress.missing_any_of.is_empty()
+        {
+            let roles: Vec<String> = case
+                .progress
+                .approvals_missing
+                .iter()
+                .map(in_sentence)
+                .collect();
+            return Some(panel(
+                "wait",
+                format!("Waiting for approval by a {} since {}", roles.join(" and a "), at(case.updated_at)),
+                Some("A second person must approve this; it usually takes a few minutes. Please stay on the line or we will call you back on your number of record."),
+                "The evidence is complete. The approver sees this case in their approvals; this page refreshes when they decide.".to_owned(),
+                Next::Wait,
+            ));
+        }
+        None
     }
 
     fn pending(&self, v: &VerificationView) -> WhatNow {
