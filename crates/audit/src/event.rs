@@ -153,6 +153,8 @@ audit_events! {
     AttestationLocked(AttestationSignIn) = "attestation.locked",
     /// The manager rejected the request.
     AttestationRejected(AttestationDecided) = "attestation.rejected",
+    /// The manager did not recognise the request at all; the security contacts were alerted.
+    AttestationUnrecognised(AttestationUnrecognised) = "attestation.unrecognised",
     /// A wrong sign-in code on an attestation link.
     AttestationSignInFailed(AttestationSignInFailed) = "attestation.sign_in_failed",
     /// The manager signed in to the attestation link.

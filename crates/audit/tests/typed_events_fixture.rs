@@ -259,6 +259,7 @@ fn every_entry_rebuilds_from_its_typed_event_byte_for_byte() {
 /// verifications escalating a case); the unit tests in `src/event/tests.rs` hold each one's site
 /// shapes.
 const NEWER_EVENTS: &[&str] = &[
+    "attestation.unrecognised",
     "case.escalated_after_failures",
     "subject.device_removed",
     "subject.device_renamed",

@@ -422,3 +422,72 @@ async fn an_approver_decides_on_the_case_page() {
     );
     s.finish().await;
 }
+
+/// The manager's page says what they vouch for and what happens next, offers "I do not recognise
+/// this, alert security" (the case is denied, the security contacts alerted, on the record), and
+/// a used link answers in words for a manager, not with the staff console's error page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manager_who_does_not_recognise_the_request_alerts_security() {
+    let s = TestServer::start_with(Backend::Sqlite, |c| {
+        c.security_contacts = vec!["soc@example.org".to_owned()];
+    })
+    .await;
+    let id = s.open_case(AGENT, "u-alice", "mfa_reset").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let link = s.request_attestation(AGENT, &id).await;
+    let (_, token) = link.rsplit_once("/attest/").unwrap();
+    let mut manager = Browser::new();
+    let base = &s.base;
+    let opened = manager.get(&format!("{base}/console/attest/{token}")).await;
+    assert_eq!(opened.status, StatusCode::SEE_OTHER);
+    manager
+        .post(&format!("{base}/console/attest/code"), &[])
+        .await;
+    let code = s.last_message("attestation_sign_in_code")["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let signed = manager
+        .post(
+            &format!("{base}/console/attest/sign-in"),
+            &[("code", &code)],
+        )
+        .await;
+    assert_eq!(signed.status, StatusCode::SEE_OTHER, "{}", signed.body);
+    let page = manager.get(&format!("{base}/console/attest")).await;
+    assert!(page.body.contains("id=\"vouch\""), "{}", page.body);
+    assert!(page.body.contains("MFA reset"));
+    assert!(page.body.contains("id=\"unrecognised\""));
+    let before = s.service.store().audit_size().await.unwrap();
+    let done = manager
+        .post(
+            &format!("{base}/console/attest"),
+            &[("decision", "unrecognised")],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    assert!(done.body.contains("security team has been alerted"));
+    let events = s.events_since(before).await;
+    assert!(
+        events.contains(&"attestation.rejected".to_owned()),
+        "{events:?}"
+    );
+    assert!(
+        events.contains(&"attestation.unrecognised".to_owned()),
+        "{events:?}"
+    );
+    let alert = s.last_message("attestation_unrecognised_alert");
+    assert_eq!(alert["to"], "soc@example.org");
+    let (_, case) = s
+        .get(&format!("/api/v1/cases/{id}"), Some(&s.token(AGENT)))
+        .await;
+    assert_eq!(case["state"], "denied");
+    // The link again: a manager's page that says it was used.
+    let again = manager.get(&format!("{base}/console/attest/{token}")).await;
+    assert!(again.status.is_client_error());
+    assert!(again.body.contains("id=\"link-error\""), "{}", again.body);
+    assert!(again.body.contains("already used"), "{}", again.body);
+    s.finish().await;
+}

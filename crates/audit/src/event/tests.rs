@@ -60,6 +60,10 @@ fn site_shapes() -> Vec<(&'static str, Value)> {
             "attestation.rejected",
             json!({"verification_id": "v-1", "case_digest": "ab12"}),
         ),
+        (
+            "attestation.unrecognised",
+            json!({"verification_id": "v-1", "alerted": 2}),
+        ),
         // service/credentials.rs
         (
             "authenticator.enrolled",

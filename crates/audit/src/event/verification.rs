@@ -274,3 +274,13 @@ pub struct AttestationDecided {
     /// The case's approval digest the decision is bound to.
     pub case_digest: String,
 }
+
+/// `attestation.unrecognised` (`service/methods/attestation.rs`, `report_unrecognised`): after
+/// rejecting, the manager said they know nothing of this request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttestationUnrecognised {
+    pub verification_id: String,
+    /// How many security contacts were alerted.
+    pub alerted: u64,
+}

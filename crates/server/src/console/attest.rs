@@ -59,7 +59,36 @@ struct SignInPage {
 struct AttestedPage {
     nav: Option<Nav>,
     confirmed: bool,
+    /// The manager did not recognise the request: security was alerted.
+    reported: bool,
     subject_name: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "console/attest_link_error.html")]
+struct LinkErrorPage {
+    nav: Option<Nav>,
+    message: String,
+    /// The link was used or ran out, rather than refused for another reason.
+    spent: bool,
+}
+
+/// A refusal on the manager's pages, in words for a manager (not the staff console's error
+/// page): a used or expired link says so and what to do.
+fn link_error(e: &AppError) -> Response {
+    let spent = matches!(
+        e,
+        AppError::NotFound(_) | AppError::Conflict(_) | AppError::Gone(_)
+    );
+    (
+        crate::error::status(e),
+        LinkErrorPage {
+            nav: None,
+            message: e.message().to_owned(),
+            spent,
+        },
+    )
+        .into_response()
 }
 
 fn session(headers: &HeaderMap) -> Option<&str> {
@@ -85,7 +114,7 @@ async fn sign_in_page(
             },
         )
             .into_response(),
-        Err(e) => error_page(None, &e),
+        Err(e) => link_error(&e),
     }
 }
 
@@ -110,11 +139,11 @@ pub(super) async fn open_link(
     Path(token): Path<String>,
 ) -> Response {
     if !crate::link_tokens::well_formed(&token) {
-        return error_page(None, &AppError::not_found("link"));
+        return link_error(&AppError::not_found("link"));
     }
     match console.service.check_attestation_link(&token).await {
         Ok(()) => crate::link_tokens::into_cookie(&token, LINK_COOKIE, PAGES, PAGES),
-        Err(e) => error_page(None, &e),
+        Err(e) => link_error(&e),
     }
 }
 
@@ -156,7 +185,7 @@ pub(super) async fn attestation_page(
 pub(super) async fn send_code(State(console): State<Console>, headers: HeaderMap) -> Response {
     let token = match link_token(&headers) {
         Ok(token) => token,
-        Err(e) => return error_page(None, &e),
+        Err(e) => return link_error(&e),
     };
     match console.service.send_attestation_code(&token).await {
         Ok(_) => sign_in_page(&console, token, StatusCode::OK, None).await,
@@ -169,7 +198,7 @@ pub(super) async fn send_code(State(console): State<Console>, headers: HeaderMap
             )
             .await
         }
-        Err(e) => error_page(None, &e),
+        Err(e) => link_error(&e),
     }
 }
 
@@ -187,7 +216,7 @@ pub(super) async fn sign_in(
 ) -> Response {
     let token = match link_token(&headers) {
         Ok(token) => token,
-        Err(e) => return error_page(None, &e),
+        Err(e) => return link_error(&e),
     };
     match console
         .service
@@ -223,7 +252,7 @@ pub(super) async fn sign_in(
             )
             .await
         }
-        Err(e) => error_page(None, &e),
+        Err(e) => link_error(&e),
     }
 }
 
@@ -240,23 +269,33 @@ pub(super) async fn attest(
 ) -> Response {
     let token = match link_token(&headers) {
         Ok(token) => token,
-        Err(e) => return error_page(None, &e),
+        Err(e) => return link_error(&e),
     };
-    let result = match parse_id::<Decision>("decision", &form.decision) {
-        Ok(decision) => console
+    // "I do not recognise this": a rejection, and the security team is alerted.
+    let result = if form.decision == "unrecognised" {
+        console
             .service
-            .attest(&token, decision, None, session(&headers))
+            .report_unrecognised(&token, session(&headers))
             .await
-            .map(|case| (decision, case)),
-        Err(e) => Err(e),
+            .map(|case| (Decision::Reject, true, case))
+    } else {
+        match parse_id::<Decision>("decision", &form.decision) {
+            Ok(decision) => console
+                .service
+                .attest(&token, decision, None, session(&headers))
+                .await
+                .map(|case| (decision, false, case)),
+            Err(e) => Err(e),
+        }
     };
     match result {
-        Ok((decision, case)) => AttestedPage {
+        Ok((decision, reported, case)) => AttestedPage {
             nav: None,
             confirmed: decision == Decision::Confirm,
+            reported,
             subject_name: case.subject.name,
         }
         .into_response(),
-        Err(e) => error_page(None, &e),
+        Err(e) => link_error(&e),
     }
 }

@@ -487,6 +487,50 @@ impl Service {
         self.view(&case).await
     }
 
+    /// The manager knows nothing of this request: it is rejected like any rejection (the case is
+    /// denied), and then the security contacts are alerted and that is on the record too. The
+    /// rejection stands even if an alert cannot be delivered.
+    pub async fn report_unrecognised(
+        &self,
+        token: &str,
+        session: Option<&str>,
+    ) -> AppResult<CaseView> {
+        let (link, _) = self.open_attestation(token).await?;
+        let case = self.attest(token, Decision::Reject, None, session).await?;
+        let who = Self::respondent_actor(&link, "attestation_link+sms_code");
+        let reported = AuditEvent::AttestationUnrecognised(event::AttestationUnrecognised {
+            verification_id: link.verification_id.clone(),
+            alerted: self.config.security_contacts.len() as u64,
+        });
+        self.store
+            .commit(Change {
+                audit: vec![self.entry(&who, Some(&case.id), reported)],
+                ..Change::default()
+            })
+            .await?;
+        for to in &self.config.security_contacts {
+            let alert = Message {
+                to: to.clone(),
+                channel: "email".to_owned(),
+                kind: "attestation_unrecognised_alert".to_owned(),
+                subject_id: case.subject.id.clone(),
+                case_id: Some(case.id.clone()),
+                body: format!(
+                    "The manager asked to confirm case {} ({} for {}) does not recognise the \
+                     request: the case is denied. Treat it as an impersonation attempt.",
+                    case.reference,
+                    crate::labels::in_sentence(&case.action),
+                    case.subject.name
+                ),
+                secret: None,
+            };
+            if let Err(e) = self.delivery.send(&alert).await {
+                tracing::error!(error = %e, "unrecognised-request alert not delivered");
+            }
+        }
+        Ok(case)
+    }
+
     /// Where a sign-in code for this link would go, for the page shown before sign-in.
     pub async fn attestation_sign_in_hint(&self, token: &str) -> AppResult<Value> {
         let (link, stored) = self.open_attestation(token).await?;
