@@ -398,6 +398,12 @@ async fn an_approver_decides_on_the_case_page() {
         .expect(&id, "approval needed", "Your approval is needed", "link")
         .await;
     assert_eq!(next_action(&page.body).1, "#approve");
+    // The navigation counts what waits for the approver.
+    assert!(
+        page.body.contains("id=\"approvals-waiting\" aria-label=\"1 waiting\">1<"),
+        "{}",
+        page.body
+    );
     let decided = morgan
         .post(
             &format!("/console/cases/{id}/approvals"),
@@ -415,6 +421,7 @@ async fn an_approver_decides_on_the_case_page() {
     );
     let page = morgan.case(&id).await;
     assert!(!page.body.contains("id=\"approve\""), "decided once");
+    assert!(!page.body.contains("id=\"approvals-waiting\""));
     assert!(
         s.events_since(0)
             .await

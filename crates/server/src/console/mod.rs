@@ -340,6 +340,8 @@ pub(crate) struct Nav {
     role: String,
     works_cases: bool,
     approves: bool,
+    /// Approvals waiting for this person, shown as a count beside "Approvals".
+    waiting: Option<usize>,
     audits: bool,
     secures: bool,
     dashboard: bool,
@@ -347,12 +349,13 @@ pub(crate) struct Nav {
 }
 
 impl Nav {
-    fn of(staff: &Staff) -> Self {
+    fn of(staff: &Staff, waiting: Option<usize>) -> Self {
         Self {
             name: staff.name.clone(),
             role: words(staff.role),
             works_cases: staff.role.works_cases(),
             approves: staff.role.oversees_cases(),
+            waiting: waiting.filter(|n| *n > 0),
             audits: matches!(staff.role, Role::Auditor | Role::SecurityOfficer),
             secures: staff.role == Role::SecurityOfficer,
             dashboard: matches!(

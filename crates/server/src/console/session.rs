@@ -22,11 +22,12 @@ const COOKIE: &str = "deskgate_console";
 const COOKIE_ATTRIBUTES: &str = "Path=/console; HttpOnly; Secure; SameSite=Strict";
 
 /// The staff member signed in to the console.
-pub(crate) struct SignedIn(pub(crate) Staff);
+pub(crate) struct SignedIn(pub(crate) Staff, Option<usize>);
 
 impl SignedIn {
+    /// The navigation, with the count of approvals waiting for this person when they approve.
     pub(crate) fn nav(&self) -> Nav {
-        Nav::of(&self.0)
+        Nav::of(&self.0, self.1)
     }
 }
 
@@ -39,7 +40,20 @@ impl FromRequestParts<Console> for SignedIn {
 
     async fn from_request_parts(parts: &mut Parts, state: &Console) -> Result<Self, Failure> {
         let token = session_token(&parts.headers).ok_or_else(AppError::unauthenticated)?;
-        Ok(Self(state.service.authenticate(token).await?))
+        let staff = state.service.authenticate(token).await?;
+        // The badge in the navigation: how many approvals wait for this person. A page still
+        // renders when the count cannot be had.
+        let waiting = if staff.role.oversees_cases() {
+            state
+                .service
+                .pending_approvals(&staff)
+                .await
+                .ok()
+                .map(|cases| cases.len())
+        } else {
+            None
+        };
+        Ok(Self(staff, waiting))
     }
 }
 
