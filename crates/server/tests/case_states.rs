@@ -400,7 +400,8 @@ async fn an_approver_decides_on_the_case_page() {
     assert_eq!(next_action(&page.body).1, "#approve");
     // The navigation counts what waits for the approver.
     assert!(
-        page.body.contains("id=\"approvals-waiting\" aria-label=\"1 waiting\">1<"),
+        page.body
+            .contains("id=\"approvals-waiting\" aria-label=\"1 waiting\">1<"),
         "{}",
         page.body
     );
