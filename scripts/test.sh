@@ -99,3 +99,5 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --no-fail-fast
 fi
+log "fuzz targets (each replays its corpus, then fuzzes briefly)"
+./scripts/fuzz-smoke.sh
