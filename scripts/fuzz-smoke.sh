@@ -27,6 +27,27 @@ fuzz=(cargo fuzz --fuzz-dir fuzz)
 opts=(--sanitizer none)
 if [ -n "${CARGO_TARGET_DIR:-}" ]; then opts+=(--target-dir "$CARGO_TARGET_DIR"); fi
 
+# fuzz/ is a workspace of its own with its own lock file: it must build the versions the main
+# workspace pins, or the fuzzers test other code than the server runs.
+echo "== fuzz/Cargo.lock pins the main workspace's versions"
+relock="cp Cargo.lock fuzz/Cargo.lock && cargo metadata --manifest-path fuzz/Cargo.toml --format-version 1 >/dev/null"
+if ! cargo metadata --locked --manifest-path fuzz/Cargo.toml --format-version 1 >/dev/null; then
+  echo "fuzz/Cargo.lock is out of date; refresh it from the main lock: $relock" >&2
+  exit 1
+fi
+python3 - "$relock" <<'EOF'
+import sys, tomllib
+def versions(path):
+    found = {}
+    for p in tomllib.load(open(path, "rb"))["package"]:
+        found.setdefault(p["name"], set()).add(p["version"])
+    return found
+main, fuzz = versions("Cargo.lock"), versions("fuzz/Cargo.lock")
+drift = [f"{n} {sorted(v - main[n])}" for n, v in sorted(fuzz.items()) if n in main and v - main[n]]
+if drift:
+    sys.exit("fuzz/Cargo.lock differs from Cargo.lock: " + ", ".join(drift) + "; refresh it: " + sys.argv[1])
+EOF
+
 echo "== building fuzz targets"
 "${fuzz[@]}" build "${opts[@]}"
 
