@@ -19,12 +19,12 @@ fi
 
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  mapfile -t targets < <(cargo fuzz list --fuzz-dir fuzz)
+  list=$(cargo fuzz list --fuzz-dir fuzz)
+  mapfile -t targets <<<"$list"
 fi
 
 # Without a sanitizer: the workspace forbids unsafe code, and the build is the slow part.
-fuzz=(cargo fuzz --fuzz-dir fuzz)
-opts=(--sanitizer none)
+opts=(--fuzz-dir fuzz --sanitizer none)
 if [ -n "${CARGO_TARGET_DIR:-}" ]; then opts+=(--target-dir "$CARGO_TARGET_DIR"); fi
 
 # fuzz/ is a workspace of its own with its own lock file: it must build the versions the main
@@ -49,7 +49,7 @@ if drift:
 EOF
 
 echo "== building fuzz targets"
-"${fuzz[@]}" build "${opts[@]}"
+cargo fuzz build "${opts[@]}"
 
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
@@ -57,7 +57,7 @@ for t in "${targets[@]}"; do
   echo "== fuzzing $t for ${SECONDS_PER_TARGET}s over fuzz/corpus/$t"
   mkdir -p "$scratch/$t"
   log="$scratch/$t.log"
-  if ! "${fuzz[@]}" run "${opts[@]}" "$t" "$scratch/$t" "fuzz/corpus/$t" -- \
+  if ! cargo fuzz run "${opts[@]}" "$t" "$scratch/$t" "fuzz/corpus/$t" -- \
     -max_total_time="$SECONDS_PER_TARGET" -timeout=10 -rss_limit_mb=2048 \
     -print_final_stats=1 >"$log" 2>&1; then
     tail -n 80 "$log"
