@@ -89,10 +89,14 @@ done
 # --- checks, one build, tests ----------------------------------------------------------------
 log "cargo fmt --check"
 cargo fmt --all -- --check
+cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 log "cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 log "build (all targets, benchmarks included)"
 cargo build --workspace --all-targets --quiet
+# Before the tests, so that the test runner's summary closes the output.
+log "fuzz targets (each replays its corpus, then fuzzes briefly)"
+./scripts/fuzz-smoke.sh
 log "tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast

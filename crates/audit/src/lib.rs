@@ -37,6 +37,7 @@ pub use event::{AuditEvent, EventError};
 pub use hash::{EMPTY_ROOT, Hash, HashParseError, leaf_hash, node_hash};
 pub use memory::MemoryLog;
 pub use ocsf::{OCSF_VERSION, to_ocsf};
+pub use scan::{canonical_entry_len, is_canonical_entry};
 pub use tree::{
     HashReadError, HashReader, MAX_TREE_SIZE, ProofError, TreeError, append_reads,
     consistency_proof, consistency_proof_reads, inclusion_proof, inclusion_proof_reads,

@@ -19,15 +19,19 @@ use chrono::{NaiveDate, NaiveTime};
 const MAX_DEPTH: usize = 32;
 
 /// Whether `bytes` are the canonical encoding of a valid entry whose `index` field is `index`.
-pub(crate) fn is_canonical_entry(bytes: &[u8], index: u64) -> bool {
+///
+/// Public so that the fuzz targets can hold it to its one promise: `true` only if
+/// [`AuditEntry::from_canonical`](crate::AuditEntry::from_canonical) accepts `bytes` and the
+/// entry carries `index` (a `false` for canonical bytes is allowed, see the module docs).
+pub fn is_canonical_entry(bytes: &[u8], index: u64) -> bool {
     canonical_entry_len(bytes, index) == Some(bytes.len())
 }
 
 /// The length of the canonical entry with index `index` that `bytes` starts with, if they do.
 ///
 /// This also finds the end of the line without a search for the newline: canonical bytes
-/// never contain one.
-pub(crate) fn canonical_entry_len(bytes: &[u8], index: u64) -> Option<usize> {
+/// never contain one. Public for the fuzz targets, like [`is_canonical_entry`].
+pub fn canonical_entry_len(bytes: &[u8], index: u64) -> Option<usize> {
     let mut scanner = Scanner { bytes, pos: 0 };
     if !scanner.entry(index) {
         return None;

@@ -279,14 +279,8 @@ async fn list_staff(service: &Service) -> Result<(), String> {
 
 async fn import_subjects(service: &Service, file: &Path) -> Result<(), String> {
     let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
-    let subjects = text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(n, l)| {
-            serde_json::from_str(l).map_err(|e| format!("{}:{}: {e}", file.display(), n + 1))
-        })
-        .collect::<Result<Vec<deskgate_core::Subject>, String>>()?;
+    let subjects = deskgate_core::parse_subject_lines(&text)
+        .map_err(|e| format!("{}:{}: {}", file.display(), e.line, e.source))?;
     let n = service
         .import_subjects(subjects, &cli_actor())
         .await

@@ -5,6 +5,7 @@
 pub mod case;
 pub mod directory;
 pub mod evidence;
+pub mod import;
 pub mod labels;
 pub mod offer;
 pub mod playbook;
@@ -25,6 +26,7 @@ pub use evidence::{
     AttemptOutcome, Evidence, EvidenceChannel, IndependenceClass, Method, RespondentCheck,
     Verification, VerificationState,
 };
+pub use import::{ImportLineError, parse_subject_lines};
 pub use playbook::{PlaybookStep, StepKind};
 pub use requirements::{Progress, Requirements};
 pub use risk::{RiskAssessment, RiskLevel, RiskReason, Signals};
