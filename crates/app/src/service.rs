@@ -31,6 +31,7 @@ use crate::policy_gate::{self, StoreFacts};
 use crate::secrets::{self, CodeHasher};
 use crate::views::{CaseSummary, CaseView, ExecutionView, SubjectView};
 
+mod alerts;
 mod approvals;
 mod audit_access;
 mod cases;

@@ -179,23 +179,16 @@ impl Service {
     /// Alerts every security contact that `caller` opened break-glass on `case`. An alert that
     /// cannot be delivered is logged; the case stays opened.
     async fn alert_break_glass(&self, caller: &Staff, case: &Case, reason: &str) {
-        for to in &self.config.security_contacts {
-            let alert = Message {
-                to: to.clone(),
-                channel: "email".to_owned(),
-                kind: "break_glass_alert".to_owned(),
-                subject_id: case.subject_id.clone(),
-                case_id: Some(case.id.clone()),
-                body: format!(
-                    "Break-glass opened by {} on case {} ({} for {}): {reason}",
-                    caller.name, case.id, case.action, case.subject_id
-                ),
-                secret: None,
-            };
-            if let Err(e) = self.delivery.send(&alert).await {
-                tracing::error!(error = %e, "break-glass alert not delivered");
-            }
-        }
+        let body = format!(
+            "Break-glass opened by {} on case {} [{}] ({} for {}): {reason}",
+            caller.name,
+            case.reference(),
+            case.id,
+            crate::labels::in_sentence(&case.action),
+            case.subject_id
+        );
+        self.alert_security("break_glass_alert", &case.subject_id, &case.id, body)
+            .await;
     }
 
     /// Asks the bundle whether `caller` may approve `case` (as it would stand after the

@@ -51,27 +51,22 @@ impl Service {
         let Some(Escalated { escalation, .. }) = escalated else {
             return;
         };
-        for to in &self.config.security_contacts {
-            let alert = Message {
-                to: to.clone(),
-                channel: "email".to_owned(),
-                kind: "failed_verifications_alert".to_owned(),
-                subject_id: case.subject_id.clone(),
-                case_id: Some(case.id.clone()),
-                body: format!(
-                    "Case {} ({} for {}) reached {} wrong answers or rejected checks. It is \
-                     escalated to a security officer with a denial proposed; the risk is now {}.",
-                    case.id,
-                    case.action,
-                    case.subject_id,
-                    escalation.failures,
-                    escalation.risk_after
-                ),
-                secret: None,
-            };
-            if let Err(e) = self.delivery.send(&alert).await {
-                tracing::error!(error = %e, "failed-verifications alert not delivered");
-            }
-        }
+        let body = format!(
+            "Case {} [{}] ({} for {}) reached {} wrong answers or rejected checks. It is escalated to \
+             a security officer with a denial proposed; the risk is now {}.",
+            case.reference(),
+            case.id,
+            crate::labels::in_sentence(&case.action),
+            case.subject_id,
+            escalation.failures,
+            escalation.risk_after
+        );
+        self.alert_security(
+            "failed_verifications_alert",
+            &case.subject_id,
+            &case.id,
+            body,
+        )
+        .await;
     }
 }

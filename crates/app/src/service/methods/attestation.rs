@@ -508,26 +508,21 @@ impl Service {
                 ..Change::default()
             })
             .await?;
-        for to in &self.config.security_contacts {
-            let alert = Message {
-                to: to.clone(),
-                channel: "email".to_owned(),
-                kind: "attestation_unrecognised_alert".to_owned(),
-                subject_id: case.subject.id.clone(),
-                case_id: Some(case.id.clone()),
-                body: format!(
-                    "The manager asked to confirm case {} ({} for {}) does not recognise the \
-                     request: the case is denied. Treat it as an impersonation attempt.",
-                    case.reference,
-                    crate::labels::in_sentence(&case.action),
-                    case.subject.name
-                ),
-                secret: None,
-            };
-            if let Err(e) = self.delivery.send(&alert).await {
-                tracing::error!(error = %e, "unrecognised-request alert not delivered");
-            }
-        }
+        let body = format!(
+            "The manager asked to confirm case {} [{}] ({} for {}) does not recognise the request: \
+             the case is denied. Treat it as an impersonation attempt.",
+            case.reference,
+            case.id,
+            crate::labels::in_sentence(&case.action),
+            case.subject.name
+        );
+        self.alert_security(
+            "attestation_unrecognised_alert",
+            &case.subject.id,
+            &case.id,
+            body,
+        )
+        .await;
         Ok(case)
     }
 

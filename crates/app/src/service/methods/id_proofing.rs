@@ -386,28 +386,18 @@ impl Service {
 
     /// Tells every security contact that a document not matching the subject was presented.
     async fn alert_identity_mismatch(&self, case: &Case, subject: &Subject, unmatched: &[&str]) {
-        for to in &self.config.security_contacts {
-            let alert = Message {
-                to: to.clone(),
-                channel: "email".to_owned(),
-                kind: "idv_mismatch_alert".to_owned(),
-                subject_id: subject.id.clone(),
-                case_id: Some(case.id.clone()),
-                body: format!(
-                    "Identity proofing in case {} ({} for {}) was completed with a document that \
-                     does not match the subject's identity of record ({}). The verification \
-                     failed; treat the request as a takeover attempt.",
-                    case.id,
-                    case.action,
-                    subject.id,
-                    unmatched.join(", ")
-                ),
-                secret: None,
-            };
-            if let Err(e) = self.delivery.send(&alert).await {
-                tracing::error!(error = %e, "identity mismatch alert not delivered");
-            }
-        }
+        let body = format!(
+            "Identity proofing in case {} [{}] ({} for {}) was completed with a document that does \
+             not match the subject's identity of record ({}). The verification failed; treat the \
+             request as a takeover attempt.",
+            case.reference(),
+            case.id,
+            crate::labels::in_sentence(&case.action),
+            subject.id,
+            unmatched.join(", ")
+        );
+        self.alert_security("idv_mismatch_alert", &subject.id, &case.id, body)
+            .await;
     }
 }
 

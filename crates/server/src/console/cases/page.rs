@@ -333,17 +333,18 @@ fn spelled(reference: &str) -> String {
         .join(" ")
 }
 
-pub(super) async fn render_case(
+/// The case as `staff` sees it: its done steps, the steps still to do, and the live part
+/// with its what-now panel. The page and the poll build it the same way, so they agree.
+async fn load(
     console: &Console,
     staff: &SignedIn,
     id: &str,
-    shown: Shown<'_>,
-) -> Result<Response, Failure> {
+) -> Result<(CaseView, Vec<DoneRow>, Vec<Step>, Live), Failure> {
     let case = console.service.get_case(&staff.0, id).await?;
     let not_before = console.service.grant_not_before(&staff.0, &case.id).await?;
     let done = done_rows(&case);
     let steps = steps(&case, u32::try_from(done.len()).unwrap_or(0));
-    let seen = Seen {
+    let live = Live::build(&Seen {
         case: &case,
         viewer: staff.0.role,
         not_before,
@@ -353,9 +354,18 @@ pub(super) async fn render_case(
             .map(|s| s.number),
         can_approve: can_approve(&case, &staff.0),
         now: console.service.now(),
-    };
-    let seen_can_approve = seen.can_approve;
-    let live = Live::build(&seen);
+    });
+    Ok((case, done, steps, live))
+}
+
+pub(super) async fn render_case(
+    console: &Console,
+    staff: &SignedIn,
+    id: &str,
+    shown: Shown<'_>,
+) -> Result<Response, Failure> {
+    let (case, done, steps, live) = load(console, staff, id).await?;
+    let seen_can_approve = can_approve(&case, &staff.0);
     let message = shown.error.map(|e| e.message().to_owned());
     let at_field = shown.error_at.zip(message.clone());
     let codes = code_entries(&case, at_field.clone(), Some(live.next.1.as_str()));
@@ -423,22 +433,7 @@ pub(crate) async fn live(
     Path(id): Path<String>,
     Query(q): Query<LiveQuery>,
 ) -> Result<Response, Failure> {
-    let case = console.service.get_case(&staff.0, &id).await?;
-    let not_before = console.service.grant_not_before(&staff.0, &case.id).await?;
-    let done = u32::try_from(done_rows(&case).len()).unwrap_or(0);
-    let steps = steps(&case, done);
-    let seen = Seen {
-        case: &case,
-        viewer: staff.0.role,
-        not_before,
-        first_step_with_methods: steps
-            .iter()
-            .find(|s| !s.methods.is_empty())
-            .map(|s| s.number),
-        can_approve: can_approve(&case, &staff.0),
-        now: console.service.now(),
-    };
-    let live = Live::build(&seen);
+    let (_, _, _, live) = load(&console, &staff, &id).await?;
     if q.seen.is_some_and(|v| v != live.version) {
         return Ok(([("HX-Refresh", "true")], LiveFragment { live }).into_response());
     }
