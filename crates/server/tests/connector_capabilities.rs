@@ -147,6 +147,8 @@ async fn console_actions(s: &TestServer) -> Vec<String> {
         .split("<option value=\"")
         .skip(1)
         .map(|option| option.split('"').next().unwrap().to_owned())
+        // The first option is the empty "Choose the action" prompt, no action.
+        .filter(|value| !value.is_empty())
         .collect()
 }
 
